@@ -1,0 +1,27 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrLocked means another open file description holds the lock that
+// FS.Lock asked for: another process, or another Store in this one.
+var ErrLocked = errors.New("device: locked by another holder")
+
+// LockedError is the error FS.Lock returns when the lock is held. It
+// satisfies errors.Is(err, ErrLocked).
+type LockedError struct {
+	Path string // the lock file
+	PID  int    // the holding process, 0 when the platform cannot tell
+}
+
+func (e *LockedError) Error() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("%s is locked by process %d", e.Path, e.PID)
+	}
+	return fmt.Sprintf("%s is locked by another holder", e.Path)
+}
+
+// Is reports ErrLocked.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }

@@ -1,0 +1,55 @@
+package store
+
+import (
+	"errors"
+
+	"github.com/ejectsafe/ejectsafe/device"
+)
+
+// Errors returned by this package. Wrapped errors keep their cause:
+// errors.Is(err, syscall.EIO) works on a checkpoint that met a failing
+// drive, as does errors.Is(err, ErrCheckpoint).
+var (
+	// ErrClosed is returned by methods of a Store after Close succeeded.
+	ErrClosed = errors.New("store: closed")
+
+	// ErrLocked means another process has the database open. The error
+	// chain holds a *device.LockedError naming the process where the
+	// platform can tell.
+	ErrLocked = device.ErrLocked
+
+	// ErrAlreadyOpen means this process already has a Store open on the
+	// database. One Store serves any number of goroutines: share it.
+	ErrAlreadyOpen = errors.New("store: database already open in this process")
+
+	// ErrNotDatabase means the file exists and is not an SQLite database.
+	// Open leaves it untouched.
+	ErrNotDatabase = errors.New("store: not an SQLite database")
+
+	// ErrIsDirectory means the path names a directory.
+	ErrIsDirectory = errors.New("store: path is a directory")
+
+	// ErrReadOnly means the database file, its directory or its
+	// filesystem cannot be written. ejectsafe needs to write next to the
+	// database (checkpoint copies, its lock and journal).
+	ErrReadOnly = errors.New("store: read-only")
+
+	// ErrBadOptions means an Options field holds a value out of range.
+	ErrBadOptions = errors.New("store: invalid options")
+
+	// ErrCheckpoint wraps the cause of a failed checkpoint. The committed
+	// data stays in memory and the Store keeps serving; a later checkpoint
+	// retries the whole operation.
+	ErrCheckpoint = errors.New("store: checkpoint failed")
+
+	// ErrCheckpointBusy means a reader held an old snapshot for longer
+	// than the busy timeout, so the checkpoint could not finish. Nothing
+	// is lost; retry after long read transactions end.
+	ErrCheckpointBusy = errors.New("store: checkpoint blocked by readers")
+
+	// ErrWALRetained is returned by Close when, after the final
+	// checkpoint, writes that raced with Close could not be made durable:
+	// they stay in this process's memory and the next Open of the same
+	// database in this process recovers them.
+	ErrWALRetained = errors.New("store: uncheckpointed writes remain in memory")
+)

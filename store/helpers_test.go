@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ejectsafe/ejectsafe/device"
+)
+
+// openT opens a store in a fresh directory and closes it at test end.
+func openT(t *testing.T, opts *Options) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "test.db")
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func mustCheckpoint(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.Checkpoint(context.Background()); err != nil {
+		t.Fatalf("Checkpoint: %v", err)
+	}
+}
+
+func fileSum(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// sqlite3CLI runs the stock sqlite3 shell on the database file alone
+// (immutable=1: no locks, no -wal, no -shm), the independent reader of
+// what the store put on the drive.
+func sqlite3CLI(t *testing.T, path, sql string) string {
+	t.Helper()
+	bin, err := exec.LookPath("sqlite3")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("sqlite3 CLI missing in CI: %v", err)
+		}
+		t.Skipf("SKIP LOUDLY: the stock sqlite3 CLI is not installed (apt-get install sqlite3); independent-reader check not run")
+	}
+	out, err := exec.Command(bin, "file:"+path+"?immutable=1", sql).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlite3 %q: %v\n%s", sql, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// noSidecars fails if SQLite's -wal or -shm exists next to path.
+func noSidecars(t *testing.T, path string) {
+	t.Helper()
+	for _, suf := range []string{walSuffix, shmSuffix, journalSuffix} {
+		if _, err := os.Stat(path + suf); err == nil {
+			t.Errorf("%s exists on disk", path+suf)
+		}
+	}
+}
+
+// recorder is a MainFile that logs the hook calls SQLite makes, in order.
+type recorder struct {
+	MainFile
+	mu  sync.Mutex
+	ops []string
+	// failSync, when set, makes Sync fail with it.
+	failSync error
+}
+
+func (r *recorder) log(op string) {
+	r.mu.Lock()
+	r.ops = append(r.ops, op)
+	r.mu.Unlock()
+}
+
+func (r *recorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ops := r.ops
+	r.ops = nil
+	return ops
+}
+
+func (r *recorder) WriteAt(p []byte, off int64) error {
+	r.log("write")
+	return r.MainFile.WriteAt(p, off)
+}
+func (r *recorder) Truncate(n int64) error { r.log("truncate"); return r.MainFile.Truncate(n) }
+func (r *recorder) CheckpointStart() error { r.log("start"); return r.MainFile.CheckpointStart() }
+func (r *recorder) CheckpointDone() error  { r.log("done"); return r.MainFile.CheckpointDone() }
+func (r *recorder) SizeHint(n int64) error { r.log("hint"); return r.MainFile.SizeHint(n) }
+func (r *recorder) Sync() error {
+	r.log("sync")
+	r.mu.Lock()
+	err := r.failSync
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return r.MainFile.Sync()
+}
+
+func (r *recorder) setFailSync(err error) {
+	r.mu.Lock()
+	r.failSync = err
+	r.mu.Unlock()
+}
+
+// withRecorder returns options whose MainFile is wrapped by rec.
+func withRecorder(o Options, rec *recorder) *Options {
+	o.newMain = func(fsys device.FS, path string) (MainFile, error) {
+		m, err := openInPlace(fsys, path)
+		rec.MainFile = m
+		return rec, err
+	}
+	return &o
+}

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"sync"
+
+	"github.com/ejectsafe/ejectsafe/device"
+)
+
+// MainFile receives every read and write SQLite makes to the main database
+// file of a Store, from every connection; it is shared by all of them.
+//
+// SQLite checkpoints in this order (SQLite 3.53, wal.c walCheckpoint):
+//
+//	CheckpointStart          SQLITE_FCNTL_CKPT_START
+//	SizeHint                 SQLITE_FCNTL_SIZE_HINT, when the file grows
+//	WriteAt, for each page   backfill from the WAL
+//	CheckpointDone           SQLITE_FCNTL_CKPT_DONE
+//	Truncate                 to the database's size in pages
+//	Sync                     the barrier: the checkpoint is durable when it returns nil
+//
+// Writes also arrive outside checkpoints, for example when a new database
+// enters WAL mode through a rollback journal; they too end with Sync.
+// ReadAt and Size may be called concurrently with each other and with the
+// write methods, which SQLite's locks serialize.
+//
+// The two-phase checkpoint (package checkpoint) implements MainFile so that
+// the database is never written in place. The interim implementation in this
+// package, inPlace, writes in place.
+type MainFile interface {
+	ReadAt(p []byte, off int64) (int, error)
+	Size() (int64, error)
+	WriteAt(p []byte, off int64) error
+	Truncate(size int64) error
+	Sync() error
+	CheckpointStart() error
+	CheckpointDone() error
+	SizeHint(size int64) error
+	Close() error
+}
+
+// inPlace is the interim MainFile: SQLite's writes go straight to the
+// database file. It is not safe against a pull during a checkpoint.
+type inPlace struct {
+	f device.File
+}
+
+func openInPlace(fsys device.FS, path string) (MainFile, error) {
+	f, err := fsys.Open(path, device.ReadWrite)
+	if err != nil {
+		return nil, err
+	}
+	return &inPlace{f: f}, nil
+}
+
+func (p *inPlace) ReadAt(b []byte, off int64) (int, error) { return p.f.ReadAt(b, off) }
+func (p *inPlace) Size() (int64, error)                    { return p.f.Size() }
+func (p *inPlace) Truncate(size int64) error               { return p.f.Truncate(size) }
+func (p *inPlace) Sync() error                             { return p.f.Sync() }
+func (p *inPlace) CheckpointStart() error                  { return nil }
+func (p *inPlace) CheckpointDone() error                   { return nil }
+func (p *inPlace) SizeHint(int64) error                    { return nil }
+func (p *inPlace) Close() error                            { return p.f.Close() }
+
+func (p *inPlace) WriteAt(b []byte, off int64) error {
+	_, err := p.f.WriteAt(b, off)
+	return err
+}
+
+// dbState is what the shim's Go half knows of one open Store.
+type dbState struct {
+	path string
+	fs   device.FS
+	main MainFile
+
+	mu      sync.Mutex
+	lastErr error // the first device error since takeErr
+}
+
+// noteErr keeps the first device error the shim met, so that an operation
+// failing with a bare SQLite code can report its cause.
+func (d *dbState) noteErr(err error) {
+	d.mu.Lock()
+	if d.lastErr == nil {
+		d.lastErr = err
+	}
+	d.mu.Unlock()
+}
+
+// takeErr returns and clears the recorded device error.
+func (d *dbState) takeErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.lastErr
+	d.lastErr = nil
+	return err
+}

@@ -1,0 +1,786 @@
+/*
+ * The ejectsafe VFS shim, C half.
+ *
+ * Three kinds of file go through this VFS:
+ *
+ *   the WAL        kept in heap memory here, in a process-wide registry keyed
+ *                  by the database path, so it outlives any one connection;
+ *                  dropped only by xDelete. Never touches the drive.
+ *   the wal-index  (xShm*) kept in heap memory here too, shared by every
+ *                  connection of this process to the same database. No -shm
+ *                  file, no mmap.
+ *   the main file  locks are kept here, in process; every byte of I/O goes to
+ *                  Go (shim.go), which sends it through device.FS and the
+ *                  checkpoint hooks. Rollback journals go to Go as well.
+ *
+ * Everything else (temporary files, which SQLite names NULL) is delegated
+ * to the platform's default VFS and never lands on the drive.
+ *
+ * The commit path (WAL frame writes, wal-index reads and locks) stays in C:
+ * a C-to-Go call costs 100-200 ns and a commit makes several such calls.
+ * Main-file I/O happens on cache misses and checkpoints only.
+ *
+ * Go pointers are never stored here: Go files are named by a uint64 handle.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqlite_abi.h"
+#include "shim.h"
+
+/* Exported from shim.go. */
+extern int esGoOpen(char *name, int flags, int kind, uint64_t *handle);
+extern int esGoClose(uint64_t h);
+extern int esGoRead(uint64_t h, void *p, int n, long long off);
+extern int esGoWrite(uint64_t h, void *p, int n, long long off);
+extern int esGoTruncate(uint64_t h, long long size);
+extern int esGoSync(uint64_t h, int flags);
+extern int esGoFileSize(uint64_t h, long long *size);
+extern int esGoFileControl(uint64_t h, int op, long long arg);
+extern int esGoDelete(char *name, int syncDir);
+extern int esGoAccess(char *name, int flags, int *res);
+
+#define ES_KIND_MAIN 1
+#define ES_KIND_JOURNAL 2
+#define ES_KIND_WAL 3
+
+#define ES_CHUNK (1 << 20) /* WAL memory grows by 1 MiB chunks that never move */
+
+/* es_wal is one in-memory WAL file. */
+typedef struct es_wal {
+	pthread_mutex_t mu;
+	int exists;
+	long long size;
+	long long max;    /* writes past this answer SQLITE_FULL */
+	long long retain; /* chunk bytes kept across truncation */
+	long long writes;
+	unsigned char **chunks;
+	int nChunk; /* allocated chunks */
+	int nSlot;  /* capacity of chunks[] */
+} es_wal;
+
+typedef struct es_file es_file;
+
+/* es_node is the in-process state of one database. */
+typedef struct es_node {
+	char *path;
+	size_t pathLen;
+	int refs; /* guarded by gmu */
+	struct es_node *next;
+
+	pthread_mutex_t mu; /* guards locks and wal-index below */
+
+	/* Main-file locks between this process's connections. */
+	int nShared; /* connections holding SHARED or more */
+	int eLock;   /* the strongest lock any connection holds */
+
+	/* wal-index regions; stable addresses while any connection maps them. */
+	volatile void **regions;
+	int nRegion;
+	int nShmUser;
+	int shmShared[SQLITE_SHM_NLOCK]; /* holders of each slot in SHARED */
+	int shmExcl[SQLITE_SHM_NLOCK];   /* 1 while a connection holds it EXCLUSIVE */
+
+	es_wal wal;
+} es_node;
+
+struct es_file {
+	const sqlite3_io_methods *pMethods;
+	int kind;
+	es_node *node;
+	uint64_t h; /* Go handle (main file, journal) */
+	int eLock;  /* this connection's main-file lock */
+	int shmMapped;
+	unsigned shmSharedMask;
+	unsigned shmExclMask;
+};
+
+static pthread_mutex_t gmu = PTHREAD_MUTEX_INITIALIZER;
+static es_node *gnodes;
+static sqlite3_vfs *gbase; /* the platform VFS we delegate to */
+static sqlite3_vfs gvfs;
+
+/* ---- node registry (callers hold gmu) ---- */
+
+static es_node *nodeFindLocked(const char *path, size_t n) {
+	es_node *p;
+	for (p = gnodes; p; p = p->next) {
+		if (p->pathLen == n && memcmp(p->path, path, n) == 0) return p;
+	}
+	return 0;
+}
+
+static void walFreeChunks(es_wal *w, int keep) {
+	while (w->nChunk > keep) {
+		w->nChunk--;
+		free(w->chunks[w->nChunk]);
+		w->chunks[w->nChunk] = 0;
+	}
+}
+
+/* nodeUnrefLocked drops a reference; a node whose WAL holds data is kept so
+ * nothing committed is lost while the process lives. */
+static void nodeUnrefLocked(es_node *p) {
+	es_node **pp;
+	p->refs--;
+	if (p->refs > 0) return;
+	if (p->wal.exists && p->wal.size > 0) return;
+	for (pp = &gnodes; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	walFreeChunks(&p->wal, 0);
+	free(p->wal.chunks);
+	free((void *)p->regions);
+	pthread_mutex_destroy(&p->wal.mu);
+	pthread_mutex_destroy(&p->mu);
+	free(p->path);
+	free(p);
+}
+
+int es_node_acquire(const char *path, long long maxWAL, long long retainWAL) {
+	size_t n = strlen(path);
+	es_node *p;
+	pthread_mutex_lock(&gmu);
+	p = nodeFindLocked(path, n);
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p || !(p->path = malloc(n + 1))) {
+			free(p);
+			pthread_mutex_unlock(&gmu);
+			return SQLITE_NOMEM;
+		}
+		memcpy(p->path, path, n + 1);
+		p->pathLen = n;
+		pthread_mutex_init(&p->mu, 0);
+		pthread_mutex_init(&p->wal.mu, 0);
+		p->next = gnodes;
+		gnodes = p;
+	}
+	pthread_mutex_lock(&p->wal.mu);
+	p->wal.max = maxWAL;
+	p->wal.retain = retainWAL;
+	pthread_mutex_unlock(&p->wal.mu);
+	p->refs++;
+	pthread_mutex_unlock(&gmu);
+	return SQLITE_OK;
+}
+
+void es_node_release(const char *path) {
+	es_node *p;
+	pthread_mutex_lock(&gmu);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) nodeUnrefLocked(p);
+	pthread_mutex_unlock(&gmu);
+}
+
+/* Offsets in wal-index region 0 (SQLite's documented wal-index format,
+ * walformat.html): the first header copy's szPage and mxFrame, and the
+ * checkpoint info's nBackfill. */
+#define WI_SZPAGE 14
+#define WI_MXFRAME 16
+#define WI_NBACKFILL 96
+#define WAL_FRAME_HDR 24
+
+int es_wal_stat(const char *path, es_wal_stats *out) {
+	es_node *p;
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&gmu);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		pthread_mutex_lock(&p->mu);
+		if (p->nRegion > 0) {
+			const volatile unsigned char *hdr = p->regions[0];
+			unsigned mx = *(const volatile unsigned *)(hdr + WI_MXFRAME);
+			unsigned bf = *(const volatile unsigned *)(hdr + WI_NBACKFILL);
+			unsigned sz = *(const volatile unsigned short *)(hdr + WI_SZPAGE);
+			if (sz == 1) sz = 65536;
+			if (mx > bf) out->dirty = (long long)(mx - bf) * (sz + WAL_FRAME_HDR);
+		}
+		pthread_mutex_unlock(&p->mu);
+		pthread_mutex_lock(&p->wal.mu);
+		out->size = p->wal.size;
+		out->allocated = (long long)p->wal.nChunk * ES_CHUNK;
+		out->writes = p->wal.writes;
+		out->exists = p->wal.exists;
+		pthread_mutex_unlock(&p->wal.mu);
+	}
+	pthread_mutex_unlock(&gmu);
+	return p != 0;
+}
+
+int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser) {
+	es_node *p;
+	pthread_mutex_lock(&gmu);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		pthread_mutex_lock(&p->mu);
+		*nShared = p->nShared;
+		*eLock = p->eLock;
+		*nShmUser = p->nShmUser;
+		pthread_mutex_unlock(&p->mu);
+	}
+	pthread_mutex_unlock(&gmu);
+	return p != 0;
+}
+
+/* nodeRef finds the node of a WAL name ("<db>-wal") and takes a ref. */
+static es_node *nodeRef(const char *name, size_t suffix) {
+	size_t n = strlen(name);
+	es_node *p = 0;
+	if (n < suffix) return 0;
+	pthread_mutex_lock(&gmu);
+	p = nodeFindLocked(name, n - suffix);
+	if (p) p->refs++;
+	pthread_mutex_unlock(&gmu);
+	return p;
+}
+
+static void nodeUnref(es_node *p) {
+	pthread_mutex_lock(&gmu);
+	nodeUnrefLocked(p);
+	pthread_mutex_unlock(&gmu);
+}
+
+static int isWALName(const char *name) {
+	size_t n = name ? strlen(name) : 0;
+	return n > 4 && memcmp(name + n - 4, "-wal", 4) == 0;
+}
+
+/* ---- the in-memory WAL ---- */
+
+/* walGrowLocked makes chunks cover [0, end). */
+static int walGrowLocked(es_wal *w, long long end) {
+	int need = (int)((end + ES_CHUNK - 1) / ES_CHUNK);
+	if (need > w->nSlot) {
+		int slots = w->nSlot ? w->nSlot : 16;
+		unsigned char **c;
+		while (slots < need) slots *= 2;
+		c = realloc(w->chunks, (size_t)slots * sizeof(*c));
+		if (!c) return SQLITE_IOERR_NOMEM;
+		memset(c + w->nSlot, 0, (size_t)(slots - w->nSlot) * sizeof(*c));
+		w->chunks = c;
+		w->nSlot = slots;
+	}
+	while (w->nChunk < need) {
+		unsigned char *m = malloc(ES_CHUNK);
+		if (!m) return SQLITE_IOERR_NOMEM;
+		w->chunks[w->nChunk++] = m;
+	}
+	return SQLITE_OK;
+}
+
+/* walCopyLocked copies n bytes between the WAL at off and buf. */
+static void walCopyLocked(es_wal *w, unsigned char *buf, long long n, long long off, int toWAL) {
+	while (n > 0) {
+		long long ci = off / ES_CHUNK, co = off % ES_CHUNK;
+		long long k = ES_CHUNK - co;
+		if (k > n) k = n;
+		if (toWAL) {
+			if (buf) memcpy(w->chunks[ci] + co, buf, (size_t)k);
+			else memset(w->chunks[ci] + co, 0, (size_t)k);
+		} else {
+			memcpy(buf, w->chunks[ci] + co, (size_t)k);
+		}
+		if (buf) buf += k;
+		off += k;
+		n -= k;
+	}
+}
+
+/* xRead: SQLite's contract: fill the buffer; past the end, zero-fill and
+ * answer SQLITE_IOERR_SHORT_READ. */
+static int walRead(sqlite3_file *pf, void *buf, int amt, sqlite3_int64 off) {
+	es_wal *w = &((es_file *)pf)->node->wal;
+	int rc = SQLITE_OK;
+	long long avail;
+	pthread_mutex_lock(&w->mu);
+	avail = w->size - off;
+	if (avail < 0) avail = 0;
+	if (avail < amt) {
+		memset((unsigned char *)buf + avail, 0, (size_t)(amt - avail));
+		rc = SQLITE_IOERR_SHORT_READ;
+	} else {
+		avail = amt;
+	}
+	walCopyLocked(w, buf, avail, off, 0);
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+/* xWrite: extend as needed; past the configured cap, SQLITE_FULL. */
+static int walWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 off) {
+	es_wal *w = &((es_file *)pf)->node->wal;
+	long long end = off + amt;
+	int rc;
+	pthread_mutex_lock(&w->mu);
+	if (w->max > 0 && end > w->max) {
+		pthread_mutex_unlock(&w->mu);
+		return SQLITE_FULL;
+	}
+	rc = walGrowLocked(w, end);
+	if (rc == SQLITE_OK) {
+		if (off > w->size) walCopyLocked(w, 0, off - w->size, w->size, 1);
+		walCopyLocked(w, (unsigned char *)buf, amt, off, 1);
+		if (end > w->size) w->size = end;
+		w->writes++;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+/* xTruncate: memory up to the retained working set is kept for reuse (fresh
+ * memory costs a page fault per page); the rest is returned. */
+static int walTruncate(sqlite3_file *pf, sqlite3_int64 size) {
+	es_wal *w = &((es_file *)pf)->node->wal;
+	int rc = SQLITE_OK;
+	pthread_mutex_lock(&w->mu);
+	if (size > w->size) {
+		rc = walGrowLocked(w, size);
+		if (rc == SQLITE_OK) {
+			walCopyLocked(w, 0, size - w->size, w->size, 1);
+			w->size = size;
+		}
+	} else {
+		long long keep = size > w->retain ? size : w->retain;
+		w->size = size;
+		walFreeChunks(w, (int)((keep + ES_CHUNK - 1) / ES_CHUNK));
+	}
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+/* xSync: the WAL is memory; durability comes from the checkpoint. */
+static int walSync(sqlite3_file *pf, int flags) {
+	(void)pf;
+	(void)flags;
+	return SQLITE_OK;
+}
+
+static int walFileSize(sqlite3_file *pf, sqlite3_int64 *size) {
+	es_wal *w = &((es_file *)pf)->node->wal;
+	pthread_mutex_lock(&w->mu);
+	*size = w->size;
+	pthread_mutex_unlock(&w->mu);
+	return SQLITE_OK;
+}
+
+static int walClose(sqlite3_file *pf) {
+	nodeUnref(((es_file *)pf)->node);
+	return SQLITE_OK;
+}
+
+/* WAL files are never locked by SQLite: the wal-index locks guard them. */
+static int noLock(sqlite3_file *pf, int lvl) {
+	(void)pf;
+	(void)lvl;
+	return SQLITE_OK;
+}
+
+static int noReserved(sqlite3_file *pf, int *res) {
+	(void)pf;
+	*res = 0;
+	return SQLITE_OK;
+}
+
+static int noFileControl(sqlite3_file *pf, int op, void *arg) {
+	(void)pf;
+	(void)op;
+	(void)arg;
+	return SQLITE_NOTFOUND;
+}
+
+static int sector4K(sqlite3_file *pf) {
+	(void)pf;
+	return 4096;
+}
+
+/* The WAL is heap memory, so it may claim what memory gives: sequential,
+ * safe-append, powersafe overwrite (no frame padding). */
+static int walCaps(sqlite3_file *pf) {
+	(void)pf;
+	return SQLITE_IOCAP_SEQUENTIAL | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_POWERSAFE_OVERWRITE;
+}
+
+/* Files on the drive claim nothing: removable media give no powersafe
+ * overwrite and no atomic writes. */
+static int noCaps(sqlite3_file *pf) {
+	(void)pf;
+	return 0;
+}
+
+/* ---- Go-backed files: main database and rollback journal ---- */
+
+static int goRead(sqlite3_file *pf, void *buf, int amt, sqlite3_int64 off) {
+	return esGoRead(((es_file *)pf)->h, buf, amt, off);
+}
+
+static int goWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 off) {
+	return esGoWrite(((es_file *)pf)->h, (void *)buf, amt, off);
+}
+
+static int goTruncate(sqlite3_file *pf, sqlite3_int64 size) {
+	return esGoTruncate(((es_file *)pf)->h, size);
+}
+
+static int goSync(sqlite3_file *pf, int flags) {
+	return esGoSync(((es_file *)pf)->h, flags);
+}
+
+static int goFileSize(sqlite3_file *pf, sqlite3_int64 *size) {
+	long long n = 0;
+	int rc = esGoFileSize(((es_file *)pf)->h, &n);
+	*size = n;
+	return rc;
+}
+
+static int journalClose(sqlite3_file *pf) {
+	return esGoClose(((es_file *)pf)->h);
+}
+
+/* ---- main file: locks between this process's connections ---- */
+
+static void shmUnmapLocked(es_file *f);
+static int mainUnlock(sqlite3_file *pf, int lvl);
+
+/* xClose: like os_unix.c, give up this connection's locks first. */
+static int mainClose(sqlite3_file *pf) {
+	es_file *f = (es_file *)pf;
+	int rc;
+	mainUnlock(pf, SQLITE_LOCK_NONE);
+	pthread_mutex_lock(&f->node->mu);
+	shmUnmapLocked(f);
+	pthread_mutex_unlock(&f->node->mu);
+	rc = esGoClose(f->h);
+	nodeUnref(f->node);
+	return rc;
+}
+
+/* xLock follows SQLite's five-state protocol (as os_unix.c does between
+ * processes), here between the connections of one process: another
+ * connection's PENDING or stronger lock blocks SHARED; RESERVED and up are
+ * exclusive to one connection; EXCLUSIVE waits (as PENDING) for the other
+ * SHARED holders to leave. */
+static int mainLock(sqlite3_file *pf, int lvl) {
+	es_file *f = (es_file *)pf;
+	es_node *n = f->node;
+	int rc = SQLITE_OK;
+	if (f->eLock >= lvl) return SQLITE_OK;
+	pthread_mutex_lock(&n->mu);
+	if (n->eLock != f->eLock && (n->eLock >= SQLITE_LOCK_PENDING || lvl > SQLITE_LOCK_SHARED)) {
+		rc = SQLITE_BUSY;
+	} else if (lvl == SQLITE_LOCK_SHARED) {
+		n->nShared++;
+		if (n->eLock < SQLITE_LOCK_SHARED) n->eLock = SQLITE_LOCK_SHARED;
+		f->eLock = SQLITE_LOCK_SHARED;
+	} else if (lvl == SQLITE_LOCK_RESERVED) {
+		n->eLock = f->eLock = SQLITE_LOCK_RESERVED;
+	} else if (n->nShared > 1) {
+		n->eLock = f->eLock = SQLITE_LOCK_PENDING;
+		rc = SQLITE_BUSY;
+	} else {
+		n->eLock = f->eLock = lvl;
+	}
+	pthread_mutex_unlock(&n->mu);
+	return rc;
+}
+
+static int mainUnlock(sqlite3_file *pf, int lvl) {
+	es_file *f = (es_file *)pf;
+	es_node *n = f->node;
+	if (f->eLock <= lvl) return SQLITE_OK;
+	pthread_mutex_lock(&n->mu);
+	if (f->eLock > SQLITE_LOCK_SHARED) n->eLock = SQLITE_LOCK_SHARED;
+	if (lvl == SQLITE_LOCK_NONE) {
+		n->nShared--;
+		if (n->nShared == 0) n->eLock = SQLITE_LOCK_NONE;
+	}
+	f->eLock = lvl;
+	pthread_mutex_unlock(&n->mu);
+	return SQLITE_OK;
+}
+
+static int mainReserved(sqlite3_file *pf, int *res) {
+	es_node *n = ((es_file *)pf)->node;
+	pthread_mutex_lock(&n->mu);
+	*res = n->eLock > SQLITE_LOCK_SHARED;
+	pthread_mutex_unlock(&n->mu);
+	return SQLITE_OK;
+}
+
+/* xFileControl: the checkpoint's markers go to Go's hooks; HAS_MOVED is
+ * answered here (after a checkpoint's rename the path still names this
+ * database, so it has not moved, and the close-time checkpoint runs). */
+static int mainFileControl(sqlite3_file *pf, int op, void *arg) {
+	es_file *f = (es_file *)pf;
+	switch (op) {
+	case SQLITE_FCNTL_CKPT_START:
+	case SQLITE_FCNTL_CKPT_DONE:
+		return esGoFileControl(f->h, op, 0);
+	case SQLITE_FCNTL_SIZE_HINT:
+		return esGoFileControl(f->h, op, *(sqlite3_int64 *)arg);
+	case SQLITE_FCNTL_HAS_MOVED:
+		*(int *)arg = 0;
+		return SQLITE_OK;
+	case SQLITE_FCNTL_LOCKSTATE:
+		*(int *)arg = f->eLock;
+		return SQLITE_OK;
+	}
+	return SQLITE_NOTFOUND;
+}
+
+/* ---- wal-index in heap memory ---- */
+
+/* xShmMap: regions are allocated zeroed and never move while mapped. */
+static int mainShmMap(sqlite3_file *pf, int iRegion, int szRegion, int extend, void volatile **pp) {
+	es_file *f = (es_file *)pf;
+	es_node *n = f->node;
+	int rc = SQLITE_OK;
+	pthread_mutex_lock(&n->mu);
+	if (!f->shmMapped) {
+		f->shmMapped = 1;
+		n->nShmUser++;
+	}
+	*pp = 0;
+	if (iRegion >= n->nRegion && extend) {
+		volatile void **r = realloc((void *)n->regions, (size_t)(iRegion + 1) * sizeof(*r));
+		if (!r) {
+			rc = SQLITE_IOERR_NOMEM;
+		} else {
+			n->regions = r;
+			while (n->nRegion <= iRegion) {
+				void *m = calloc(1, (size_t)szRegion);
+				if (!m) {
+					rc = SQLITE_IOERR_NOMEM;
+					break;
+				}
+				n->regions[n->nRegion++] = m;
+			}
+		}
+	}
+	if (rc == SQLITE_OK && iRegion < n->nRegion) *pp = n->regions[iRegion];
+	pthread_mutex_unlock(&n->mu);
+	return rc;
+}
+
+/* xShmLock: SQLite's lock slots. SHARED is taken one slot at a time and
+ * fails while another connection holds the slot EXCLUSIVE; EXCLUSIVE fails
+ * while any other connection holds any of the slots in any mode. */
+static int mainShmLock(sqlite3_file *pf, int ofst, int cnt, int flags) {
+	es_file *f = (es_file *)pf;
+	es_node *n = f->node;
+	unsigned mask = ((1u << (ofst + cnt)) - 1u) & ~((1u << ofst) - 1u);
+	int i, rc = SQLITE_OK;
+	if (ofst < 0 || cnt < 1 || ofst + cnt > SQLITE_SHM_NLOCK) return SQLITE_IOERR;
+	pthread_mutex_lock(&n->mu);
+	if (flags & SQLITE_SHM_UNLOCK) {
+		for (i = ofst; i < ofst + cnt; i++) {
+			unsigned bit = 1u << i;
+			if (f->shmSharedMask & bit) n->shmShared[i]--;
+			if (f->shmExclMask & bit) n->shmExcl[i] = 0;
+		}
+		f->shmSharedMask &= ~mask;
+		f->shmExclMask &= ~mask;
+	} else if (flags & SQLITE_SHM_SHARED) {
+		for (i = ofst; i < ofst + cnt && rc == SQLITE_OK; i++) {
+			if (n->shmExcl[i] && !(f->shmExclMask & (1u << i))) rc = SQLITE_BUSY;
+		}
+		if (rc == SQLITE_OK) {
+			for (i = ofst; i < ofst + cnt; i++) {
+				if (!(f->shmSharedMask & (1u << i))) n->shmShared[i]++;
+			}
+			f->shmSharedMask |= mask;
+		}
+	} else {
+		for (i = ofst; i < ofst + cnt && rc == SQLITE_OK; i++) {
+			unsigned bit = 1u << i;
+			int others = n->shmShared[i] - ((f->shmSharedMask & bit) ? 1 : 0);
+			if (others > 0 || (n->shmExcl[i] && !(f->shmExclMask & bit))) rc = SQLITE_BUSY;
+		}
+		if (rc == SQLITE_OK) {
+			for (i = ofst; i < ofst + cnt; i++) n->shmExcl[i] = 1;
+			f->shmExclMask |= mask;
+		}
+	}
+	pthread_mutex_unlock(&n->mu);
+	return rc;
+}
+
+/* xShmBarrier: a full memory barrier, plus the mutex for good measure as
+ * os_unix.c does. */
+static void mainShmBarrier(sqlite3_file *pf) {
+	es_node *n = ((es_file *)pf)->node;
+	__sync_synchronize();
+	pthread_mutex_lock(&n->mu);
+	pthread_mutex_unlock(&n->mu);
+}
+
+/* shmUnmapLocked detaches a connection; the last one frees the regions, so
+ * the next connection rebuilds the wal-index from the in-memory WAL, as
+ * SQLite does after the last process leaves a -shm file. */
+static void shmUnmapLocked(es_file *f) {
+	es_node *n = f->node;
+	int i;
+	if (!f->shmMapped) return;
+	for (i = 0; i < SQLITE_SHM_NLOCK; i++) {
+		unsigned bit = 1u << i;
+		if (f->shmSharedMask & bit) n->shmShared[i]--;
+		if (f->shmExclMask & bit) n->shmExcl[i] = 0;
+	}
+	f->shmSharedMask = f->shmExclMask = 0;
+	f->shmMapped = 0;
+	if (--n->nShmUser == 0) {
+		for (i = 0; i < n->nRegion; i++) free((void *)n->regions[i]);
+		free((void *)n->regions);
+		n->regions = 0;
+		n->nRegion = 0;
+	}
+}
+
+static int mainShmUnmap(sqlite3_file *pf, int deleteFlag) {
+	es_node *n = ((es_file *)pf)->node;
+	(void)deleteFlag;
+	pthread_mutex_lock(&n->mu);
+	shmUnmapLocked((es_file *)pf);
+	pthread_mutex_unlock(&n->mu);
+	return SQLITE_OK;
+}
+
+static const sqlite3_io_methods mainMethods = {
+    2,          mainClose,       goRead,          goWrite,        goTruncate,   goSync,
+    goFileSize, mainLock,        mainUnlock,      mainReserved,   mainFileControl,
+    sector4K,   noCaps,          mainShmMap,      mainShmLock,    mainShmBarrier,
+    mainShmUnmap, 0,             0};
+
+static const sqlite3_io_methods walMethods = {
+    1,           walClose, walRead,    walWrite,      walTruncate, walSync, walFileSize,
+    noLock,      noLock,   noReserved, noFileControl, sector4K,    walCaps, 0,
+    0,           0,        0,          0,             0};
+
+static const sqlite3_io_methods journalMethods = {
+    1,          journalClose, goRead,     goWrite,       goTruncate, goSync, goFileSize,
+    noLock,     noLock,       noReserved, noFileControl, sector4K,   noCaps, 0,
+    0,          0,            0,          0,             0};
+
+/* ---- the VFS ---- */
+
+/* xOpen: main files and journals of databases a Store opened go to Go; the
+ * WAL comes from the registry; anything else (temporary files) goes to the
+ * platform VFS, which never puts it on the drive. */
+static int esOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int flags, int *outFlags) {
+	es_file *f = (es_file *)pf;
+	int rc;
+	(void)vfs;
+	if (!name || !(flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_JOURNAL))) {
+		return gbase->xOpen(gbase, name, pf, flags, outFlags);
+	}
+	memset(f, 0, sizeof(*f));
+	if (flags & SQLITE_OPEN_WAL) {
+		es_node *n = nodeRef(name, 4);
+		if (!n) return SQLITE_CANTOPEN;
+		pthread_mutex_lock(&n->wal.mu);
+		n->wal.exists = 1;
+		pthread_mutex_unlock(&n->wal.mu);
+		f->kind = ES_KIND_WAL;
+		f->node = n;
+		f->pMethods = &walMethods;
+	} else if (flags & SQLITE_OPEN_MAIN_DB) {
+		es_node *n = nodeRef(name, 0);
+		if (!n) return SQLITE_CANTOPEN;
+		rc = esGoOpen((char *)name, flags, ES_KIND_MAIN, &f->h);
+		if (rc != SQLITE_OK) {
+			nodeUnref(n);
+			return rc;
+		}
+		f->kind = ES_KIND_MAIN;
+		f->node = n;
+		f->pMethods = &mainMethods;
+	} else {
+		rc = esGoOpen((char *)name, flags, ES_KIND_JOURNAL, &f->h);
+		if (rc != SQLITE_OK) return rc;
+		f->kind = ES_KIND_JOURNAL;
+		f->pMethods = &journalMethods;
+	}
+	if (outFlags) *outFlags = flags;
+	return SQLITE_OK;
+}
+
+/* xDelete: deleting the WAL drops its memory; other names of a Store's
+ * database go through device.FS; the rest to the platform VFS. */
+static int esDelete(sqlite3_vfs *vfs, const char *name, int syncDir) {
+	int rc;
+	(void)vfs;
+	if (isWALName(name)) {
+		es_node *n = nodeRef(name, 4);
+		if (n) {
+			pthread_mutex_lock(&n->wal.mu);
+			n->wal.exists = 0;
+			n->wal.size = 0;
+			walFreeChunks(&n->wal, 0);
+			pthread_mutex_unlock(&n->wal.mu);
+			nodeUnref(n);
+			return SQLITE_OK;
+		}
+	}
+	rc = esGoDelete((char *)name, syncDir);
+	if (rc >= 0) return rc;
+	return gbase->xDelete(gbase, name, syncDir);
+}
+
+/* xAccess: a WAL "exists" when it holds bytes, as os_unix.c treats an empty
+ * file as absent. */
+static int esAccess(sqlite3_vfs *vfs, const char *name, int flags, int *res) {
+	int rc;
+	(void)vfs;
+	if (isWALName(name)) {
+		es_node *n = nodeRef(name, 4);
+		if (n) {
+			pthread_mutex_lock(&n->wal.mu);
+			*res = n->wal.exists && n->wal.size > 0;
+			pthread_mutex_unlock(&n->wal.mu);
+			nodeUnref(n);
+			return SQLITE_OK;
+		}
+	}
+	rc = esGoAccess((char *)name, flags, res);
+	if (rc >= 0) return rc;
+	return gbase->xAccess(gbase, name, flags, res);
+}
+
+/* xFullPathname: the Store hands SQLite absolute, cleaned paths; keep them
+ * byte for byte so registry keys match. */
+static int esFullPathname(sqlite3_vfs *vfs, const char *name, int nOut, char *out) {
+	size_t n = strlen(name);
+	(void)vfs;
+	if (name[0] != '/') return gbase->xFullPathname(gbase, name, nOut, out);
+	if ((int)n + 1 > nOut) return SQLITE_CANTOPEN;
+	memcpy(out, name, n + 1);
+	return SQLITE_OK;
+}
+
+static pthread_once_t gonce = PTHREAD_ONCE_INIT;
+static int gregisterRC = SQLITE_ERROR;
+
+static void registerOnce(void) {
+	gbase = sqlite3_vfs_find(0);
+	if (!gbase) return;
+	gvfs = *gbase;
+	gvfs.iVersion = gbase->iVersion < 2 ? gbase->iVersion : 2;
+	gvfs.szOsFile = gbase->szOsFile > (int)sizeof(es_file) ? gbase->szOsFile : (int)sizeof(es_file);
+	gvfs.pNext = 0;
+	gvfs.zName = "ejectsafe";
+	gvfs.pAppData = 0;
+	gvfs.xOpen = esOpen;
+	gvfs.xDelete = esDelete;
+	gvfs.xAccess = esAccess;
+	gvfs.xFullPathname = esFullPathname;
+	gregisterRC = sqlite3_vfs_register(&gvfs, 0);
+}
+
+int es_register(void) {
+	pthread_once(&gonce, registerOnce);
+	return gregisterRC;
+}

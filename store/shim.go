@@ -1,0 +1,374 @@
+package store
+
+/*
+#include <stdint.h>
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"github.com/ejectsafe/ejectsafe/device"
+)
+
+// vfsName is the name the shim registers with SQLite.
+const vfsName = "ejectsafe"
+
+// SQLite result codes the Go half returns.
+const (
+	sqliteOK          = 0
+	sqliteNotFound    = 12
+	sqliteFull        = 13
+	sqliteCantOpen    = 14
+	sqliteIOErr       = 10
+	ioerrRead         = sqliteIOErr | 1<<8
+	ioerrShortRead    = sqliteIOErr | 2<<8
+	ioerrWrite        = sqliteIOErr | 3<<8
+	ioerrFsync        = sqliteIOErr | 4<<8
+	ioerrTruncate     = sqliteIOErr | 6<<8
+	ioerrFstat        = sqliteIOErr | 7<<8
+	ioerrDelete       = sqliteIOErr | 10<<8
+	ioerrAccess       = sqliteIOErr | 13<<8
+	notMine           = -1 // xDelete/xAccess: not a Store's file, use the platform VFS
+	openFlagCreate    = 0x4
+	accessExists      = 0
+	kindMain          = 1
+	kindJournal       = 2
+	fcntlSizeHint     = 5
+	fcntlCkptDone     = 37
+	fcntlCkptStart    = 39
+	journalSuffix     = "-journal"
+	lockSuffix        = ".ejectsafe-lock"
+	walSuffix         = "-wal"
+	shmSuffix         = "-shm"
+	registerFailedFmt = "store: register VFS: SQLite code %d"
+)
+
+var registerOnce = sync.OnceValue(func() error {
+	if rc := C.es_register(); rc != sqliteOK {
+		return fmt.Errorf(registerFailedFmt, int(rc))
+	}
+	return nil
+})
+
+// vfsFile is what a Go handle names: a connection's main file or journal.
+type vfsFile interface {
+	ReadAt(p []byte, off int64) (int, error)
+	WriteAt(p []byte, off int64) error
+	Truncate(size int64) error
+	Sync() error
+	Size() (int64, error)
+	fileControl(op int, arg int64) error
+	close() error
+	db() *dbState
+}
+
+// handles maps the ids C holds to Go files; C never holds Go pointers.
+var handles struct {
+	sync.RWMutex
+	m    map[uint64]vfsFile
+	next uint64
+}
+
+func addHandle(f vfsFile) uint64 {
+	handles.Lock()
+	defer handles.Unlock()
+	if handles.m == nil {
+		handles.m = make(map[uint64]vfsFile)
+	}
+	handles.next++
+	handles.m[handles.next] = f
+	return handles.next
+}
+
+func handle(h C.uint64_t) vfsFile {
+	handles.RLock()
+	f := handles.m[uint64(h)]
+	handles.RUnlock()
+	return f
+}
+
+// dbs maps a database path to the open Store's state, for xOpen.
+var dbs struct {
+	sync.Mutex
+	m map[string]*dbState
+}
+
+func lookupDB(name string) *dbState {
+	dbs.Lock()
+	defer dbs.Unlock()
+	return dbs.m[name]
+}
+
+// dbOfJournal finds the Store whose rollback journal name is.
+func dbOfJournal(name string) *dbState {
+	base, ok := strings.CutSuffix(name, journalSuffix)
+	if !ok {
+		return nil
+	}
+	return lookupDB(base)
+}
+
+// mainConn is one connection's handle on the shared main file.
+type mainConn struct{ d *dbState }
+
+func (c mainConn) ReadAt(p []byte, off int64) (int, error) { return c.d.main.ReadAt(p, off) }
+func (c mainConn) WriteAt(p []byte, off int64) error       { return c.d.main.WriteAt(p, off) }
+func (c mainConn) Truncate(size int64) error               { return c.d.main.Truncate(size) }
+func (c mainConn) Sync() error                             { return c.d.main.Sync() }
+func (c mainConn) Size() (int64, error)                    { return c.d.main.Size() }
+func (c mainConn) close() error                            { return nil }
+func (c mainConn) db() *dbState                            { return c.d }
+
+func (c mainConn) fileControl(op int, arg int64) error {
+	switch op {
+	case fcntlCkptStart:
+		return c.d.main.CheckpointStart()
+	case fcntlCkptDone:
+		return c.d.main.CheckpointDone()
+	case fcntlSizeHint:
+		return c.d.main.SizeHint(arg)
+	}
+	return nil
+}
+
+// journalFile is a rollback journal on the drive, through device.FS.
+type journalFile struct {
+	f device.File
+	d *dbState
+}
+
+func (j journalFile) ReadAt(p []byte, off int64) (int, error) { return j.f.ReadAt(p, off) }
+func (j journalFile) WriteAt(p []byte, off int64) error {
+	_, err := j.f.WriteAt(p, off)
+	return err
+}
+func (j journalFile) Truncate(size int64) error           { return j.f.Truncate(size) }
+func (j journalFile) Sync() error                         { return j.f.Sync() }
+func (j journalFile) Size() (int64, error)                { return j.f.Size() }
+func (j journalFile) fileControl(op int, arg int64) error { return nil }
+func (j journalFile) close() error                        { return j.f.Close() }
+func (j journalFile) db() *dbState                        { return j.d }
+
+// fail records err as the device error behind an SQLite code and returns
+// the code: SQLite keeps only the code, the Store reports the cause.
+func fail(f vfsFile, code int, err error) C.int {
+	if errors.Is(err, syscall.ENOSPC) {
+		code = sqliteFull
+	}
+	if f != nil {
+		f.db().noteErr(err)
+	}
+	return C.int(code)
+}
+
+//export esGoOpen
+func esGoOpen(name *C.char, flags C.int, kind C.int, h *C.uint64_t) C.int {
+	path := C.GoString(name)
+	switch kind {
+	case kindMain:
+		d := lookupDB(path)
+		if d == nil {
+			return sqliteCantOpen
+		}
+		*h = C.uint64_t(addHandle(mainConn{d}))
+		return sqliteOK
+	case kindJournal:
+		d := dbOfJournal(path)
+		if d == nil {
+			return sqliteCantOpen
+		}
+		f, err := d.fs.Open(path, device.ReadWrite)
+		if errors.Is(err, fs.ErrNotExist) && flags&openFlagCreate != 0 {
+			f, err = d.fs.Create(path, 0o644)
+		}
+		if err != nil {
+			d.noteErr(err)
+			return sqliteCantOpen
+		}
+		*h = C.uint64_t(addHandle(journalFile{f, d}))
+		return sqliteOK
+	}
+	return sqliteCantOpen
+}
+
+//export esGoClose
+func esGoClose(h C.uint64_t) C.int {
+	handles.Lock()
+	f := handles.m[uint64(h)]
+	delete(handles.m, uint64(h))
+	handles.Unlock()
+	if f == nil {
+		return sqliteOK
+	}
+	if err := f.close(); err != nil {
+		return fail(f, sqliteIOErr, err)
+	}
+	return sqliteOK
+}
+
+//export esGoRead
+func esGoRead(h C.uint64_t, p unsafe.Pointer, n C.int, off C.longlong) C.int {
+	f := handle(h)
+	buf := unsafe.Slice((*byte)(p), int(n))
+	got, err := f.ReadAt(buf, int64(off))
+	if got < len(buf) {
+		// SQLite's contract: zero the rest and say SHORT_READ.
+		clear(buf[got:])
+		if err == nil || err == io.EOF {
+			return ioerrShortRead
+		}
+	}
+	if err != nil && err != io.EOF {
+		return fail(f, ioerrRead, err)
+	}
+	return sqliteOK
+}
+
+//export esGoWrite
+func esGoWrite(h C.uint64_t, p unsafe.Pointer, n C.int, off C.longlong) C.int {
+	f := handle(h)
+	if err := f.WriteAt(unsafe.Slice((*byte)(p), int(n)), int64(off)); err != nil {
+		return fail(f, ioerrWrite, err)
+	}
+	return sqliteOK
+}
+
+//export esGoTruncate
+func esGoTruncate(h C.uint64_t, size C.longlong) C.int {
+	f := handle(h)
+	if err := f.Truncate(int64(size)); err != nil {
+		return fail(f, ioerrTruncate, err)
+	}
+	return sqliteOK
+}
+
+//export esGoSync
+func esGoSync(h C.uint64_t, flags C.int) C.int {
+	f := handle(h)
+	if err := f.Sync(); err != nil {
+		return fail(f, ioerrFsync, err)
+	}
+	return sqliteOK
+}
+
+//export esGoFileSize
+func esGoFileSize(h C.uint64_t, size *C.longlong) C.int {
+	f := handle(h)
+	n, err := f.Size()
+	if err != nil {
+		return fail(f, ioerrFstat, err)
+	}
+	*size = C.longlong(n)
+	return sqliteOK
+}
+
+//export esGoFileControl
+func esGoFileControl(h C.uint64_t, op C.int, arg C.longlong) C.int {
+	f := handle(h)
+	if err := f.fileControl(int(op), int64(arg)); err != nil {
+		return fail(f, sqliteIOErr, err)
+	}
+	return sqliteOK
+}
+
+//export esGoDelete
+func esGoDelete(name *C.char, syncDir C.int) C.int {
+	path := C.GoString(name)
+	d := dbOfJournal(path)
+	if d == nil {
+		return notMine
+	}
+	err := d.fs.Remove(path)
+	if err == nil && syncDir != 0 {
+		err = d.fs.SyncDir(dirOf(path))
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.noteErr(err)
+		return ioerrDelete
+	}
+	return sqliteOK
+}
+
+//export esGoAccess
+func esGoAccess(name *C.char, flags C.int, res *C.int) C.int {
+	path := C.GoString(name)
+	d := dbOfJournal(path)
+	if d == nil {
+		d = lookupDB(path)
+	}
+	if d == nil {
+		return notMine
+	}
+	fi, err := d.fs.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		*res = 0
+	case err != nil:
+		d.noteErr(err)
+		return ioerrAccess
+	case flags == accessExists:
+		// As os_unix.c: an empty regular file counts as absent.
+		*res = boolInt(!fi.Mode().IsRegular() || fi.Size() > 0)
+	default:
+		*res = boolInt(fi.Mode().Perm()&0o200 != 0)
+	}
+	return sqliteOK
+}
+
+func boolInt(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func dirOf(path string) string {
+	i := strings.LastIndexByte(path, os.PathSeparator)
+	if i <= 0 {
+		return string(os.PathSeparator)
+	}
+	return path[:i]
+}
+
+// walStats reads the in-memory WAL's counters.
+func walStats(path string) (st C.es_wal_stats, ok bool) {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	ok = C.es_wal_stat(cs, &st) != 0
+	return st, ok
+}
+
+func nodeAcquire(path string, maxWAL, retainWAL int64) error {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	if rc := C.es_node_acquire(cs, C.longlong(maxWAL), C.longlong(retainWAL)); rc != sqliteOK {
+		return fmt.Errorf("store: in-memory state for %s: SQLite code %d", path, int(rc))
+	}
+	return nil
+}
+
+func nodeRelease(path string) {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	C.es_node_release(cs)
+}
+
+// lockState reads the in-process main-file lock table (for tests).
+func lockState(path string) (nShared, eLock, nShmUser int, ok bool) {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	var a, b, c C.int
+	ok = C.es_lock_state(cs, &a, &b, &c) != 0
+	return int(a), int(b), int(c), ok
+}

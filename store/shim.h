@@ -1,0 +1,34 @@
+/*
+ * The C half of the ejectsafe VFS shim: what Go calls. See shim.c.
+ */
+#ifndef EJECTSAFE_SHIM_H
+#define EJECTSAFE_SHIM_H
+
+#include <stdint.h>
+
+/* es_register registers the "ejectsafe" VFS once; it returns an SQLite code. */
+int es_register(void);
+
+/*
+ * es_node_acquire makes (or finds) the in-process state of the database at
+ * path and takes a reference on it. maxWAL caps the in-memory WAL (xWrite
+ * past it answers SQLITE_FULL); retainWAL is how much WAL memory survives a
+ * truncation, so the next transactions reuse touched pages.
+ */
+int es_node_acquire(const char *path, long long maxWAL, long long retainWAL);
+void es_node_release(const char *path);
+
+/* es_wal_stats reports the in-memory WAL of path; it returns 0 when unknown. */
+typedef struct es_wal_stats {
+	long long size;      /* logical bytes in the WAL */
+	long long allocated; /* bytes of memory held for it */
+	long long writes;    /* xWrite calls ever made to it */
+	long long dirty;     /* bytes of frames not yet backfilled (wal-index) */
+	int exists;          /* opened and not deleted */
+} es_wal_stats;
+int es_wal_stat(const char *path, es_wal_stats *out);
+
+/* es_lock_state reports the main-file lock table of path (for tests). */
+int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser);
+
+#endif

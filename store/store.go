@@ -1,0 +1,534 @@
+// Package store is ejectsafe's public API: an SQLite database on a
+// removable drive whose write-ahead log lives in heap memory, so commits
+// never touch the drive, and whose checkpoints are the only writes to it.
+//
+// A Store owns one database file. Its *sql.DB (github.com/mattn/go-sqlite3
+// through the "ejectsafe" VFS shim) may be used from any number of
+// goroutines; many readers run concurrently with one writer. Only one
+// process may open a database at a time.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/ejectsafe/ejectsafe/device"
+)
+
+// Defaults for the zero Options.
+const (
+	DefaultCheckpointIdle     = time.Second
+	DefaultCheckpointInterval = 5 * time.Second
+	DefaultMaxWALBytes        = 64 << 20
+	DefaultRetainWALBytes     = 8 << 20
+	DefaultBusyTimeout        = 5 * time.Second
+)
+
+// Options configure a Store. The zero value (or a nil *Options) gives the
+// defaults a user of a removable drive wants: automatic checkpoints soon
+// after writes pause, a 64 MiB WAL cap, the operating system's filesystem.
+type Options struct {
+	// FS is the filesystem the database lives on. Nil means device.OS.
+	// Tests pass a faultinject.FS.
+	FS device.FS
+
+	// ManualCheckpoint, when true, makes the Store checkpoint only when
+	// Checkpoint or Close is called. Zero value: false, the Store
+	// checkpoints by itself.
+	//
+	// DANGER: with ManualCheckpoint, pulling the drive or killing the
+	// process loses every commit since the last Checkpoint.
+	ManualCheckpoint bool
+
+	// CheckpointIdle is how long writes must pause before an automatic
+	// checkpoint. Zero means DefaultCheckpointIdle (1 s).
+	CheckpointIdle time.Duration
+
+	// CheckpointInterval bounds the time between automatic checkpoints
+	// under steady writes, and so the work a pull can lose. Zero means
+	// DefaultCheckpointInterval (5 s).
+	CheckpointInterval time.Duration
+
+	// MaxWALBytes caps the memory the WAL may hold. A commit that would
+	// grow it past the cap fails with SQLite's "database or disk is full"
+	// (sqlite3.ErrFull) and changes nothing; a checkpoint empties the WAL.
+	// Zero means DefaultMaxWALBytes (64 MiB).
+	MaxWALBytes int64
+
+	// RetainWALBytes is how much WAL memory is kept after a checkpoint for
+	// the next transactions to reuse; touching fresh memory costs a page
+	// fault per page. Zero means DefaultRetainWALBytes (8 MiB).
+	RetainWALBytes int64
+
+	// BusyTimeout is how long a connection waits for a lock held by
+	// another connection of this Store. Zero means DefaultBusyTimeout.
+	BusyTimeout time.Duration
+
+	// newMain opens the MainFile; nil means the interim in-place writer.
+	// Tests wrap it to watch the hook calls.
+	newMain func(device.FS, string) (MainFile, error)
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.CheckpointIdle < 0 || o.CheckpointInterval < 0 || o.MaxWALBytes < 0 || o.RetainWALBytes < 0 || o.BusyTimeout < 0 {
+		return o, fmt.Errorf("%w: negative duration or size", ErrBadOptions)
+	}
+	if o.FS == nil {
+		o.FS = device.OS
+	}
+	if o.CheckpointIdle == 0 {
+		o.CheckpointIdle = DefaultCheckpointIdle
+	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if o.MaxWALBytes == 0 {
+		o.MaxWALBytes = DefaultMaxWALBytes
+	}
+	if o.RetainWALBytes == 0 {
+		o.RetainWALBytes = DefaultRetainWALBytes
+	}
+	if o.BusyTimeout == 0 {
+		o.BusyTimeout = DefaultBusyTimeout
+	}
+	if o.newMain == nil {
+		o.newMain = openInPlace
+	}
+	return o, nil
+}
+
+// Stats describe a Store at one instant.
+type Stats struct {
+	WALBytes               int64         // bytes of WAL held in memory, checkpointed or not
+	DirtyBytes             int64         // bytes of WAL frames not yet checkpointed
+	WALAllocated           int64         // bytes of memory allocated for the WAL
+	Checkpoints            int64         // checkpoints completed
+	CheckpointFailures     int64         // checkpoints that failed
+	LastCheckpoint         time.Time     // when the last successful checkpoint ended
+	LastCheckpointDuration time.Duration // how long it took
+	LastCheckpointError    error         // the last failure's error, nil after a success
+}
+
+// Store is an open database. Its methods are safe for concurrent use.
+type Store struct {
+	path  string
+	opts  Options
+	state *dbState
+	lock  io.Closer
+	db    *sql.DB
+	pin   *sql.Conn // keeps one connection open, so SQLite's close-time checkpoint runs only in Close
+
+	mu     sync.Mutex // serializes checkpoints and Close
+	closed bool
+	stats  Stats
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+const sqliteHeader = "SQLite format 3\x00"
+
+// Open opens the database at path, creating it if missing, and puts it in
+// WAL mode through the shim. Bad input (a directory, a file that is not
+// SQLite, a read-only file or directory, a missing parent directory) is
+// refused with an error before anything on the drive is modified.
+func Open(path string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if path == "" || strings.ContainsRune(path, 0) {
+		return nil, fmt.Errorf("store: open %q: %w: empty path or NUL byte", path, ErrBadOptions)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := registerOnce(); err != nil {
+		return nil, err
+	}
+	exists, err := checkPath(o.FS, abs)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", abs, err)
+	}
+
+	s := &Store{path: abs, opts: o}
+	if err := s.open(exists); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", abs, err)
+	}
+	if !o.ManualCheckpoint {
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.autoCheckpoint()
+	}
+	return s, nil
+}
+
+// checkPath refuses bad input without modifying anything. It reports
+// whether the database file exists.
+func checkPath(fsys device.FS, path string) (bool, error) {
+	dir := filepath.Dir(path)
+	dfi, err := fsys.Stat(dir)
+	if err != nil {
+		return false, fmt.Errorf("parent directory: %w", err)
+	}
+	if !dfi.IsDir() {
+		return false, fmt.Errorf("parent %s: %w", dir, syscall.ENOTDIR)
+	}
+	if dfi.Mode().Perm()&0o222 == 0 {
+		return false, fmt.Errorf("directory %s: %w", dir, ErrReadOnly)
+	}
+	fi, err := fsys.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case fi.IsDir():
+		return false, ErrIsDirectory
+	case !fi.Mode().IsRegular():
+		return false, fmt.Errorf("%w: not a regular file (%s)", ErrNotDatabase, fi.Mode().Type())
+	case fi.Mode().Perm()&0o222 == 0:
+		return false, fmt.Errorf("file mode %s: %w", fi.Mode().Perm(), ErrReadOnly)
+	case fi.Size() == 0:
+		return true, nil // SQLite treats an empty file as an empty database
+	}
+	f, err := fsys.Open(path, device.ReadOnly)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	hdr := make([]byte, len(sqliteHeader))
+	if n, err := f.ReadAt(hdr, 0); n < len(hdr) || string(hdr) != sqliteHeader {
+		if err != nil && err != io.EOF {
+			return false, err
+		}
+		return false, fmt.Errorf("%w: bad header", ErrNotDatabase)
+	}
+	return true, nil
+}
+
+// open takes the process lock, registers the database with the shim and
+// opens the first connection. On error it undoes what it did.
+func (s *Store) open(exists bool) (err error) {
+	fsys := s.opts.FS
+	dbs.Lock()
+	if dbs.m == nil {
+		dbs.m = make(map[string]*dbState)
+	}
+	if dbs.m[s.path] != nil {
+		dbs.Unlock()
+		return ErrAlreadyOpen
+	}
+	s.state = &dbState{path: s.path, fs: fsys}
+	dbs.m[s.path] = s.state // reserved; main is set before SQLite sees it
+	dbs.Unlock()
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+			dbs.Lock()
+			delete(dbs.m, s.path)
+			dbs.Unlock()
+		}
+	}()
+
+	// One process per database: an OS lock, taken before the first byte
+	// is written anywhere.
+	s.lock, err = fsys.Lock(s.path + lockSuffix)
+	if err != nil {
+		if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("%w: %w", ErrReadOnly, err)
+		}
+		return err
+	}
+	undo = append(undo, func() { s.lock.Close() })
+
+	if !exists {
+		if err := createEmpty(fsys, s.path); err != nil {
+			return err
+		}
+	}
+	main, err := s.opts.newMain(fsys, s.path)
+	if err != nil {
+		return err
+	}
+	s.state.main = main
+	undo = append(undo, func() { main.Close() })
+
+	if err := nodeAcquire(s.path, s.opts.MaxWALBytes, s.opts.RetainWALBytes); err != nil {
+		return err
+	}
+	undo = append(undo, func() { nodeRelease(s.path) })
+
+	u := url.URL{Scheme: "file", Path: s.path}
+	dsn := fmt.Sprintf("%s?vfs=%s&_busy_timeout=%d", u.String(), vfsName, s.opts.BusyTimeout.Milliseconds())
+	s.db = sql.OpenDB(&connector{dsn: dsn, drv: &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		return setupConn(c, s.opts.RetainWALBytes)
+	}}})
+	undo = append(undo, func() { s.db.Close() })
+	s.pin, err = s.db.Conn(context.Background())
+	if err != nil {
+		if isNotADB(err) {
+			return fmt.Errorf("%w: %w", ErrNotDatabase, err)
+		}
+		return s.cause(err)
+	}
+	undo = append(undo, func() { s.pin.Close() })
+	return nil
+}
+
+// createEmpty makes a new, empty database file durable: an empty file is a
+// valid empty SQLite database.
+func createEmpty(fsys device.FS, path string) error {
+	f, err := fsys.Create(path, 0o644)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.SyncDir(filepath.Dir(path))
+	}
+	return err
+}
+
+func isNotADB(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrNotADB
+}
+
+// connector opens connections with this Store's DSN and setup.
+type connector struct {
+	dsn string
+	drv *sqlite3.SQLiteDriver
+}
+
+func (c *connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c *connector) Driver() driver.Driver                        { return c.drv }
+
+// setupConn runs on every new connection. mattn applies its own pragmas
+// first (locking_mode NORMAL, synchronous NORMAL); with the shim's xShm
+// methods in heap memory, NORMAL locking mode can enter WAL.
+func setupConn(c *sqlite3.SQLiteConn, retainWAL int64) error {
+	mode, err := pragma(c, "PRAGMA journal_mode=WAL")
+	if err != nil {
+		return err
+	}
+	if mode != "wal" {
+		return fmt.Errorf("store: journal_mode=WAL answered %q", mode)
+	}
+	// synchronous=NORMAL: the WAL is memory, so the only syncs are the
+	// checkpoint's, which SQLite issues at NORMAL and above. Never OFF:
+	// then no xSync ends a checkpoint.
+	if _, err := c.Exec(fmt.Sprintf("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=%d", retainWAL), nil); err != nil {
+		return err
+	}
+	if sync, err := pragma(c, "PRAGMA synchronous"); err != nil || sync != "1" {
+		return fmt.Errorf("store: synchronous is %q, want 1 (NORMAL): %v", sync, err)
+	}
+	return nil
+}
+
+func pragma(c *sqlite3.SQLiteConn, q string) (string, error) {
+	rows, err := c.Query(q, nil)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	v := make([]driver.Value, len(rows.Columns()))
+	if err := rows.Next(v); err != nil {
+		return "", fmt.Errorf("store: %s: %w", q, err)
+	}
+	return fmt.Sprint(v[0]), nil
+}
+
+// DB returns the database handle. It stays valid until Close succeeds.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Path returns the absolute path of the database file.
+func (s *Store) Path() string { return s.path }
+
+// cause prefers the device error the shim recorded over SQLite's bare code.
+func (s *Store) cause(err error) error {
+	if dev := s.state.takeErr(); dev != nil {
+		return fmt.Errorf("%w (%v)", dev, err)
+	}
+	return err
+}
+
+// Checkpoint makes every committed transaction durable in the database
+// file and empties the in-memory WAL. On error nothing is lost: the WAL
+// stays in memory, the Store keeps serving, and a later Checkpoint retries.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkpointLocked(ctx)
+}
+
+func (s *Store) checkpointLocked(ctx context.Context) error {
+	if s.closed {
+		return ErrClosed
+	}
+	start := time.Now()
+	s.state.takeErr() // forget errors of earlier operations
+	err := s.backfill(ctx)
+	if err != nil {
+		s.stats.CheckpointFailures++
+		s.stats.LastCheckpointError = err
+		return err
+	}
+	s.stats.Checkpoints++
+	s.stats.LastCheckpoint = time.Now()
+	s.stats.LastCheckpointDuration = s.stats.LastCheckpoint.Sub(start)
+	s.stats.LastCheckpointError = nil
+	return nil
+}
+
+// backfill runs PASSIVE checkpoints until every frame committed before it
+// began is in the database file. PASSIVE never waits on a lock, so
+// commits and reads go on meanwhile; a reader on an old snapshot only
+// delays it, up to BusyTimeout. Once all frames are backfilled, the next
+// writer restarts the WAL at its start, reusing its memory, and
+// journal_size_limit trims what exceeds RetainWALBytes.
+func (s *Store) backfill(ctx context.Context) error {
+	deadline := time.Now().Add(s.opts.BusyTimeout)
+	target := -1 // frames in the WAL when we began
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		var busy, logFrames, done int
+		err := s.pin.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrCheckpoint, s.cause(err))
+		}
+		if target < 0 {
+			target = logFrames
+		}
+		// A WAL shorter than target was restarted, which SQLite does only
+		// after backfilling all of it.
+		if done >= target || logFrames < target {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %w: %d of %d frames copied", ErrCheckpoint, ErrCheckpointBusy, done, target)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrCheckpoint, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// autoCheckpoint checkpoints once writes pause for CheckpointIdle, and at
+// least every CheckpointInterval while they do not.
+func (s *Store) autoCheckpoint() {
+	defer close(s.done)
+	tick := min(s.opts.CheckpointIdle, s.opts.CheckpointInterval) / 4
+	t := time.NewTicker(max(tick, 10*time.Millisecond))
+	defer t.Stop()
+	var lastWrites int64
+	var lastChange, dirtySince time.Time
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			st, _ := walStats(s.path)
+			if int64(st.writes) != lastWrites {
+				lastWrites, lastChange = int64(st.writes), now
+			}
+			if st.dirty == 0 {
+				dirtySince = time.Time{}
+				continue
+			}
+			if dirtySince.IsZero() {
+				dirtySince = now
+			}
+			if now.Sub(lastChange) < s.opts.CheckpointIdle && now.Sub(dirtySince) < s.opts.CheckpointInterval {
+				continue
+			}
+			if err := s.Checkpoint(context.Background()); err == nil || errors.Is(err, ErrClosed) {
+				dirtySince = time.Time{}
+			} else {
+				dirtySince = now // failed: the error is in Stats; retry after another interval
+			}
+		}
+	}
+}
+
+// Stats reports the Store's counters.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	st := s.stats
+	s.mu.Unlock()
+	if w, ok := walStats(s.path); ok {
+		st.WALBytes, st.DirtyBytes, st.WALAllocated = int64(w.size), int64(w.dirty), int64(w.allocated)
+	}
+	return st
+}
+
+// Close checkpoints and releases the database. If that checkpoint fails,
+// Close returns its error and the Store stays open with the WAL in memory,
+// so nothing committed is dropped: fix the cause and call Close again.
+// Close after a successful Close returns nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	if err := s.checkpointLocked(context.Background()); err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("store: close %s: store still open: %w", s.path, err)
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+	}
+
+	// Closing the last connection runs SQLite's own PASSIVE checkpoint of
+	// anything committed since ours, then deletes the (memory) WAL.
+	err := s.pin.Close()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	if w, ok := walStats(s.path); ok && w.exists != 0 && w.size > 0 && err == nil {
+		// The close-time checkpoint failed (it deletes the WAL on success).
+		err = fmt.Errorf("store: close %s: %w (%d bytes)", s.path, ErrWALRetained, int64(w.size))
+	}
+	dbs.Lock()
+	delete(dbs.m, s.path)
+	dbs.Unlock()
+	nodeRelease(s.path)
+	if cerr := s.state.main.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: close %s: %w", s.path, cerr)
+	}
+	if cerr := s.lock.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: close %s: unlock: %w", s.path, cerr)
+	}
+	return err
+}

@@ -1,0 +1,452 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+const childEnv = "EJECTSAFE_STORE_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(childEnv); path != "" {
+		os.Exit(childOpen(path))
+	}
+	os.Exit(m.Run())
+}
+
+// childOpen is the second process of TestOpen_secondProcess.
+func childOpen(path string) int {
+	s, err := Open(path, nil)
+	if err == nil {
+		s.Close()
+		fmt.Println("opened")
+		return 1
+	}
+	fmt.Println(err)
+	if !errors.Is(err, ErrLocked) {
+		return 2
+	}
+	return 0
+}
+
+func TestStore_ConcurrentReadersAndWriter(t *testing.T) {
+	// Automatic checkpoints on short timers, so they interleave with the
+	// readers and the writer.
+	s, path := openT(t, &Options{CheckpointIdle: 5 * time.Millisecond, CheckpointInterval: 20 * time.Millisecond})
+	db := s.DB()
+	db.SetMaxIdleConns(2) // connections come and go, as in a real pool
+	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+
+	const rows, readers = 2000, 8
+	var (
+		wg      sync.WaitGroup
+		stop    atomic.Bool
+		reads   atomic.Int64
+		errs    = make(chan error, readers+2)
+		watched atomic.Int64
+	)
+	// Watch the directory: no -wal or -shm may ever appear.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			names, _ := os.ReadDir(filepath.Dir(path))
+			for _, n := range names {
+				if strings.HasSuffix(n.Name(), walSuffix) || strings.HasSuffix(n.Name(), shmSuffix) {
+					errs <- fmt.Errorf("%s appeared on disk", n.Name())
+					return
+				}
+			}
+			watched.Add(1)
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	for r := 0; r < readers; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := int64(0)
+			for !stop.Load() {
+				var n, sum, maxv int64
+				if err := db.QueryRow("SELECT count(*), coalesce(sum(v),0), coalesce(max(v),0) FROM t").Scan(&n, &sum, &maxv); err != nil {
+					errs <- fmt.Errorf("reader: %w", err)
+					return
+				}
+				// Rows 1..n, each v == id: a consistent snapshot has
+				// sum n(n+1)/2 and max n; snapshots never go back.
+				if sum != n*(n+1)/2 || maxv != n || n < last {
+					errs <- fmt.Errorf("reader saw n=%d sum=%d max=%d after n=%d", n, sum, maxv, last)
+					return
+				}
+				last = n
+				reads.Add(1)
+			}
+		}()
+	}
+	for i := 1; i <= rows; i++ {
+		if _, err := db.Exec("INSERT INTO t(id, v) VALUES(?, ?)", i, i); err != nil {
+			t.Fatalf("insert %d: %v", i, err)
+		}
+		if i%250 == 0 { // explicit checkpoints too, whatever the timers do
+			if err := s.Checkpoint(context.Background()); err != nil {
+				t.Fatalf("Checkpoint at row %d: %v", i, err)
+			}
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // let readers see the end and a checkpoint run
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != rows {
+		t.Fatalf("count = %d, %v; want %d", n, err, rows)
+	}
+	st := s.Stats()
+	t.Logf("%d reads, %d directory scans, %d automatic checkpoints, %d failed (last: %v)", reads.Load(), watched.Load(), st.Checkpoints, st.CheckpointFailures, st.LastCheckpointError)
+	t.Logf("last checkpoint took %v", st.LastCheckpointDuration)
+	if reads.Load() < readers || watched.Load() == 0 {
+		t.Fatalf("readers or watcher did not run: %d reads, %d scans", reads.Load(), watched.Load())
+	}
+	if st.Checkpoints < rows/250 || st.CheckpointFailures != 0 {
+		t.Errorf("Stats = %+v; want at least %d checkpoints, no failure", st, rows/250)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	noSidecars(t, path)
+	if got := sqlite3CLI(t, path, "SELECT count(*), sum(v) FROM t"); got != fmt.Sprintf("%d|%d", rows, rows*(rows+1)/2) {
+		t.Errorf("sqlite3 CLI read %q", got)
+	}
+}
+
+func TestStore_MainFileUnchangedUntilCheckpoint(t *testing.T) {
+	s, path := openT(t, &Options{ManualCheckpoint: true})
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+	mustCheckpoint(t, s)
+	before, fi0 := fileSum(t, path), stat(t, path)
+
+	const commits = 5000
+	for i := 1; i <= commits; i++ {
+		mustExec(t, db, "INSERT INTO t(v) VALUES(?)", fmt.Sprintf("row %d", i))
+	}
+	if got := fileSum(t, path); got != before {
+		t.Fatalf("database file changed during %d commits without a checkpoint", commits)
+	}
+	if fi := stat(t, path); fi.ModTime() != fi0.ModTime() || fi.Size() != fi0.Size() {
+		t.Fatalf("database file metadata changed: %v %d -> %v %d", fi0.ModTime(), fi0.Size(), fi.ModTime(), fi.Size())
+	}
+	noSidecars(t, path)
+	if st := s.Stats(); st.WALBytes == 0 || st.DirtyBytes == 0 {
+		t.Fatalf("Stats after %d commits: %+v; want WAL and dirty bytes", commits, st)
+	}
+	mustCheckpoint(t, s)
+	if got := fileSum(t, path); got == before {
+		t.Fatalf("database file unchanged after Checkpoint")
+	}
+	if d := s.Stats().DirtyBytes; d != 0 {
+		t.Errorf("DirtyBytes = %d after Checkpoint, want 0", d)
+	}
+	// The stock sqlite3 reads every committed row from the file alone,
+	// while the store is still open.
+	if got, want := sqlite3CLI(t, path, "SELECT count(*), max(v) FROM t"), fmt.Sprintf("%d|row 999", commits); got != want {
+		t.Errorf("sqlite3 CLI: got %q, want %q", got, want)
+	}
+	if got := sqlite3CLI(t, path, "PRAGMA integrity_check"); got != "ok" {
+		t.Errorf("integrity_check: %q", got)
+	}
+	noSidecars(t, path)
+}
+
+func stat(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
+}
+
+func TestStore_HookOrder(t *testing.T) {
+	rec := &recorder{}
+	s, _ := openT(t, withRecorder(Options{ManualCheckpoint: true}, rec))
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	mustCheckpoint(t, s)
+	rec.take()
+
+	for i := 0; i < 2000; i++ { // enough pages that the file must grow
+		mustExec(t, db, "INSERT INTO t VALUES(randomblob(300))")
+	}
+	if ops := rec.take(); len(ops) != 0 {
+		t.Fatalf("commits reached the main file: %v", ops)
+	}
+	mustCheckpoint(t, s)
+	ops := rec.take()
+	// SQLite's documented order: CKPT_START, SIZE_HINT, pages, CKPT_DONE,
+	// truncate, sync.
+	got := compact(ops)
+	if want := "start hint write* done truncate sync"; got != want {
+		t.Fatalf("hook order:\n got %s\nwant %s\nraw %v", got, want, ops)
+	}
+}
+
+// compact folds runs of "write" into "write*".
+func compact(ops []string) string {
+	var out []string
+	for i, op := range ops {
+		if op == "write" && i > 0 && ops[i-1] == "write" {
+			continue
+		}
+		if op == "write" {
+			op = "write*"
+		}
+		out = append(out, op)
+	}
+	return strings.Join(out, " ")
+}
+
+func TestStore_CheckpointFailureKeepsWAL(t *testing.T) {
+	rec := &recorder{}
+	s, path := openT(t, withRecorder(Options{ManualCheckpoint: true}, rec))
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	mustCheckpoint(t, s)
+	for i := 0; i < 100; i++ {
+		mustExec(t, db, "INSERT INTO t VALUES(?)", i)
+	}
+	rec.setFailSync(&os.PathError{Op: "sync", Path: path, Err: syscall.EIO})
+
+	err := s.Checkpoint(context.Background())
+	if !errors.Is(err, ErrCheckpoint) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Checkpoint error = %v; want ErrCheckpoint wrapping EIO", err)
+	}
+	if err := s.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Close error = %v; want EIO", err)
+	}
+	if st := s.Stats(); st.WALBytes == 0 || st.DirtyBytes == 0 {
+		t.Fatalf("WAL dropped after a failed checkpoint: %+v", st)
+	}
+	// Still serving, reads and writes.
+	mustExec(t, db, "INSERT INTO t VALUES(100)")
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 101 {
+		t.Fatalf("count = %d, %v; want 101", n, err)
+	}
+	if st := s.Stats(); st.CheckpointFailures != 2 || st.LastCheckpointError == nil {
+		t.Errorf("Stats = %+v; want 2 failures and the last error", st)
+	}
+	// The fault clears: Close makes everything durable.
+	rec.setFailSync(nil)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after the fault cleared: %v", err)
+	}
+	if got := sqlite3CLI(t, path, "SELECT count(*) FROM t"); got != "101" {
+		t.Fatalf("sqlite3 CLI count = %s; want 101", got)
+	}
+	if err := s.Checkpoint(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Checkpoint after Close = %v; want ErrClosed", err)
+	}
+}
+
+func TestStore_WALCap(t *testing.T) {
+	const capBytes = 512 << 10
+	s, _ := openT(t, &Options{ManualCheckpoint: true, MaxWALBytes: capBytes})
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	var err error
+	i := 0
+	for ; i < 1000 && err == nil; i++ {
+		_, err = db.Exec("INSERT INTO t VALUES(randomblob(2000))")
+	}
+	var se sqlite3.Error
+	if !errors.As(err, &se) || se.Code != sqlite3.ErrFull {
+		t.Fatalf("after %d commits: err = %v; want SQLITE_FULL", i, err)
+	}
+	if w := s.Stats().WALBytes; w > capBytes {
+		t.Fatalf("WALBytes %d above the cap %d", w, capBytes)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != i-1 {
+		t.Fatalf("count = %d, %v; want %d (the failed commit changed nothing)", n, err, i-1)
+	}
+	mustCheckpoint(t, s)
+	mustExec(t, db, "INSERT INTO t VALUES(randomblob(2000))")
+}
+
+func TestStore_WALMemoryRetained(t *testing.T) {
+	const retain = 2 << 20
+	s, _ := openT(t, &Options{ManualCheckpoint: true, RetainWALBytes: retain})
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	for i := 0; i < 2000; i++ {
+		mustExec(t, db, "INSERT INTO t VALUES(randomblob(3000))")
+	}
+	if a := s.Stats().WALAllocated; a <= retain {
+		t.Fatalf("WALAllocated = %d; want above %d before the checkpoint", a, retain)
+	}
+	mustCheckpoint(t, s)
+	// The next writer restarts the WAL and trims it to journal_size_limit.
+	mustExec(t, db, "INSERT INTO t VALUES(1)")
+	if a := s.Stats().WALAllocated; a != retain {
+		t.Fatalf("WALAllocated = %d after checkpoint; want exactly the retained %d", a, retain)
+	}
+}
+
+// TestStore_LocksReleasedOnClose churns connections and checks that the
+// in-process lock table holds exactly the open connections' SHARED locks:
+// a connection that closed holding a lock would block the others.
+func TestStore_LocksReleasedOnClose(t *testing.T) {
+	s, path := openT(t, &Options{ManualCheckpoint: true})
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	mustCheckpoint(t, s) // the pinned connection reads too
+	db.SetMaxIdleConns(1)
+	ctx := context.Background()
+	for round := 0; round < 5; round++ {
+		// Hold 8 connections at once, use each, give them back: the pool
+		// keeps one and closes seven.
+		var conns []*sql.Conn
+		for i := 0; i < 8; i++ {
+			c, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := c.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.ExecContext(ctx, "INSERT INTO t VALUES(?)", i); err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	mustCheckpoint(t, s)
+	// Every open connection has read the database, so each holds one
+	// SHARED lock (SQLite keeps it between transactions in WAL mode).
+	open := db.Stats().OpenConnections // the pinned one included
+	if closed := db.Stats().MaxIdleClosed; closed == 0 {
+		t.Fatalf("no connection was closed; the test did not churn")
+	}
+	nShared, eLock, nShm, ok := lockState(path)
+	if !ok || nShared != open || eLock != 1 || nShm != open {
+		t.Fatalf("lock table: %d SHARED, level %d, %d wal-index users (found %v); want %d, 1 (SHARED), %d",
+			nShared, eLock, nShm, ok, open, open)
+	}
+}
+
+func TestOpen_secondProcess(t *testing.T) {
+	_, path := openT(t, nil)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	msg := string(out)
+	if !strings.Contains(msg, "locked by process "+strconv.Itoa(os.Getpid())) {
+		t.Errorf("child's error does not name this process (%d): %s", os.Getpid(), msg)
+	}
+}
+
+func TestOpen_alreadyOpenInProcess(t *testing.T) {
+	_, path := openT(t, nil)
+	if _, err := Open(path, nil); !errors.Is(err, ErrAlreadyOpen) {
+		t.Fatalf("second Open = %v; want ErrAlreadyOpen", err)
+	}
+}
+
+func TestOpen_badInput(t *testing.T) {
+	dir := t.TempDir()
+	notDB := filepath.Join(dir, "notes.txt")
+	writeFile(t, notDB, "hello, not a database", 0o644)
+	roFile := filepath.Join(dir, "ro.db")
+	writeFile(t, roFile, "", 0o444)
+	roDir := filepath.Join(dir, "rodir")
+	if err := os.Mkdir(roDir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path string
+		want       error
+	}{
+		{"directory", dir, ErrIsDirectory},
+		{"not sqlite", notDB, ErrNotDatabase},
+		{"read-only file", roFile, ErrReadOnly},
+		{"read-only directory", filepath.Join(roDir, "x.db"), ErrReadOnly},
+		{"missing parent", filepath.Join(dir, "missing", "x.db"), os.ErrNotExist},
+		{"NUL byte", "a\x00b", ErrBadOptions},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := dirState(t, dir)
+			s, err := Open(tc.path, nil)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q) succeeded", tc.path)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Open(%q) = %v; want %v", tc.path, err, tc.want)
+			}
+			if after := dirState(t, dir); after != before {
+				t.Fatalf("Open modified the directory:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+	t.Run("bad options", func(t *testing.T) {
+		if _, err := Open(filepath.Join(dir, "x.db"), &Options{MaxWALBytes: -1}); !errors.Is(err, ErrBadOptions) {
+			t.Fatalf("err = %v; want ErrBadOptions", err)
+		}
+	})
+}
+
+func writeFile(t *testing.T, path, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dirState lists every file below dir with its size, mode and content hash.
+func dirState(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %v %d", p, fi.Mode(), fi.Size())
+		if fi.Mode().IsRegular() {
+			fmt.Fprintf(&b, " %x", fileSum(t, p))
+		}
+		b.WriteString("; ")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
