@@ -1,0 +1,220 @@
+package faultinject
+
+import (
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ejectsafe/ejectsafe/device"
+)
+
+const (
+	dbPath      = "/vol/app.db"
+	tmpPath     = "/vol/app.db.tmp"
+	journalPath = "/vol/app.db.journal"
+)
+
+// decodeToy reads journal writes of the form "<kind> <gen> <path>\n".
+func decodeToy(data []byte) []Claim {
+	var claims []Claim
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] == "began" {
+			continue
+		}
+		gen, _ := strconv.ParseUint(f[1], 10, 64)
+		claims = append(claims, Claim{Kind: f[0], Gen: gen, Path: f[2]})
+	}
+	return claims
+}
+
+var toyConfig = CheckConfig{DBPath: dbPath, JournalPath: journalPath, DecodeClaim: decodeToy}
+
+// checkpointSteps is the correct checkpoint sequence, with hooks to break
+// it: skip names steps to leave out, extra runs before a named step.
+type checkpointSteps struct {
+	skip  map[string]bool
+	extra map[string]func(f *FS, tmp, journal device.File)
+}
+
+func (c checkpointSteps) run(t *testing.T) []Event {
+	t.Helper()
+	f := newVol(t, Options{})
+	mustWriteFile(t, f, dbPath, "old")
+	mustWriteFile(t, f, journalPath, "")
+	db := mustOpen(t, f, dbPath, device.ReadOnly)
+	_, _ = db.ReadAt(make([]byte, 3), 0)
+	tmp := mustCreate(t, f, tmpPath)
+	j := mustOpen(t, f, journalPath, device.ReadWrite)
+	var jo int64
+	record := func(s string) {
+		mustWrite(t, j, jo, s)
+		jo += int64(len(s))
+	}
+	step := func(name string, fn func()) {
+		if hook := c.extra[name]; hook != nil {
+			hook(f, tmp, j)
+		}
+		if !c.skip[name] {
+			fn()
+		}
+	}
+	step("began", func() { record("began 1 -\n") })
+	step("copy", func() { mustWrite(t, tmp, 0, "new") })
+	step("sync copy", func() { mustSync(t, tmp) })
+	step("ready", func() { record("ready 1 " + tmpPath + "\n") })
+	step("sync ready", func() { mustSync(t, j) })
+	step("rename", func() { mustOK(t, f.Rename(tmpPath, dbPath)) })
+	step("syncdir", func() { mustOK(t, f.SyncDir("/vol")) })
+	step("done", func() { record("done 1 " + dbPath + "\n") })
+	step("sync done", func() { mustSync(t, j) })
+	step("end", func() {})
+	_ = tmp.Close()
+	_ = j.Close()
+	_ = db.Close()
+	return f.Trace()
+}
+
+func violationKinds(vs []Violation) []ViolationKind {
+	var out []ViolationKind
+	for _, v := range vs {
+		out = append(out, v.Kind)
+	}
+	return out
+}
+
+func TestCheck(t *testing.T) {
+	t.Run("the correct sequence passes", func(t *testing.T) {
+		if vs := Check(checkpointSteps{}.run(t), toyConfig); len(vs) != 0 {
+			t.Fatalf("violations: %v", vs)
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		steps checkpointSteps
+		cfg   CheckConfig
+		want  []ViolationKind
+	}{
+		{
+			name:  "copy renamed before its fsync",
+			steps: checkpointSteps{skip: map[string]bool{"sync copy": true}},
+			cfg:   CheckConfig{DBPath: dbPath},
+			want:  []ViolationKind{RenameUnsynced},
+		},
+		{
+			name: "copy written again after its fsync",
+			steps: checkpointSteps{extra: map[string]func(*FS, device.File, device.File){
+				"rename": func(_ *FS, tmp, _ device.File) { mustWrite(t, tmp, 3, "!") }}},
+			cfg:  CheckConfig{DBPath: dbPath},
+			want: []ViolationKind{RenameUnsynced},
+		},
+		{
+			name:  "ready claimed before the copy is fsynced",
+			steps: checkpointSteps{skip: map[string]bool{"sync copy": true}},
+			cfg:   toyConfig,
+			want:  []ViolationKind{ClaimNotDurable, RenameUnsynced},
+		},
+		{
+			name:  "rename before the ready record is synced",
+			steps: checkpointSteps{skip: map[string]bool{"sync ready": true}},
+			cfg:   toyConfig,
+			want:  []ViolationKind{RenameBeforeReady},
+		},
+		{
+			name:  "rename without a ready record",
+			steps: checkpointSteps{skip: map[string]bool{"ready": true}},
+			cfg:   toyConfig,
+			want:  []ViolationKind{RenameBeforeReady},
+		},
+		{
+			name:  "done claimed before the directory fsync",
+			steps: checkpointSteps{skip: map[string]bool{"syncdir": true}},
+			cfg:   toyConfig,
+			want:  []ViolationKind{ClaimNotDurable},
+		},
+		{
+			name: "unknown claim kind",
+			steps: checkpointSteps{extra: map[string]func(*FS, device.File, device.File){
+				"end": func(_ *FS, _, j device.File) { mustWrite(t, j, 1000, "redy 1 /vol/x\n") }}},
+			cfg:  toyConfig,
+			want: []ViolationKind{UnknownClaim},
+		},
+		{
+			name: "database opened for writing",
+			steps: checkpointSteps{extra: map[string]func(*FS, device.File, device.File){
+				"end": func(f *FS, _, _ device.File) {
+					h := mustOpen(t, f, dbPath, device.ReadWrite)
+					mustWrite(t, h, 0, "x")
+					mustOK(t, h.Truncate(1))
+				}}},
+			cfg:  toyConfig,
+			want: []ViolationKind{InPlaceOpen, InPlaceWrite, InPlaceWrite},
+		},
+		{
+			name: "in-place mode allowed",
+			steps: checkpointSteps{extra: map[string]func(*FS, device.File, device.File){
+				"end": func(f *FS, _, _ device.File) {
+					mustWrite(t, mustOpen(t, f, dbPath, device.ReadWrite), 0, "x")
+				}}},
+			cfg: CheckConfig{DBPath: dbPath, AllowInPlace: true},
+		},
+		{
+			name: "copy written through its handle after the rename",
+			steps: checkpointSteps{extra: map[string]func(*FS, device.File, device.File){
+				"end": func(_ *FS, tmp, _ device.File) { mustWrite(t, tmp, 0, "x") }}},
+			cfg:  toyConfig,
+			want: []ViolationKind{InPlaceWrite},
+		},
+		{
+			name: "database created in place",
+			steps: checkpointSteps{extra: map[string]func(*FS, device.File, device.File){
+				"end": func(f *FS, _, _ device.File) {
+					mustOK(t, f.Remove(dbPath))
+					mustCreate(t, f, dbPath)
+				}}},
+			cfg:  toyConfig,
+			want: []ViolationKind{InPlaceOpen},
+		},
+		{
+			name: "fsync retried after a failure",
+			steps: checkpointSteps{extra: map[string]func(*FS, device.File, device.File){
+				"sync copy": func(f *FS, tmp, _ device.File) {
+					mustOK(t, f.Inject(Fail(syscall.EIO).On(OpSync)))
+					if err := tmp.Sync(); err == nil {
+						t.Fatal("injected Sync failure did not fire")
+					}
+				}}},
+			cfg:  CheckConfig{DBPath: dbPath},
+			want: []ViolationKind{SyncRetry, RenameUnsynced},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vs := Check(tc.steps.run(t), tc.cfg)
+			if got := violationKinds(vs); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("violations %v, want %v:\n%v", got, tc.want, vs)
+			}
+			for _, v := range vs {
+				if s := v.String(); !strings.Contains(s, v.Kind.String()) || !strings.Contains(s, "op #") {
+					t.Fatalf("unreadable violation %q", s)
+				}
+			}
+		})
+	}
+	t.Run("hand-made trace", func(t *testing.T) {
+		trace := []Event{
+			{Index: 0, Kind: OpCreate, Path: "/v/t", Inode: 7, Handle: 1},
+			{Index: 1, Kind: OpWriteAt, Path: "/v/t", Inode: 7, Handle: 1, Len: 4},
+			{Index: 2, Kind: OpSync, Path: "/v/t", Inode: 7, Handle: 1, Err: syscall.EIO},
+			{Index: 3, Kind: OpOpen, Path: "/v/t", Inode: 7, Handle: 2},
+			{Index: 4, Kind: OpSync, Path: "/v/t", Inode: 7, Handle: 2},
+			{Index: 5, Kind: OpRename, Path: "/v/t", NewPath: "/v/db", Inode: 7},
+		}
+		got := violationKinds(Check(trace, CheckConfig{DBPath: "/v/db"}))
+		// The retry through a fresh handle succeeded but proves nothing.
+		if want := []ViolationKind{SyncRetry, RenameUnsynced}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	})
+}
