@@ -85,6 +85,8 @@ type recorder struct {
 	ops []string
 	// failSync, when set, makes Sync fail with it.
 	failSync error
+	// unsynced counts writes since the last successful Sync.
+	unsynced int
 }
 
 func (r *recorder) log(op string) {
@@ -102,13 +104,39 @@ func (r *recorder) take() []string {
 }
 
 func (r *recorder) WriteAt(p []byte, off int64) error {
+	r.mu.Lock()
+	r.unsynced++
+	r.mu.Unlock()
 	r.log("write")
 	return r.MainFile.WriteAt(p, off)
 }
+
+func (r *recorder) unsyncedWrites() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.unsynced
+}
+
 func (r *recorder) Truncate(n int64) error { r.log("truncate"); return r.MainFile.Truncate(n) }
 func (r *recorder) CheckpointStart() error { r.log("start"); return r.MainFile.CheckpointStart() }
 func (r *recorder) CheckpointDone() error  { r.log("done"); return r.MainFile.CheckpointDone() }
 func (r *recorder) SizeHint(n int64) error { r.log("hint"); return r.MainFile.SizeHint(n) }
+func (r *recorder) Commit() error {
+	r.mu.Lock()
+	err := r.failSync
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	err = r.MainFile.Commit()
+	if err == nil {
+		r.mu.Lock()
+		r.unsynced = 0
+		r.mu.Unlock()
+	}
+	return err
+}
+
 func (r *recorder) Sync() error {
 	r.log("sync")
 	r.mu.Lock()
@@ -117,7 +145,13 @@ func (r *recorder) Sync() error {
 	if err != nil {
 		return err
 	}
-	return r.MainFile.Sync()
+	err = r.MainFile.Sync()
+	if err == nil {
+		r.mu.Lock()
+		r.unsynced = 0
+		r.mu.Unlock()
+	}
+	return err
 }
 
 func (r *recorder) setFailSync(err error) {

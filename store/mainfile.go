@@ -18,6 +18,13 @@ import (
 //	Truncate                 to the database's size in pages
 //	Sync                     the barrier: the checkpoint is durable when it returns nil
 //
+// SQLite issues Truncate and Sync only when the checkpoint reached the end
+// of the WAL as it stands when the backfill ends: with commits arriving
+// meanwhile, or a reader on an old snapshot, SQLite backfills pages and
+// records them as in the database without any Sync. So the Store calls
+// Commit after every checkpoint: it makes every write so far durable, and
+// is a no-op when nothing is pending.
+//
 // Writes also arrive outside checkpoints, for example when a new database
 // enters WAL mode through a rollback journal; they too end with Sync.
 // ReadAt and Size may be called concurrently with each other and with the
@@ -35,13 +42,16 @@ type MainFile interface {
 	CheckpointStart() error
 	CheckpointDone() error
 	SizeHint(size int64) error
+	Commit() error
 	Close() error
 }
 
 // inPlace is the interim MainFile: SQLite's writes go straight to the
 // database file. It is not safe against a pull during a checkpoint.
 type inPlace struct {
-	f device.File
+	f     device.File
+	mu    sync.Mutex
+	dirty bool // written since the last Sync
 }
 
 func openInPlace(fsys device.FS, path string) (MainFile, error) {
@@ -54,16 +64,40 @@ func openInPlace(fsys device.FS, path string) (MainFile, error) {
 
 func (p *inPlace) ReadAt(b []byte, off int64) (int, error) { return p.f.ReadAt(b, off) }
 func (p *inPlace) Size() (int64, error)                    { return p.f.Size() }
-func (p *inPlace) Truncate(size int64) error               { return p.f.Truncate(size) }
-func (p *inPlace) Sync() error                             { return p.f.Sync() }
+func (p *inPlace) Truncate(size int64) error               { p.setDirty(true); return p.f.Truncate(size) }
 func (p *inPlace) CheckpointStart() error                  { return nil }
 func (p *inPlace) CheckpointDone() error                   { return nil }
 func (p *inPlace) SizeHint(int64) error                    { return nil }
 func (p *inPlace) Close() error                            { return p.f.Close() }
 
 func (p *inPlace) WriteAt(b []byte, off int64) error {
+	p.setDirty(true)
 	_, err := p.f.WriteAt(b, off)
 	return err
+}
+
+func (p *inPlace) setDirty(v bool) {
+	p.mu.Lock()
+	p.dirty = v
+	p.mu.Unlock()
+}
+
+// Sync fsyncs the database file. After a failed fsync the in-place writer
+// cannot know what reached the drive; it reports the error every time.
+func (p *inPlace) Sync() error {
+	p.setDirty(false)
+	return p.f.Sync()
+}
+
+// Commit syncs if anything was written since the last Sync.
+func (p *inPlace) Commit() error {
+	p.mu.Lock()
+	dirty := p.dirty
+	p.mu.Unlock()
+	if !dirty {
+		return nil
+	}
+	return p.Sync()
 }
 
 // dbState is what the shim's Go half knows of one open Store.

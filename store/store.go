@@ -428,7 +428,12 @@ func (s *Store) backfill(ctx context.Context) error {
 		// A WAL shorter than target was restarted, which SQLite does only
 		// after backfilling all of it.
 		if done >= target || logFrames < target {
-			return nil
+			// SQLite syncs the database only when the backfill reached the
+			// WAL's end as it stood then; make what it wrote durable.
+			if err := s.state.main.Commit(); err != nil {
+				return fmt.Errorf("%w: %w", ErrCheckpoint, s.cause(err))
+			}
+			return s.rewind(ctx)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: %w: %d of %d frames copied", ErrCheckpoint, ErrCheckpointBusy, done, target)
@@ -441,8 +446,41 @@ func (s *Store) backfill(ctx context.Context) error {
 	}
 }
 
-// autoCheckpoint checkpoints once writes pause for CheckpointIdle, and at
-// least every CheckpointInterval while they do not.
+// rewindBusy bounds how long a TRUNCATE checkpoint may hold writers back
+// while it waits for readers.
+const rewindBusy = 100 * time.Millisecond
+
+// rewind brings the WAL back to its start when it holds more than the
+// retained working set. SQLite restarts the WAL only when a write
+// transaction begins with every frame backfilled, which a writer that
+// never pauses does not give it; a TRUNCATE checkpoint holds writers back
+// for the few frames committed since the PASSIVE pass and empties the WAL.
+// It gives up quietly after rewindBusy: the data is durable already.
+func (s *Store) rewind(ctx context.Context) error {
+	w, _ := walStats(s.path)
+	if int64(w.size) <= s.opts.RetainWALBytes {
+		return nil
+	}
+	if _, err := s.pin.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", rewindBusy.Milliseconds())); err != nil {
+		return fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	}
+	var busy, logFrames, done int
+	err := s.pin.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
+	if err == nil {
+		err = s.state.main.Commit()
+	}
+	if _, rerr := s.pin.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", s.opts.BusyTimeout.Milliseconds())); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCheckpoint, s.cause(err))
+	}
+	return nil
+}
+
+// autoCheckpoint checkpoints once writes pause for CheckpointIdle, at
+// least every CheckpointInterval while they do not, and at once when the
+// uncheckpointed WAL passes a quarter of MaxWALBytes.
 func (s *Store) autoCheckpoint() {
 	defer close(s.done)
 	tick := min(s.opts.CheckpointIdle, s.opts.CheckpointInterval) / 4
@@ -466,7 +504,8 @@ func (s *Store) autoCheckpoint() {
 			if dirtySince.IsZero() {
 				dirtySince = now
 			}
-			if now.Sub(lastChange) < s.opts.CheckpointIdle && now.Sub(dirtySince) < s.opts.CheckpointInterval {
+			pressed := int64(st.dirty) > s.opts.MaxWALBytes/4
+			if !pressed && now.Sub(lastChange) < s.opts.CheckpointIdle && now.Sub(dirtySince) < s.opts.CheckpointInterval {
 				continue
 			}
 			if err := s.Checkpoint(context.Background()); err == nil || errors.Is(err, ErrClosed) {

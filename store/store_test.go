@@ -223,6 +223,37 @@ func compact(ops []string) string {
 	return strings.Join(out, " ")
 }
 
+// TestStore_CheckpointDurableUnderWrites checkpoints while a writer
+// commits steadily. SQLite then often backfills without issuing xSync (the
+// WAL grew past the frame it backfilled to); Checkpoint must still leave
+// no unsynced write to the database file when it returns nil.
+func TestStore_CheckpointDurableUnderWrites(t *testing.T) {
+	rec := &recorder{}
+	s, _ := openT(t, withRecorder(Options{ManualCheckpoint: true}, rec))
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	var stop atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for !stop.Load() && err == nil {
+			_, err = db.Exec("INSERT INTO t VALUES(randomblob(200))")
+		}
+		done <- err
+	}()
+	for i := 0; i < 200; i++ {
+		mustCheckpoint(t, s)
+		if n := rec.unsyncedWrites(); n != 0 {
+			stop.Store(true)
+			t.Fatalf("checkpoint %d returned with %d unsynced writes to the database file", i, n)
+		}
+	}
+	stop.Store(true)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestStore_CheckpointFailureKeepsWAL(t *testing.T) {
 	rec := &recorder{}
 	s, path := openT(t, withRecorder(Options{ManualCheckpoint: true}, rec))
