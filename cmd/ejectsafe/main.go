@@ -1,0 +1,47 @@
+// Command ejectsafe demonstrates and inspects ejectsafe stores.
+//
+// Usage:
+//
+//	ejectsafe demo [DIR]
+//
+// Exit codes: 0 success, 1 the command ran and found a problem, 2 usage or
+// operational error.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: ejectsafe <command> [arguments]
+
+commands:
+  demo [DIR]   open a store in DIR (default: a fresh temporary directory),
+               commit rows from several goroutines, show that the database
+               file does not change until a checkpoint, then read it back
+
+exit codes: 0 success, 1 a problem was found, 2 usage or operational error
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches a command line and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "demo":
+		return runDemo(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "ejectsafe: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
