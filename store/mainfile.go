@@ -2,6 +2,7 @@ package store
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/ejectsafe/ejectsafe/device"
 )
@@ -108,6 +109,10 @@ type dbState struct {
 
 	mu      sync.Mutex
 	lastErr error // the first device error since takeErr
+
+	// abandoned refuses every write to the main file: an abandoned
+	// Store's connections close without checkpointing.
+	abandoned atomic.Bool
 }
 
 // noteErr keeps the first device error the shim met, so that an operation

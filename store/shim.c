@@ -212,6 +212,20 @@ int es_wal_stat(const char *path, es_wal_stats *out) {
 	return p != 0;
 }
 
+void es_wal_discard(const char *path) {
+	es_node *p;
+	pthread_mutex_lock(&gmu);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		pthread_mutex_lock(&p->wal.mu);
+		p->wal.exists = 0;
+		p->wal.size = 0;
+		walFreeChunks(&p->wal, 0);
+		pthread_mutex_unlock(&p->wal.mu);
+	}
+	pthread_mutex_unlock(&gmu);
+}
+
 int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser) {
 	es_node *p;
 	pthread_mutex_lock(&gmu);

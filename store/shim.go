@@ -358,6 +358,12 @@ func nodeAcquire(path string, maxWAL, retainWAL int64) error {
 	return nil
 }
 
+func walDiscard(path string) {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	C.es_wal_discard(cs)
+}
+
 func nodeRelease(path string) {
 	cs := C.CString(path)
 	defer C.free(unsafe.Pointer(cs))

@@ -28,6 +28,10 @@ typedef struct es_wal_stats {
 } es_wal_stats;
 int es_wal_stat(const char *path, es_wal_stats *out);
 
+/* es_wal_discard drops the in-memory WAL of path: its committed frames
+ * are lost. Only for a Store being abandoned, with no connection open. */
+void es_wal_discard(const char *path);
+
 /* es_lock_state reports the main-file lock table of path (for tests). */
 int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser);
 

@@ -559,6 +559,37 @@ func (s *Store) Close() error {
 		// The close-time checkpoint failed (it deletes the WAL on success).
 		err = fmt.Errorf("store: close %s: %w (%d bytes)", s.path, ErrWALRetained, int64(w.size))
 	}
+	return s.release(err)
+}
+
+// Abandon releases the Store without a checkpoint, for a drive that is
+// gone or a process that must let go now. Later calls return ErrClosed.
+//
+// DANGER: every commit since the last successful checkpoint is lost. Use
+// Close, which refuses to drop anything, unless the drive cannot take a
+// checkpoint.
+func (s *Store) Abandon() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+	}
+	s.state.abandoned.Store(true) // the close-time checkpoint fails and writes nothing
+	s.pin.Close()
+	s.db.Close()
+	walDiscard(s.path)
+	return s.release(nil)
+}
+
+// release frees what Open took, after the last connection closed; err is
+// the first error so far.
+func (s *Store) release(err error) error {
 	dbs.Lock()
 	delete(dbs.m, s.path)
 	dbs.Unlock()
