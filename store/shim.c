@@ -96,6 +96,9 @@ struct es_file {
 	unsigned shmExclMask;
 };
 
+static int walGrowLocked(es_wal *w, long long end);
+static void walCopyLocked(es_wal *w, unsigned char *buf, long long n, long long off, int toWAL);
+
 static pthread_mutex_t gmu = PTHREAD_MUTEX_INITIALIZER;
 static es_node *gnodes;
 static sqlite3_vfs *gbase; /* the platform VFS we delegate to */
@@ -210,6 +213,25 @@ int es_wal_stat(const char *path, es_wal_stats *out) {
 	}
 	pthread_mutex_unlock(&gmu);
 	return p != 0;
+}
+
+int es_wal_load(const char *path, const void *data, long long n) {
+	es_node *p;
+	int rc = SQLITE_CANTOPEN;
+	pthread_mutex_lock(&gmu);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		pthread_mutex_lock(&p->wal.mu);
+		rc = walGrowLocked(&p->wal, n);
+		if (rc == SQLITE_OK) {
+			walCopyLocked(&p->wal, (unsigned char *)data, n, 0, 1);
+			p->wal.size = n;
+			p->wal.exists = 1;
+		}
+		pthread_mutex_unlock(&p->wal.mu);
+	}
+	pthread_mutex_unlock(&gmu);
+	return rc;
 }
 
 void es_wal_discard(const char *path) {

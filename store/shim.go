@@ -358,6 +358,18 @@ func nodeAcquire(path string, maxWAL, retainWAL int64) error {
 	return nil
 }
 
+func walLoad(path string, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	if rc := C.es_wal_load(cs, unsafe.Pointer(&data[0]), C.longlong(len(data))); rc != sqliteOK {
+		return fmt.Errorf("store: load WAL of %s into memory: SQLite code %d", path, int(rc))
+	}
+	return nil
+}
+
 func walDiscard(path string) {
 	cs := C.CString(path)
 	defer C.free(unsafe.Pointer(cs))

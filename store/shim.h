@@ -28,6 +28,11 @@ typedef struct es_wal_stats {
 } es_wal_stats;
 int es_wal_stat(const char *path, es_wal_stats *out);
 
+/* es_wal_load fills the in-memory WAL of path with n bytes of a WAL file
+ * that stock SQLite left on the drive, before any connection opens; the
+ * cap does not apply. It returns an SQLite code. */
+int es_wal_load(const char *path, const void *data, long long n);
+
 /* es_wal_discard drops the in-memory WAL of path: its committed frames
  * are lost. Only for a Store being abandoned, with no connection open. */
 void es_wal_discard(const char *path);

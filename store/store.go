@@ -280,6 +280,13 @@ func (s *Store) open(exists bool) (err error) {
 		return err
 	}
 	undo = append(undo, func() { nodeRelease(s.path) })
+	stockWAL, err := loadStockWAL(fsys, s.path)
+	if err != nil {
+		return err
+	}
+	// If Open fails from here on, drop what was loaded: it is still on
+	// the drive, untouched.
+	undo = append(undo, func() { walDiscard(s.path) })
 
 	u := url.URL{Scheme: "file", Path: s.path}
 	dsn := fmt.Sprintf("%s?vfs=%s&_busy_timeout=%d", u.String(), vfsName, s.opts.BusyTimeout.Milliseconds())
@@ -295,6 +302,20 @@ func (s *Store) open(exists bool) (err error) {
 		return s.cause(err)
 	}
 	undo = append(undo, func() { s.pin.Close() })
+
+	// A WAL that stock SQLite left is folded in before anything else can
+	// commit: checkpoint it through the MainFile, and only once that is
+	// durable remove the stock files. A hot rollback journal needs no
+	// such step: SQLite rolls it back through the shim on the first read
+	// (done above) and syncs the database before deleting the journal.
+	if stockWAL {
+		if err := s.checkpointLocked(context.Background()); err != nil {
+			return fmt.Errorf("fold in the WAL stock SQLite left: %w", err)
+		}
+		if err := removeStockFiles(fsys, s.path); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
