@@ -702,19 +702,22 @@ static const sqlite3_io_methods journalMethods = {
 /* ---- the VFS ---- */
 
 /* xOpen: main files and journals of databases a Store opened go to Go; the
- * WAL comes from the registry; anything else (temporary files) goes to the
- * platform VFS, which never puts it on the drive. */
+ * WAL comes from the registry. Anything else goes to the platform VFS
+ * unchanged: temporary files (never on the drive), and databases no Store
+ * owns (VACUUM INTO targets, ATTACHed databases) with their WAL and
+ * journal. */
 static int esOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int flags, int *outFlags) {
 	es_file *f = (es_file *)pf;
+	es_node *n = 0;
 	int rc;
 	(void)vfs;
-	if (!name || !(flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_JOURNAL))) {
+	if (name && (flags & SQLITE_OPEN_WAL)) n = nodeRef(name, 4);
+	if (name && (flags & SQLITE_OPEN_MAIN_DB)) n = nodeRef(name, 0);
+	if (!n && !(name && (flags & SQLITE_OPEN_MAIN_JOURNAL))) {
 		return gbase->xOpen(gbase, name, pf, flags, outFlags);
 	}
 	memset(f, 0, sizeof(*f));
 	if (flags & SQLITE_OPEN_WAL) {
-		es_node *n = nodeRef(name, 4);
-		if (!n) return SQLITE_CANTOPEN;
 		pthread_mutex_lock(&n->wal.mu);
 		n->wal.exists = 1;
 		pthread_mutex_unlock(&n->wal.mu);
@@ -722,8 +725,6 @@ static int esOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int flag
 		f->node = n;
 		f->pMethods = &walMethods;
 	} else if (flags & SQLITE_OPEN_MAIN_DB) {
-		es_node *n = nodeRef(name, 0);
-		if (!n) return SQLITE_CANTOPEN;
 		rc = esGoOpen((char *)name, flags, ES_KIND_MAIN, &f->h);
 		if (rc != SQLITE_OK) {
 			nodeUnref(n);
@@ -734,6 +735,7 @@ static int esOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int flag
 		f->pMethods = &mainMethods;
 	} else {
 		rc = esGoOpen((char *)name, flags, ES_KIND_JOURNAL, &f->h);
+		if (rc < 0) return gbase->xOpen(gbase, name, pf, flags, outFlags);
 		if (rc != SQLITE_OK) return rc;
 		f->kind = ES_KIND_JOURNAL;
 		f->pMethods = &journalMethods;

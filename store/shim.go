@@ -186,7 +186,7 @@ func esGoOpen(name *C.char, flags C.int, kind C.int, h *C.uint64_t) C.int {
 	case kindJournal:
 		d := dbOfJournal(path)
 		if d == nil {
-			return sqliteCantOpen
+			return notMine
 		}
 		f, err := d.fs.Open(path, device.ReadWrite)
 		if errors.Is(err, fs.ErrNotExist) && flags&openFlagCreate != 0 {

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(childEnv); path != "" {
 		os.Exit(childOpen(path))
 	}
+	if path := os.Getenv(killChildEnv); path != "" {
+		os.Exit(killChild(path))
+	}
 	os.Exit(m.Run())
 }
 
@@ -480,4 +483,34 @@ func dirState(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestStore_otherDatabases: VACUUM INTO targets and ATTACHed databases
+// belong to no Store; the shim hands them to SQLite's default VFS.
+func TestStore_otherDatabases(t *testing.T) {
+	s, path := openT(t, &Options{ManualCheckpoint: true})
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	mustExec(t, db, "INSERT INTO t VALUES (1), (2)")
+	copyPath := filepath.Join(filepath.Dir(path), "copy.db")
+	mustExec(t, db, "VACUUM INTO ?", copyPath)
+	if got := sqlite3CLI(t, copyPath, "SELECT count(*) FROM t"); got != "2" {
+		t.Fatalf("VACUUM INTO copy holds %q rows; want 2", got)
+	}
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	if _, err := conn.ExecContext(ctx, "ATTACH ? AS other", copyPath); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT INTO other.t VALUES (3)"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM other.t").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("attached count = %d, %v; want 3", n, err)
+	}
 }
