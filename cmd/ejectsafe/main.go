@@ -20,6 +20,7 @@ commands:
   demo [DIR]   open a store in DIR (default: a fresh temporary directory),
                commit rows from several goroutines, show that the database
                file does not change until a checkpoint, then read it back
+  doctor PATH  check whether PATH's filesystem is safe for ejectsafe (--json)
 
 exit codes: 0 success, 1 a problem was found, 2 usage or operational error
 `
@@ -37,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "demo":
 		return runDemo(args[1:], stdout, stderr)
+	case "doctor":
+		return runDoctor(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

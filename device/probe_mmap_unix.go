@@ -1,0 +1,46 @@
+//go:build linux || darwin || freebsd
+
+package device
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// MapShared maps the first size bytes of the existing file name
+// read-write and MAP_SHARED, extending the file with zeros if it is
+// shorter (as SQLite extends its -shm file). The descriptor is closed
+// before MapShared returns; the mapping keeps the file referenced.
+func MapShared(name string, size int) (*SharedMap, error) {
+	if size <= 0 {
+		return nil, fmt.Errorf("device: map %s: size %d", name, size)
+	}
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() < int64(size) {
+		if err := f.Truncate(int64(size)); err != nil {
+			return nil, err
+		}
+	}
+	var b []byte
+	err = control(f, func(fd int) error {
+		var merr error
+		b, merr = unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		return merr
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "mmap", Path: name, Err: err}
+	}
+	return &SharedMap{b: b, name: name}, nil
+}
+
+func unmap(b []byte) error { return unix.Munmap(b) }
