@@ -8,7 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ejectsafe/ejectsafe/checkpoint/checkpointtest"
+	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/faultinject"
+	"github.com/ejectsafe/ejectsafe/journal"
 )
 
 // The store runs on faultinject's FS: every byte SQLite reads or writes on
@@ -45,8 +48,13 @@ func fiDB(fsys *faultinject.FS) string {
 // fiWorkload: open, create, 50 rows, checkpoint, 50 more, checkpoint,
 // close. On any error (a crash) it abandons the store, as an app whose
 // drive vanished would.
-func fiWorkload(fsys *faultinject.FS) error {
-	s, err := Open(fiDB(fsys), &Options{FS: fsys, ManualCheckpoint: true})
+func fiWorkload(fsys *faultinject.FS) error { return fiWorkloadWith(fsys, nil) }
+
+// fiWorkloadInPlace runs the workload with the in-place MainFile.
+func fiWorkloadInPlace(fsys *faultinject.FS) error { return fiWorkloadWith(fsys, openInPlace) }
+
+func fiWorkloadWith(fsys *faultinject.FS, newMain func(device.FS, string) (MainFile, error)) error {
+	s, err := Open(fiDB(fsys), &Options{FS: fsys, ManualCheckpoint: true, newMain: newMain})
 	if err != nil {
 		return err
 	}
@@ -115,7 +123,7 @@ func TestStore_onFaultinject(t *testing.T) {
 	db := fiDB(fsys)
 	// Nothing but the database and the lock is left on the drive.
 	for name := range fsys.Files() {
-		if name != db && name != db+lockSuffix && path.Base(name) != caseMarker {
+		if name != db && name != db+lockSuffix && name != journal.Name(db) && path.Base(name) != caseMarker {
 			t.Errorf("left on the drive: %s", name)
 		}
 	}
@@ -123,28 +131,42 @@ func TestStore_onFaultinject(t *testing.T) {
 		t.Fatalf("after a clean close: %v", err)
 	}
 	t.Run("ordering", func(t *testing.T) {
-		trace := fsys.Trace()
-		if v := faultinject.Check(trace, faultinject.CheckConfig{DBPath: db, AllowInPlace: true}); len(v) != 0 {
-			t.Errorf("violations with in-place allowed: %v", v)
+		// The two-phase checkpoint: never in place, journal claims only
+		// once true, no fsync retried.
+		if v := faultinject.Check(fsys.Trace(), checkpointtest.CheckConfig(db)); len(v) != 0 {
+			t.Errorf("ordering violations: %v", v)
 		}
-		// The interim in-place writer is exactly what the two-phase
-		// checkpoint removes; the checker sees it.
-		if v := faultinject.Check(trace, faultinject.CheckConfig{DBPath: db}); len(v) == 0 {
+		// The checker does see in-place writes: run the same workload
+		// with the in-place MainFile.
+		ip, err := fiSetup()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fiWorkloadInPlace(ip); err != nil {
+			t.Fatal(err)
+		}
+		cfg := checkpointtest.CheckConfig(fiDB(ip))
+		if v := faultinject.Check(ip.Trace(), cfg); len(v) == 0 {
 			t.Errorf("the checker did not flag in-place writes to the database")
+		}
+		cfg.AllowInPlace = true
+		if v := faultinject.Check(ip.Trace(), cfg); len(v) != 0 {
+			t.Errorf("in-place run, in-place allowed: %v", v)
 		}
 	})
 }
 
-// TestStore_crashMatrixInPlace crashes the SQLite workload at every I/O
-// operation. With only synced data surviving (DropAll), every image must be
-// a checkpointed state. Under policies that keep some unsynced writes, the
-// interim in-place checkpoint tears the database, and the matrix must say
-// so: that is the failure the two-phase checkpoint exists to remove, and
-// seeing it proves the harness can fail on real SQLite data.
+// TestStore_crashMatrixInPlace crashes the SQLite workload, run with the
+// in-place MainFile, at every I/O operation. With only synced data
+// surviving (DropAll), every image must be a checkpointed state. Under
+// policies that keep some unsynced writes, the in-place checkpoint tears
+// the database, and the matrix must say so: that is the failure the
+// two-phase checkpoint removes (TestStore_crashMatrix), and seeing it
+// proves the harness can fail on real SQLite data.
 func TestStore_crashMatrixInPlace(t *testing.T) {
 	cfg := faultinject.MatrixConfig{
 		Setup:    fiSetup,
-		Workload: fiWorkload,
+		Workload: fiWorkloadInPlace,
 		Oracle:   fiOracle,
 		Workers:  2,
 	}

@@ -160,10 +160,10 @@ func (r *recorder) setFailSync(err error) {
 	r.mu.Unlock()
 }
 
-// withRecorder returns options whose MainFile is wrapped by rec.
+// withRecorder returns options whose (two-phase) MainFile is wrapped by rec.
 func withRecorder(o Options, rec *recorder) *Options {
 	o.newMain = func(fsys device.FS, path string) (MainFile, error) {
-		m, err := openInPlace(fsys, path)
+		m, err := openTwoPhase(fsys, path)
 		rec.MainFile = m
 		return rec, err
 	}

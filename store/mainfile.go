@@ -1,9 +1,13 @@
 package store
 
 import (
+	"errors"
+	"io/fs"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
+	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
 )
 
@@ -32,8 +36,9 @@ import (
 // write methods, which SQLite's locks serialize.
 //
 // The two-phase checkpoint (package checkpoint) implements MainFile so that
-// the database is never written in place. The interim implementation in this
-// package, inPlace, writes in place.
+// the database is never written in place: it is the default. inPlace, in
+// this package, writes in place; tests use it to show what the two-phase
+// checkpoint prevents.
 type MainFile interface {
 	ReadAt(p []byte, off int64) (int, error)
 	Size() (int64, error)
@@ -47,8 +52,14 @@ type MainFile interface {
 	Close() error
 }
 
-// inPlace is the interim MainFile: SQLite's writes go straight to the
-// database file. It is not safe against a pull during a checkpoint.
+// openTwoPhase opens the default MainFile: package checkpoint's.
+func openTwoPhase(fsys device.FS, path string) (MainFile, error) {
+	return checkpoint.Open(fsys, path, checkpoint.Options{})
+}
+
+// inPlace is a MainFile whose writes go straight to the database file. It
+// is not safe against a pull during a checkpoint; only tests use it, to
+// show the failures the two-phase checkpoint removes.
 type inPlace struct {
 	f     device.File
 	mu    sync.Mutex
@@ -56,6 +67,11 @@ type inPlace struct {
 }
 
 func openInPlace(fsys device.FS, path string) (MainFile, error) {
+	if _, err := fsys.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := createEmpty(fsys, path); err != nil {
+			return nil, err
+		}
+	}
 	f, err := fsys.Open(path, device.ReadWrite)
 	if err != nil {
 		return nil, err
@@ -131,5 +147,22 @@ func (d *dbState) takeErr() error {
 	defer d.mu.Unlock()
 	err := d.lastErr
 	d.lastErr = nil
+	return err
+}
+
+// createEmpty makes a new, empty database file durable: an empty file is a
+// valid empty SQLite database.
+func createEmpty(fsys device.FS, path string) error {
+	f, err := fsys.Create(path, 0o644)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.SyncDir(filepath.Dir(path))
+	}
 	return err
 }

@@ -289,8 +289,12 @@ func esGoDelete(name *C.char, syncDir C.int) C.int {
 	if d == nil {
 		return notMine
 	}
+	// Always make the deletion durable, whatever SQLite's syncDir says
+	// (it asks only at synchronous=EXTRA): a rollback journal that comes
+	// back after a power cut is hot, and would be rolled back over the
+	// checkpoints that followed its deletion.
 	err := d.fs.Remove(path)
-	if err == nil && syncDir != 0 {
+	if err == nil {
 		err = d.fs.SyncDir(dirOf(path))
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

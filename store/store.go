@@ -25,6 +25,7 @@ import (
 
 	"github.com/mattn/go-sqlite3"
 
+	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
 )
 
@@ -77,8 +78,8 @@ type Options struct {
 	// another connection of this Store. Zero means DefaultBusyTimeout.
 	BusyTimeout time.Duration
 
-	// newMain opens the MainFile; nil means the interim in-place writer.
-	// Tests wrap it to watch the hook calls.
+	// newMain opens the MainFile; nil means package checkpoint's two-phase
+	// one. Tests wrap it to watch the hook calls.
 	newMain func(device.FS, string) (MainFile, error)
 }
 
@@ -105,13 +106,14 @@ func (o Options) withDefaults() (Options, error) {
 		o.BusyTimeout = DefaultBusyTimeout
 	}
 	if o.newMain == nil {
-		o.newMain = openInPlace
+		o.newMain = openTwoPhase
 	}
 	return o, nil
 }
 
 // Stats describe a Store at one instant.
 type Stats struct {
+	Generation             uint64        // the last durable checkpoint's generation in the journal
 	WALBytes               int64         // bytes of WAL held in memory, checkpointed or not
 	DirtyBytes             int64         // bytes of WAL frames not yet checkpointed
 	WALAllocated           int64         // bytes of memory allocated for the WAL
@@ -131,9 +133,10 @@ type Store struct {
 	db    *sql.DB
 	pin   *sql.Conn // keeps one connection open, so SQLite's close-time checkpoint runs only in Close
 
-	mu     sync.Mutex // serializes checkpoints and Close
-	closed bool
-	stats  Stats
+	mu       sync.Mutex // serializes checkpoints and Close
+	closed   bool
+	stats    Stats
+	recovery checkpoint.Report
 
 	stop chan struct{}
 	done chan struct{}
@@ -164,13 +167,12 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := registerOnce(); err != nil {
 		return nil, err
 	}
-	exists, err := checkPath(o.FS, abs)
-	if err != nil {
+	if err := checkPath(o.FS, abs); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
 
 	s := &Store{path: abs, opts: o}
-	if err := s.open(exists); err != nil {
+	if err := s.open(); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
 	if !o.ManualCheckpoint {
@@ -180,55 +182,54 @@ func Open(path string, opts *Options) (*Store, error) {
 	return s, nil
 }
 
-// checkPath refuses bad input without modifying anything. It reports
-// whether the database file exists.
-func checkPath(fsys device.FS, path string) (bool, error) {
+// checkPath refuses bad input without modifying anything.
+func checkPath(fsys device.FS, path string) error {
 	dir := filepath.Dir(path)
 	dfi, err := fsys.Stat(dir)
 	if err != nil {
-		return false, fmt.Errorf("parent directory: %w", err)
+		return fmt.Errorf("parent directory: %w", err)
 	}
 	if !dfi.IsDir() {
-		return false, fmt.Errorf("parent %s: %w", dir, syscall.ENOTDIR)
+		return fmt.Errorf("parent %s: %w", dir, syscall.ENOTDIR)
 	}
 	if dfi.Mode().Perm()&0o222 == 0 {
-		return false, fmt.Errorf("directory %s: %w", dir, ErrReadOnly)
+		return fmt.Errorf("directory %s: %w", dir, ErrReadOnly)
 	}
 	fi, err := fsys.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return nil // Open creates it
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
 	switch {
 	case fi.IsDir():
-		return false, ErrIsDirectory
+		return ErrIsDirectory
 	case !fi.Mode().IsRegular():
-		return false, fmt.Errorf("%w: not a regular file (%s)", ErrNotDatabase, fi.Mode().Type())
+		return fmt.Errorf("%w: not a regular file (%s)", ErrNotDatabase, fi.Mode().Type())
 	case fi.Mode().Perm()&0o222 == 0:
-		return false, fmt.Errorf("file mode %s: %w", fi.Mode().Perm(), ErrReadOnly)
+		return fmt.Errorf("file mode %s: %w", fi.Mode().Perm(), ErrReadOnly)
 	case fi.Size() == 0:
-		return true, nil // SQLite treats an empty file as an empty database
+		return nil // SQLite treats an empty file as an empty database
 	}
 	f, err := fsys.Open(path, device.ReadOnly)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer f.Close()
 	hdr := make([]byte, len(sqliteHeader))
 	if n, err := f.ReadAt(hdr, 0); n < len(hdr) || string(hdr) != sqliteHeader {
 		if err != nil && err != io.EOF {
-			return false, err
+			return err
 		}
-		return false, fmt.Errorf("%w: bad header", ErrNotDatabase)
+		return fmt.Errorf("%w: bad header", ErrNotDatabase)
 	}
-	return true, nil
+	return nil
 }
 
 // open takes the process lock, registers the database with the shim and
 // opens the first connection. On error it undoes what it did.
-func (s *Store) open(exists bool) (err error) {
+func (s *Store) open() (err error) {
 	fsys := s.opts.FS
 	dbs.Lock()
 	if dbs.m == nil {
@@ -264,10 +265,10 @@ func (s *Store) open(exists bool) (err error) {
 	}
 	undo = append(undo, func() { s.lock.Close() })
 
-	if !exists {
-		if err := createEmpty(fsys, s.path); err != nil {
-			return err
-		}
+	// Recovery before anything reads the database: roll an interrupted
+	// checkpoint back or forward and remove leftovers.
+	if s.recovery, err = checkpoint.Recover(fsys, s.path); err != nil {
+		return err
 	}
 	main, err := s.opts.newMain(fsys, s.path)
 	if err != nil {
@@ -317,23 +318,6 @@ func (s *Store) open(exists bool) (err error) {
 		}
 	}
 	return nil
-}
-
-// createEmpty makes a new, empty database file durable: an empty file is a
-// valid empty SQLite database.
-func createEmpty(fsys device.FS, path string) error {
-	f, err := fsys.Create(path, 0o644)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fsys.SyncDir(filepath.Dir(path))
-	}
-	return err
 }
 
 func isNotADB(err error) bool {
@@ -415,6 +399,16 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 	}
 	start := time.Now()
 	s.state.takeErr() // forget errors of earlier operations
+	// The long part of a checkpoint, copying the database, happens here,
+	// outside SQLite's locks: the database file does not change between
+	// checkpoints, so commits go on meanwhile.
+	if p, ok := s.state.main.(interface{ Prepare() error }); ok {
+		if err := p.Prepare(); err != nil {
+			s.stats.CheckpointFailures++
+			s.stats.LastCheckpointError = fmt.Errorf("%w: %w", ErrCheckpoint, err)
+			return s.stats.LastCheckpointError
+		}
+	}
 	err := s.backfill(ctx)
 	if err != nil {
 		s.stats.CheckpointFailures++
@@ -442,6 +436,16 @@ func (s *Store) backfill(ctx context.Context) error {
 		err := s.pin.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrCheckpoint, s.cause(err))
+		}
+		// SQLite answers -1, -1 (and no error) when it could not run the
+		// checkpoint, for example because reading the database failed; and
+		// any device error the shim met means this checkpoint proves
+		// nothing.
+		if dev := s.state.takeErr(); dev != nil {
+			return fmt.Errorf("%w: %w", ErrCheckpoint, dev)
+		}
+		if logFrames < 0 || done < 0 {
+			return fmt.Errorf("%w: SQLite could not checkpoint (wal_checkpoint answered %d, %d)", ErrCheckpoint, logFrames, done)
 		}
 		if target < 0 {
 			target = logFrames
@@ -546,8 +550,14 @@ func (s *Store) Stats() Stats {
 	if w, ok := walStats(s.path); ok {
 		st.WALBytes, st.DirtyBytes, st.WALAllocated = int64(w.size), int64(w.dirty), int64(w.allocated)
 	}
+	if m, ok := s.state.main.(*checkpoint.Main); ok {
+		st.Generation = m.Stats().Generation
+	}
 	return st
 }
+
+// Recovery reports what Open's recovery found and did.
+func (s *Store) Recovery() checkpoint.Report { return s.recovery }
 
 // Close checkpoints and releases the database. If that checkpoint fails,
 // Close returns its error and the Store stays open with the WAL in memory,

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/ejectsafe/ejectsafe/faultinject"
 )
 
 const childEnv = "EJECTSAFE_STORE_TEST_CHILD"
@@ -512,5 +514,60 @@ func TestStore_otherDatabases(t *testing.T) {
 	var n int
 	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM other.t").Scan(&n); err != nil || n != 3 {
 		t.Fatalf("attached count = %d, %v; want 3", n, err)
+	}
+}
+
+// TestStore_checkpointUnreadableDB: when SQLite cannot read the database,
+// Checkpoint must fail, never report a checkpoint it could not make.
+// SQLite answers wal_checkpoint with -1, -1 and no error then; an earlier
+// version took that for success (found by the compound crash matrix).
+func TestStore_checkpointUnreadableDB(t *testing.T) {
+	fsys, err := fiSetup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(fiDB(fsys), &Options{FS: fsys, ManualCheckpoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Abandon()
+	// The table is made through a pool connection; the pinned connection,
+	// which runs checkpoints, has not read the database yet and must.
+	mustExec(t, s.DB(), "CREATE TABLE t(x)")
+	mustExec(t, s.DB(), "INSERT INTO t VALUES (1)")
+	// The copy is prepared first, so the only reads of the database file
+	// left are SQLite's own, and they fail.
+	if err := s.state.main.(interface{ Prepare() error }).Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Inject(faultinject.Fail(syscall.EIO).On(faultinject.OpReadAt).Matching(fiDB(fsys)).Always()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := s.Checkpoint(context.Background()); !errors.Is(err, ErrCheckpoint) {
+			t.Fatalf("Checkpoint %d with the database unreadable = %v; want ErrCheckpoint", i, err)
+		}
+	}
+	if st := s.Stats(); st.Checkpoints != 0 || st.CheckpointFailures != 3 {
+		t.Fatalf("Stats = %+v; want no checkpoint, 3 failures", st)
+	}
+	// The fault clears: everything becomes durable.
+	fsys.ClearRules()
+	mustCheckpoint(t, s)
+	img := fsys.CrashImage(faultinject.DropAll, 0)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := crashRecover(img); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(fiDB(img), &Options{FS: img, ManualCheckpoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Abandon()
+	var n int
+	if err := s2.DB().QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after the fault cleared and a pull: %d rows, %v; want 1", n, err)
 	}
 }

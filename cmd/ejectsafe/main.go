@@ -3,6 +3,9 @@
 // Usage:
 //
 //	ejectsafe demo [DIR]
+//	ejectsafe recover [--json] PATH
+//	ejectsafe verify [--json] PATH
+//	ejectsafe doctor [--json] PATH
 //
 // Exit codes: 0 success, 1 the command ran and found a problem, 2 usage or
 // operational error.
@@ -20,6 +23,11 @@ commands:
   demo [DIR]   open a store in DIR (default: a fresh temporary directory),
                commit rows from several goroutines, show that the database
                file does not change until a checkpoint, then read it back
+  recover PATH bring a database's directory to a clean state after a crash
+               or a pull: roll an interrupted checkpoint back or forward,
+               deciding by checksums; remove leftovers (--json)
+  verify PATH  read-only: journal state, what recover would do, and
+               integrity_check of the database file (--json)
   doctor PATH  check whether PATH's filesystem is safe for ejectsafe (--json)
 
 exit codes: 0 success, 1 a problem was found, 2 usage or operational error
@@ -38,6 +46,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "demo":
 		return runDemo(args[1:], stdout, stderr)
+	case "recover":
+		return runRecover(args[1:], stdout, stderr)
+	case "verify":
+		return runVerify(args[1:], stdout, stderr)
 	case "doctor":
 		return runDoctor(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

@@ -1,0 +1,224 @@
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+
+	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/journal"
+)
+
+// maxJournalRead bounds the journal bytes read into memory. A journal is
+// rewritten once it passes Options.JournalLimit (64 KiB by default); one
+// this large was not written by this package.
+const maxJournalRead = 64 << 20
+
+// readJournal returns the journal's bytes, or exists=false if there is no
+// journal.
+func readJournal(fsys device.FS, name string) (data []byte, exists bool, err error) {
+	f, err := fsys.Open(name, device.ReadOnly)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close() // read-only: a close error changes nothing on the drive
+	data, err = readAll(f)
+	return data, true, err
+}
+
+func readAll(f device.File) ([]byte, error) {
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	if size > maxJournalRead {
+		return nil, fmt.Errorf("%s: %d bytes, more than any journal this package writes", f.Name(), size)
+	}
+	data := make([]byte, size)
+	if err := readFull(f, data, 0); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// cleanJournal reports why j cannot be appended to as is, or "".
+func cleanJournal(j journal.Journal, n int) string {
+	cp, ok := j.Latest()
+	switch {
+	case j.Torn || j.Damaged:
+		return "its tail is torn"
+	case ok && cp.InFlight():
+		return fmt.Sprintf("checkpoint %d is in flight", cp.Gen)
+	case j.Len != n:
+		return "it has bytes past its records"
+	}
+	return ""
+}
+
+// jfile is the checkpoint journal as a Main writes it. Records are
+// appended with one WriteAt and one fsync; the journal is created,
+// compacted and replaced only whole, through a temporary file, an fsync,
+// a rename and a directory fsync, so that its header is never torn.
+type jfile struct {
+	fsys device.FS
+	p    paths
+	perm os.FileMode
+
+	f      device.File     // read-write handle; nil until first needed
+	j      journal.Journal // what the file holds: every record appended and synced
+	exists bool            // a journal is at p.journal, decoded clean at Open
+
+	// poisoned means a write or fsync of f failed: what the file holds on
+	// the drive is unknown, and since an fsync is never retried on a file
+	// after it failed (DESIGN invariant 6), f is closed and never written
+	// again. The next commit replaces the journal whole.
+	poisoned bool
+}
+
+// usable reports whether records can be appended.
+func (jf *jfile) usable() bool { return jf.f != nil && !jf.poisoned }
+
+// open opens the existing journal read-write and decodes it again through
+// the handle that appends will use.
+func (jf *jfile) open() error {
+	f, err := jf.fsys.Open(jf.p.journal, device.ReadWrite)
+	if err != nil {
+		return err
+	}
+	data, err := readAll(f)
+	var j journal.Journal
+	if err == nil {
+		j, err = journal.Decode(data)
+	}
+	if err == nil {
+		if why := cleanJournal(j, len(data)); why != "" {
+			err = fmt.Errorf("%w: journal %s: %s", ErrRecoveryNeeded, jf.p.journal, why)
+		}
+	}
+	if err != nil {
+		f.Close() // nothing was written through it
+		return err
+	}
+	jf.f, jf.j = f, j
+	return nil
+}
+
+// append writes recs after the last record with one WriteAt, and fsyncs.
+// On failure the journal is poisoned.
+func (jf *jfile) append(recs ...journal.Record) error {
+	if !jf.usable() {
+		return fmt.Errorf("journal %s: not open", jf.p.journal)
+	}
+	j := jf.j
+	j.Records = slices.Clip(j.Records) // appends below never touch jf.j's array
+	var b []byte
+	for _, r := range recs {
+		if err := j.Check(r); err != nil {
+			return err // our own bug: nothing written, the journal stays good
+		}
+		b, _ = journal.AppendRecord(b, j.Header.FileID, r) // Check validated r
+		j.Records = append(j.Records, r)
+		j.Len += journal.RecordSize
+	}
+	if _, err := jf.f.WriteAt(b, int64(jf.j.Len)); err != nil {
+		return jf.poison(err)
+	}
+	if err := jf.f.Sync(); err != nil {
+		return jf.poison(err)
+	}
+	jf.j = j
+	return nil
+}
+
+// poison abandons the handle after a failed write or fsync.
+func (jf *jfile) poison(err error) error {
+	jf.poisoned = true
+	if jf.f != nil {
+		jf.f.Close() // the write error is the one to report
+		jf.f = nil
+	}
+	return err
+}
+
+// rebuild replaces the journal with a new one holding h and recs: a new
+// file id, so no frame of the old file ever counts. Write the new file
+// under the journal's temporary name, fsync it (else a crash could leave
+// a journal with a torn or zero-length header, renameio's lesson), rename
+// it over the journal, fsync the directory (else the rename itself may
+// not survive). The records carried over describe checkpoints that are
+// already resolved, so a crash at any step leaves a journal recovery can
+// use: the old one, or the new one.
+func (jf *jfile) rebuild(h journal.Header, recs []journal.Record) error {
+	j := journal.Journal{Header: h, Len: journal.HeaderSize}
+	b := journal.AppendHeader(nil, h)
+	for _, r := range recs {
+		if err := j.Check(r); err != nil {
+			return err
+		}
+		b, _ = journal.AppendRecord(b, h.FileID, r)
+		j.Records = append(j.Records, r)
+		j.Len += journal.RecordSize
+	}
+	f, err := jf.fsys.Create(jf.p.jtemp, jf.perm)
+	if errors.Is(err, fs.ErrExist) {
+		// A leftover of an earlier attempt: it never holds anything that
+		// is not also in the journal.
+		if err = jf.fsys.Remove(jf.p.jtemp); err == nil {
+			f, err = jf.fsys.Create(jf.p.jtemp, jf.perm)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		f.Close()
+		jf.fsys.Remove(jf.p.jtemp) // best effort: Recover removes it too
+		return err
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := jf.fsys.Rename(jf.p.jtemp, jf.p.journal); err != nil {
+		// The rename may or may not have happened: which journal is at
+		// the name is unknown, so neither is appended to. Both describe
+		// the same resolved state.
+		jf.poison(nil)
+		return fail(err)
+	}
+	if err := jf.fsys.SyncDir(jf.p.dir); err != nil {
+		jf.poison(nil)
+		f.Close()
+		return err
+	}
+	if jf.f != nil {
+		jf.f.Close() // the old journal, now unlinked: nothing more is written to it
+	}
+	// Appends go through a handle opened by the journal's own name, so
+	// that errors and fault rules name the journal, not its temp file.
+	f.Close() // written and fsynced: nothing is lost if this fails
+	jf.f, jf.j, jf.exists, jf.poisoned = nil, j, true, false
+	g, err := jf.fsys.Open(jf.p.journal, device.ReadWrite)
+	if err != nil {
+		return jf.poison(err)
+	}
+	jf.f = g
+	return nil
+}
+
+// close closes the handle.
+func (jf *jfile) close() error {
+	if jf.f == nil {
+		return nil
+	}
+	err := jf.f.Close()
+	jf.f = nil
+	return err
+}

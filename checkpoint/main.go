@@ -1,0 +1,330 @@
+// Package checkpoint keeps a database file on a removable drive safe
+// across a pull: the file is never written in place. It implements the
+// store's MainFile two-phase (Main) and the recovery that runs before the
+// next open (Recover).
+//
+// # The protocol
+//
+// A Main serves the database as a durable base file, opened read-only,
+// under an in-memory overlay of every write since the last commit. Commit
+// makes the overlay durable in one generation G:
+//
+//  1. copy the base into TempName(db, G) (or take the copy Prepare made
+//     ahead of time), apply the overlay, checksum the result;
+//  2. fsync the copy: Ready must never claim data that may not be there;
+//  3. append Began{G, base} and Ready{G, copy} to the journal and fsync
+//     it: the rename below must only happen once recovery can tell the
+//     copy is complete (DESIGN invariant 3);
+//  4. rename the copy over the database, fsync the directory: only now
+//     does the new state survive a pull;
+//  5. append Done{G} and fsync, so that after Commit returns nothing of
+//     the checkpoint is left for the kernel to write later (invariant 1);
+//  6. reopen the database read-only as the new base, drop the overlay.
+//
+// A failure before step 4 discards the copy and keeps the overlay: the
+// database on the drive is untouched and reads are unchanged. A failure
+// of the rename or of the directory fsync leaves the name undecided: the
+// Main keeps serving the same bytes and the next Commit settles the name
+// by checksum before anything else (ErrUnsure). A failed journal write is
+// never fsynced again: the next commit replaces the journal whole, as it
+// does when the journal grows past Options.JournalLimit. Recover decides
+// after a crash by the journal and by checksums; see Recover.
+//
+// Began is written with Ready rather than before the copy: a copy without
+// a journal record is a leftover that recovery removes, exactly as one
+// with only a Began would be, so an earlier Began would only cost an
+// fsync and leave the journal open to a torn write for the whole copy.
+//
+// Prepare copies the base ahead of time (the base does not change between
+// commits), so that the commit only applies the overlay.
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/journal"
+)
+
+// Default option values.
+const (
+	DefaultBlockSize    = 4096
+	DefaultJournalLimit = 64 << 10
+)
+
+// Options configures a Main. The zero value is the recommended
+// configuration.
+type Options struct {
+	// BlockSize is the granularity of the in-memory overlay, in bytes.
+	// Writes of any offset and length are correct; writes that are not
+	// whole blocks are merged with the current content first. Zero means
+	// DefaultBlockSize, SQLite's default page size.
+	BlockSize int
+	// JournalLimit bounds the journal: once it is larger, the next commit
+	// first replaces it with a new journal holding only the last
+	// checkpoint. Zero means DefaultJournalLimit (64 KiB, about 340
+	// checkpoints).
+	JournalLimit int64
+	// NoKernelCopy makes commits copy the base through user space even
+	// where copy_file_range is available. Zero (the kernel copy where
+	// offered) is faster and equally safe: the copy is checksummed after.
+	NoKernelCopy bool
+}
+
+// Stats describes a Main's commits.
+type Stats struct {
+	Generation   uint64        // the last durable generation: Done in the journal, 0 if none
+	Commits      int64         // commits that wrote a generation, in this Main
+	Failures     int64         // commits that failed
+	Rewrites     int64         // journal rewrites (creation, compaction, after a failure)
+	LastCommit   time.Time     // when the last successful commit ended
+	LastDuration time.Duration // how long it took
+	LastBytes    int64         // the size of the database it wrote
+	LastErr      error         // the error of the last failed commit
+	Overlay      int64         // bytes of writes held in memory, not yet committed
+	Unsure       bool          // a rename's outcome is unknown until the next Commit
+}
+
+// Main is the main database file of one store, served from a read-only
+// base file on the drive under an in-memory overlay, and committed by
+// replacing the base. It satisfies store.MainFile. ReadAt and Size are
+// safe to call concurrently with every method; WriteAt and Truncate are
+// serialized by the caller (SQLite's locks) and may run during Commit.
+type Main struct {
+	fsys device.FS
+	opts Options
+	p    paths
+	bs   int64
+	perm os.FileMode // the database's permission bits, given to copies
+
+	// wmu serializes WriteAt and Truncate, which read the current view of
+	// a partly written block before replacing it.
+	wmu sync.Mutex
+
+	// mu guards the view: base, dirty, pending, size, closed. It is never
+	// held across I/O: readers take a reference to the base and read it
+	// after unlocking.
+	mu      sync.RWMutex
+	closed  bool
+	base    *baseRef // the committed file; its content never changes
+	dirty   *level   // writes since the last freeze
+	pending *level   // writes being committed, or whose commit is unsure; nil otherwise
+	size    int64    // the logical size
+
+	// cmu serializes Commit, Prepare and Close and guards the fields below.
+	cmu       sync.Mutex
+	jf        jfile
+	disk      diskState // what the database name holds durably
+	lastDone  []journal.Record
+	nextGen   uint64
+	baseEpoch uint64 // bumped whenever base changes; a prepared copy is of one epoch
+	prep      *prepared
+	unsure    *unsure
+	stale     bool // the base handle predates the last commit (its reopen failed)
+	hint      atomic.Int64
+	buf       []byte
+
+	smu      sync.Mutex
+	stats    Stats
+	firstErr error // the first error of closing a retired base, for Close
+}
+
+// diskState is what the database name holds on the drive.
+type diskState struct {
+	size  int64
+	sum   uint64
+	known bool // sum is known; otherwise the next commit computes it
+}
+
+// baseRef is a counted reference to a base file, so that readers can use
+// it without holding mu while a commit swaps it out: the owner's reference
+// is dropped at the swap and the file closes when the last reader is done.
+type baseRef struct {
+	f    device.File // nil when there is no database file (empty)
+	size int64
+	refs atomic.Int64
+}
+
+func newBaseRef(f device.File, size int64) *baseRef {
+	r := &baseRef{f: f, size: size}
+	r.refs.Store(1)
+	return r
+}
+
+func (m *Main) releaseBase(r *baseRef) {
+	if r.refs.Add(-1) == 0 && r.f != nil {
+		if err := r.f.Close(); err != nil {
+			m.smu.Lock()
+			if m.firstErr == nil {
+				m.firstErr = err
+			}
+			m.smu.Unlock()
+		}
+	}
+}
+
+// Open opens the main file of the database at dbPath on fsys. Recover
+// must have run first: Open fails with ErrRecoveryNeeded if the journal
+// shows a checkpoint in flight or damage. A missing database is the empty
+// database. Open reads the journal but not the database: its cost does
+// not grow with the database.
+func Open(fsys device.FS, dbPath string, opts Options) (*Main, error) {
+	p := newPaths(dbPath)
+	if opts.BlockSize <= 0 {
+		opts.BlockSize = DefaultBlockSize
+	}
+	if opts.JournalLimit <= 0 {
+		opts.JournalLimit = DefaultJournalLimit
+	}
+	fail := func(err error) (*Main, error) { return nil, fmt.Errorf("checkpoint open %s: %w", p.db, err) }
+
+	// The journal says which generation is next and, when its last
+	// record is Done for a file of the database's size, the database's
+	// checksum, which the next Began needs.
+	data, jexists, err := readJournal(fsys, p.journal)
+	if err != nil {
+		return fail(err)
+	}
+	var j journal.Journal
+	if jexists {
+		if j, err = journal.Decode(data); err != nil {
+			return fail(fmt.Errorf("%w: journal %s: %w", ErrRecoveryNeeded, p.journal, err))
+		}
+		if why := cleanJournal(j, len(data)); why != "" {
+			return fail(fmt.Errorf("%w: journal %s: %s", ErrRecoveryNeeded, p.journal, why))
+		}
+	}
+	next := j.NextGen()
+	if next == 0 {
+		return fail(fmt.Errorf("%w: journal %s: generations exhausted", ErrJournal, p.journal))
+	}
+
+	m := &Main{fsys: fsys, opts: opts, p: p, bs: int64(opts.BlockSize), perm: 0o644,
+		dirty: newLevel(), nextGen: next}
+	f, err := fsys.Open(p.db, device.ReadOnly)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		m.base = newBaseRef(nil, 0)
+		m.disk = diskState{size: 0, sum: emptySum, known: true}
+	case err != nil:
+		return fail(err)
+	default:
+		size, err := f.Size()
+		if err == nil {
+			var fi os.FileInfo
+			if fi, err = fsys.Stat(p.db); err == nil {
+				m.perm = fi.Mode().Perm()
+			}
+		}
+		if err != nil {
+			f.Close() // read-only
+			return fail(err)
+		}
+		m.base = newBaseRef(f, size)
+		m.disk = diskState{size: size}
+	}
+	m.size = m.base.size
+	if cp, ok := j.Latest(); ok && cp.State == journal.Done {
+		m.lastDone = []journal.Record{cp.Began, cp.Ready, {Kind: journal.Done, Gen: cp.Gen, Size: cp.Ready.Size, Sum: cp.Ready.Sum}}
+		m.stats.Generation = cp.Gen
+		if f != nil && cp.Ready.Size == m.disk.size {
+			m.disk.sum, m.disk.known = cp.Ready.Sum, true
+		}
+	}
+	m.jf = jfile{fsys: fsys, p: p, perm: m.perm, j: j, exists: jexists}
+	return m, nil
+}
+
+// Size returns the logical size of the database.
+func (m *Main) Size() (int64, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	return m.size, nil
+}
+
+// Sync is SQLite's xSync: the end of a checkpoint or of a rollback-journal
+// transaction. It commits.
+func (m *Main) Sync() error { return m.Commit() }
+
+// CheckpointStart marks the start of a SQLite checkpoint. It prepares the
+// copy if the store has not already done so; the error is reported but
+// changes nothing (the commit will copy the base itself).
+func (m *Main) CheckpointStart() error { return m.Prepare() }
+
+// CheckpointDone marks the end of a SQLite checkpoint's backfill. The
+// commit follows with Sync or the store's Commit.
+func (m *Main) CheckpointDone() error { return nil }
+
+// SizeHint records the size SQLite expects the file to grow to; the free
+// space check of the next commit asks for at least that much.
+func (m *Main) SizeHint(size int64) error {
+	m.hint.Store(size)
+	return nil
+}
+
+// Stats returns the commit statistics.
+func (m *Main) Stats() Stats {
+	m.mu.RLock()
+	overlay := int64(len(m.dirty.blocks)) * m.bs
+	if m.pending != nil {
+		overlay += int64(len(m.pending.blocks)) * m.bs
+	}
+	m.mu.RUnlock()
+	m.smu.Lock()
+	defer m.smu.Unlock()
+	s := m.stats
+	s.Overlay = overlay
+	return s
+}
+
+// Close releases the files. It does not commit: writes not committed are
+// dropped (the store commits first). A copy that Prepare made and no
+// commit used is removed. If a commit's outcome is unsure, Recover
+// resolves it at the next open. Close keeps the first error.
+func (m *Main) Close() error {
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	m.closed = true
+	base := m.base
+	m.dirty, m.pending = newLevel(), nil
+	m.mu.Unlock()
+
+	err := m.dropPrepared()
+	if cerr := m.jf.close(); err == nil {
+		err = cerr
+	}
+	m.releaseBase(base) // closes now, or when the last reader is done
+	m.smu.Lock()
+	if err == nil {
+		err = m.firstErr
+	}
+	m.smu.Unlock()
+	if err != nil {
+		return fmt.Errorf("checkpoint close %s: %w", m.p.db, err)
+	}
+	return nil
+}
+
+func (m *Main) isClosed() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.closed
+}
+
+// newLevel returns an empty overlay level.
+func newLevel() *level { return &level{blocks: map[int64][]byte{}, cut: math.MaxInt64} }

@@ -1,0 +1,506 @@
+package checkpoint
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/journal"
+)
+
+// State is what recovery found on the drive.
+type State int
+
+const (
+	// StateUnknown: recovery refused before it could tell (ErrJournal).
+	StateUnknown State = iota
+	// StateClean: no checkpoint in flight (no journal, or its last
+	// checkpoint is done or aborted).
+	StateClean
+	// StateBegan: a checkpoint began and its copy was never claimed
+	// complete.
+	StateBegan
+	// StateReady: a checkpoint's copy was complete and fsynced; the
+	// rename over the database may or may not have happened.
+	StateReady
+	// StateDamaged: the journal's header is unreadable.
+	StateDamaged
+)
+
+func (s State) String() string {
+	switch s {
+	case StateUnknown:
+		return "state unknown"
+	case StateClean:
+		return "no checkpoint in flight"
+	case StateBegan:
+		return "checkpoint began, copy incomplete"
+	case StateReady:
+		return "checkpoint ready, rename unknown"
+	case StateDamaged:
+		return "journal damaged"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// MarshalText gives JSON a token: "unknown", "clean", "began", "ready" or
+// "damaged".
+func (s State) MarshalText() ([]byte, error) {
+	if s < StateUnknown || s > StateDamaged {
+		return nil, fmt.Errorf("checkpoint: invalid state %d", int(s))
+	}
+	return []byte([...]string{"unknown", "clean", "began", "ready", "damaged"}[s]), nil
+}
+
+// Action is what recovery did (or, from Verify, would do).
+type Action int
+
+const (
+	// ActionNone: the database was clean and nothing was left over.
+	ActionNone Action = iota
+	// ActionClean: no checkpoint in flight; leftovers removed, or a torn
+	// journal replaced.
+	ActionClean
+	// ActionRollBack: the copy was discarded, the database kept, Aborted
+	// recorded.
+	ActionRollBack
+	// ActionRollForward: the verified copy was renamed over the database
+	// and Done recorded.
+	ActionRollForward
+	// ActionFinish: the database already matched the copy; Done recorded.
+	ActionFinish
+	// ActionReset: the journal could not vouch for anything; the database
+	// was kept, copies discarded and a new journal written.
+	ActionReset
+	// ActionRefused: recovery returned ErrUnrecoverable or ErrJournal and
+	// modified nothing.
+	ActionRefused
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionNone:
+		return "nothing to do"
+	case ActionClean:
+		return "cleaned up"
+	case ActionRollBack:
+		return "rolled back"
+	case ActionRollForward:
+		return "rolled forward"
+	case ActionFinish:
+		return "finished"
+	case ActionReset:
+		return "kept the database, reset the journal"
+	case ActionRefused:
+		return "refused, modified nothing"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// MarshalText gives JSON a token: "none", "clean", "rollback",
+// "rollforward", "finish", "reset" or "refused".
+func (a Action) MarshalText() ([]byte, error) {
+	if a < ActionNone || a > ActionRefused {
+		return nil, fmt.Errorf("checkpoint: invalid action %d", int(a))
+	}
+	return []byte([...]string{"none", "clean", "rollback", "rollforward", "finish", "reset", "refused"}[a]), nil
+}
+
+// Report says what Recover found and did, or what Verify found and
+// Recover would do.
+type Report struct {
+	DB         string
+	DryRun     bool           // from Verify: nothing was modified
+	Journal    string         // "missing", "ok", "torn", or "damaged: " and why
+	Last       journal.Record // the last trustworthy record; zero if none
+	State      State
+	Action     Action
+	Gen        uint64   // the checkpoint acted on, 0 if none
+	Removed    []string // leftovers removed (or to remove)
+	MovedAside []string // copies kept under an orphan name (or to keep)
+	Rewrote    bool     // the journal was (or would be) replaced
+	Notes      []string
+}
+
+// String renders the report on one line, for the CLI.
+func (r Report) String() string {
+	var b strings.Builder
+	verb, would := "recover", ""
+	if r.DryRun {
+		verb, would = "verify", "would be "
+	}
+	fmt.Fprintf(&b, "%s %s: journal %s", verb, r.DB, r.Journal)
+	if r.Last.Kind != 0 {
+		fmt.Fprintf(&b, " (last: %v)", r.Last)
+	}
+	fmt.Fprintf(&b, "; %v", r.State)
+	if r.DryRun && r.Action != ActionNone {
+		fmt.Fprintf(&b, "; recover would have: %v", r.Action)
+	} else {
+		fmt.Fprintf(&b, "; %v", r.Action)
+	}
+	if r.Gen != 0 && (r.Action == ActionRollBack || r.Action == ActionRollForward || r.Action == ActionFinish) {
+		fmt.Fprintf(&b, " checkpoint %d", r.Gen)
+	}
+	if len(r.Removed) > 0 {
+		fmt.Fprintf(&b, "; %sremoved: %s", would, strings.Join(r.Removed, ", "))
+	}
+	if len(r.MovedAside) > 0 {
+		fmt.Fprintf(&b, "; %skept aside: %s", would, strings.Join(r.MovedAside, ", "))
+	}
+	if r.Rewrote && r.Action != ActionReset {
+		fmt.Fprintf(&b, "; journal %srewritten", would)
+	}
+	for _, n := range r.Notes {
+		b.WriteString("; " + n)
+	}
+	return b.String()
+}
+
+// Recover brings dbPath's directory to a clean state after a crash or a
+// pull, and reports what it did: afterwards the database name holds a
+// committed state, no copy or journal temp is left, and the journal (if
+// any) is clean, so Open succeeds. Recover is idempotent: a pull during
+// it is recovered by the next Recover. It fails, modifying nothing, with
+// ErrUnrecoverable or ErrJournal when it cannot tell what is right.
+func Recover(fsys device.FS, dbPath string) (Report, error) {
+	return recoverDB(fsys, dbPath, true)
+}
+
+// Verify inspects dbPath's directory as Recover would, without modifying
+// anything: the report says what Recover would do. For a clean database
+// whose journal records its checksum, Verify also checks the database
+// against it (reading it whole).
+func Verify(fsys device.FS, dbPath string) (Report, error) {
+	return recoverDB(fsys, dbPath, false)
+}
+
+type tempFile struct {
+	gen  uint64
+	name string
+}
+
+// sqliteMagic starts every SQLite database file.
+var sqliteMagic = []byte("SQLite format 3\x00")
+
+// recoverDB is the recovery pipeline; modify=false stops it after the
+// decision (Verify).
+//
+// The argument the decisions rest on: the protocol (package doc) writes
+// the journal only at moments when the database name holds a committed
+// state, and fsyncs each write before the next step. Between a rename and
+// the directory fsync that settles it, the journal is quiet and ends with
+// a synced Ready. So a journal damaged by a pull (a torn append, or a torn
+// sector that also wiped records synced before it) means the database
+// name holds a committed state. And a copy's name survives only while its
+// checkpoint was never reported committed (Done follows the directory
+// fsync that makes the rename, which removes that name, durable), so
+// removing a copy never loses a commit that Commit reported.
+func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
+	p := newPaths(dbPath)
+	rep := Report{DB: p.db, DryRun: !modify}
+	wrap := func(err error) error { return fmt.Errorf("checkpoint recover %s: %w", p.db, err) }
+	var buf []byte
+
+	// 1. List the directory: which copies and journal temps exist. Names
+	// say what a file was meant to be, never what it holds.
+	names, err := fsys.List(p.dir)
+	if err != nil {
+		return rep, wrap(err)
+	}
+	var temps []tempFile
+	var maxGen uint64
+	jtemp := false
+	for _, n := range names {
+		if g, ok := journal.ParseTempName(p.baseName, n); ok {
+			temps = append(temps, tempFile{gen: g, name: filepath.Join(p.dir, n)})
+			maxGen = max(maxGen, g)
+		}
+		jtemp = jtemp || n == filepath.Base(p.jtemp)
+	}
+
+	// 2. Read the journal. A newer format, or a record no torn write can
+	// produce (a broken writer), is not ours to overwrite: refuse.
+	data, jexists, err := readJournal(fsys, p.journal)
+	if err != nil {
+		return rep, wrap(err)
+	}
+	var j journal.Journal
+	var jerr error
+	if jexists {
+		j, jerr = journal.Decode(data)
+	}
+	if errors.Is(jerr, journal.ErrVersion) || errors.Is(jerr, journal.ErrRecord) {
+		rep.Journal, rep.Action = "unusable: "+jerr.Error(), ActionRefused
+		return rep, wrap(fmt.Errorf("%w: %s: %w", ErrJournal, p.journal, jerr))
+	}
+	damaged := jerr != nil      // the header: nothing in the journal can be trusted
+	torn := j.Torn || j.Damaged // the tail: a pull during an append
+	cp, inFlight := j.Latest()  // the last checkpoint, if any
+	inFlight = inFlight && cp.InFlight()
+	switch {
+	case !jexists:
+		rep.Journal = "missing"
+	case damaged:
+		rep.Journal = "damaged: " + jerr.Error()
+	case torn:
+		rep.Journal = "torn"
+	default:
+		rep.Journal = "ok"
+	}
+	rep.Last, _ = j.Last()
+	maxGen = max(maxGen, rep.Last.Gen, j.Header.BaseGen)
+
+	// 3. The database: its size, and its checksum where it could match
+	// the checkpoint in flight.
+	wantSum := func(size int64) bool {
+		return inFlight && !damaged && cp.State == journal.Ready && (size == cp.Began.Size || size == cp.Ready.Size)
+	}
+	db, err := statSum(fsys, p.db, &buf, wantSum)
+	if err != nil {
+		return rep, wrap(err)
+	}
+
+	// 4. Decide, by the rows of DESIGN.md's recovery table. Torn last
+	// record: journal.Decode already dropped it; act on the one before.
+	var (
+		forward string         // the copy to rename over the database
+		record  journal.Record // the record that resolves the checkpoint
+		reset   bool           // the journal cannot vouch for anything
+	)
+	unrecoverable := func(reason string, files ...FileSum) (Report, error) {
+		rep.Action = ActionRefused
+		return rep, &UnrecoverableError{DB: p.db, Reason: reason, Began: cp.Began, Ready: cp.Ready, Files: files}
+	}
+	switch {
+	case damaged:
+		// A damaged header (not a row of DESIGN.md's table): by the
+		// argument above the database holds a committed state; check
+		// below that it looks like a database, and start a new journal.
+		rep.State, reset = StateDamaged, true
+	case !inFlight:
+		// Row "nothing / last is done or aborted": leftovers only.
+		rep.State, rep.Action = StateClean, ActionClean
+	case cp.State == journal.Began:
+		// Row "began, not ready": the copy was never complete.
+		rep.State, rep.Action, rep.Gen = StateBegan, ActionRollBack, cp.Gen
+		record = journal.Record{Kind: journal.Aborted, Gen: cp.Gen}
+	default:
+		// Rows "ready": decide by checksums, never by names. The copy
+		// was fsynced before Ready, so a match means it is whole.
+		rep.State, rep.Gen = StateReady, cp.Gen
+		ready := cp.Ready
+		cpy := FileSum{Name: p.temp(cp.Gen)}
+		if db.matches(ready.Size, ready.Sum) {
+			// Row "db matches ready, no copy" and FAT's "both names".
+			rep.Action = ActionFinish
+		} else if cpy, err = statSum(fsys, cpy.Name, &buf, func(n int64) bool { return n == ready.Size }); err != nil {
+			return rep, wrap(err)
+		}
+		switch {
+		case rep.Action == ActionFinish:
+			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
+		case cpy.Exists && cpy.matches(ready.Size, ready.Sum):
+			// Row "copy present, db old", and FAT's "only the copy".
+			rep.Action, forward = ActionRollForward, cpy.Name
+			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
+		case db.matches(cp.Began.Size, cp.Began.Sum):
+			// Neither is the copy, and the database is the base: the
+			// rename never landed (FAT may lose the copy's name).
+			rep.Action = ActionRollBack
+			record = journal.Record{Kind: journal.Aborted, Gen: cp.Gen}
+		case torn:
+			// A torn write after Ready may have wiped later records: the
+			// database is a later committed state (argument above).
+			reset = true
+			rep.Notes = append(rep.Notes, fmt.Sprintf("database matches neither checkpoint %d nor its base; the torn journal lost later records", cp.Gen))
+		default:
+			return unrecoverable("no file matches the checkpoint in flight or its base", db, cpy)
+		}
+	}
+	if reset {
+		rep.Action = ActionReset
+		if db.Exists && db.Size > 0 {
+			ok, err := looksLikeSQLite(fsys, p.db)
+			if err != nil {
+				return rep, wrap(err)
+			}
+			if !ok {
+				return unrecoverable("the journal is damaged and the database does not start like an SQLite database", db)
+			}
+		}
+	}
+
+	// Every copy but the one rolled forward is a leftover. Without a
+	// database, and without a journal that can vouch for what a copy is,
+	// a copy with data is kept aside rather than removed.
+	var remove, aside []tempFile
+	for _, t := range temps {
+		switch {
+		case t.name == forward:
+		case !db.Exists && (reset || !jexists):
+			fi, err := fsys.Stat(t.name)
+			if err != nil {
+				return rep, wrap(err)
+			}
+			if fi.Size() > 0 {
+				aside = append(aside, t)
+				rep.MovedAside = append(rep.MovedAside, t.name)
+				continue
+			}
+			fallthrough
+		default:
+			remove = append(remove, t)
+			rep.Removed = append(rep.Removed, t.name)
+		}
+	}
+	if jtemp {
+		rep.Removed = append(rep.Removed, p.jtemp)
+	}
+	rep.Rewrote = reset || torn
+	if rep.Action == ActionClean && len(rep.Removed) == 0 && len(aside) == 0 && !rep.Rewrote {
+		rep.Action = ActionNone
+	}
+	if !modify {
+		if rep.State == StateClean && !torn && rep.Last.Kind == journal.Done && db.Exists && db.Size == rep.Last.Size {
+			sum, err := statSum(fsys, p.db, &buf, func(int64) bool { return true })
+			switch {
+			case err != nil:
+				return rep, wrap(err)
+			case sum.Sum == rep.Last.Sum:
+				rep.Notes = append(rep.Notes, "database matches the journal's checksum")
+			default:
+				rep.Notes = append(rep.Notes, fmt.Sprintf("database checksum %#016x differs from the journal's: written outside ejectsafe, or damaged", sum.Sum))
+			}
+		}
+		return rep, nil
+	}
+	if rep.Action == ActionNone {
+		return rep, nil
+	}
+
+	// 5. Remove the journal temp: it only ever holds history that the
+	// journal holds too (a creation, compaction or replacement that did
+	// not finish).
+	changed := false
+	if jtemp {
+		if err := fsys.Remove(p.jtemp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return rep, wrap(err)
+		}
+		changed = true
+	}
+
+	// 6. Roll forward: the copy matched Ready, so it is whole and synced.
+	// The journal stays as it is until the directory fsync below: a pull
+	// before then decides again by checksums.
+	if forward != "" {
+		if err := fsys.Rename(forward, p.db); err != nil {
+			return rep, wrap(err)
+		}
+		changed = true
+	}
+
+	// 7. Remove the leftover copies; keep aside those that could be the
+	// only copy of some data.
+	for _, t := range remove {
+		if err := fsys.Remove(t.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return rep, wrap(err)
+		}
+		changed = true
+	}
+	for i, t := range aside {
+		name, err := freeName(fsys, p, t.gen)
+		if err != nil {
+			return rep, wrap(err)
+		}
+		if err := fsys.Rename(t.name, name); err != nil {
+			return rep, wrap(err)
+		}
+		rep.MovedAside[i] = t.name + " -> " + name
+		changed = true
+	}
+
+	// 8. fsync the directory before the journal records the outcome: Done
+	// must not claim a rename a pull could still undo, and a copy must
+	// not outlive the record that says it was discarded.
+	if changed {
+		if err := fsys.SyncDir(p.dir); err != nil {
+			return rep, wrap(err)
+		}
+	}
+
+	// 9. Record the outcome. A torn or damaged journal is replaced whole
+	// (new file id, through a temp file), never appended to: its
+	// prefix may understate what happened, and a frame after a torn one
+	// would never be read. Otherwise append the record and fsync.
+	if rep.Rewrote {
+		perm := os.FileMode(0o644)
+		if fi, err := fsys.Stat(p.db); err == nil {
+			perm = fi.Mode().Perm()
+		}
+		jf := jfile{fsys: fsys, p: p, perm: perm}
+		h := journal.Header{FileID: journal.NewFileID(), BaseGen: maxGen}
+		var recs []journal.Record
+		if record.Kind == journal.Done && !reset {
+			h.BaseGen, recs = cp.Gen-1, []journal.Record{cp.Began, cp.Ready, record}
+		}
+		err := jf.rebuild(h, recs)
+		if cerr := jf.close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return rep, wrap(err)
+		}
+	} else if record.Kind != 0 {
+		f, err := fsys.Open(p.journal, device.ReadWrite)
+		if err != nil {
+			return rep, wrap(err)
+		}
+		jf := jfile{fsys: fsys, p: p, f: f, j: j}
+		err = jf.append(record)
+		if cerr := jf.close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return rep, wrap(err)
+		}
+	}
+	return rep, nil
+}
+
+// looksLikeSQLite reports whether the file at name starts with the SQLite
+// header string.
+func looksLikeSQLite(fsys device.FS, name string) (bool, error) {
+	f, err := fsys.Open(name, device.ReadOnly)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close() // read-only
+	b := make([]byte, len(sqliteMagic))
+	n, err := f.ReadAt(b, 0)
+	if err != nil && err != io.EOF {
+		return false, err
+	}
+	return bytes.Equal(b[:n], sqliteMagic), nil
+}
+
+// freeName returns an orphan name for a copy of generation gen that is
+// not taken.
+func freeName(fsys device.FS, p paths, gen uint64) (string, error) {
+	for n := 0; ; n++ {
+		name := p.orphan(gen, n)
+		_, err := fsys.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return name, nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/ejectsafe/ejectsafe/checkpoint"
+	"github.com/ejectsafe/ejectsafe/device"
+)
+
+// runVerify: ejectsafe verify [--json] PATH. Read-only: the journal's
+// state, what recover would do, and SQLite's integrity check of the
+// database file as it is on the drive. Exit 0 when the journal is clean,
+// recovery has nothing to do and integrity_check says ok; 1 otherwise;
+// 2 on usage or operational errors.
+func runVerify(args []string, stdout, stderr io.Writer) int {
+	path, asJSON, code := dbArg("verify", args, stderr)
+	if code != 0 {
+		return code
+	}
+	rep, err := checkpoint.Verify(device.OS, path)
+	if err != nil {
+		return report("verify", rep, err, asJSON, stdout, stderr)
+	}
+	integrity, err := integrityCheck(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "ejectsafe verify: integrity check: %v\n", err)
+		return 2
+	}
+	ok := integrity == "ok" && rep.Action == checkpoint.ActionNone
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(struct {
+			checkpoint.Report
+			Integrity string `json:"integrity"`
+			OK        bool   `json:"ok"`
+		}{rep, integrity, ok})
+	} else {
+		fmt.Fprintln(stdout, rep)
+		fmt.Fprintf(stdout, "integrity_check: %s\n", integrity)
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+// integrityCheck runs PRAGMA integrity_check on the database file alone,
+// read-only, with no locks, -wal or -shm (immutable=1), through SQLite's
+// default VFS: the file exactly as it is on the drive.
+func integrityCheck(path string) (string, error) {
+	u := url.URL{Scheme: "file", Path: path, RawQuery: "immutable=1&mode=ro"}
+	db, err := sql.Open("sqlite3", u.String())
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	rows, err := db.Query("PRAGMA integrity_check")
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var out string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return "", err
+		}
+		if out != "" {
+			out += "; "
+		}
+		out += line
+	}
+	return out, rows.Err()
+}
