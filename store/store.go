@@ -560,9 +560,11 @@ func (s *Store) Stats() Stats {
 func (s *Store) Recovery() checkpoint.Report { return s.recovery }
 
 // Close checkpoints and releases the database. If that checkpoint fails,
-// Close returns its error and the Store stays open with the WAL in memory,
-// so nothing committed is dropped: fix the cause and call Close again.
-// Close after a successful Close returns nil.
+// Close returns its error (wrapping ErrCheckpoint) and the Store stays open
+// with the WAL in memory, so nothing committed is dropped: fix the cause
+// and call Close again. Any other error was met while releasing files,
+// after everything was durable: the Store is closed. Close after a
+// successful Close returns nil.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
