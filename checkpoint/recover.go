@@ -125,7 +125,11 @@ type Report struct {
 	Removed    []string // leftovers removed (or to remove)
 	MovedAside []string // copies kept under an orphan name (or to keep)
 	Rewrote    bool     // the journal was (or would be) replaced
-	Notes      []string
+	// Mismatch (Verify only): the database is not what the journal's last
+	// checkpoint wrote (size or checksum): written outside ejectsafe, or
+	// damaged on the drive.
+	Mismatch bool
+	Notes    []string
 }
 
 // String renders the report on one line, for the CLI.
@@ -368,6 +372,10 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 		rep.Action = ActionNone
 	}
 	if !modify {
+		if rep.State == StateClean && !torn && rep.Last.Kind == journal.Done && db.Exists && db.Size != rep.Last.Size {
+			rep.Mismatch = true
+			rep.Notes = append(rep.Notes, fmt.Sprintf("database is %d bytes, the journal's last checkpoint %d: written outside ejectsafe, or damaged", db.Size, rep.Last.Size))
+		}
 		if rep.State == StateClean && !torn && rep.Last.Kind == journal.Done && db.Exists && db.Size == rep.Last.Size {
 			sum, err := statSum(fsys, p.db, &buf, func(int64) bool { return true })
 			switch {
@@ -376,6 +384,7 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 			case sum.Sum == rep.Last.Sum:
 				rep.Notes = append(rep.Notes, "database matches the journal's checksum")
 			default:
+				rep.Mismatch = true
 				rep.Notes = append(rep.Notes, fmt.Sprintf("database checksum %#016x differs from the journal's: written outside ejectsafe, or damaged", sum.Sum))
 			}
 		}

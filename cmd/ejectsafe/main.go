@@ -26,8 +26,9 @@ commands:
   recover PATH bring a database's directory to a clean state after a crash
                or a pull: roll an interrupted checkpoint back or forward,
                deciding by checksums; remove leftovers (--json)
-  verify PATH  read-only: journal state, what recover would do, and
-               integrity_check of the database file (--json)
+  verify PATH  read-only: journal state, what recover would do, whether
+               the database is what the last checkpoint wrote (checksum),
+               and integrity_check of the database file (--json)
   doctor PATH  check whether PATH's filesystem is safe for ejectsafe (--json)
 
 exit codes: 0 success, 1 a problem was found, 2 usage or operational error

@@ -14,10 +14,10 @@ import (
 )
 
 // runVerify: ejectsafe verify [--json] PATH. Read-only: the journal's
-// state, what recover would do, and SQLite's integrity check of the
-// database file as it is on the drive. Exit 0 when the journal is clean,
-// recovery has nothing to do and integrity_check says ok; 1 otherwise;
-// 2 on usage or operational errors.
+// state, what recover would do, whether the database is what the journal's
+// last checkpoint wrote (size and checksum), and SQLite's integrity check
+// of the database file as it is on the drive. Exit 0 when all are clean;
+// 1 otherwise; 2 on usage or operational errors.
 func runVerify(args []string, stdout, stderr io.Writer) int {
 	path, asJSON, code := dbArg("verify", args, stderr)
 	if code != 0 {
@@ -32,7 +32,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ejectsafe verify: integrity check: %v\n", err)
 		return 2
 	}
-	ok := integrity == "ok" && rep.Action == checkpoint.ActionNone
+	ok := integrity == "ok" && rep.Action == checkpoint.ActionNone && !rep.Mismatch
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
