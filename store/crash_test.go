@@ -11,6 +11,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/faultinject"
+	"github.com/ejectsafe/ejectsafe/lease"
 )
 
 var crashFull = flag.Bool("crash.full", false, "run the whole crash matrices: every point, every policy, more seeds")
@@ -105,7 +106,7 @@ func crashOracle(img *faultinject.FS) error {
 	// back on open), nothing but the database, its lock and its journal.
 	for name := range img.Files() {
 		switch path.Base(name) {
-		case path.Base(db), path.Base(db) + lockSuffix, path.Base(db) + ".ejectsafe-jrnl", caseMarker:
+		case path.Base(db), path.Base(db) + lockSuffix, path.Base(db) + ".ejectsafe-jrnl", path.Base(db) + lease.FallbackSuffix, caseMarker:
 		default:
 			return fmt.Errorf("left on the drive after recovery and open: %s", name)
 		}

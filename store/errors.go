@@ -47,6 +47,12 @@ var (
 	// is lost; retry after long read transactions end.
 	ErrCheckpointBusy = errors.New("store: checkpoint blocked by readers")
 
+	// ErrEjected is returned by a Store's methods after it checkpointed
+	// and released its database for an eject request (ejectsafe eject).
+	// The Store's *sql.DB is closed; open the database again once the
+	// drive is back.
+	ErrEjected = errors.New("store: released for an eject request")
+
 	// ErrWALRetained is returned by Close when, after the final
 	// checkpoint, writes that raced with Close could not be made durable:
 	// they stay in this process's memory and the next Open of the same

@@ -124,6 +124,7 @@ func TestStore_onFaultinject(t *testing.T) {
 	// Nothing but the database and the lock is left on the drive.
 	for name := range fsys.Files() {
 		if name != db && name != db+lockSuffix && name != journal.Name(db) && path.Base(name) != caseMarker {
+			// The lease is removed by Close.
 			t.Errorf("left on the drive: %s", name)
 		}
 	}

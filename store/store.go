@@ -27,6 +27,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/lease"
 )
 
 // Defaults for the zero Options.
@@ -78,6 +79,15 @@ type Options struct {
 	// another connection of this Store. Zero means DefaultBusyTimeout.
 	BusyTimeout time.Duration
 
+	// OnEjectRequest, when set, is asked before the Store gives its
+	// database up to an eject request (ejectsafe eject). A non-nil error
+	// refuses; its message is shown to the person ejecting. When nil, or
+	// when it returns nil, the Store checkpoints, releases its lease and
+	// closes its files on the drive; its methods then return ErrEjected.
+	// It is called from another goroutine; ctx ends when the person
+	// ejecting stops waiting.
+	OnEjectRequest func(ctx context.Context) error
+
 	// newMain opens the MainFile; nil means package checkpoint's two-phase
 	// one. Tests wrap it to watch the hook calls.
 	newMain func(device.FS, string) (MainFile, error)
@@ -122,6 +132,7 @@ type Stats struct {
 	LastCheckpoint         time.Time     // when the last successful checkpoint ended
 	LastCheckpointDuration time.Duration // how long it took
 	LastCheckpointError    error         // the last failure's error, nil after a success
+	LeaseError             error         // why the control endpoint could not start; nil if it runs
 }
 
 // Store is an open database. Its methods are safe for concurrent use.
@@ -135,8 +146,13 @@ type Store struct {
 
 	mu       sync.Mutex // serializes checkpoints and Close
 	closed   bool
+	ejected  bool
 	stats    Stats
 	recovery checkpoint.Report
+
+	lease    lease.Place   // where this Store's lease lives
+	endpoint *lease.Server // nil if the control endpoint could not start
+	leaseErr error         // why not, for Stats
 
 	stop chan struct{}
 	done chan struct{}
@@ -317,7 +333,83 @@ func (s *Store) open() (err error) {
 			return err
 		}
 	}
+	return s.takeLease()
+}
+
+// takeLease starts the control endpoint and writes this Store's lease,
+// replacing a stale one: the OS lock, taken first, proves no live holder
+// on this host has the database. A control endpoint that cannot start is
+// not fatal: the lease then names none, and an eject cannot ask this
+// process to release (Stats().LeaseError says why).
+func (s *Store) takeLease() error {
+	me, err := lease.Me()
+	if err != nil {
+		return fmt.Errorf("lease: who am I: %w", err)
+	}
+	s.lease = lease.PlaceFor(s.opts.FS, s.path)
+	if s.endpoint, s.leaseErr = lease.Listen(endpointHandler{s}); s.leaseErr != nil {
+		s.endpoint = nil
+	}
+	if err := s.writeLease(me, lease.StateOpen); err != nil {
+		if s.endpoint != nil {
+			s.endpoint.Close()
+		}
+		return err
+	}
 	return nil
+}
+
+func (s *Store) writeLease(me lease.Self, state string) error {
+	l := lease.Lease{
+		Version: lease.Version, DB: s.lease.DB, PID: me.PID, Start: me.Start,
+		Host: me.Host, Boot: me.Boot, State: state, Since: time.Now().UTC(),
+	}
+	if s.endpoint != nil {
+		l.Endpoint = s.endpoint.Endpoint()
+	}
+	return lease.Write(s.opts.FS, s.lease.Path, l)
+}
+
+// endpointHandler answers the control endpoint for a Store.
+type endpointHandler struct{ s *Store }
+
+func (h endpointHandler) Status() lease.Status {
+	st := h.s.Stats()
+	state := lease.StateOpen
+	if h.s.isClosed() {
+		state = "closed"
+	}
+	return lease.Status{
+		DB: h.s.path, State: state, DirtyBytes: st.DirtyBytes, WALBytes: st.WALBytes,
+		Generation: st.Generation, LastCheckpoint: st.LastCheckpoint,
+	}
+}
+
+// Eject asks the application (Options.OnEjectRequest), then checkpoints and
+// releases the database; the Store's methods return ErrEjected afterwards.
+func (h endpointHandler) Eject(ctx context.Context) error {
+	s := h.s
+	if f := s.opts.OnEjectRequest; f != nil {
+		if err := f(ctx); err != nil {
+			return &lease.RefusedError{Reason: err.Error()}
+		}
+	}
+	if me, err := lease.Me(); err == nil {
+		s.writeLease(me, lease.StateCheckpointing) // best effort: it is informative
+	}
+	if err := s.shutdown(ctx, true); err != nil {
+		if me, merr := lease.Me(); merr == nil && !s.isClosed() {
+			s.writeLease(me, lease.StateOpen)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 func isNotADB(err error) bool {
@@ -395,6 +487,9 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 
 func (s *Store) checkpointLocked(ctx context.Context) error {
 	if s.closed {
+		if s.ejected {
+			return ErrEjected
+		}
 		return ErrClosed
 	}
 	start := time.Now()
@@ -553,6 +648,7 @@ func (s *Store) Stats() Stats {
 	if m, ok := s.state.main.(*checkpoint.Main); ok {
 		st.Generation = m.Stats().Generation
 	}
+	st.LeaseError = s.leaseErr
 	return st
 }
 
@@ -565,17 +661,23 @@ func (s *Store) Recovery() checkpoint.Report { return s.recovery }
 // and call Close again. Any other error was met while releasing files,
 // after everything was durable: the Store is closed. Close after a
 // successful Close returns nil.
-func (s *Store) Close() error {
+func (s *Store) Close() error { return s.shutdown(context.Background(), false) }
+
+// shutdown checkpoints and releases the database, for Close or an eject.
+func (s *Store) shutdown(ctx context.Context, eject bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		if s.ejected {
+			return ErrEjected
+		}
 		return nil
 	}
-	if err := s.checkpointLocked(context.Background()); err != nil {
+	if err := s.checkpointLocked(ctx); err != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("store: close %s: store still open: %w", s.path, err)
 	}
-	s.closed = true
+	s.closed, s.ejected = true, eject
 	s.mu.Unlock()
 	if s.stop != nil {
 		close(s.stop)
@@ -623,6 +725,12 @@ func (s *Store) Abandon() error {
 // release frees what Open took, after the last connection closed; err is
 // the first error so far.
 func (s *Store) release(err error) error {
+	if s.endpoint != nil {
+		s.endpoint.Close()
+	}
+	if lerr := lease.Remove(s.opts.FS, s.lease.Path); err == nil && lerr != nil {
+		err = fmt.Errorf("store: close %s: %w", s.path, lerr)
+	}
 	dbs.Lock()
 	delete(dbs.m, s.path)
 	dbs.Unlock()

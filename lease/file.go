@@ -1,0 +1,191 @@
+package lease
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ejectsafe/ejectsafe/device"
+)
+
+// Names of lease files.
+const (
+	DirName        = ".ejectsafe/leases" // below the volume root
+	FallbackSuffix = ".ejectsafe-lease"  // next to the database
+	fileExt        = ".json"
+)
+
+// Place is where one database's lease lives.
+type Place struct {
+	Path string // the lease file
+	Root string // the volume root the DB path is relative to
+	DB   string // the database, relative to Root, slash-separated
+}
+
+// PlaceFor decides where dbPath's lease lives: in the volume's lease
+// directory when fsys is the OS's and the volume root can hold it (the
+// directory is made if needed), else next to the database.
+func PlaceFor(fsys device.FS, dbPath string) Place {
+	fallback := Place{Path: dbPath + FallbackSuffix, Root: filepath.Dir(dbPath), DB: filepath.Base(dbPath)}
+	if fsys != device.OS {
+		return fallback
+	}
+	p, err := device.ProbePath(filepath.Dir(dbPath))
+	if err != nil || p.MountPoint == "" || p.ReadOnly {
+		return fallback
+	}
+	rel, err := filepath.Rel(p.MountPoint, dbPath)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return fallback
+	}
+	dir := filepath.Join(p.MountPoint, DirName)
+	// Directories are not part of device.FS; this is the OS's filesystem.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fallback
+	}
+	rel = filepath.ToSlash(rel)
+	sum := sha256.Sum256([]byte(rel))
+	return Place{Path: filepath.Join(dir, hex.EncodeToString(sum[:8])+fileExt), Root: p.MountPoint, DB: rel}
+}
+
+// Write replaces the lease at path atomically and durably: a temp file in
+// the same directory, fsync, rename, directory fsync.
+func Write(fsys device.FS, path string, l Lease) error {
+	data, err := l.Encode()
+	if err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+	if err := fsys.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("lease: %w", err)
+	}
+	f, err := fsys.Create(tmp, 0o644)
+	if err != nil {
+		return fmt.Errorf("lease: %w", err)
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Sync() // the data before the name: else a pull can leave an empty lease
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.Rename(tmp, path)
+	}
+	if err == nil {
+		err = fsys.SyncDir(filepath.Dir(path)) // the rename itself durable
+	}
+	if err != nil {
+		fsys.Remove(tmp)
+		return fmt.Errorf("lease: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Read reads and validates the lease at path. A file larger than MaxSize
+// is invalid and not read.
+func Read(fsys device.FS, path string) (Lease, error) {
+	f, err := fsys.Open(path, device.ReadOnly)
+	if err != nil {
+		return Lease{}, err
+	}
+	defer f.Close()
+	n, err := f.Size()
+	if err != nil {
+		return Lease{}, err
+	}
+	if n > MaxSize {
+		return Lease{}, fmt.Errorf("%w: %d bytes (at most %d)", ErrInvalid, n, MaxSize)
+	}
+	b := make([]byte, n)
+	if got, err := f.ReadAt(b, 0); int64(got) != n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Lease{}, err
+	}
+	return Parse(b)
+}
+
+// Remove deletes the lease at path durably; a missing lease is no error.
+func Remove(fsys device.FS, path string) error {
+	if err := fsys.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("lease: %w", err)
+	}
+	return fsys.SyncDir(filepath.Dir(path))
+}
+
+// Found is a lease file found on a volume.
+type Found struct {
+	File  string // the lease file
+	Root  string // the volume root its DB is relative to
+	Lease Lease
+	Err   error  // why the file is invalid; Lease is zero then
+	Stale bool   // the holder is gone
+	Why   string // why it is stale
+}
+
+// DBPath is the database the lease names, on this volume.
+func (f Found) DBPath() string { return filepath.Join(f.Root, filepath.FromSlash(f.Lease.DB)) }
+
+// Find lists the leases on the OS volume holding path: every lease in the
+// volume's lease directory, and the fallback leases next to databases in
+// path's directory (or next to path, when it is a database file).
+func Find(path string) (root string, found []Found, err error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", nil, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", nil, err
+	}
+	dir := abs
+	if !fi.IsDir() {
+		dir = filepath.Dir(abs)
+	}
+	p, err := device.ProbePath(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	root = p.MountPoint
+	var files []string
+	if names, err := device.OS.List(filepath.Join(root, DirName)); err == nil {
+		for _, n := range names {
+			if strings.HasSuffix(n, fileExt) {
+				files = append(files, filepath.Join(root, DirName, n))
+			}
+		}
+	}
+	if names, err := device.OS.List(dir); err == nil {
+		for _, n := range names {
+			if strings.HasSuffix(n, FallbackSuffix) {
+				files = append(files, filepath.Join(dir, n))
+			}
+		}
+	}
+	sort.Strings(files)
+	for _, file := range files {
+		f := Found{File: file, Root: root}
+		if strings.HasSuffix(file, FallbackSuffix) {
+			f.Root = filepath.Dir(file)
+		}
+		f.Lease, f.Err = Read(device.OS, file)
+		if f.Err == nil {
+			f.Stale, f.Why = f.Lease.Stale()
+		}
+		found = append(found, f)
+	}
+	return root, found, nil
+}
