@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -170,13 +171,15 @@ func (s *Server) serve() {
 func (s *Server) handle(c *net.UnixConn) {
 	defer c.Close()
 	reply := func(r Response) { json.NewEncoder(c).Encode(r) }
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// At most one request line of bounded size, even from a stranger, so
+	// that the refusal below reaches a client still writing.
+	line, rerr := bufio.NewReader(io.LimitReader(c, 4096)).ReadBytes('\n')
 	if err := checkPeer(c); err != nil {
 		reply(Response{Error: err.Error()})
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(c).ReadBytes('\n')
-	if err != nil {
+	if rerr != nil {
 		return
 	}
 	var req Request
@@ -244,11 +247,14 @@ func Ask(ctx context.Context, endpoint string, req Request) (Response, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return Response{}, err
-	}
+	werr := json.NewEncoder(c).Encode(req)
+	// Read the answer even if the write failed: a refusal may have come
+	// first.
 	var resp Response
 	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&resp); err != nil {
+		if werr != nil {
+			return Response{}, werr
+		}
 		return Response{}, fmt.Errorf("lease: no answer from %s: %w", endpoint, err)
 	}
 	return resp, nil
