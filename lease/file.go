@@ -31,14 +31,16 @@ type Place struct {
 
 // PlaceFor decides where dbPath's lease lives: in the volume's lease
 // directory when fsys is the OS's and the volume root can hold it (the
-// directory is made if needed), else next to the database.
+// directory is made if needed), else next to the database. The root
+// filesystem gets no lease directory: it is not ejected.
 func PlaceFor(fsys device.FS, dbPath string) Place {
 	fallback := Place{Path: dbPath + FallbackSuffix, Root: filepath.Dir(dbPath), DB: filepath.Base(dbPath)}
 	if fsys != device.OS {
 		return fallback
 	}
 	p, err := device.ProbePath(filepath.Dir(dbPath))
-	if err != nil || p.MountPoint == "" || p.ReadOnly {
+	// The root filesystem is not ejected: no lease directory on it.
+	if err != nil || p.MountPoint == "" || p.MountPoint == "/" || p.ReadOnly {
 		return fallback
 	}
 	rel, err := filepath.Rel(p.MountPoint, dbPath)

@@ -3,6 +3,9 @@
 // Usage:
 //
 //	ejectsafe demo [DIR]
+//	ejectsafe status [--json] PATH
+//	ejectsafe check [--json] PATH
+//	ejectsafe eject [--timeout D] [--force] [--no-unmount] [--power-off] PATH
 //	ejectsafe recover [--json] PATH
 //	ejectsafe verify [--json] PATH
 //	ejectsafe doctor [--json] PATH
@@ -23,6 +26,14 @@ commands:
   demo [DIR]   open a store in DIR (default: a fresh temporary directory),
                commit rows from several goroutines, show that the database
                file does not change until a checkpoint, then read it back
+  status PATH  the volume holding PATH and every lease on it: holder,
+               state, bytes not yet checkpointed (--json)
+  check PATH   exit 0 when the volume is safe to remove, 1 when a live
+               holder has it (named), 2 on error (--json)
+  eject [--timeout D] [--force] [--no-unmount] [--power-off] PATH
+               ask every holder to checkpoint and release, then sync and
+               unmount (udisksctl, else umount); exit 1 naming holders that
+               refused or did not answer, or when the unmount failed
   recover PATH bring a database's directory to a clean state after a crash
                or a pull: roll an interrupted checkpoint back or forward,
                deciding by checksums; remove leftovers (--json)
@@ -47,6 +58,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "demo":
 		return runDemo(args[1:], stdout, stderr)
+	case "status":
+		return runStatus(args[1:], stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
+	case "eject":
+		return runEject(args[1:], stdout, stderr)
 	case "recover":
 		return runRecover(args[1:], stdout, stderr)
 	case "verify":
