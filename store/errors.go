@@ -34,6 +34,11 @@ var (
 	// database (checkpoint copies, its lock and journal).
 	ErrReadOnly = errors.New("store: read-only")
 
+	// ErrNetworkFS means the database is on a network filesystem, where
+	// ejectsafe cannot keep its guarantee; the error says why.
+	// Options.AllowNetworkFS overrides the check.
+	ErrNetworkFS = errors.New("store: network filesystem refused")
+
 	// ErrBadOptions means an Options field holds a value out of range.
 	ErrBadOptions = errors.New("store: invalid options")
 

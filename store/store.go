@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -79,6 +80,18 @@ type Options struct {
 	// another connection of this Store. Zero means DefaultBusyTimeout.
 	BusyTimeout time.Duration
 
+	// AllowNetworkFS lets Open use a database on a network filesystem
+	// (NFS, SMB, 9p, virtiofs, sshfs, VM shared folders). Zero value:
+	// false, Open refuses with ErrNetworkFS.
+	//
+	// DANGER: locks and fsync are not reliable there; ejectsafe cannot
+	// keep its guarantee and the database may be corrupted.
+	AllowNetworkFS bool
+
+	// Logger receives what Open finds worth knowing about the filesystem
+	// (FUSE, overlay, container, VM, tmpfs). Nil means slog.Default().
+	Logger *slog.Logger
+
 	// OnEjectRequest, when set, is asked before the Store gives its
 	// database up to an eject request (ejectsafe eject). A non-nil error
 	// refuses; its message is shown to the person ejecting. When nil, or
@@ -117,6 +130,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.newMain == nil {
 		o.newMain = openTwoPhase
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	return o, nil
 }
@@ -186,6 +202,9 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := checkPath(o.FS, abs); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
+	if err := checkFilesystem(o, abs); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", abs, err)
+	}
 
 	s := &Store{path: abs, opts: o}
 	if err := s.open(); err != nil {
@@ -239,6 +258,30 @@ func checkPath(fsys device.FS, path string) error {
 			return err
 		}
 		return fmt.Errorf("%w: bad header", ErrNotDatabase)
+	}
+	return nil
+}
+
+// probePath is device.ProbePath; tests replace it to play other filesystems.
+var probePath = device.ProbePath
+
+// checkFilesystem probes the OS filesystem holding path: a network
+// filesystem is refused unless AllowNetworkFS; other caveats are logged.
+func checkFilesystem(o Options, path string) error {
+	if o.FS != device.OS {
+		return nil
+	}
+	p, err := probePath(filepath.Dir(path))
+	if err != nil {
+		o.Logger.Warn("ejectsafe: cannot probe the filesystem", "path", path, "err", err)
+		return nil
+	}
+	ok, warnings := p.Verdict()
+	if !ok && !o.AllowNetworkFS {
+		return fmt.Errorf("%w: %s", ErrNetworkFS, warnings[0])
+	}
+	for _, w := range warnings {
+		o.Logger.Warn("ejectsafe: "+w, "path", path, "fstype", p.FSType, "mount", p.MountPoint)
 	}
 	return nil
 }
