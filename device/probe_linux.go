@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/shirou/gopsutil/v3/host"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,7 +66,30 @@ func probePlatform(p *Probe) error {
 
 	p.Container = detectContainer(rootDir, procRoot)
 	p.VM = detectVM(sysRoot, procRoot)
+	if rootDir == "/" {
+		fillVirtualization(p)
+	}
 	return nil
+}
+
+// fillVirtualization adds what gopsutil's host.Virtualization knows where
+// the checks above found nothing. It names one layer only (a container in
+// a VM comes out as the container), so it fills gaps rather than decide.
+func fillVirtualization(p *Probe) {
+	sys, role, err := host.Virtualization()
+	if err != nil || role != "guest" || sys == "" {
+		return
+	}
+	switch sys {
+	case "docker", "lxc", "podman", "openvz", "rkt", "systemd-nspawn", "wsl", "linux-vserver":
+		if p.Container == "" {
+			p.Container = sys
+		}
+	default:
+		if p.VM == "" {
+			p.VM = sys
+		}
+	}
 }
 
 // blockResult is what sysfs says about a block device.
