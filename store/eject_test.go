@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/ejectsafe/ejectsafe/lease"
+)
+
+// TestStore_ejectRequest drives the Store's control endpoint as ejectsafe
+// eject does: status reports what is not checkpointed; a refusing
+// OnEjectRequest keeps the store serving; an accepted eject checkpoints,
+// releases the lease and leaves every method returning ErrEjected.
+func TestStore_ejectRequest(t *testing.T) {
+	refuse := errors.New("saving a document")
+	var asked int
+	s, path := openT(t, &Options{ManualCheckpoint: true, OnEjectRequest: func(context.Context) error {
+		asked++
+		if asked == 1 {
+			return refuse
+		}
+		return nil
+	}})
+	if s.endpoint == nil {
+		t.Fatalf("no control endpoint: %v", s.Stats().LeaseError)
+	}
+	mustExec(t, s.DB(), "CREATE TABLE t(x)")
+	mustExec(t, s.DB(), "INSERT INTO t VALUES (1), (2), (3)")
+	l, err := lease.Read(s.opts.FS, s.lease.Path)
+	if err != nil || l.PID != os.Getpid() || l.Endpoint != s.endpoint.Endpoint() {
+		t.Fatalf("lease %+v, %v", l, err)
+	}
+	ctx := context.Background()
+	ask := func(op string) lease.Response {
+		t.Helper()
+		resp, err := lease.Ask(ctx, l.Endpoint, lease.Request{Op: op})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if st := ask("status").Status; st == nil || st.DirtyBytes == 0 || st.DB != path {
+		t.Fatalf("status = %+v; want the database and its dirty bytes", st)
+	}
+	if resp := ask("eject"); resp.OK || resp.Refused != refuse.Error() {
+		t.Fatalf("eject under a refusing app = %+v", resp)
+	}
+	mustExec(t, s.DB(), "INSERT INTO t VALUES (4)") // still serving
+	if resp := ask("eject"); !resp.OK {
+		t.Fatalf("eject = %+v", resp)
+	}
+	if err := s.Checkpoint(ctx); !errors.Is(err, ErrEjected) {
+		t.Errorf("Checkpoint after eject = %v; want ErrEjected", err)
+	}
+	if err := s.Close(); !errors.Is(err, ErrEjected) {
+		t.Errorf("Close after eject = %v; want ErrEjected", err)
+	}
+	if _, err := os.Stat(s.lease.Path); !os.IsNotExist(err) {
+		t.Errorf("the lease survived the eject: %v", err)
+	}
+	if got := sqlite3CLI(t, path, "SELECT count(*) FROM t"); got != "4" {
+		t.Errorf("after the eject the file holds %s rows; want 4", got)
+	}
+}
