@@ -126,20 +126,3 @@ func describe(b []byte, states map[string][]byte) string {
 	}
 	return fmt.Sprintf("unknown (%d bytes, %q...)", len(b), b[:min(len(b), 24)])
 }
-
-// mainFile is store.MainFile, copied: package store imports this one, so
-// the check that *Main satisfies it lives here as a copy.
-type mainFile interface {
-	ReadAt(p []byte, off int64) (int, error)
-	Size() (int64, error)
-	WriteAt(p []byte, off int64) error
-	Truncate(size int64) error
-	Sync() error
-	CheckpointStart() error
-	CheckpointDone() error
-	SizeHint(size int64) error
-	Commit() error
-	Close() error
-}
-
-var _ mainFile = (*Main)(nil)

@@ -52,6 +52,8 @@ type MainFile interface {
 	Close() error
 }
 
+var _ MainFile = (*checkpoint.Main)(nil)
+
 // openTwoPhase opens the default MainFile: package checkpoint's.
 func openTwoPhase(fsys device.FS, path string) (MainFile, error) {
 	return checkpoint.Open(fsys, path, checkpoint.Options{})
