@@ -558,16 +558,7 @@ func TestStore_checkpointUnreadableDB(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := crashRecover(img); err != nil {
-		t.Fatal(err)
-	}
-	s2, err := Open(fiDB(img), &Options{FS: img, ManualCheckpoint: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Abandon()
-	var n int
-	if err := s2.DB().QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
-		t.Fatalf("after the fault cleared and a pull: %d rows, %v; want 1", n, err)
+	if n := imageRows(t, img); n != 1 {
+		t.Fatalf("after the fault cleared and a pull: %d rows; want 1", n)
 	}
 }
