@@ -9,6 +9,7 @@
 //	ejectsafe recover [--json] PATH
 //	ejectsafe verify [--json] PATH
 //	ejectsafe doctor [--json] PATH
+//	ejectsafe bench [--dir DIR] [--quick] [--json] [--out FILE]
 //
 // Exit codes: 0 success, 1 the command ran and found a problem, 2 usage or
 // operational error.
@@ -41,6 +42,7 @@ commands:
                the database is what the last checkpoint wrote (checksum),
                and integrity_check of the database file (--json)
   doctor PATH  check whether PATH's filesystem is safe for ejectsafe (--json)
+  bench        store vs stock SQLite on a filesystem (--dir DIR --quick --json --out FILE)
 
 exit codes: 0 success, 1 a problem was found, 2 usage or operational error
 `
@@ -70,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runVerify(args[1:], stdout, stderr)
 	case "doctor":
 		return runDoctor(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
