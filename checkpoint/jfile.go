@@ -12,7 +12,7 @@ import (
 )
 
 // maxJournalRead bounds the journal bytes read into memory. A journal is
-// rewritten once it passes Options.JournalLimit (64 KiB by default); one
+// rewritten once it passes Options.JournalLimit (1 MiB by default); one
 // this large was not written by this package.
 const maxJournalRead = 64 << 20
 
@@ -61,9 +61,12 @@ func cleanJournal(j journal.Journal, n int) string {
 }
 
 // jfile is the checkpoint journal as a Main writes it. Records are
-// appended with one WriteAt and one fsync; the journal is created,
-// compacted and replaced only whole, through a temporary file, an fsync,
-// a rename and a directory fsync, so that its header is never torn.
+// appended with one WriteAt and one fsync, at the end of the last good
+// record: each fills a slot of its own (journal.SlotSize), so a torn
+// append destroys no sector holding the header or a synced record. The
+// journal is created, compacted and replaced only whole, through a
+// temporary file, an fsync, a rename and a directory fsync, so that its
+// header is never torn.
 type jfile struct {
 	fsys device.FS
 	p    paths
@@ -109,7 +112,9 @@ func (jf *jfile) open() error {
 }
 
 // append writes recs after the last record with one WriteAt, and fsyncs.
-// On failure the journal is poisoned.
+// The write starts at jf.j.Len, a slot boundary (journal.Decode and
+// rebuild only ever give whole slots), and covers whole slots, so it
+// touches no sector of synced data. On failure the journal is poisoned.
 func (jf *jfile) append(recs ...journal.Record) error {
 	if !jf.usable() {
 		return fmt.Errorf("journal %s: not open", jf.p.journal)

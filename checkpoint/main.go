@@ -56,7 +56,7 @@ import (
 // Default option values.
 const (
 	DefaultBlockSize    = 4096
-	DefaultJournalLimit = 64 << 10
+	DefaultJournalLimit = 1 << 20
 )
 
 // Options configures a Main. The zero value is the recommended
@@ -69,8 +69,9 @@ type Options struct {
 	BlockSize int
 	// JournalLimit bounds the journal: once it is larger, the next commit
 	// first replaces it with a new journal holding only the last
-	// checkpoint. Zero means DefaultJournalLimit (64 KiB, about 340
-	// checkpoints).
+	// checkpoint. Zero means DefaultJournalLimit (1 MiB: about 85
+	// checkpoints, as every record fills a 4 KiB slot and a checkpoint
+	// takes three).
 	JournalLimit int64
 	// NoKernelCopy makes commits copy the base through user space even
 	// where copy_file_range is available. Zero (the kernel copy where

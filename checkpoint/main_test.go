@@ -27,7 +27,7 @@ func TestMain_Model(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			m := mustOpenMain(t, fs, Options{BlockSize: bs, JournalLimit: 512})
+			m := mustOpenMain(t, fs, Options{BlockSize: bs, JournalLimit: 8 * journal.RecordSize}) // appends, and compacts often
 			rng := rand.New(rand.NewPCG(seed, uint64(bs)))
 			for step := range 300 {
 				switch op := rng.IntN(20); {
@@ -279,12 +279,16 @@ func TestMain_Prepare(t *testing.T) {
 
 func TestMain_JournalLimit(t *testing.T) {
 	fs := newFS(t, faultinject.Options{})
-	m := mustOpenMain(t, fs, Options{JournalLimit: 300})
+	// A new journal holds the header and the last checkpoint's three
+	// records, and a commit appends three more: with this limit, a
+	// journal takes two commits before it is compacted.
+	const limit = 8 * journal.RecordSize
+	m := mustOpenMain(t, fs, Options{JournalLimit: limit})
 	for i := range 10 {
 		mustWriteAt(t, m, []byte{byte(i)}, int64(i)*100)
 		mustCommit(t, m)
 		data, _ := fs.ReadFile(testJournal)
-		if len(data) > 300+3*journal.RecordSize {
+		if len(data) > limit+3*journal.RecordSize {
 			t.Fatalf("journal %d bytes after commit %d", len(data), i)
 		}
 	}

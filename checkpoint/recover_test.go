@@ -48,8 +48,8 @@ func TestRecover(t *testing.T) {
 	torn := func(b []byte, extra []byte) []byte { return append(slices.Clone(b), extra...) }
 	halfDone, _ := journal.AppendRecord(nil, 42, done1)
 	halfReady, _ := journal.AppendRecord(nil, 42, ready1)
-	v2 := jbytes(0, began1)
-	v2[8] = 2 // the version field
+	newer := jbytes(0, began1)
+	newer[8] = journal.Version + 1 // the version field
 
 	cases := []struct {
 		name   string
@@ -120,7 +120,7 @@ func TestRecover(t *testing.T) {
 			files:  map[string][]byte{nJ: bytes.Repeat([]byte{7}, 128), nTemp2: stateC, nTemp1: {}},
 			action: ActionReset, names: []string{nJ, "app.db.ejectsafe-orphan-2"}},
 		{name: "newer version",
-			files: map[string][]byte{nDB: stateA, nJ: v2, nTemp1: stateB},
+			files: map[string][]byte{nDB: stateA, nJ: newer, nTemp1: stateB},
 			err:   ErrJournal},
 	}
 	for _, c := range cases {

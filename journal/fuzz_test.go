@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -18,32 +19,121 @@ var updateSeeds = flag.Bool("update-seeds", false, "rewrite the checked-in seeds
 // decodeErrors is every error Decode may return (wrapped).
 var decodeErrors = []error{ErrShortHeader, ErrBadMagic, ErrVersion, ErrHeaderChecksum, ErrHeader, ErrRecord}
 
-// seeds returns named inputs for FuzzDecode: valid journals, torn and
-// damaged ones, and ones that fail each way.
+// FuzzDecode's inputs are compact: expand turns one into the journal
+// bytes to decode. In a journal, 4032 of every 4096 bytes are padding, so
+// the fuzzer's byte mutations would rarely reach a field; and Go's
+// fuzzer minimizes each new interesting input by trying to remove every
+// byte and every run of bytes, which takes minutes on a few slots. The
+// compact form is a run of units of BodySize+1 bytes, one per slot: the
+// slot's body, then a control byte c:
+//
+//	0        the slot is whole, its padding zero;
+//	1-127    the slot is whole, its padding zero but for the byte at
+//	         padAt(c-1), which is c: garbage in the padding;
+//	128-255  the slot, and the file, end after padAt(c-128) bytes: a
+//	         file cut in a slot's padding.
+//
+// A last unit shorter than BodySize+1 bytes is appended as is: a file
+// cut in a body, or a header-sized scrap.
+func expand(in []byte) []byte {
+	var out []byte
+	for len(in) > BodySize {
+		body, c := in[:BodySize], in[BodySize]
+		in = in[BodySize+1:]
+		at := len(out)
+		out = append(append(out, body...), zeroSlot[BodySize:]...)
+		switch {
+		case c >= 128:
+			return out[:at+padAt(c-128)]
+		case c > 0:
+			out[at+padAt(c-1)] = c
+		}
+	}
+	return append(out, in...)
+}
+
+// padAt returns the offset in a slot that a control byte names: every
+// 32nd byte of the padding from its first, then its last.
+func padAt(k byte) int { return min(BodySize+int(k)*32, SlotSize-1) }
+
+// compact is expand's inverse, for the seeds; ok is false if expand
+// cannot produce b.
+func compact(b []byte) (in []byte, ok bool) {
+	in = []byte{}
+	for len(b) > BodySize {
+		slot := b[:min(len(b), SlotSize)]
+		b = b[len(slot):]
+		in = append(in, slot[:BodySize]...)
+		pad := slot[BodySize:]
+		if len(slot) < SlotSize { // cut in the padding
+			c := slices.IndexFunc(controls(), func(c byte) bool { return c >= 128 && padAt(c-128) == len(slot) })
+			if c < 0 || !allZero(pad) || len(b) > 0 {
+				return nil, false
+			}
+			return append(in, controls()[c]), true
+		}
+		c := byte(0)
+		if i := slices.IndexFunc(pad, func(x byte) bool { return x != 0 }); i >= 0 {
+			c = pad[i]
+			if c >= 128 || padAt(c-1) != BodySize+i || !allZero(pad[i+1:]) {
+				return nil, false
+			}
+		}
+		in = append(in, c)
+	}
+	return append(in, b...), true
+}
+
+// controls returns every control byte.
+func controls() []byte {
+	cs := make([]byte, 256)
+	for i := range cs {
+		cs[i] = byte(i)
+	}
+	return cs
+}
+
+// padGarbage returns a copy of b with the padding byte that control byte
+// c (1-127) names set, in the slot at offset slot.
+func padGarbage(b []byte, slot int, c byte) []byte {
+	b = bytes.Clone(b)
+	b[slot+padAt(c-1)] = c
+	return b
+}
+
+// seeds returns named journals for FuzzDecode, which takes them
+// compacted: valid journals, torn and damaged ones, and ones that fail
+// each way. Every one is in expand's image.
 func seeds(t testing.TB) map[string][]byte {
 	h := Header{FileID: testFileID, BaseGen: 2}
-	many := encode(t, h, history(2, 12, true))
+	many := encode(t, h, history(2, 2, true)) // began, aborted, began, ready
+	two := encode(t, h, history(2, 1, false)) // began, aborted
 	s := map[string][]byte{
-		"empty":         nil,
-		"header-only":   AppendHeader(nil, h),
-		"one-began":     encode(t, h, history(2, 1, true)[:1]),
-		"many":          many,
-		"many-finished": encode(t, Header{FileID: 7}, history(0, 9, false)),
-		"torn-mid":      many[:len(many)-RecordSize/2],
-		"torn-header":   many[:HeaderSize-3],
-		"zero-tail":     append(bytes.Clone(many), make([]byte, 2*RecordSize)...),
-		"damaged":       corrupt(many, HeaderSize+3*RecordSize+9),
-		"other-journal": appendFrame(bytes.Clone(many), h.FileID+1, Record{Kind: Aborted, Gen: 14}),
-		"bad-order":     appendFrame(bytes.Clone(many), h.FileID, Record{Kind: Began, Gen: 15}),
-		"bad-kind":      appendFrame(AppendHeader(nil, h), h.FileID, Record{Kind: 7, Gen: 3}),
-		"bad-magic":     corrupt(many, 0),
-		"bad-checksum":  corrupt(many, hdrFileID),
-		"garbage":       []byte("SQLite format 3\x00 and then some bytes that are not a journal at all, 64+"),
+		"empty":          nil,
+		"header-only":    AppendHeader(nil, h),
+		"one-began":      encode(t, h, history(2, 1, true)[:1]),
+		"many":           many,
+		"many-finished":  encode(t, Header{FileID: 7, BaseGen: 2}, history(0, 3, false)[5:]), // began, ready, done
+		"torn-mid":       many[:len(many)-RecordSize/2],
+		"torn-body":      many[:len(many)-RecordSize+BodySize],
+		"torn-header":    many[:HeaderSize-1],
+		"zero-tail":      append(bytes.Clone(two), make([]byte, 2*RecordSize)...),
+		"damaged":        corrupt(many, HeaderSize+RecordSize+9),
+		"padding":        padGarbage(two, len(two)-RecordSize, 127),
+		"damaged-pad":    padGarbage(many, HeaderSize+2*RecordSize, 1),
+		"other-journal":  appendFrame(bytes.Clone(two), h.FileID+1, Record{Kind: Began, Gen: 4}),
+		"bad-order":      appendFrame(bytes.Clone(two), h.FileID, Record{Kind: Began, Gen: 3}),
+		"bad-kind":       appendFrame(AppendHeader(nil, h), h.FileID, Record{Kind: 7, Gen: 3}),
+		"bad-magic":      corrupt(two, 0),
+		"bad-checksum":   corrupt(two, hdrFileID),
+		"header-padding": padGarbage(two, 0, 15), // the 512-byte sector after the body
+		"garbage":        []byte("SQLite format 3\x00 and then 64 bytes that are not a journal at all"),
+		"version-1":      version1Journal()[:BodySize],
 	}
-	v2 := bytes.Clone(s["header-only"])
-	v2[hdrVersion] = 2
-	reseal(v2)
-	s["version-2"] = v2
+	v3 := bytes.Clone(s["header-only"])
+	v3[hdrVersion] = 3
+	reseal(v3)
+	s["version-3"] = v3
 	return s
 }
 
@@ -122,11 +212,20 @@ func checkDecode(t *testing.T, b []byte) {
 	}
 }
 
+// FuzzDecode checks Decode on expand(in), and on in itself, which
+// exercises the header checks on short and arbitrary input.
 func FuzzDecode(f *testing.F) {
-	for _, b := range seeds(f) {
-		f.Add(b)
+	for name, b := range seeds(f) {
+		in, ok := compact(b)
+		if !ok {
+			f.Fatalf("seed %s is not in expand's image", name)
+		}
+		f.Add(in)
 	}
-	f.Fuzz(checkDecode)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		checkDecode(t, in)
+		checkDecode(t, expand(in))
+	})
 }
 
 // FuzzRecords fuzzes record contents and order behind valid checksums,
@@ -174,8 +273,28 @@ func TestFuzzSeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for name, b := range seeds(t) {
-		want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+	all := seeds(t)
+	// A seed file no seed writes any more is stale too.
+	files, _ := filepath.Glob(filepath.Join(dir, "seed-*"))
+	for _, path := range files {
+		if _, ok := all[strings.TrimPrefix(filepath.Base(path), "seed-")]; ok {
+			continue
+		}
+		if *updateSeeds {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Errorf("%s is not a seed any more: run with -update-seeds", path)
+	}
+	for name, b := range all {
+		in, ok := compact(b)
+		if !ok {
+			t.Errorf("seed %s is not in expand's image", name)
+			continue
+		}
+		want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", in)
 		path := filepath.Join(dir, "seed-"+name)
 		if *updateSeeds {
 			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
@@ -190,13 +309,19 @@ func TestFuzzSeeds(t *testing.T) {
 	}
 }
 
-// TestSeeds_Outcomes checks that the seeds reach the outcomes they are named for.
+// TestSeeds_Outcomes checks that the seeds reach the outcomes they are
+// named for, and survive compact and expand.
 func TestSeeds_Outcomes(t *testing.T) {
 	s := seeds(t)
+	for name, b := range s {
+		if in, ok := compact(b); !ok || !bytes.Equal(expand(in), b) {
+			t.Errorf("seed %s: compact ok %v, expands to %d bytes of %d", name, ok, len(expand(in)), len(b))
+		}
+	}
 	for name, want := range map[string]error{
 		"empty": ErrShortHeader, "torn-header": ErrShortHeader, "garbage": ErrBadMagic,
-		"bad-magic": ErrBadMagic, "bad-checksum": ErrHeaderChecksum, "version-2": ErrVersion,
-		"bad-order": ErrRecord, "bad-kind": ErrRecord,
+		"bad-magic": ErrBadMagic, "bad-checksum": ErrHeaderChecksum, "header-padding": ErrHeaderChecksum,
+		"version-1": ErrVersion, "version-3": ErrVersion, "bad-order": ErrRecord, "bad-kind": ErrRecord,
 	} {
 		if _, err := Decode(s[name]); !errors.Is(err, want) {
 			t.Errorf("seed %s: error %v, want %v", name, err, want)
@@ -204,14 +329,21 @@ func TestSeeds_Outcomes(t *testing.T) {
 	}
 	for name, torn := range map[string]bool{
 		"header-only": false, "one-began": false, "many": false, "many-finished": false,
-		"torn-mid": true, "zero-tail": true, "damaged": true, "other-journal": true,
+		"torn-mid": true, "torn-body": true, "zero-tail": true, "damaged": true, "padding": true,
+		"damaged-pad": true, "other-journal": true,
 	} {
 		j, err := Decode(s[name])
-		if err != nil || j.Torn != torn || j.Damaged != (name == "damaged") {
-			t.Errorf("seed %s: Torn %v, Damaged %v, err %v; want Torn %v", name, j.Torn, j.Damaged, err, torn)
+		damaged := name == "damaged" || name == "damaged-pad"
+		if err != nil || j.Torn != torn || j.Damaged != damaged {
+			t.Errorf("seed %s: Torn %v, Damaged %v, err %v; want Torn %v, Damaged %v", name, j.Torn, j.Damaged, err, torn, damaged)
 		}
 	}
-	if n := binary.LittleEndian.Uint32(s["version-2"][hdrVersion:]); n != 2 {
-		t.Errorf("version-2 seed has version %d", n)
+	for name, v := range map[string]uint32{"version-1": 1, "version-3": 3} {
+		if n := binary.LittleEndian.Uint32(s[name][hdrVersion:]); n != v {
+			t.Errorf("%s seed has version %d", name, n)
+		}
+	}
+	if len(s["garbage"]) != BodySize {
+		t.Errorf("garbage seed is %d bytes, want %d: enough for the magic check", len(s["garbage"]), BodySize)
 	}
 }

@@ -11,24 +11,38 @@
 // # File layout
 //
 // A journal is a header followed by zero or more record frames, one per
-// step of a checkpoint, appended. Both are 64 bytes, so frame i starts at
-// HeaderSize + i*RecordSize and no frame straddles a 512-byte sector: a
-// torn sector write damages whole frames, and a torn append damages only
-// the last one. Integers are little-endian. Checksums named CRC-32C use
-// the Castagnoli polynomial (hash/crc32), as ext4 and iSCSI do.
+// step of a checkpoint, appended. The header and every frame fill a slot
+// of their own: SlotSize = 4096 bytes, at a multiple of 4096 in the file,
+// so frame i starts at HeaderSize + i*RecordSize = (i+1)*4096. A slot's
+// fields and their checksum are its first BodySize = 64 bytes; the other
+// 4032 bytes are zero padding.
 //
-// Header, HeaderSize = 64 bytes:
+// Why slots: a power cut can tear a whole sector that an unsynced write
+// touches, 512 or 4096 bytes on the media ejectsafe meets, destroying the
+// bytes in it that were fsynced earlier. Both sizes divide SlotSize, so no
+// sector holds bytes of two slots, and an append, which writes whole slots
+// after the last one, touches only sectors of the frames it writes: a torn
+// append damages those frames and never the header or a record synced
+// before it. (Media that tear larger units can still damage earlier
+// slots; Decode reports that damage like any other, and recovery copes
+// as with any damaged journal.)
+//
+// Integers are little-endian. Checksums named CRC-32C use the Castagnoli
+// polynomial (hash/crc32), as ext4 and iSCSI do.
+//
+// Header, one slot, HeaderSize = 4096 bytes:
 //
 //	offset size  field
 //	     0    8  magic: "EJSJRNL\x00" (Magic)
-//	     8    4  format version: 1 (Version)
-//	    12    4  record frame size: 64 (RecordSize)
+//	     8    4  format version: 2 (Version)
+//	    12    4  slot size: 4096 (SlotSize)
 //	    16    8  file id: random, chosen when the journal is created
 //	    24    8  base generation: every record's generation is greater
 //	    32   28  reserved, zero
 //	    60    4  CRC-32C of bytes 0-59
+//	    64 4032  padding, zero
 //
-// Record frame, RecordSize = 64 bytes:
+// Record frame, one slot, RecordSize = 4096 bytes:
 //
 //	offset size  field
 //	     0    1  kind: 1 Began, 2 Ready, 3 Done, 4 Aborted
@@ -40,6 +54,7 @@
 //	    32    8  checksum (Sum) of those bytes
 //	    40   20  reserved, zero
 //	    60    4  CRC-32C of bytes 0-59 of the frame
+//	    64 4032  padding, zero
 //
 // What each kind says about checkpoint G (the order in which package
 // checkpoint writes and syncs them is its own contract, DESIGN invariant 3):
@@ -53,15 +68,30 @@
 //   - Aborted: checkpoint G was abandoned and its copy discarded; the
 //     database is the base. Size and sum are zero.
 //
+// # Versions
+//
+// Version 2 is the slotted layout above. Version 1 packed a 64-byte header
+// and 64-byte frames, so that a torn append could destroy the header and
+// records synced before it. Decode refuses version 1, like any other
+// version, with ErrVersion: version 1 was never released, and no version
+// 1 journal exists in the field.
+//
 // # Validity
 //
-// Header conditions; Decode fails with the error named, trusting nothing:
+// Header conditions, checked in this order; Decode fails with the error
+// named, trusting nothing:
 //
-//	H1. The input holds at least HeaderSize bytes.           ErrShortHeader
-//	H2. Bytes 0-7 are Magic.                                 ErrBadMagic
-//	H3. The version is Version.                              ErrVersion
-//	H4. The header checksum matches bytes 0-59.              ErrHeaderChecksum
-//	H5. The record size is RecordSize; reserved bytes are 0. ErrHeader
+//	H1. The input holds at least BodySize bytes.          ErrShortHeader
+//	H2. Bytes 0-7 are Magic.                              ErrBadMagic
+//	H3. The version is Version.                           ErrVersion
+//	H4. The input holds at least HeaderSize bytes.        ErrShortHeader
+//	H5. The header checksum matches bytes 0-59, and       ErrHeaderChecksum
+//	    the padding (bytes 64-4095) is zero.
+//	H6. The slot size is SlotSize; reserved bytes are 0.  ErrHeader
+//
+// H3 comes before H4 and H5 because another version may have another
+// header size and checksum another layout: a version 1 journal is
+// reported as ErrVersion, not as short or damaged.
 //
 // Frame conditions. The first frame that breaks one, and everything after
 // it, is the torn tail: ignored, and reported by Journal.Torn. Recovery
@@ -70,6 +100,13 @@
 //	F1. RecordSize bytes remain in the input.
 //	F2. The frame checksum matches bytes 0-59 of the frame.
 //	F3. The frame's file id equals the header's.
+//	F4. The padding (bytes 64-4095 of the frame) is zero.
+//
+// The padding is not covered by the checksum but must be zero (H5, F4):
+// a slot torn in some sectors and not in the one holding its fields has
+// garbage or stale bytes there, and such a slot is damaged, whatever its
+// fields say. Requiring zeros detects every damaged padding byte, where a
+// checksum would miss one case in 2^32.
 //
 // Record conditions, checked by Record.Validate on good frames:
 //
@@ -97,18 +134,23 @@
 // ErrRecord, returning the records before it. It is not treated as a torn
 // tail: a torn write or a garbage sector passes F2 by chance with
 // probability about 2^-32, and must then also carry this journal's file id
-// (F3), so such a frame comes from a broken writer, and ignoring it
-// silently could make recovery act on a stale state.
+// (F3) and zero padding (F4), so such a frame comes from a broken writer,
+// and ignoring it silently could make recovery act on a stale state.
 //
 // # Appending
 //
-// To append a record, check it with Journal.Check, encode it with
-// AppendRecord and write it at offset Journal.Len. When Decode reported
-// Torn, the file must first be truncated to Len (and that made durable):
-// a frame written after a torn one is never read.
+// To append records, check each with Journal.Check, encode them with
+// AppendRecord and write them at offset Journal.Len, a multiple of
+// SlotSize, in one write or several. Write nothing else to the file: the
+// header is written only with a new file (package checkpoint creates and
+// replaces a journal whole, through a temporary file), and a slot once
+// synced is never written again, so no write can tear it. When Decode
+// reported Torn, the file must first be truncated to Len (and that made
+// durable): a frame written after a torn one is never read.
 package journal
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -121,22 +163,32 @@ const (
 	// Magic starts every journal.
 	Magic = "EJSJRNL\x00"
 	// Version is the format version this package writes and reads.
-	Version = 1
-	// HeaderSize is the size of the file header in bytes.
-	HeaderSize = 64
-	// RecordSize is the size of every record frame in bytes.
-	RecordSize = 64
+	Version = 2
+	// SlotSize is the size of the header and of every record frame, and
+	// their alignment in the file. It is a multiple of every sector size
+	// a torn write is assumed to destroy (512 and 4096 bytes), so no
+	// sector holds bytes of two slots.
+	SlotSize = 4096
+	// BodySize is the size of a slot's fields and checksum, its first
+	// bytes; the rest of the slot is zero padding.
+	BodySize = 64
+	// HeaderSize is the size of the file header: one slot.
+	HeaderSize = SlotSize
+	// RecordSize is the size of every record frame: one slot. Frame i
+	// starts at HeaderSize + i*RecordSize.
+	RecordSize = SlotSize
 )
 
 // Header field offsets, as in the table above.
 const (
-	hdrMagic      = 0  // [8]byte, Magic
-	hdrVersion    = 8  // uint32, Version
-	hdrRecordSize = 12 // uint32, RecordSize
-	hdrFileID     = 16 // uint64
-	hdrBaseGen    = 24 // uint64
-	hdrReserved   = 32 // [28]byte, zero
-	hdrChecksum   = 60 // uint32, CRC-32C of [0, hdrChecksum)
+	hdrMagic    = 0  // [8]byte, Magic
+	hdrVersion  = 8  // uint32, Version
+	hdrSlotSize = 12 // uint32, SlotSize
+	hdrFileID   = 16 // uint64
+	hdrBaseGen  = 24 // uint64
+	hdrReserved = 32 // [28]byte, zero
+	hdrChecksum = 60 // uint32, CRC-32C of [0, hdrChecksum)
+	hdrPadding  = 64 // [SlotSize-BodySize]byte, zero
 )
 
 // Record frame field offsets, as in the table above.
@@ -149,7 +201,12 @@ const (
 	recSum       = 32 // uint64
 	recReserved2 = 40 // [20]byte, zero
 	recChecksum  = 60 // uint32, CRC-32C of [0, recChecksum)
+	recPadding   = 64 // [SlotSize-BodySize]byte, zero
 )
+
+// zeroSlot is a slot of zeros, never written: padding to append and to
+// compare with.
+var zeroSlot [SlotSize]byte
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -243,20 +300,22 @@ type Journal struct {
 	Records []Record
 
 	// Len is the length of the decoded prefix of the input: HeaderSize +
-	// len(Records)*RecordSize. The next record belongs at this offset.
+	// len(Records)*RecordSize, a multiple of SlotSize. The next record
+	// belongs at this offset.
 	Len int
 
-	// Torn reports that bytes after Len did not form a good frame (F1-F3)
-	// and were ignored: a short frame, a bad checksum (a torn or garbage
-	// write), or a frame of another journal. Truncate to Len before
-	// appending.
+	// Torn reports that bytes after Len did not form a good frame (F1-F4)
+	// and were ignored: a short frame, a bad checksum or non-zero padding
+	// (a torn or garbage write), or a frame of another journal. Truncate
+	// to Len before appending.
 	Torn bool
 
 	// Damaged reports that, after the first bad frame, a later frame is
-	// good (F2-F3). An interrupted append damages only the last frame, so
-	// this means damage to earlier data, or appends that were not synced
-	// one by one. Recovery still trusts only the prefix, but should then
-	// decide by checksums alone and say so.
+	// good (F1-F4). An interrupted append damages only the frames it
+	// writes, so this means an append of several frames whose first one
+	// was torn and a later one landed, damage to earlier data, or appends
+	// that were not synced one by one. Recovery still trusts only the
+	// prefix, but should then decide by checksums alone and say so.
 	Damaged bool
 }
 
@@ -375,21 +434,30 @@ func (j Journal) problem(r Record) string {
 	return ""
 }
 
-// AppendHeader appends the encoded header h to dst.
+// AppendHeader appends the encoded header h, one slot, to dst.
 func AppendHeader(dst []byte, h Header) []byte {
-	var b [HeaderSize]byte
+	dst, b := appendSlot(dst)
 	copy(b[hdrMagic:], Magic)
 	binary.LittleEndian.PutUint32(b[hdrVersion:], Version)
-	binary.LittleEndian.PutUint32(b[hdrRecordSize:], RecordSize)
+	binary.LittleEndian.PutUint32(b[hdrSlotSize:], SlotSize)
 	binary.LittleEndian.PutUint64(b[hdrFileID:], h.FileID)
 	binary.LittleEndian.PutUint64(b[hdrBaseGen:], h.BaseGen)
 	binary.LittleEndian.PutUint32(b[hdrChecksum:], crc32.Checksum(b[:hdrChecksum], castagnoli))
-	return append(dst, b[:]...)
+	return dst
 }
 
-// AppendRecord appends r, encoded as a frame of the journal with the
-// given file id, to dst. It fails, appending nothing, if r.Validate does;
-// it does not check the order conditions (see Journal.Check).
+// appendSlot appends a zero slot to dst and returns the result and the
+// new slot's body.
+func appendSlot(dst []byte) ([]byte, []byte) {
+	n := len(dst)
+	dst = append(dst, zeroSlot[:]...)
+	return dst, dst[n : n+BodySize]
+}
+
+// AppendRecord appends r, encoded as a frame (one slot) of the journal
+// with the given file id, to dst. It fails, appending nothing, if
+// r.Validate does; it does not check the order conditions (see
+// Journal.Check).
 func AppendRecord(dst []byte, fileID uint64, r Record) ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return dst, err
@@ -399,23 +467,23 @@ func AppendRecord(dst []byte, fileID uint64, r Record) ([]byte, error) {
 
 // appendFrame encodes r without validating it.
 func appendFrame(dst []byte, fileID uint64, r Record) []byte {
-	var b [RecordSize]byte
+	dst, b := appendSlot(dst)
 	b[recKind] = byte(r.Kind)
 	binary.LittleEndian.PutUint64(b[recFileID:], fileID)
 	binary.LittleEndian.PutUint64(b[recGen:], r.Gen)
 	binary.LittleEndian.PutUint64(b[recSize:], uint64(r.Size))
 	binary.LittleEndian.PutUint64(b[recSum:], r.Sum)
 	binary.LittleEndian.PutUint32(b[recChecksum:], crc32.Checksum(b[:recChecksum], castagnoli))
-	return append(dst, b[:]...)
+	return dst
 }
 
 // Decode decodes a whole journal file. It never panics and allocates at
 // most in proportion to len(b).
 //
-// The header must be valid (H1-H5); otherwise Decode returns a zero
+// The header must be valid (H1-H6); otherwise Decode returns a zero
 // Journal and ErrShortHeader, ErrBadMagic, ErrVersion, ErrHeaderChecksum
 // or ErrHeader. Records are then decoded frame by frame until the input
-// ends or a frame is not good (F1-F3), which sets Torn. A good frame that
+// ends or a frame is not good (F1-F4), which sets Torn. A good frame that
 // breaks R1-R5 or O1-O4 stops decoding with an error wrapping ErrRecord;
 // the returned Journal then holds the records before it.
 func Decode(b []byte) (Journal, error) {
@@ -458,26 +526,33 @@ func Decode(b []byte) (Journal, error) {
 	return j, nil
 }
 
-// decodeHeader checks H1-H5.
+// decodeHeader checks H1-H6.
 func decodeHeader(b []byte) (Header, error) {
-	if len(b) < HeaderSize { // H1
+	if len(b) < BodySize { // H1
 		return Header{}, fmt.Errorf("%w: %d bytes", ErrShortHeader, len(b))
 	}
-	b = b[:HeaderSize]
 	if string(b[hdrMagic:hdrMagic+len(Magic)]) != Magic { // H2
 		return Header{}, ErrBadMagic
 	}
-	// H3 before H4: another version may checksum another layout.
+	// H3 before H4 and H5: another version may have another header
+	// size, and checksum another layout.
 	if v := binary.LittleEndian.Uint32(b[hdrVersion:]); v != Version {
 		return Header{}, fmt.Errorf("%w: version %d, this build reads %d", ErrVersion, v, Version)
 	}
-	if binary.LittleEndian.Uint32(b[hdrChecksum:]) != crc32.Checksum(b[:hdrChecksum], castagnoli) { // H4
+	if len(b) < HeaderSize { // H4
+		return Header{}, fmt.Errorf("%w: %d bytes", ErrShortHeader, len(b))
+	}
+	b = b[:HeaderSize]
+	if binary.LittleEndian.Uint32(b[hdrChecksum:]) != crc32.Checksum(b[:hdrChecksum], castagnoli) { // H5
 		return Header{}, ErrHeaderChecksum
 	}
-	if n := binary.LittleEndian.Uint32(b[hdrRecordSize:]); n != RecordSize { // H5
-		return Header{}, fmt.Errorf("%w: record size %d, want %d", ErrHeader, n, RecordSize)
+	if !allZero(b[hdrPadding:]) { // H5
+		return Header{}, fmt.Errorf("%w: padding not zero", ErrHeaderChecksum)
 	}
-	if !allZero(b[hdrReserved:hdrChecksum]) { // H5
+	if n := binary.LittleEndian.Uint32(b[hdrSlotSize:]); n != SlotSize { // H6
+		return Header{}, fmt.Errorf("%w: slot size %d, want %d", ErrHeader, n, SlotSize)
+	}
+	if !allZero(b[hdrReserved:hdrChecksum]) { // H6
 		return Header{}, fmt.Errorf("%w: reserved bytes not zero", ErrHeader)
 	}
 	return Header{
@@ -486,7 +561,7 @@ func decodeHeader(b []byte) (Header, error) {
 	}, nil
 }
 
-// goodFrame returns the frame at the start of b if it meets F1-F3.
+// goodFrame returns the frame at the start of b if it meets F1-F4.
 func goodFrame(b []byte, fileID uint64) ([]byte, bool) {
 	if len(b) < RecordSize { // F1
 		return nil, false
@@ -498,14 +573,20 @@ func goodFrame(b []byte, fileID uint64) ([]byte, bool) {
 	if binary.LittleEndian.Uint64(b[recFileID:]) != fileID { // F3
 		return nil, false
 	}
+	if !allZero(b[recPadding:]) { // F4
+		return nil, false
+	}
 	return b, true
 }
 
+// allZero reports whether b holds only zero bytes.
 func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
+	for len(b) > 0 {
+		n := min(len(b), len(zeroSlot))
+		if !bytes.Equal(b[:n], zeroSlot[:n]) {
 			return false
 		}
+		b = b[n:]
 	}
 	return true
 }

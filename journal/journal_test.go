@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -69,10 +70,29 @@ func equalRecords(a, b []Record) bool {
 	return len(a) == len(b) && (len(a) == 0 || reflect.DeepEqual(a, b))
 }
 
-// reseal recomputes the CRC-32C that ends a header or frame in place.
+// reseal recomputes, in place, the CRC-32C that ends the body of the
+// header or frame that b starts with.
 func reseal(b []byte) {
-	n := len(b) - 4
+	n := BodySize - 4
 	binary.LittleEndian.PutUint32(b[n:], crc32.Checksum(b[:n], castagnoli))
+}
+
+// version1Hex is a version 1 journal, as the unreleased version 1 of this
+// package wrote it: a 64-byte header (file id testFileID, base generation
+// 0x1122) and one 64-byte frame (ready gen=3 size=0x2000
+// sum=0xfedcba9876543210).
+const version1Hex = "454a534a524e4c00" + "01000000" + "40000000" + "efcdab8967452301" + "2211000000000000" +
+	"00000000000000000000000000000000000000000000000000000000" + "70d71fd3" +
+	"02" + "00000000000000" + "efcdab8967452301" + "0300000000000000" + "0020000000000000" +
+	"1032547698badcfe" + "0000000000000000000000000000000000000000" + "de394bb7"
+
+// version1Journal returns version1Hex decoded.
+func version1Journal() []byte {
+	b, err := hex.DecodeString(version1Hex)
+	if err != nil || len(b) != 128 {
+		panic(fmt.Sprintf("version1Hex: %d bytes, %v", len(b), err))
+	}
+	return b
 }
 
 func TestKind_String(t *testing.T) {
@@ -209,7 +229,7 @@ func TestDecode_RoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := encode(t, tc.h, tc.rs)
-			if want := HeaderSize + len(tc.rs)*RecordSize; len(b) != want {
+			if want := (1 + len(tc.rs)) * SlotSize; len(b) != want {
 				t.Fatalf("encoded %d bytes, want %d", len(b), want)
 			}
 			j := mustDecode(t, b)
@@ -236,19 +256,27 @@ func TestDecode_RoundTrip(t *testing.T) {
 
 // TestFormat_Golden pins the encoding: changing it needs a new Version.
 // The CRC-32C values were cross-checked with an independent bitwise
-// implementation (polynomial 0x82f63b78, reflected).
+// implementation (polynomial 0x82f63b78, reflected), which also gives
+// version1Hex's.
 func TestFormat_Golden(t *testing.T) {
 	b := AppendHeader(nil, Header{FileID: testFileID, BaseGen: 0x1122})
 	b, err := AppendRecord(b, testFileID, Record{Kind: Ready, Gen: 3, Size: 0x2000, Sum: 0xfedcba9876543210})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "454a534a524e4c00" + "01000000" + "40000000" + "efcdab8967452301" + "2211000000000000" +
-		strings.Repeat("00", 28) + "70d71fd3" +
+	padding := strings.Repeat("00", 4096-64)
+	want := "454a534a524e4c00" + "02000000" + "00100000" + "efcdab8967452301" + "2211000000000000" +
+		strings.Repeat("00", 28) + "ac13b3ce" + padding +
 		"02" + strings.Repeat("00", 7) + "efcdab8967452301" + "0300000000000000" + "0020000000000000" +
-		"1032547698badcfe" + strings.Repeat("00", 20) + "de394bb7"
+		"1032547698badcfe" + strings.Repeat("00", 20) + "de394bb7" + padding
 	if got := hex.EncodeToString(b); got != want {
 		t.Errorf("encoding\n got %s\nwant %s", got, want)
+	}
+	// The layout's arithmetic: the checksum ends the body, padding fills
+	// the slot, and a slot is whole sectors of 512 and of 4096 bytes.
+	if hdrChecksum+4 != BodySize || recChecksum+4 != BodySize || hdrPadding != BodySize || recPadding != BodySize ||
+		HeaderSize != SlotSize || RecordSize != SlotSize || SlotSize%512 != 0 || SlotSize%4096 != 0 {
+		t.Error("layout constants disagree")
 	}
 }
 
@@ -275,12 +303,17 @@ func TestDecode_TornTail(t *testing.T) {
 	}
 }
 
+// TestDecode_BitFlip flips every bit of every body, and one bit of every
+// padding byte (bit i%8 of byte i: every bit position, in every sector).
 func TestDecode_BitFlip(t *testing.T) {
 	rs := history(0, 4, false)
 	orig := encode(t, Header{FileID: testFileID}, rs)
 	b := bytes.Clone(orig)
 	for i := range b {
 		for bit := range 8 {
+			if i%SlotSize >= BodySize && bit != i%8 {
+				continue
+			}
 			b[i] ^= 1 << bit
 			j, err := Decode(b)
 			b[i] ^= 1 << bit
@@ -322,6 +355,12 @@ func TestDecode_TornFrames(t *testing.T) {
 		{"header again", AppendHeader(nil, h), false},
 		{"good frame after garbage", appendFrame(make([]byte, RecordSize), h.FileID, next), true},
 		{"good frame after short garbage", appendFrame(make([]byte, RecordSize), h.FileID, next)[7:], false},
+		{"body only", appendFrame(nil, h.FileID, next)[:BodySize], false},
+		{"frame cut in its padding", appendFrame(nil, h.FileID, next)[:RecordSize-1], false},
+		{"garbage in the padding", garbagePadding(appendFrame(nil, h.FileID, next), RecordSize-1), false},
+		{"garbage after the body", garbagePadding(appendFrame(nil, h.FileID, next), BodySize), false},
+		{"good frame after garbage padding",
+			appendFrame(garbagePadding(appendFrame(nil, h.FileID, next), 512), h.FileID, Record{Kind: Aborted, Gen: 3}), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := mustDecode(t, append(bytes.Clone(valid), tc.tail...))
@@ -331,6 +370,87 @@ func TestDecode_TornFrames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// garbage fills b with pseudo-random bytes drawn from seed, never all
+// zero.
+func garbage(b []byte, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	if len(b) > 0 && allZero(b) {
+		b[0] = 1
+	}
+}
+
+// TestDecode_TornAppend proves what the slots are for. A power cut during
+// an append may destroy every sector the append touches, 512 or 4096
+// bytes, and with it any synced byte in those sectors. For a journal of
+// n synced records and an append of k more (package checkpoint appends 1
+// or 2 at a time), fill the sectors the append touches with garbage, all
+// of them or one at a time with the rest of the append landed, and the
+// header and the n records must still decode; of the appended records,
+// only whole, untouched ones may follow.
+func TestDecode_TornAppend(t *testing.T) {
+	h := Header{FileID: testFileID, BaseGen: 5}
+	all := history(5, 4, false)
+	for n := 0; n < len(all); n++ {
+		synced := encode(t, h, all[:n])
+		for k := 1; k <= 3 && n+k <= len(all); k++ {
+			full := encode(t, h, all[:n+k]) // synced, then the append
+			off, end := len(synced), len(full)
+			for _, sector := range []int{512, 4096} {
+				// As faultinject's Garbage policies: whole sectors, clipped
+				// to the end of the file.
+				lo, hi := off/sector*sector, min((end+sector-1)/sector*sector, end)
+				if lo < off {
+					t.Fatalf("n=%d k=%d: the append at %d touches the %d-byte sector at %d, which holds synced bytes", n, k, off, sector, lo)
+				}
+				tears := [][2]int{{lo, hi}} // every sector at once
+				for s := lo; s < hi && hi-lo > sector; s += sector {
+					tears = append(tears, [2]int{s, min(s+sector, hi)}) // one sector, the rest landed
+				}
+				for ti, tear := range tears {
+					for fill := range 3 {
+						img := bytes.Clone(full)
+						switch fill {
+						case 0:
+							garbage(img[tear[0]:tear[1]], uint64(n<<16|k<<12|ti<<2))
+						case 1:
+							copy(img[tear[0]:tear[1]], bytes.Repeat([]byte{0xff}, tear[1]-tear[0]))
+						case 2: // stale bytes: the append's own frames, shifted
+							copy(img[tear[0]:tear[1]], full[tear[0]-BodySize:])
+						}
+						j, err := Decode(img)
+						if err != nil || j.Header != h || len(j.Records) < n || !equalRecords(j.Records[:n], all[:n]) {
+							t.Fatalf("n=%d k=%d sector=%d tear %v fill %d: Decode = %d records, header %+v, %v; want the %d synced ones",
+								n, k, sector, tear, fill, len(j.Records), j.Header, err, n)
+						}
+						// Of the appended frames, exactly those before the
+						// first one the tear changed are records.
+						want := n
+						for ; want < n+k; want++ {
+							at := HeaderSize + want*RecordSize
+							if !bytes.Equal(img[at:at+RecordSize], full[at:at+RecordSize]) {
+								break
+							}
+						}
+						if !equalRecords(j.Records, all[:want]) || j.Torn != (want < n+k) {
+							t.Fatalf("n=%d k=%d sector=%d tear %v fill %d: %d records, Torn %v; want %d records, Torn %v",
+								n, k, sector, tear, fill, len(j.Records), j.Torn, want, want < n+k)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// garbagePadding sets byte i of the slot b, in its padding, and returns b.
+func garbagePadding(b []byte, i int) []byte {
+	b[i] = 0xa5
+	return b
 }
 
 func TestDecode_BadRecord(t *testing.T) {
@@ -380,15 +500,26 @@ func TestDecode_Header(t *testing.T) {
 	}{
 		{"empty", func(b []byte) []byte { return nil }, ErrShortHeader, false},
 		{"short", func(b []byte) []byte { return b[:HeaderSize-1] }, ErrShortHeader, false},
+		{"body only", func(b []byte) []byte { return b[:BodySize] }, ErrShortHeader, false},
+		{"short body", func(b []byte) []byte { return b[:BodySize-1] }, ErrShortHeader, false},
 		{"magic", func(b []byte) []byte { b[0] = 'e'; return b }, ErrBadMagic, true},
 		{"magic nul", func(b []byte) []byte { b[7] = '1'; return b }, ErrBadMagic, true},
 		{"zero file", func(b []byte) []byte { return make([]byte, len(b)) }, ErrBadMagic, false},
 		{"a SQLite database", func(b []byte) []byte { return append([]byte("SQLite format 3\x00"), b[16:]...) }, ErrBadMagic, false},
-		{"version 2", func(b []byte) []byte { b[hdrVersion] = 2; return b }, ErrVersion, true},
+		{"version 1", func(b []byte) []byte { b[hdrVersion] = 1; return b }, ErrVersion, true},
+		{"version 1 journal", func(b []byte) []byte { return version1Journal() }, ErrVersion, false},
+		{"version 1 header only", func(b []byte) []byte { return version1Journal()[:BodySize] }, ErrVersion, false},
+		{"version 1 journal padded", func(b []byte) []byte { return append(version1Journal(), make([]byte, 2*SlotSize)...) }, ErrVersion, false},
+		{"version 3", func(b []byte) []byte { b[hdrVersion] = 3; return b }, ErrVersion, true},
+		{"version 3 short", func(b []byte) []byte { b[hdrVersion] = 3; return b[:BodySize] }, ErrVersion, false},
 		{"version 0 bad checksum", func(b []byte) []byte { b[hdrVersion] = 0; return b }, ErrVersion, false},
 		{"checksum", func(b []byte) []byte { b[hdrChecksum] ^= 1; return b }, ErrHeaderChecksum, false},
 		{"file id", func(b []byte) []byte { b[hdrFileID] ^= 1; return b }, ErrHeaderChecksum, false},
-		{"record size", func(b []byte) []byte { b[hdrRecordSize] = 128; return b }, ErrHeader, true},
+		{"padding first byte", func(b []byte) []byte { b[hdrPadding] = 1; return b }, ErrHeaderChecksum, true},
+		{"padding last byte", func(b []byte) []byte { b[HeaderSize-1] = 0x80; return b }, ErrHeaderChecksum, true},
+		{"padding torn sector", func(b []byte) []byte { garbage(b[512:1024], 1); return b }, ErrHeaderChecksum, true},
+		{"slot size of version 1", func(b []byte) []byte { b[hdrSlotSize] = 64; b[hdrSlotSize+1] = 0; return b }, ErrHeader, true},
+		{"slot size 8192", func(b []byte) []byte { b[hdrSlotSize+1] = 0x20; return b }, ErrHeader, true},
 		{"reserved", func(b []byte) []byte { b[hdrChecksum-1] = 1; return b }, ErrHeader, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
