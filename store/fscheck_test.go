@@ -21,6 +21,7 @@ func playFS(t *testing.T, class device.FSClass, fstype string) {
 		return p, err
 	}
 	t.Cleanup(func() { probePath = real })
+	warned.Clear() // each test sees its own warnings
 }
 
 func TestOpen_networkFS(t *testing.T) {
