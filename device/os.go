@@ -168,9 +168,21 @@ func (f *osFile) Size() (int64, error) {
 }
 
 // Sync is fsync(2) on Linux, fcntl(F_FULLFSYNC) on darwin and
-// FlushFileBuffers on Windows (all via os.File.Sync). Never retry it
-// after an error (see File.Sync).
-func (f *osFile) Sync() error { return f.f.Sync() }
+// FlushFileBuffers on Windows (all via os.File.Sync), followed on Linux
+// by a flush for FUSE filesystems known to drop fsync (afterFsync). Never
+// retry it after an error (see File.Sync).
+func (f *osFile) Sync() error {
+	if err := f.f.Sync(); err != nil {
+		return err
+	}
+	return afterFsync(f.f)
+}
+
+// afterFsync runs after every successful fsync of a file or directory
+// this package makes. It does nothing by default; os_linux.go sets it to
+// flushFsyncDropped, which makes fsync mean something on filesystems that
+// acknowledge it without flushing (fusefat).
+var afterFsync = func(*os.File) error { return nil }
 
 // Close closes the file.
 func (f *osFile) Close() error { return f.f.Close() }

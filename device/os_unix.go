@@ -52,14 +52,17 @@ func ignoringEINTR(fn func() error) error {
 }
 
 // syncDir opens dir read-only with O_DIRECTORY (so a regular file is
-// ENOTDIR, not a silent fsync of the wrong thing), fsyncs it and closes
-// it, keeping the first error.
+// ENOTDIR, not a silent fsync of the wrong thing), fsyncs it (plus
+// afterFsync, as File.Sync) and closes it, keeping the first error.
 func syncDir(dir string) error {
 	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}
 	err = d.Sync()
+	if err == nil {
+		err = afterFsync(d)
+	}
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}

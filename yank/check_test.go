@@ -1,0 +1,417 @@
+//go:build linux
+
+package yank
+
+import (
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ejectsafe/ejectsafe/faultinject/realfs"
+	"github.com/ejectsafe/ejectsafe/lease"
+	"github.com/ejectsafe/ejectsafe/store"
+)
+
+// roundResult is what a round knows once the child is dead.
+type roundResult struct {
+	round    int
+	decision string
+	st       *state
+	durable  int // rows of the last completed durability point
+	next     int // rows if the one in flight completed
+}
+
+// makePreload builds the starting database on the host with plain
+// SQLite (rollback journal), mib MiB of rows, and returns its rows.
+func makePreload(t *testing.T, path string, mib int) int {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	const per = 1000
+	rows := mib << 20 / rowBytes
+	for n := 0; n < rows; n += per {
+		if _, err := db.Exec(insertBatch(min(per, rows-n), rowBytes)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rows
+}
+
+// checkStore checks the drive after a pull under the store: the rows are
+// those of the last completed checkpoint or of the one in flight,
+// integrity_check is ok through the store and through the stock sqlite3
+// CLI, recovery leaves nothing behind, and fsck after recovery and a
+// clean unmount names none of our files. It reports whether all held.
+func (r *runner) checkStore(res *roundResult) bool {
+	t := r.t
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if len(res.st.trunc0) > 0 {
+		add("the store truncated a file with data to size 0, which fusefat corrupts: %q", res.st.trunc0)
+	}
+	pulled, err := r.vol.Fsck()
+	if err != nil {
+		t.Fatalf("Fsck after Pull (seed %d round %d): %v", r.seed, res.round, err)
+	}
+	if err := r.vol.Remount(); err != nil {
+		t.Fatalf("Remount (seed %d round %d): %v", r.seed, res.round, err)
+	}
+	rows, verr, hidden, recovery := verifyStore(r.path)
+	problems = append(problems, verr...)
+	var newHidden []string
+	for _, h := range hidden {
+		if !r.hidden[h] {
+			r.hidden[h] = true
+			newHidden = append(newHidden, h)
+		}
+	}
+	record(r.kind, r.tgt, func(tl *tally) { tl.hidden += len(newHidden) })
+	switch {
+	case rows < 0:
+	case rows == res.durable:
+	case rows == res.next && res.st.inflight:
+	case res.st.inflight:
+		add("%d rows; want %d (the last completed checkpoint) or %d (the one in flight)", rows, res.durable, res.next)
+	default:
+		add("%d rows; want %d (the last completed checkpoint; none was in flight)", rows, res.durable)
+	}
+	if err := r.unmount(); err != nil {
+		t.Fatalf("Unmount (seed %d round %d, after: %s; %q): %v", r.seed, res.round, recovery, problems, err)
+	}
+	after, err := r.vol.Fsck()
+	if err != nil {
+		t.Fatalf("Fsck (seed %d round %d): %v", r.seed, res.round, err)
+	}
+	if ours := fsckOurs(after.Output); len(ours) > 0 {
+		add("fsck after recovery and a clean unmount names our files: %q", ours)
+	}
+	if err := r.vol.Remount(); err != nil {
+		t.Fatalf("Remount (seed %d round %d): %v", r.seed, res.round, err)
+	}
+	t.Logf("round %d (%s): pulled with %d checkpoints done, in flight %v; %d rows (durable %d, in flight %d); %s; new .fuse_hidden files: %q; fsck after pull: %s; after recovery: %s",
+		res.round, res.decision, res.st.done, res.st.inflight, rows, res.durable, res.next, recovery, newHidden, fsckSummary(pulled), fsckSummary(after))
+	if r.measured {
+		outcome := "ok"
+		switch {
+		case res.st.preErr:
+			outcome = "errored"
+			problems = append(problems, fmt.Sprintf("the store failed before the pull: %q", res.st.errors))
+		case rows < 0:
+			outcome = "refused"
+		case len(problems) > 0:
+			outcome = "wrong"
+		}
+		record(r.kind, r.tgt, func(tl *tally) {
+			tl.measured = true
+			switch outcome {
+			case "ok":
+				tl.ok++
+			case "refused":
+				tl.malformed++
+			case "errored":
+				tl.errored++
+			default:
+				tl.lost++
+			}
+		})
+		t.Logf("round %d: measured, not asserted (%s): %s: %s", res.round, r.why, outcome, strings.Join(problems, "; "))
+		if outcome != "ok" {
+			r.newVolume() // the driver leaks clusters of the files it damaged: start clean
+			return true
+		}
+		problems = nil
+	}
+	if len(problems) > 0 {
+		t.Errorf("FAIL yank seed=%d kind=%s target=%s round=%d (%s): %s\nchild lines: %q\nrecovery: %s\nfsck after the pull (%s):\n%s\nfsck after recovery (%s):\n%s\nreplay (the pull moment is a delay, so timing may differ): %s",
+			r.seed, r.kind, r.tgt, res.round, res.decision, strings.Join(problems, "; "), res.st.lines, recovery,
+			pulled.Command, pulled.Output, after.Command, after.Output, r.replay(res.round))
+	}
+	if rows < 0 {
+		r.install() // start again from the preload
+	} else {
+		r.base = rows
+	}
+	return len(problems) == 0
+}
+
+// verifyStore opens path with the store (running recovery) and checks
+// it; then the sqlite3 CLI reads the file alone. rows is -1 when the
+// store could not open it.
+func verifyStore(path string) (rows int, problems, hidden []string, recovery string) {
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	fsys := fsFor(filepath.Dir(path), func(name string, size int64) {
+		add("recovery truncated %s from %d bytes to 0, which fusefat corrupts", name, size)
+	})
+	s, err := store.Open(path, &store.Options{ManualCheckpoint: true, FS: fsys, Logger: quiet})
+	if err != nil {
+		add("store.Open (recovery): %v", err)
+		return -1, problems, nil, ""
+	}
+	recovery = s.Recovery().String()
+	left, hidden := leftovers(path)
+	problems = append(problems, left...)
+	if check := integrity(s.DB()); check != "ok" {
+		add("integrity_check through the store: %s", check)
+	}
+	if err := s.DB().QueryRow("SELECT count(*) FROM t").Scan(&rows); err != nil {
+		add("count through the store: %v", err)
+		rows = -1
+	}
+	if err := s.Close(); err != nil {
+		add("store Close: %v", err)
+		s.Abandon() // nothing was written: release the files
+	}
+	// Remove the hidden files once counted: they are database-sized, and
+	// left to pile up they fill the volume within a few dozen pulls.
+	for _, h := range hidden {
+		if err := os.Remove(filepath.Join(filepath.Dir(path), h)); err != nil {
+			add("removing %s: %v", h, err)
+		}
+	}
+	if out, err := sqlite3CLI(path, "PRAGMA integrity_check; SELECT count(*) FROM t;"); err != nil {
+		add("sqlite3 CLI: %v", err)
+	} else if want := "ok\n" + strconv.Itoa(rows); out != want && out != "" {
+		add("sqlite3 CLI (immutable=1) answered %q, want %q", out, want)
+	}
+	return rows, problems, hidden, recovery
+}
+
+// integrity runs PRAGMA integrity_check and joins its rows.
+func integrity(db *sql.DB) string {
+	rs, err := db.Query("PRAGMA integrity_check")
+	if err != nil {
+		return err.Error()
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var s string
+		if err := rs.Scan(&s); err != nil {
+			return err.Error()
+		}
+		out = append(out, s)
+	}
+	if err := rs.Err(); err != nil {
+		out = append(out, err.Error())
+	}
+	return strings.Join(out, "; ")
+}
+
+// leftovers lists what should not be next to the database once
+// recovery ran: anything but the database, its lock, its checkpoint
+// journal and its lease (next to it, or in the volume's lease
+// directory). Files named .fuse_hidden* are returned apart in hidden:
+// see hiddenNote.
+func leftovers(path string) (problems, hidden []string) {
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return []string{fmt.Sprintf("listing %s: %v", dir, err)}, nil
+	}
+	for _, n := range names {
+		switch name := n.Name(); {
+		case name == base, name == base+".ejectsafe-lock", name == base+".ejectsafe-jrnl", name == base+lease.FallbackSuffix:
+		case name == strings.Split(lease.DirName, "/")[0] && n.IsDir():
+			problems = append(problems, leaseLeftovers(filepath.Join(dir, lease.DirName))...)
+		case strings.HasPrefix(name, ".fuse_hidden"):
+			hidden = append(hidden, name)
+		default:
+			problems = append(problems, "left behind after recovery: "+name)
+		}
+	}
+	return problems, hidden
+}
+
+// leaseLeftovers lists temporary files in the lease directory.
+func leaseLeftovers(dir string) []string {
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return []string{fmt.Sprintf("listing %s: %v", dir, err)}
+	}
+	var out []string
+	for _, n := range names {
+		if strings.Contains(n.Name(), ".tmp") {
+			out = append(out, "left behind after recovery: "+filepath.Join(lease.DirName, n.Name()))
+		}
+	}
+	return out
+}
+
+// hiddenNote explains .fuse_hidden files. libfuse's high-level API,
+// which exfat-fuse and fusefat use, does not unlink or replace a file
+// that is still open: it renames it to .fuse_hiddenNNNN and unlinks that
+// when the file is closed. A checkpoint renames its copy over the
+// database while the old database is open (it serves reads until the
+// new one is open), so for a moment the old database lives on as a
+// hidden file. A pull in that moment (before the unlink is durable)
+// leaves it on the drive for good: a database-sized file no one will
+// remove. The kernel's own exfat and vfat drivers do not do this.
+const hiddenNote = "left by pulls: old databases libfuse hid (renamed to .fuse_hidden*) because they were open when the checkpoint renamed its copy over them"
+
+var cliMissing sync.Once
+
+// sqlite3CLI runs the stock sqlite3 shell on the database file alone
+// (immutable=1: no locks, no -wal, no -shm, no journal). Without the CLI
+// it returns "" and no error, after one loud line; in CI that is an
+// error.
+func sqlite3CLI(path, sql string) (string, error) {
+	bin, err := exec.LookPath("sqlite3")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			return "", fmt.Errorf("sqlite3 CLI missing in CI: %w", err)
+		}
+		cliMissing.Do(func() {
+			fmt.Fprintln(os.Stderr, "SKIP LOUDLY: yank: the stock sqlite3 CLI is not installed (apt-get install sqlite3); independent-reader check not run")
+		})
+		return "", nil
+	}
+	out, err := exec.Command(bin, "file:"+path+"?immutable=1", sql).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("sqlite3 %q: %v: %s", sql, err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// checkPlain counts the outcome of a pull under plain SQLite: malformed
+// (it does not open, integrity_check is not ok, or it holds rows no
+// commit made), lost (fewer rows than the last completed durability
+// point: a wal_checkpoint(TRUNCATE), or a commit with synchronous=FULL),
+// or ok. A malformed database is replaced by the preload.
+func (r *runner) checkPlain(res *roundResult) {
+	t := r.t
+	pulled, err := r.vol.Fsck()
+	if err != nil {
+		t.Fatalf("Fsck after Pull (seed %d round %d): %v", r.seed, res.round, err)
+	}
+	if err := r.vol.Remount(); err != nil {
+		t.Fatalf("Remount (seed %d round %d): %v", r.seed, res.round, err)
+	}
+	rows, detail := verifyPlain(r.path)
+	outcome := "ok"
+	switch {
+	case res.st.preErr:
+		outcome, detail = "errored", fmt.Sprintf("SQLite failed before the pull: %q", res.st.errors)
+	case detail != "":
+		outcome = "malformed"
+	case rows > res.next || rows > res.durable && !res.st.inflight:
+		outcome, detail = "malformed", fmt.Sprintf("%d rows, more than any commit made", rows)
+	case rows < res.durable:
+		outcome = "lost"
+	}
+	named := len(fsckOurs(pulled.Output)) > 0
+	record(r.kind, r.tgt, func(tl *tally) {
+		switch outcome {
+		case "ok":
+			tl.ok++
+		case "malformed":
+			tl.malformed++
+		case "lost":
+			tl.lost++
+		case "errored":
+			tl.errored++
+		}
+		if named {
+			tl.fsckNamed++
+		}
+	})
+	t.Logf("round %d (%s): pulled with %d durability points done, in flight %v; %s: %d rows (durable %d) %s; fsck after pull: %s",
+		res.round, res.decision, res.st.done, res.st.inflight, outcome, rows, res.durable, detail, fsckSummary(pulled))
+	if outcome != "ok" && outcome != "lost" {
+		r.install()
+		return
+	}
+	r.base = rows
+	if err := r.vol.Remount(); err != nil { // a clean unmount: what recovery wrote is durable
+		t.Fatalf("Remount (seed %d round %d): %v", r.seed, res.round, err)
+	}
+}
+
+// verifyPlain opens path with plain SQLite, which rolls back a hot
+// journal or replays a WAL, and checks it. detail is empty when it is
+// sound.
+func verifyPlain(path string) (rows int, detail string) {
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		return -1, err.Error()
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if check := integrity(db); check != "ok" {
+		return -1, "integrity_check: " + check
+	}
+	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&rows); err != nil {
+		return -1, "count: " + err.Error()
+	}
+	return rows, ""
+}
+
+// fsckOurs returns the lines of a checker's output that name one of the
+// yank databases' files. A yank of a FAT or exFAT volume leaves findings
+// that no file caused: the volume's dirty flag, a wrong free-cluster
+// count, clusters allocated to no file. Only lines naming our files
+// count against us.
+func fsckOurs(output string) []string {
+	var out []string
+	for _, line := range strings.Split(output, "\n") {
+		l := strings.ToLower(line)
+		if strings.Contains(l, "yank") || strings.Contains(l, "ejectsafe") {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
+// fsckSummary is a checker's verdict on one line.
+func fsckSummary(rep realfs.FsckReport) string {
+	if rep.Clean {
+		return "clean"
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(rep.Output), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return fmt.Sprintf("exit %d: %s", rep.ExitCode, strings.Join(lines, " | "))
+}
+
+// unmount unmounts cleanly, waiting up to 2 s for the mount to be free,
+// and names what holds it if it stays busy.
+func (r *runner) unmount() error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = r.vol.Unmount(); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%w; open on the mount: %q", err, openOn(r.vol.Mount))
+}
+
+// openOn lists the descriptors of every process that name a file under
+// mount.
+func openOn(mount string) []string {
+	var out []string
+	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range fds {
+		if l, err := os.Readlink(fd); err == nil && strings.HasPrefix(l, mount+"/") {
+			cmd, _ := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(fd)), "cmdline"))
+			out = append(out, fmt.Sprintf("%s -> %s (%s)", fd, l, strings.ReplaceAll(string(cmd), "\x00", " ")))
+		}
+	}
+	return out
+}

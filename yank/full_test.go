@@ -1,0 +1,295 @@
+//go:build linux
+
+package yank
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/faultinject/realfs"
+	"github.com/ejectsafe/ejectsafe/store"
+)
+
+// fillOnCreate is an FS that fills the volume when the store creates a
+// checkpoint copy: after the free-space check passed, before the copy is
+// written. The drive fills up mid-checkpoint, as when another program
+// writes to it.
+type fillOnCreate struct {
+	device.FS
+	fill func() error
+	err  error // the fill's own error
+}
+
+func (f *fillOnCreate) Create(name string, perm os.FileMode) (device.File, error) {
+	if f.fill != nil && strings.Contains(filepath.Base(name), ".ejectsafe-tmp-") {
+		f.err, f.fill = f.fill(), nil
+	}
+	return f.FS.Create(name, perm)
+}
+
+// storeT is a store on a volume with helpers that fail the test.
+type storeT struct {
+	t    *testing.T
+	s    *store.Store
+	rows int
+}
+
+func (st *storeT) insert(n int) {
+	st.t.Helper()
+	if _, err := st.s.DB().Exec(insertBatch(n, rowBytes)); err != nil {
+		st.t.Fatalf("insert while the drive is full: %v (the store must keep serving from memory)", err)
+	}
+	st.rows += n
+}
+
+// count checks that every committed row is readable.
+func (st *storeT) count(when string) {
+	st.t.Helper()
+	var n int
+	if err := st.s.DB().QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != st.rows {
+		st.t.Fatalf("%s: count = %d, %v; want %d", when, n, err, st.rows)
+	}
+}
+
+// TestFull_DriveFull fills the volume, before a checkpoint and in the
+// middle of one: Checkpoint and Close fail with ErrCheckpoint and the
+// filesystem's own errno, the store keeps serving reads and writes from
+// memory, and once space is freed the next checkpoint succeeds and a
+// reopen shows every row.
+func TestFull_DriveFull(t *testing.T) {
+	for _, kind := range kinds() {
+		for _, when := range []string{"before", "mid-checkpoint"} {
+			t.Run(string(kind)+"/"+when, func(t *testing.T) {
+				realfs.Skip(t, kind)
+				v, err := realfs.New(t, realfs.Options{Kind: kind})
+				if err != nil {
+					t.Fatal(err)
+				}
+				bug, what := extendBug(t, v.Mount)
+				if bug {
+					t.Logf("%s: the driver corrupts extended files by itself (%s): the errors and the serving from memory are asserted, what a reopen finds is only logged", kind, what)
+				}
+				driveFull(t, v, when, bug)
+			})
+		}
+	}
+}
+
+// driveFull runs the drive-full scenario; with bug (the driver corrupts
+// files it extends) what a reopen finds is logged, not asserted.
+func driveFull(t *testing.T, v *realfs.Volume, when string, bug bool) {
+	path := filepath.Join(v.Mount, dbName)
+	fsys := &fillOnCreate{FS: fsFor(v.Mount, nil)}
+	s, err := store.Open(path, &store.Options{ManualCheckpoint: true, FS: fsys, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Abandon()
+	st := &storeT{t: t, s: s}
+	if _, err := s.DB().Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	st.insert(2000) // 2 MiB
+	if err := s.Checkpoint(context.Background()); err != nil {
+		t.Fatalf("first checkpoint: %v", err)
+	}
+	st.insert(500)
+	if when == "before" {
+		if err := v.Fill(64 << 10); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		fsys.fill = func() error { return v.Fill(0) }
+	}
+
+	err = s.Checkpoint(context.Background())
+	errno := realfs.FullErrno[v.Kind]
+	t.Logf("FINDING %s drive full %s: Checkpoint: %v", v.Kind, when, err)
+	if fsys.err != nil {
+		t.Fatalf("Fill: %v", fsys.err)
+	}
+	switch {
+	case err == nil:
+		t.Fatalf("Checkpoint on a full drive succeeded")
+	case !errors.Is(err, store.ErrCheckpoint):
+		t.Errorf("Checkpoint error %v is not store.ErrCheckpoint", err)
+	case !errors.Is(err, errno) && !errors.Is(err, syscall.ENOSPC):
+		t.Errorf("Checkpoint error %v carries neither ENOSPC nor %v (what %s gives for a full drive)", err, errno, v.Kind)
+	}
+	st.count("after the failed checkpoint")
+	st.insert(100)
+	st.count("after a commit on the full drive")
+	if err := s.Close(); err == nil || !errors.Is(err, store.ErrCheckpoint) {
+		t.Fatalf("Close on a full drive = %v, want an error wrapping store.ErrCheckpoint", err)
+	}
+	st.count("after the failed Close") // the store is still open
+	if got := s.Stats(); got.CheckpointFailures < 2 || got.LastCheckpointError == nil {
+		t.Errorf("Stats after two failures: %+v", got)
+	}
+
+	if err := v.Unfill(); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Checkpoint(context.Background())
+	if err == nil {
+		err = s.Close()
+	}
+	if err != nil && bug {
+		t.Logf("FINDING %s: after space was freed: %v", v.Kind, err)
+		return
+	}
+	if err != nil {
+		t.Fatalf("checkpoint and Close after space was freed: %v", err)
+	}
+	if err := v.Remount(); err != nil {
+		t.Fatal(err)
+	}
+	rows, problems, _, recovery := verifyStore(path)
+	if err := v.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := v.Fsck()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bug {
+		t.Logf("FINDING %s: after the drive-full test: reopen %d rows (want %d) %q; fsck %s", v.Kind, rows, st.rows, problems, fsckSummary(rep))
+		return
+	}
+	if rows != st.rows || len(problems) > 0 {
+		t.Errorf("after reopen: %d rows, want %d; %q; %s", rows, st.rows, problems, recovery)
+	}
+	if !rep.Clean {
+		t.Errorf("fsck after the drive-full test and a clean unmount:\n%s", rep.Output)
+	}
+}
+
+// TestFull_ReadOnly covers a drive that comes back read-only. A FUSE
+// mount with files open for writing cannot be remounted read-only (both
+// umount and mount -o remount,ro answer "busy"), so the way a running
+// application meets a read-only drive is a drive pulled and plugged back
+// in write-protected: the store's handles are on the dead mount. The
+// store keeps serving what it has in memory, Checkpoint and Close fail
+// typed, and nothing committed is dropped while the process lives; but
+// it cannot take up the remounted drive, even once writable again: only
+// Abandon (dropping what was not checkpointed) and Open get the
+// database back. A store opened on the read-only drive is refused with
+// ErrReadOnly.
+func TestFull_ReadOnly(t *testing.T) {
+	for _, kind := range kinds() {
+		t.Run(string(kind), func(t *testing.T) {
+			realfs.Skip(t, kind)
+			v, err := realfs.New(t, realfs.Options{Kind: kind})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bug, what := extendBug(t, v.Mount)
+			if bug {
+				t.Logf("%s: the driver corrupts extended files by itself (%s): the errors and the serving from memory are asserted, what a reopen finds is only logged", kind, what)
+			}
+			readOnly(t, v, bug)
+		})
+	}
+}
+
+// readOnly runs the read-only scenario; with bug (the driver corrupts
+// files it extends) what a reopen finds is logged, not asserted.
+func readOnly(t *testing.T, v *realfs.Volume, bug bool) {
+	path := filepath.Join(v.Mount, dbName)
+	s, err := store.Open(path, &store.Options{ManualCheckpoint: true, FS: fsFor(v.Mount, nil), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	abandoned := false
+	defer func() {
+		if !abandoned {
+			s.Abandon()
+		}
+	}()
+	st := &storeT{t: t, s: s}
+	if _, err := s.DB().Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	st.insert(1000)
+	if err := s.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkpointed := st.rows
+	st.insert(200)
+
+	if err := v.Pull(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.RemountReadOnly(); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Checkpoint(context.Background())
+	t.Logf("FINDING %s: Checkpoint with the drive back read-only after a pull: %v", v.Kind, err)
+	if err == nil || !errors.Is(err, store.ErrCheckpoint) {
+		t.Fatalf("Checkpoint = %v, want an error wrapping store.ErrCheckpoint", err)
+	}
+	st.count("after the failed checkpoint")
+	st.insert(100)
+	st.count("after a commit with the drive read-only")
+	if err := s.Close(); err == nil || !errors.Is(err, store.ErrCheckpoint) {
+		t.Fatalf("Close = %v, want an error wrapping store.ErrCheckpoint (the store keeps its data)", err)
+	}
+	st.count("after the failed Close")
+
+	if err := v.Remount(); err != nil { // the write protection is off again
+		t.Fatal(err)
+	}
+	// The store opens its copies and a rebuilt journal by path, on the
+	// new mount, but reads its base and appends to its journal through
+	// handles on the dead one. Try a few checkpoints and say what each did.
+	var errs []error
+	for i := 0; i < 3 && (len(errs) == 0 || errs[len(errs)-1] != nil); i++ {
+		err := s.Checkpoint(context.Background())
+		errs = append(errs, err)
+		if err != nil && !errors.Is(err, store.ErrCheckpoint) {
+			t.Errorf("Checkpoint = %v, not store.ErrCheckpoint", err)
+		}
+	}
+	t.Logf("FINDING %s: Checkpoints once the drive is writable again: %v", v.Kind, errs)
+	st.count("after the drive came back")
+	want := st.rows
+	if errs[len(errs)-1] != nil {
+		// Let go, dropping what the last checkpoint did not cover, as
+		// Abandon documents. Its error (closing handles on the dead
+		// mount) is expected; it must release the database all the same.
+		abandoned = true
+		t.Logf("FINDING %s: Abandon: %v", v.Kind, s.Abandon())
+		want = checkpointed
+	} else if err := s.Close(); errors.Is(err, store.ErrCheckpoint) {
+		t.Fatalf("Close after a successful checkpoint: %v", err)
+	} else if err != nil {
+		// Closing its handles on the dead mount fails; the data is
+		// durable and the store is closed, as Close documents.
+		t.Logf("FINDING %s: Close after the store took up the remounted drive: %v", v.Kind, err)
+	}
+	rows, problems, _, recovery := verifyStore(path)
+	if bug {
+		t.Logf("FINDING %s: reopened: %d rows (want %d) %q", v.Kind, rows, want, problems)
+	} else if rows != want || len(problems) > 0 {
+		t.Errorf("reopened: %d rows, want %d; %q; %s", rows, want, problems, recovery)
+	}
+
+	if err := v.RemountReadOnly(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := store.Open(path, &store.Options{ManualCheckpoint: true, FS: fsFor(v.Mount, nil), Logger: quiet})
+	if err == nil {
+		s2.Close()
+		t.Fatalf("store.Open on a read-only drive succeeded")
+	}
+	if !errors.Is(err, store.ErrReadOnly) {
+		t.Errorf("store.Open on a read-only drive = %v, want store.ErrReadOnly", err)
+	}
+	t.Logf("FINDING %s: store.Open on the read-only drive: %v", v.Kind, err)
+}

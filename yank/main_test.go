@@ -1,0 +1,169 @@
+//go:build linux
+
+package yank
+
+import (
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ejectsafe/ejectsafe/faultinject/realfs"
+)
+
+var (
+	flagSeed    = flag.Int64("yank.seed", 0, "seed of the pull moments; 0 picks one from the clock (every run prints it)")
+	flagFull    = flag.Bool("yank.full", false, "hundreds of pulls, databases from 4 MiB to 256 MiB")
+	flagPulls   = flag.Int("yank.pulls", 0, "pulls per filesystem, target and database size (0: the plan's count); to replay round R, pass R+1")
+	flagKinds   = flag.String("yank.kinds", "", "comma-separated filesystems to run (exfat,vfat); empty: all")
+	flagTargets = flag.String("yank.targets", "", "comma-separated targets (store,wal-normal,delete-full); empty: all")
+)
+
+// seed is the run's seed: -yank.seed or the clock. Each subtest derives
+// its own generator from it and its name (subSeed), so a subtest replays
+// alone with the same decisions.
+var seed = sync.OnceValue(func() int64 {
+	if *flagSeed != 0 {
+		return *flagSeed
+	}
+	return time.Now().UnixNano()
+})
+
+// subSeed mixes the run's seed with a subtest's name.
+func subSeed(name string) int64 {
+	h := fnv.New64a()
+	io.WriteString(h, name)
+	return seed() ^ int64(h.Sum64()&(1<<62-1))
+}
+
+func TestMain(m *testing.M) {
+	if target := os.Getenv(childEnv); target != "" {
+		os.Exit(runChild(target))
+	}
+	flag.Parse()
+	start := time.Now()
+	code := m.Run()
+	printSummary(os.Stdout, time.Since(start))
+	os.Exit(code)
+}
+
+// kinds is realfs.Kinds filtered by -yank.kinds.
+func kinds() []realfs.Kind {
+	var out []realfs.Kind
+	for _, k := range realfs.Kinds {
+		if *flagKinds == "" || slices.Contains(strings.Split(*flagKinds, ","), string(k)) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// tally counts the outcomes of the pulls of one filesystem and target.
+type tally struct {
+	pulls    int
+	inside   int // pulls that fell inside a checkpoint (or a commit, for delete-full)
+	failures int // store: rounds with any failed check
+	// Plain SQLite outcomes; every pull is exactly one of them.
+	ok, malformed, lost int
+	errored             int // SQLite (or a measured store) failed before the pull
+	fsckNamed           int // plain SQLite: pulls after which fsck named its files
+	hidden              int // store: .fuse_hidden files left (see hiddenNote)
+	// measured: store outcomes counted, not asserted (fusefat): ok, then
+	// malformed = store.Open refused, lost = any other check failed.
+	measured bool
+	elapsed  time.Duration
+}
+
+var results struct {
+	sync.Mutex
+	m map[string]*tally // "kind/target"
+}
+
+func record(kind realfs.Kind, tgt target, f func(*tally)) {
+	results.Lock()
+	defer results.Unlock()
+	if results.m == nil {
+		results.m = make(map[string]*tally)
+	}
+	k := string(kind) + "/" + string(tgt)
+	if results.m[k] == nil {
+		results.m[k] = new(tally)
+	}
+	f(results.m[k])
+}
+
+// printSummary prints the lines the project publishes:
+//
+//	yank: N pulls on exfat, M on vfat, F failures
+//	yank: plain SQLite: ...
+//	yank: seed S, ...
+func printSummary(w io.Writer, total time.Duration) {
+	results.Lock()
+	defer results.Unlock()
+	if len(results.m) == 0 {
+		return
+	}
+	get := func(kind realfs.Kind, tgt target) tally {
+		if t := results.m[string(kind)+"/"+string(tgt)]; t != nil {
+			return *t
+		}
+		return tally{}
+	}
+	ex, vf := get(realfs.ExFAT, targetStore), get(realfs.VFAT, targetStore)
+	// The failures counted are those of asserted runs only; say which.
+	var notAsserted []string
+	for _, k := range []struct {
+		kind realfs.Kind
+		t    tally
+	}{{realfs.ExFAT, ex}, {realfs.VFAT, vf}} {
+		if k.t.measured {
+			notAsserted = append(notAsserted, string(k.kind))
+		}
+	}
+	line := fmt.Sprintf("yank: %d pulls on exfat, %d on vfat, %d failures", ex.pulls, vf.pulls, ex.failures+vf.failures)
+	if len(notAsserted) > 0 {
+		line += fmt.Sprintf(" (%s measured, not asserted: see below)", strings.Join(notAsserted, ", "))
+	}
+	fmt.Fprintln(w, line)
+	for _, k := range []struct {
+		kind realfs.Kind
+		t    tally
+	}{{realfs.ExFAT, ex}, {realfs.VFAT, vf}} {
+		if k.t.measured {
+			fmt.Fprintf(w, "yank: store on %s measured, not asserted (the driver corrupts extended files with no pull: TestFusefat_Bugs): %d pulls, %d ok, %d store.Open refused, %d other check failed, %d failed before the pull\n",
+				k.kind, k.t.pulls, k.t.ok, k.t.malformed, k.t.lost, k.t.errored)
+		}
+	}
+	var plain []string
+	for _, kind := range realfs.Kinds {
+		for _, tgt := range []target{targetWAL, targetDelete} {
+			t := get(kind, tgt)
+			if t.pulls == 0 {
+				continue
+			}
+			plain = append(plain, fmt.Sprintf("%s %s: %d pulls, %d malformed, %d lost committed data, %d ok, %d failed before the pull (fsck named its files %d times)",
+				kind, tgt, t.pulls, t.malformed, t.lost, t.ok, t.errored, t.fsckNamed))
+		}
+	}
+	if len(plain) > 0 {
+		fmt.Fprintf(w, "yank: plain SQLite: %s\n", strings.Join(plain, "; "))
+	}
+	fmt.Fprintf(w, "yank: seed %d; store pulls inside a checkpoint: exfat %d, vfat %d; .fuse_hidden files %s: exfat %d, vfat %d; store %v + %v, plain %v; %v in all\n",
+		seed(), ex.inside, vf.inside, hiddenNote, ex.hidden, vf.hidden, ex.elapsed.Round(time.Second), vf.elapsed.Round(time.Second), plainElapsed(results.m).Round(time.Second), total.Round(time.Second))
+}
+
+func plainElapsed(m map[string]*tally) time.Duration {
+	var d time.Duration
+	for k, t := range m {
+		if !strings.HasSuffix(k, "/"+string(targetStore)) {
+			d += t.elapsed
+		}
+	}
+	return d
+}
