@@ -11,14 +11,6 @@ import (
 	"github.com/ejectsafe/ejectsafe/journal"
 )
 
-// prepared is a copy of the base made ahead of a commit by Prepare.
-type prepared struct {
-	gen   uint64
-	f     device.File
-	epoch uint64 // the baseEpoch it copies
-	size  int64  // bytes copied: the base's size
-}
-
 // unsure is a commit whose rename or directory fsync failed: the
 // database name holds the old or the new content, durably or not.
 type unsure struct {
@@ -85,13 +77,8 @@ func (m *Main) failed(err error) error {
 
 // commit writes one generation. The caller holds cmu and has frozen pend.
 func (m *Main) commit(pend *level, size int64, src *baseRef) error {
-	prep := m.takePrepared()
 	gen := m.nextGen
-	if prep != nil {
-		gen = prep.gen
-	} else {
-		m.nextGen++
-	}
+	m.nextGen++
 	temp := m.p.temp(gen)
 	var tf device.File
 	discard := func() {
@@ -110,84 +97,36 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 		m.unfreeze()
 		return &CommitError{Gen: gen, Op: op, Err: err}
 	}
-	if prep != nil {
-		tf = prep.f
-	}
 
 	// 1. A journal that records can be appended to: created on the first
 	// commit, replaced after a failed write (never fsynced again) or when
-	// it grew past its limit.
+	// its free slots ran out.
 	if err := m.ensureJournal(gen); err != nil {
 		return abort("journal", err)
 	}
 
-	// 2. The copy: the base, then the overlay. Check the free space first:
-	// running out halfway is slower and says less.
-	written := int64(0) // the copy's size so far
-	if prep != nil {
-		written = prep.size
-	}
-	need := max(size, m.hint.Load()) - written
+	// 2. The copy, written in one pass in order: the base with the
+	// overlay patched in. Check the free space first: running out halfway
+	// is slower and says less. A drive that cannot tell (fusefat's statfs)
+	// is not checked: the writes report ENOSPC themselves.
+	need := max(size, m.hint.Load())
 	free, err := m.fsys.FreeSpace(m.p.dir)
-	if err != nil {
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+	case err != nil:
 		return abort("free space", err)
-	}
-	if free < need {
+	case free < need:
 		return abort("free space", fmt.Errorf("%w: %d bytes free, the copy needs %d", ErrNoSpace, free, need))
 	}
-	if prep == nil {
-		if tf, err = m.fsys.Create(temp, m.perm); err != nil {
-			return abort("create copy", err)
-		}
-		// When the database's checksum is not known yet (a database this
-		// package never committed), hash the base while copying it: Began
-		// needs it.
-		// Otherwise copy only what the overlay does not cut off.
-		var h hash.Hash64
-		n := min(src.size, pend.cut)
-		if !m.disk.known {
-			h, n = journal.NewSum(), src.size
-		}
-		if err := copyBase(tf, src.f, n, h, !m.opts.NoKernelCopy, &m.buf); err != nil {
-			return abort("copy", err)
-		}
-		written = n
-		if h != nil {
-			m.disk.sum, m.disk.known = h.Sum64(), true
-		}
+	if tf, err = m.fsys.Create(temp, m.perm); err != nil {
+		return abort("create copy", err)
 	}
-	if !m.disk.known {
-		// Prepare hashes the base when the checksum is unknown, so this
-		// is only a safety net.
-		sum, err := sumFile(src.f, src.size, &m.buf)
-		if err != nil {
-			return abort("checksum base", err)
-		}
-		m.disk.sum, m.disk.known = sum, true
-	}
-	if pend.cut < written {
-		if err := tf.Truncate(pend.cut); err != nil {
-			return abort("truncate copy", err)
-		}
-		written = pend.cut
-	}
-	if err := m.writeBlocks(tf, pend, size, &written); err != nil {
+	intended, err := m.writeCopy(tf, pend, size, src)
+	if err != nil {
 		return abort("write copy", err)
 	}
-	if written != size {
-		if err := tf.Truncate(size); err != nil {
-			return abort("truncate copy", err)
-		}
-	}
 
-	// 3. The copy's checksum, read back: what Ready claims is what the
-	// file holds, whatever a copy path got wrong.
-	sum, err := sumFile(tf, size, &m.buf)
-	if err != nil {
-		return abort("checksum copy", err)
-	}
-
-	// 4. fsync the copy before any record claims it (Ready): without the
+	// 3. fsync the copy before any record claims it (Ready): without the
 	// fsync a pull could leave a torn copy that the journal calls ready.
 	// Close it too: a close error may report lost writes (NFS).
 	if err := tf.Sync(); err != nil {
@@ -199,6 +138,27 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 		discard()
 		return abort("close copy", err)
 	}
+
+	// 4. The copy's checksum, read back through a new handle (a FUSE
+	// driver is asked again, not the page cache of the handle that
+	// wrote): what Ready claims is what the file holds. It must be the
+	// checksum of the bytes written: a drive that returns other bytes
+	// (fusefat corrupts files written out of order) fails the commit
+	// here, before any record claims the copy.
+	back, err := statSum(m.fsys, temp, &m.buf, func(int64) bool { return true })
+	if err == nil && !back.Exists {
+		err = fmt.Errorf("copy %s: %w", temp, fs.ErrNotExist)
+	}
+	if err != nil {
+		discard()
+		return abort("checksum copy", err)
+	}
+	if back.Size != size || back.Sum != intended {
+		discard()
+		return abort("verify copy", fmt.Errorf("%w: copy %s reads back as %d bytes with checksum %#016x; written: %d bytes, %#016x",
+			ErrDriveCorrupted, temp, back.Size, back.Sum, size, intended))
+	}
+	sum := back.Sum
 
 	// 5. Began and Ready, fsynced before the rename: from here recovery
 	// can tell a complete copy from the base by checksum, whatever a pull
@@ -245,36 +205,70 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 	return nil
 }
 
-// writeBlocks writes the pending level's blocks below size into the copy,
-// coalescing runs of adjacent blocks into writes of up to chunkSize.
-func (m *Main) writeBlocks(tf device.File, pend *level, size int64, written *int64) error {
+// writeCopy writes the new generation into tf strictly in order, from
+// offset 0 to size in chunks of chunkSize, each written once: the base's
+// bytes below the pending cut, zeros beyond them, the pending blocks
+// patched in. It never writes below an offset it already wrote nor
+// leaves a hole: fusefat corrupts a file extended after a write at a
+// lower offset. It returns the checksum of the bytes written, the copy's
+// intended checksum. When the database's checksum is not known yet (a
+// database this package never committed) it also hashes the whole base,
+// which Began needs.
+func (m *Main) writeCopy(tf device.File, pend *level, size int64, src *baseRef) (uint64, error) {
+	var baseSum hash.Hash64
+	end := size // the bytes to go through: the copy's, and the base's when hashed
+	if !m.disk.known {
+		baseSum, end = journal.NewSum(), max(size, src.size)
+	}
+	keep := min(src.size, pend.cut) // base bytes the copy keeps
 	idx := pendingBlocks(pend)
-	for i := 0; i < len(idx); {
-		start := idx[i] * m.bs
-		if start >= size {
-			break
+	sum := journal.NewSum()
+	b := buffer(&m.buf, chunkSize)
+	for off := int64(0); off < end; {
+		k := min(int64(len(b)), end-off)
+		c := b[:k]
+		// The base's bytes in this chunk, if anyone needs them.
+		n := min(max(src.size-off, 0), k) // base bytes in the chunk
+		if baseSum == nil {
+			n = min(max(keep-off, 0), k)
 		}
-		j := i + 1
-		for j < len(idx) && idx[j] == idx[j-1]+1 && int64(j-i+1)*m.bs <= chunkSize {
-			j++
-		}
-		end := min(idx[j-1]*m.bs+m.bs, size)
-		var b []byte
-		if j == i+1 {
-			b = pend.blocks[idx[i]][:end-start]
-		} else {
-			b = buffer(&m.buf, end-start)[:end-start]
-			for k := i; k < j; k++ {
-				copy(b[(idx[k]-idx[i])*m.bs:], pend.blocks[idx[k]])
+		if n > 0 {
+			if err := readFull(src.f, c[:n], off); err != nil {
+				return 0, err
+			}
+			if baseSum != nil {
+				baseSum.Write(c[:n])
 			}
 		}
-		if _, err := tf.WriteAt(b, start); err != nil {
-			return err
+		if w := min(max(size-off, 0), k); w > 0 {
+			c = c[:w]
+			clear(c[min(max(keep-off, 0), w):]) // cut off, or past the base
+			for len(idx) > 0 && idx[0]*m.bs < off+w {
+				bo := idx[0] * m.bs
+				blk := pend.blocks[idx[0]]
+				if bo+int64(len(blk)) <= off { // wholly written in an earlier chunk
+					idx = idx[1:]
+					continue
+				}
+				lo := max(bo, off)
+				hi := min(bo+int64(len(blk)), off+w)
+				copy(c[lo-off:hi-off], blk[lo-bo:hi-bo])
+				if bo+int64(len(blk)) > off+w {
+					break // continues in the next chunk
+				}
+				idx = idx[1:]
+			}
+			sum.Write(c)
+			if _, err := tf.WriteAt(c, off); err != nil {
+				return 0, err
+			}
 		}
-		*written = max(*written, end)
-		i = j
+		off += k
 	}
-	return nil
+	if baseSum != nil {
+		m.disk.sum, m.disk.known = baseSum.Sum64(), true
+	}
+	return sum.Sum64(), nil
 }
 
 // markDone records that generation began/ready is the database on the
@@ -294,7 +288,6 @@ func (m *Main) swapBase(nb *baseRef) {
 	old := m.base
 	m.base, m.pending = nb, nil
 	m.mu.Unlock()
-	m.baseEpoch++
 	m.releaseBase(old)
 }
 
@@ -309,8 +302,8 @@ func (m *Main) ensureJournal(gen uint64) error {
 			return err
 		}
 	}
-	if jf.usable() && int64(jf.j.Len) <= m.opts.JournalLimit {
-		return nil
+	if jf.usable() && jf.j.Free >= checkpointSlots {
+		return nil // room for Began, Ready and Done, written in place
 	}
 	// A new journal, carrying the last checkpoint so the next open still
 	// knows the database's checksum without reading it.
@@ -319,7 +312,7 @@ func (m *Main) ensureJournal(gen uint64) error {
 	if d := m.lastDone; d != nil && m.disk.known && d[2].Size == m.disk.size && d[2].Sum == m.disk.sum {
 		h.BaseGen, recs = d[0].Gen-1, d
 	}
-	if err := jf.rebuild(h, recs); err != nil {
+	if err := jf.rebuild(h, recs, m.opts.JournalLimit); err != nil {
 		return err
 	}
 	m.smu.Lock()
@@ -389,94 +382,34 @@ func (m *Main) resolveUnsure() error {
 	return nil
 }
 
-// Prepare copies the base into the next generation's copy ahead of the
-// commit, so that the commit only applies the overlay: the store calls it
-// outside SQLite's locks. It is optional (Commit copies the base itself
-// when there is no prepared copy of the current base) and a no-op when a
-// copy is prepared already. The copy is not fsynced here: the commit
-// fsyncs it once complete.
+// Prepare does ahead of a commit, outside SQLite's locks, the part of
+// it that does not depend on the writes: when the database's checksum is
+// not known yet (a database this package never committed), it reads the
+// base and computes it, which Began needs. Otherwise it does nothing.
+//
+// It writes nothing on the drive. It used to copy the base into the next
+// copy ahead of time, leaving the commit to write the overlay at lower
+// offsets and then extend the file: fusefat corrupts a file written in
+// that order, so the copy is now written by the commit alone, in one
+// pass in order (writeCopy). Correctness over speed.
 func (m *Main) Prepare() error {
 	m.cmu.Lock()
 	defer m.cmu.Unlock()
 	if m.isClosed() {
 		return ErrClosed
 	}
-	if m.unsure != nil || m.stale {
-		return nil // the base is about to change: the commit copies it
-	}
-	if m.prep != nil {
-		if m.prep.epoch == m.baseEpoch {
-			return nil
-		}
-		m.dropPrepared()
+	if m.disk.known || m.unsure != nil || m.stale {
+		return nil // nothing to compute, or the base is about to change
 	}
 	m.mu.RLock()
 	src := m.base
 	src.refs.Add(1)
 	m.mu.RUnlock()
 	defer m.releaseBase(src)
-
-	gen := m.nextGen
-	m.nextGen++
-	temp := m.p.temp(gen)
-	fail := func(op string, err error) error {
-		return &CommitError{Gen: gen, Op: "prepare: " + op, Err: err}
-	}
-	free, err := m.fsys.FreeSpace(m.p.dir)
+	sum, err := sumFile(src.f, src.size, &m.buf)
 	if err != nil {
-		return fail("free space", err)
+		return &CommitError{Gen: m.nextGen, Op: "prepare: checksum base", Err: err}
 	}
-	if free < src.size {
-		return fail("free space", fmt.Errorf("%w: %d bytes free, the copy needs %d", ErrNoSpace, free, src.size))
-	}
-	f, err := m.fsys.Create(temp, m.perm)
-	if err != nil {
-		return fail("create copy", err)
-	}
-	var h hash.Hash64
-	if !m.disk.known {
-		h = journal.NewSum()
-	}
-	if err := copyBase(f, src.f, src.size, h, !m.opts.NoKernelCopy, &m.buf); err != nil {
-		f.Close()
-		m.fsys.Remove(temp) // best effort: Recover removes a leftover
-		return fail("copy", err)
-	}
-	if h != nil {
-		m.disk.sum, m.disk.known = h.Sum64(), true
-	}
-	m.prep = &prepared{gen: gen, f: f, epoch: m.baseEpoch, size: src.size}
+	m.disk.sum, m.disk.known = sum, true
 	return nil
-}
-
-// takePrepared returns the prepared copy if it copies the current base,
-// and removes a stale one.
-func (m *Main) takePrepared() *prepared {
-	p := m.prep
-	if p == nil {
-		return nil
-	}
-	if p.epoch != m.baseEpoch {
-		m.dropPrepared()
-		return nil
-	}
-	m.prep = nil
-	return p
-}
-
-// dropPrepared closes and removes an unused prepared copy.
-func (m *Main) dropPrepared() error {
-	p := m.prep
-	if p == nil {
-		return nil
-	}
-	m.prep = nil
-	err := p.f.Close()
-	if rerr := m.fsys.Remove(m.p.temp(p.gen)); err == nil {
-		err = rerr
-	}
-	if err == nil {
-		err = m.fsys.SyncDir(m.p.dir)
-	}
-	return err
 }

@@ -30,6 +30,16 @@ var (
 	// satisfies errors.Is(err, ErrNoSpace).
 	ErrNoSpace = fmt.Errorf("checkpoint: not enough free space for the copy: %w", syscall.ENOSPC)
 
+	// ErrDriveCorrupted means the drive returned other bytes than were
+	// written: a commit read its copy back and the checksum differed from
+	// that of the bytes it wrote (fusefat does this to files written out
+	// of order; a failing drive or a bad cable can too). The commit was
+	// aborted before any journal record claimed the copy: nothing was
+	// renamed, the copy is removed, and the writes are kept in memory; a
+	// later Commit retries with a new copy. If it keeps happening, the
+	// drive cannot be trusted with the database.
+	ErrDriveCorrupted = errors.New("checkpoint: the drive returned other bytes than were written")
+
 	// ErrUnsure means a commit failed at the rename or at the directory
 	// fsync after it, so the database name may hold either the old or the
 	// new content. The Main keeps serving the right content from memory;

@@ -3,7 +3,6 @@ package checkpoint
 import (
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"path/filepath"
@@ -131,39 +130,3 @@ func (f FileSum) matches(size int64, sum uint64) bool {
 
 // emptySum is the checksum of the empty database.
 var emptySum = journal.Sum(nil)
-
-// copyBase copies the first n bytes of src to dst at the same offsets.
-// With h, it also hashes them (and so reads them itself); without, it
-// lets the kernel copy where it can (copy_file_range), which avoids
-// moving the bytes through user space.
-func copyBase(dst, src device.File, n int64, h hash.Hash64, kernel bool, buf *[]byte) error {
-	if n == 0 {
-		return nil
-	}
-	if h == nil && kernel {
-		done, err := kernelCopy(dst, src, n)
-		if err != nil || done {
-			return err
-		}
-	}
-	b := buffer(buf, n)
-	for off := int64(0); off < n; {
-		k := min(int64(len(b)), n-off)
-		if err := readFull(src, b[:k], off); err != nil {
-			return err
-		}
-		if h != nil {
-			h.Write(b[:k])
-		}
-		if _, err := dst.WriteAt(b[:k], off); err != nil {
-			return err
-		}
-		off += k
-	}
-	return nil
-}
-
-// fder is implemented by files backed by an OS descriptor (device.OS's).
-// Only the file itself is asked, never a wrapper's inner file: a wrapper
-// that injects faults must see every byte.
-type fder interface{ Fd() uintptr }

@@ -12,9 +12,14 @@ import (
 )
 
 // maxJournalRead bounds the journal bytes read into memory. A journal is
-// rewritten once it passes Options.JournalLimit (1 MiB by default); one
-// this large was not written by this package.
+// Options.JournalLimit bytes (256 KiB by default); one this large was not
+// written by this package.
 const maxJournalRead = 64 << 20
+
+// checkpointSlots is the number of records one checkpoint appends:
+// Began, Ready, then Done or Aborted. A commit starts only with this many
+// free slots, so that every record of it is written in place.
+const checkpointSlots = 3
 
 // readJournal returns the journal's bytes, or exists=false if there is no
 // journal.
@@ -54,19 +59,21 @@ func cleanJournal(j journal.Journal, n int) string {
 		return "its tail is torn"
 	case ok && cp.InFlight():
 		return fmt.Sprintf("checkpoint %d is in flight", cp.Gen)
-	case j.Len != n:
-		return "it has bytes past its records"
+	case j.Len+j.Free*journal.RecordSize != n:
+		return "it has bytes past its records" // unreachable: Decode says Torn
 	}
 	return ""
 }
 
 // jfile is the checkpoint journal as a Main writes it. Records are
-// appended with one WriteAt and one fsync, at the end of the last good
-// record: each fills a slot of its own (journal.SlotSize), so a torn
-// append destroys no sector holding the header or a synced record. The
-// journal is created, compacted and replaced only whole, through a
-// temporary file, an fsync, a rename and a directory fsync, so that its
-// header is never torn.
+// appended with one WriteAt and one fsync, into the free slots after the
+// last good record: each fills a slot of its own (journal.SlotSize), so a
+// torn append destroys no sector holding the header or a synced record.
+// An append never writes past the end of the file: the journal is
+// created, compacted and replaced only whole, with its free slots,
+// through a temporary file, an fsync, a rename and a directory fsync, so
+// that its header is never torn and the file is never extended (fusefat
+// corrupts a file extended after it was reopened).
 type jfile struct {
 	fsys device.FS
 	p    paths
@@ -111,13 +118,20 @@ func (jf *jfile) open() error {
 	return nil
 }
 
-// append writes recs after the last record with one WriteAt, and fsyncs.
-// The write starts at jf.j.Len, a slot boundary (journal.Decode and
-// rebuild only ever give whole slots), and covers whole slots, so it
-// touches no sector of synced data. On failure the journal is poisoned.
+// append writes recs into the free slots after the last record with one
+// WriteAt, and fsyncs. The write starts at jf.j.Len, a slot boundary
+// (journal.Decode and rebuild only ever give whole slots), and covers
+// whole free slots, so it touches no sector of synced data and never
+// extends the file. On failure the journal is poisoned.
 func (jf *jfile) append(recs ...journal.Record) error {
 	if !jf.usable() {
 		return fmt.Errorf("journal %s: not open", jf.p.journal)
+	}
+	if len(recs) > jf.j.Free {
+		// Our own bug (a commit starts with checkpointSlots free slots):
+		// nothing written, and the next commit replaces the journal.
+		jf.poison(nil)
+		return fmt.Errorf("journal %s: %d free slots for %d records", jf.p.journal, jf.j.Free, len(recs))
 	}
 	j := jf.j
 	j.Records = slices.Clip(j.Records) // appends below never touch jf.j's array
@@ -129,6 +143,7 @@ func (jf *jfile) append(recs ...journal.Record) error {
 		b, _ = journal.AppendRecord(b, j.Header.FileID, r) // Check validated r
 		j.Records = append(j.Records, r)
 		j.Len += journal.RecordSize
+		j.Free--
 	}
 	if _, err := jf.f.WriteAt(b, int64(jf.j.Len)); err != nil {
 		return jf.poison(err)
@@ -150,15 +165,16 @@ func (jf *jfile) poison(err error) error {
 	return err
 }
 
-// rebuild replaces the journal with a new one holding h and recs: a new
-// file id, so no frame of the old file ever counts. Write the new file
+// rebuild replaces the journal with a new one holding h and recs, then
+// free slots up to limit bytes (and at least checkpointSlots of them): a
+// new file id, so no frame of the old file ever counts. Write the new file
 // under the journal's temporary name, fsync it (else a crash could leave
 // a journal with a torn or zero-length header, renameio's lesson), rename
 // it over the journal, fsync the directory (else the rename itself may
 // not survive). The records carried over describe checkpoints that are
 // already resolved, so a crash at any step leaves a journal recovery can
 // use: the old one, or the new one.
-func (jf *jfile) rebuild(h journal.Header, recs []journal.Record) error {
+func (jf *jfile) rebuild(h journal.Header, recs []journal.Record, limit int64) error {
 	j := journal.Journal{Header: h, Len: journal.HeaderSize}
 	b := journal.AppendHeader(nil, h)
 	for _, r := range recs {
@@ -169,6 +185,8 @@ func (jf *jfile) rebuild(h journal.Header, recs []journal.Record) error {
 		j.Records = append(j.Records, r)
 		j.Len += journal.RecordSize
 	}
+	j.Free = max(int(limit/journal.SlotSize)-1-len(recs), checkpointSlots)
+	b = append(b, make([]byte, j.Free*journal.RecordSize)...)
 	f, err := jf.fsys.Create(jf.p.jtemp, jf.perm)
 	if errors.Is(err, fs.ErrExist) {
 		// A leftover of an earlier attempt: it never holds anything that

@@ -9,8 +9,10 @@
 // under an in-memory overlay of every write since the last commit. Commit
 // makes the overlay durable in one generation G:
 //
-//  1. copy the base into TempName(db, G) (or take the copy Prepare made
-//     ahead of time), apply the overlay, checksum the result;
+//  1. write the base with the overlay patched in to TempName(db, G), in
+//     one pass in order (fusefat corrupts files written otherwise), then
+//     read it back: its checksum must be that of the bytes written, else
+//     the commit fails with ErrDriveCorrupted;
 //  2. fsync the copy: Ready must never claim data that may not be there;
 //  3. append Began{G, base} and Ready{G, copy} to the journal and fsync
 //     it: the rename below must only happen once recovery can tell the
@@ -27,7 +29,8 @@
 // Main keeps serving the same bytes and the next Commit settles the name
 // by checksum before anything else (ErrUnsure). A failed journal write is
 // never fsynced again: the next commit replaces the journal whole, as it
-// does when the journal grows past Options.JournalLimit. Recover decides
+// does when the journal's free slots run out (Options.JournalLimit).
+// Recover decides
 // after a crash by the journal and by checksums; see Recover.
 //
 // Began is written with Ready rather than before the copy: a copy without
@@ -35,8 +38,8 @@
 // with only a Began would be, so an earlier Began would only cost an
 // fsync and leave the journal open to a torn write for the whole copy.
 //
-// Prepare copies the base ahead of time (the base does not change between
-// commits), so that the commit only applies the overlay.
+// Prepare computes the base's checksum ahead of time when it is not known
+// yet; it writes nothing (see Prepare for why).
 package checkpoint
 
 import (
@@ -56,7 +59,7 @@ import (
 // Default option values.
 const (
 	DefaultBlockSize    = 4096
-	DefaultJournalLimit = 1 << 20
+	DefaultJournalLimit = 64 * journal.SlotSize
 )
 
 // Options configures a Main. The zero value is the recommended
@@ -67,16 +70,17 @@ type Options struct {
 	// whole blocks are merged with the current content first. Zero means
 	// DefaultBlockSize, SQLite's default page size.
 	BlockSize int
-	// JournalLimit bounds the journal: once it is larger, the next commit
-	// first replaces it with a new journal holding only the last
-	// checkpoint. Zero means DefaultJournalLimit (1 MiB: about 85
+	// JournalLimit is the size of the journal file, in bytes: it is
+	// created whole at this size (rounded down to whole slots, and at
+	// least large enough for the records it starts with and one more
+	// checkpoint), its free slots are filled in place, and once too few
+	// are left for a checkpoint the next commit replaces it with a new
+	// journal holding only the last checkpoint. The journal never grows:
+	// fusefat corrupts files extended after they were reopened. Zero
+	// means DefaultJournalLimit (256 KiB, 64 slots: about 20
 	// checkpoints, as every record fills a 4 KiB slot and a checkpoint
 	// takes three).
 	JournalLimit int64
-	// NoKernelCopy makes commits copy the base through user space even
-	// where copy_file_range is available. Zero (the kernel copy where
-	// offered) is faster and equally safe: the copy is checksummed after.
-	NoKernelCopy bool
 }
 
 // Stats describes a Main's commits.
@@ -120,17 +124,15 @@ type Main struct {
 	size    int64    // the logical size
 
 	// cmu serializes Commit, Prepare and Close and guards the fields below.
-	cmu       sync.Mutex
-	jf        jfile
-	disk      diskState // what the database name holds durably
-	lastDone  []journal.Record
-	nextGen   uint64
-	baseEpoch uint64 // bumped whenever base changes; a prepared copy is of one epoch
-	prep      *prepared
-	unsure    *unsure
-	stale     bool // the base handle predates the last commit (its reopen failed)
-	hint      atomic.Int64
-	buf       []byte
+	cmu      sync.Mutex
+	jf       jfile
+	disk     diskState // what the database name holds durably
+	lastDone []journal.Record
+	nextGen  uint64
+	unsure   *unsure
+	stale    bool // the base handle predates the last commit (its reopen failed)
+	hint     atomic.Int64
+	buf      []byte
 
 	smu      sync.Mutex
 	stats    Stats
@@ -305,10 +307,7 @@ func (m *Main) Close() error {
 	m.dirty, m.pending = newLevel(), nil
 	m.mu.Unlock()
 
-	err := m.dropPrepared()
-	if cerr := m.jf.close(); err == nil {
-		err = cerr
-	}
+	err := m.jf.close()
 	m.releaseBase(base) // closes now, or when the last reader is done
 	m.smu.Lock()
 	if err == nil {

@@ -15,11 +15,10 @@ import (
 )
 
 // TestMain_OS commits on the real filesystem: the database file is
-// replaced (a new inode each commit, its mode kept), the copy paths with
-// and without copy_file_range give the same bytes, and nothing is left
-// over.
+// replaced (a new inode each commit, its mode kept), with and without
+// Prepare, and nothing is left over.
 func TestMain_OS(t *testing.T) {
-	for _, noKernel := range []bool{false, true} {
+	{
 		dir := t.TempDir()
 		db := filepath.Join(dir, "app.db")
 		if err := os.WriteFile(db, stateA, 0o600); err != nil {
@@ -38,7 +37,7 @@ func TestMain_OS(t *testing.T) {
 		if _, err := Recover(device.OS, db); err != nil {
 			t.Fatal(err)
 		}
-		m, err := Open(device.OS, db, Options{NoKernelCopy: noKernel})
+		m, err := Open(device.OS, db, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

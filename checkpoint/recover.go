@@ -367,7 +367,9 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 	if jtemp {
 		rep.Removed = append(rep.Removed, p.jtemp)
 	}
-	rep.Rewrote = reset || torn
+	// A journal with no free slot for the record (not written by this
+	// version) is replaced too: appending would extend it.
+	rep.Rewrote = reset || torn || (record.Kind != 0 && j.Free == 0)
 	if rep.Action == ActionClean && len(rep.Removed) == 0 && len(aside) == 0 && !rep.Rewrote {
 		rep.Action = ActionNone
 	}
@@ -456,10 +458,19 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 		jf := jfile{fsys: fsys, p: p, perm: perm}
 		h := journal.Header{FileID: journal.NewFileID(), BaseGen: maxGen}
 		var recs []journal.Record
-		if record.Kind == journal.Done && !reset {
+		switch {
+		case record.Kind == journal.Done && !reset:
 			h.BaseGen, recs = cp.Gen-1, []journal.Record{cp.Began, cp.Ready, record}
+		case record.Kind == journal.Aborted && !reset && !torn:
+			// A whole journal with no free slot: carry the checkpoint
+			// with its outcome, as an append would have recorded it.
+			h.BaseGen, recs = cp.Gen-1, []journal.Record{cp.Began}
+			if cp.State == journal.Ready {
+				recs = append(recs, cp.Ready)
+			}
+			recs = append(recs, record)
 		}
-		err := jf.rebuild(h, recs)
+		err := jf.rebuild(h, recs, DefaultJournalLimit)
 		if cerr := jf.close(); err == nil {
 			err = cerr
 		}

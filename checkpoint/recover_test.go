@@ -13,13 +13,14 @@ import (
 	"github.com/ejectsafe/ejectsafe/journal"
 )
 
-// jbytes encodes a journal with file id 42.
+// jbytes encodes a journal with file id 42 and, as this package writes
+// them, free slots after the records.
 func jbytes(baseGen uint64, recs ...journal.Record) []byte {
 	b := journal.AppendHeader(nil, journal.Header{FileID: 42, BaseGen: baseGen})
 	for _, r := range recs {
 		b, _ = journal.AppendRecord(b, 42, r)
 	}
-	return b
+	return append(b, make([]byte, checkpointSlots*journal.RecordSize)...)
 }
 
 func rec(k journal.Kind, gen uint64, data []byte) journal.Record {
@@ -45,7 +46,12 @@ const (
 )
 
 func TestRecover(t *testing.T) {
-	torn := func(b []byte, extra []byte) []byte { return append(slices.Clone(b), extra...) }
+	// torn writes extra over the first free slot of a journal from jbytes.
+	torn := func(b []byte, extra []byte) []byte {
+		b = slices.Clone(b)
+		copy(b[len(b)-checkpointSlots*journal.RecordSize:], extra)
+		return b
+	}
 	halfDone, _ := journal.AppendRecord(nil, 42, done1)
 	halfReady, _ := journal.AppendRecord(nil, 42, ready1)
 	newer := jbytes(0, began1)
@@ -240,5 +246,48 @@ func TestReport_JSON(t *testing.T) {
 	b, err := json.Marshal(Report{State: StateReady, Action: ActionRollForward, Last: ready1})
 	if err != nil || !strings.Contains(string(b), `"State":"ready","Action":"rollforward"`) {
 		t.Errorf("JSON %s, %v", b, err)
+	}
+}
+
+// TestRecover_FreeSlots: recovery appends its record into a free slot of
+// the journal, in place (not rewritten, not extended); a journal with no
+// free slot (not written by this version) is replaced instead; and a
+// clean journal with free slots is used as is by Open and Commit.
+func TestRecover_FreeSlots(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		j       []byte
+		rewrote bool
+	}{
+		{"free slots", append(jbytes(0, began1), make([]byte, 8*journal.RecordSize)...), false},
+		{"no free slot", jbytes(0, began1)[:journal.HeaderSize+journal.RecordSize], true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFS(t, faultinject.Options{})
+			fs.WriteFile(testDB, stateA, 0o644)
+			fs.WriteFile(testJournal, tc.j, 0o644)
+			rep, err := Recover(fs, testDB)
+			if err != nil || rep.Action != ActionRollBack || rep.Rewrote != tc.rewrote {
+				t.Fatalf("Recover = %v, %v; want a roll back, rewrote %v", rep, err, tc.rewrote)
+			}
+			data, _ := fs.ReadFile(testJournal)
+			j, err := journal.Decode(data)
+			last, _ := j.Last()
+			if err != nil || j.Torn || last.Kind != journal.Aborted || j.Free == 0 {
+				t.Fatalf("journal after: last %v, torn %v, free %d, %v", last, j.Torn, j.Free, err)
+			}
+			if !tc.rewrote && len(data) != len(tc.j) {
+				t.Errorf("journal %d bytes, was %d", len(data), len(tc.j))
+			}
+			m := mustOpenMain(t, fs, Options{})
+			defer m.Close()
+			if err := applyMain(m, writesB()); err != nil {
+				t.Fatal(err)
+			}
+			mustCommit(t, m)
+			if s := m.Stats(); s.Rewrites != 0 {
+				t.Errorf("%d journal rewrites after recovery; want 0", s.Rewrites)
+			}
+		})
 	}
 }

@@ -9,6 +9,11 @@ import (
 // FS.Lock asked for: another process, or another Store in this one.
 var ErrLocked = errors.New("device: locked by another holder")
 
+// ErrFreeSpaceUnknown is returned by FreeSpace when the filesystem reports
+// no sizes (fusefat does). It wraps errors.ErrUnsupported: callers that
+// check space before writing should skip the check, not refuse.
+var ErrFreeSpaceUnknown = fmt.Errorf("device: the filesystem does not report its free space: %w", errors.ErrUnsupported)
+
 // LockedError is the error FS.Lock returns when the lock is held. It
 // satisfies errors.Is(err, ErrLocked).
 type LockedError struct {

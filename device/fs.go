@@ -51,7 +51,9 @@ type FS interface {
 	// fails too. Close the returned Closer to release it.
 	Lock(name string) (io.Closer, error)
 	// FreeSpace reports the bytes available to this process on the
-	// filesystem holding name.
+	// filesystem holding name. A filesystem that does not report sizes
+	// gives an error wrapping ErrFreeSpaceUnknown (and so
+	// errors.ErrUnsupported).
 	FreeSpace(name string) (int64, error)
 }
 

@@ -76,6 +76,12 @@ func freeSpace(name string) (int64, error) {
 	if err := ignoringEINTR(func() error { return unix.Statfs(name, &st) }); err != nil {
 		return 0, &os.PathError{Op: "statfs", Path: name, Err: err}
 	}
+	// A filesystem that reports no size at all (fusefat's statfs answers
+	// zeros) does not know its free space: say so rather than "0 bytes
+	// free", which would refuse every write that checks first.
+	if st.Blocks == 0 && st.Bfree == 0 && st.Bavail == 0 {
+		return 0, &os.PathError{Op: "statfs", Path: name, Err: ErrFreeSpaceUnknown}
+	}
 	avail := int64(st.Bavail) // int64 on FreeBSD, where it can go negative
 	if avail < 0 {
 		return 0, nil

@@ -118,6 +118,9 @@ func seeds(t testing.TB) map[string][]byte {
 		"torn-body":      many[:len(many)-RecordSize+BodySize],
 		"torn-header":    many[:HeaderSize-1],
 		"zero-tail":      append(bytes.Clone(two), make([]byte, 2*RecordSize)...),
+		"zero-cut":       append(bytes.Clone(two), make([]byte, RecordSize+BodySize)...),
+		"free-garbage":   padGarbage(append(bytes.Clone(two), make([]byte, 2*RecordSize)...), len(two), 3),
+		"free-then-good": appendFrame(append(bytes.Clone(two), make([]byte, RecordSize)...), h.FileID, Record{Kind: Began, Gen: 5}),
 		"damaged":        corrupt(many, HeaderSize+RecordSize+9),
 		"padding":        padGarbage(two, len(two)-RecordSize, 127),
 		"damaged-pad":    padGarbage(many, HeaderSize+2*RecordSize, 1),
@@ -143,6 +146,9 @@ func corrupt(b []byte, i int) []byte {
 	b[i] ^= 0x5a
 	return b
 }
+
+// isFree reports whether b is free slots only (T1, T2).
+func isFree(b []byte) bool { return len(b)%SlotSize == 0 && allZero(b) }
 
 // checkDecode asserts everything Decode promises about any input.
 func checkDecode(t *testing.T, b []byte) {
@@ -186,8 +192,12 @@ func checkDecode(t *testing.T, b []byte) {
 		if j.Torn || j.Damaged || len(b)-j.Len < RecordSize {
 			t.Fatalf("ErrRecord with Torn %v, Damaged %v, %d bytes after the prefix", j.Torn, j.Damaged, len(b)-j.Len)
 		}
-	case j.Torn != (j.Len < len(b)):
-		t.Fatalf("Torn %v with %d bytes after the prefix", j.Torn, len(b)-j.Len)
+	case j.Torn == isFree(b[j.Len:]):
+		t.Fatalf("Torn %v with %d bytes after the prefix, free %v", j.Torn, len(b)-j.Len, isFree(b[j.Len:]))
+	case j.Torn && j.Free != 0, !j.Torn && j.Len+j.Free*RecordSize != len(b):
+		t.Fatalf("Free %d, Torn %v, Len %d of %d bytes", j.Free, j.Torn, j.Len, len(b))
+	case j.Damaged && !j.Torn:
+		t.Fatal("Damaged but not Torn")
 	case j.Damaged && len(b)-j.Len < 2*RecordSize:
 		t.Fatalf("Damaged with only %d bytes after the prefix", len(b)-j.Len)
 	}
@@ -329,11 +339,11 @@ func TestSeeds_Outcomes(t *testing.T) {
 	}
 	for name, torn := range map[string]bool{
 		"header-only": false, "one-began": false, "many": false, "many-finished": false,
-		"torn-mid": true, "torn-body": true, "zero-tail": true, "damaged": true, "padding": true,
-		"damaged-pad": true, "other-journal": true,
+		"torn-mid": true, "torn-body": true, "zero-tail": false, "damaged": true, "padding": true,
+		"damaged-pad": true, "other-journal": true, "zero-cut": true, "free-garbage": true, "free-then-good": true,
 	} {
 		j, err := Decode(s[name])
-		damaged := name == "damaged" || name == "damaged-pad"
+		damaged := name == "damaged" || name == "damaged-pad" || name == "free-then-good"
 		if err != nil || j.Torn != torn || j.Damaged != damaged {
 			t.Errorf("seed %s: Torn %v, Damaged %v, err %v; want Torn %v, Damaged %v", name, j.Torn, j.Damaged, err, torn, damaged)
 		}

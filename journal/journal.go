@@ -4,18 +4,27 @@
 //
 // A checkpoint copies the database to TempName(db, gen), applies SQLite's
 // checkpoint writes to the copy, fsyncs it, renames it over the database
-// and fsyncs the directory. The journal, Name(db), is an append-only file
+// and fsyncs the directory. The journal, Name(db), is an append-only file,
+// appended into free slots it was created with and never extended,
 // whose records say which checkpoint was in flight, so that recovery can
 // roll it back or forward, deciding by the checksums the records carry.
 //
 // # File layout
 //
 // A journal is a header followed by zero or more record frames, one per
-// step of a checkpoint, appended. The header and every frame fill a slot
-// of their own: SlotSize = 4096 bytes, at a multiple of 4096 in the file,
-// so frame i starts at HeaderSize + i*RecordSize = (i+1)*4096. A slot's
-// fields and their checksum are its first BodySize = 64 bytes; the other
-// 4032 bytes are zero padding.
+// step of a checkpoint, then zero or more free slots. The header, every
+// frame and every free slot fill a slot of their own: SlotSize = 4096
+// bytes, at a multiple of 4096 in the file, so frame i starts at
+// HeaderSize + i*RecordSize = (i+1)*4096. A slot's fields and their
+// checksum are its first BodySize = 64 bytes; the other 4032 bytes are
+// zero padding. A free slot is all zero: room for a later record.
+//
+// Why free slots: a journal is created whole, with free slots after its
+// records, and records are then written into the free slots in place,
+// never past the end of the file. fusefat, the FAT driver for FUSE,
+// corrupts a file that is extended after it was reopened; a journal is
+// never extended. (A frame starts with its kind, never zero, so no
+// record is all zero.)
 //
 // Why slots: a power cut can tear a whole sector that an unsynced write
 // touches, 512 or 4096 bytes on the media ejectsafe meets, destroying the
@@ -70,7 +79,8 @@
 //
 // # Versions
 //
-// Version 2 is the slotted layout above. Version 1 packed a 64-byte header
+// Version 2 is the slotted layout above, free slots included (version 2
+// was never released either: free slots were added to it in place). Version 1 packed a 64-byte header
 // and 64-byte frames, so that a torn append could destroy the header and
 // records synced before it. Decode refuses version 1, like any other
 // version, with ErrVersion: version 1 was never released, and no version
@@ -93,14 +103,29 @@
 // header size and checksum another layout: a version 1 journal is
 // reported as ErrVersion, not as short or damaged.
 //
-// Frame conditions. The first frame that breaks one, and everything after
-// it, is the torn tail: ignored, and reported by Journal.Torn. Recovery
-// acts on the records before it. A frame that breaks none is "good".
+// Frame conditions. A frame that breaks none is "good". The records are
+// the good frames from the first slot after the header up to the first
+// slot that is not one; that slot and everything after it is the tail.
+// Recovery acts on the records.
 //
 //	F1. RecordSize bytes remain in the input.
 //	F2. The frame checksum matches bytes 0-59 of the frame.
 //	F3. The frame's file id equals the header's.
 //	F4. The padding (bytes 64-4095 of the frame) is zero.
+//
+// Tail conditions. A tail that meets both is free space (Journal.Free
+// slots), not damage; otherwise the tail is torn (Journal.Torn) and
+// ignored:
+//
+//	T1. The tail is a whole number of slots (possibly none).
+//	T2. Every byte of the tail is zero.
+//
+// So the slot an interrupted append was writing is, after a pull, still
+// zero (not written: free), a good frame (written: a record), or neither
+// (torn). A good frame after a free slot breaks T2: the journal is torn,
+// and Damaged, as for any good frame after the first bad slot (an append
+// of several records whose first slot was not written and a later one
+// was, or damage); recovery trusts only the records before it.
 //
 // The padding is not covered by the checksum but must be zero (H5, F4):
 // a slot torn in some sectors and not in the one holding its fields has
@@ -139,14 +164,17 @@
 //
 // # Appending
 //
-// To append records, check each with Journal.Check, encode them with
-// AppendRecord and write them at offset Journal.Len, a multiple of
-// SlotSize, in one write or several. Write nothing else to the file: the
-// header is written only with a new file (package checkpoint creates and
-// replaces a journal whole, through a temporary file), and a slot once
-// synced is never written again, so no write can tear it. When Decode
-// reported Torn, the file must first be truncated to Len (and that made
-// durable): a frame written after a torn one is never read.
+// Create a journal whole (package checkpoint writes it under a temporary
+// name, fsyncs it and renames it): the header, the records it starts
+// with, then as many free slots as it should have room for. To append
+// records, check each with Journal.Check, encode them with AppendRecord
+// and write them at offset Journal.Len, a multiple of SlotSize, in one
+// write or several, into free slots only: at most Journal.Free records,
+// so the file never grows. Write nothing else to the file: the header is
+// written only with a new file, and a slot once synced is never written
+// again, so no write can tear it. When the free slots run out, or Decode
+// reported Torn, create a new journal instead: a frame written after a
+// torn one is never read.
 package journal
 
 import (
@@ -301,17 +329,22 @@ type Journal struct {
 
 	// Len is the length of the decoded prefix of the input: HeaderSize +
 	// len(Records)*RecordSize, a multiple of SlotSize. The next record
-	// belongs at this offset.
+	// belongs at this offset, the first free slot.
 	Len int
 
-	// Torn reports that bytes after Len did not form a good frame (F1-F4)
-	// and were ignored: a short frame, a bad checksum or non-zero padding
-	// (a torn or garbage write), or a frame of another journal. Truncate
-	// to Len before appending.
+	// Free is the number of free slots after the records (T1, T2): room
+	// for that many more records, at Len. Zero when Torn.
+	Free int
+
+	// Torn reports that the bytes after Len are neither good frames
+	// (F1-F4) nor free slots (T1, T2), and were ignored: a short slot, a
+	// bad checksum or non-zero padding (a torn or garbage write), a frame
+	// of another journal, or a good frame after a free slot. Never append
+	// to a torn journal: create a new one.
 	Torn bool
 
-	// Damaged reports that, after the first bad frame, a later frame is
-	// good (F1-F4). An interrupted append damages only the frames it
+	// Damaged reports that, after the first slot that is not a record
+	// (a bad frame or a free slot), a later frame is good (F1-F4). An interrupted append damages only the frames it
 	// writes, so this means an append of several frames whose first one
 	// was torn and a later one landed, damage to earlier data, or appends
 	// that were not synced one by one. Recovery still trusts only the
@@ -483,7 +516,8 @@ func appendFrame(dst []byte, fileID uint64, r Record) []byte {
 // The header must be valid (H1-H6); otherwise Decode returns a zero
 // Journal and ErrShortHeader, ErrBadMagic, ErrVersion, ErrHeaderChecksum
 // or ErrHeader. Records are then decoded frame by frame until the input
-// ends or a frame is not good (F1-F4), which sets Torn. A good frame that
+// ends or a slot is not a good frame (F1-F4). The tail from there is free
+// space (T1, T2: Free counts its slots) or torn (Torn). A good frame that
 // breaks R1-R5 or O1-O4 stops decoding with an error wrapping ErrRecord;
 // the returned Journal then holds the records before it.
 func Decode(b []byte) (Journal, error) {
@@ -495,6 +529,10 @@ func Decode(b []byte) (Journal, error) {
 	for off := HeaderSize; off < len(b); off += RecordSize {
 		frame, ok := goodFrame(b[off:], h.FileID)
 		if !ok {
+			if tail := b[off:]; len(tail)%SlotSize == 0 && allZero(tail) { // T1, T2
+				j.Free = len(tail) / SlotSize
+				break
+			}
 			j.Torn = true
 			for next := off + RecordSize; next < len(b); next += RecordSize {
 				if _, ok := goodFrame(b[next:], h.FileID); ok {

@@ -338,6 +338,24 @@ func TestDecode_BitFlip(t *testing.T) {
 	}
 }
 
+// TestDecode_Free: a preallocated journal, records then free (all-zero)
+// slots, decodes to exactly its records, not torn, with its free slots.
+func TestDecode_Free(t *testing.T) {
+	h := Header{FileID: testFileID, BaseGen: 4}
+	rs := history(4, 3, true)
+	for k := range len(rs) + 1 {
+		for _, free := range []int{0, 1, 60} {
+			b := encode(t, h, rs[:k])
+			b = append(b, make([]byte, free*RecordSize)...)
+			j := mustDecode(t, b)
+			if !equalRecords(j.Records, rs[:k]) || j.Len != HeaderSize+k*RecordSize || j.Free != free || j.Torn || j.Damaged {
+				t.Errorf("%d records, %d free: got %d records, Len %d, Free %d, Torn %v, Damaged %v",
+					k, free, len(j.Records), j.Len, j.Free, j.Torn, j.Damaged)
+			}
+		}
+	}
+}
+
 func TestDecode_TornFrames(t *testing.T) {
 	h := Header{FileID: testFileID}
 	rs := history(0, 2, false)
@@ -348,8 +366,10 @@ func TestDecode_TornFrames(t *testing.T) {
 		tail    []byte
 		damaged bool
 	}{
-		{"zero frame", make([]byte, RecordSize), false},
-		{"zeros past a frame", make([]byte, 3*RecordSize+5), false},
+		{"zeros past a frame", make([]byte, 3*RecordSize+5), false}, // T1: not free space
+		{"garbage in the first free slot", append(garbagePadding(make([]byte, RecordSize), 100), make([]byte, 2*RecordSize)...), false},
+		{"garbage in a later free slot", append(make([]byte, 2*RecordSize), garbagePadding(make([]byte, RecordSize), RecordSize-1)...), false},
+		{"good frame after a free slot", appendFrame(make([]byte, 2*RecordSize), h.FileID, next), true},
 		{"ones", bytes.Repeat([]byte{0xff}, RecordSize), false},
 		{"frame of another journal", appendFrame(nil, testFileID+1, next), false},
 		{"header again", AppendHeader(nil, h), false},
@@ -364,7 +384,7 @@ func TestDecode_TornFrames(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := mustDecode(t, append(bytes.Clone(valid), tc.tail...))
-			if !equalRecords(j.Records, rs) || j.Len != len(valid) || !j.Torn || j.Damaged != tc.damaged {
+			if !equalRecords(j.Records, rs) || j.Len != len(valid) || !j.Torn || j.Damaged != tc.damaged || j.Free != 0 {
 				t.Errorf("got %d records, Len %d, Torn %v, Damaged %v; want %d, %d, true, %v",
 					len(j.Records), j.Len, j.Torn, j.Damaged, len(rs), len(valid), tc.damaged)
 			}
