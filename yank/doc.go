@@ -11,14 +11,13 @@
 //	fsync_test.go    which call makes a fsynced file survive a pull
 //	fusefat_test.go  fusefat's own bugs, and the store with no pull
 //	full_test.go     drive full and read-only
-//	fs_test.go       the FS the store gets where fusefat needs it
+//	fs_test.go       the FS the store gets on fusefat (flags truncates to 0)
 //
 // Run it with -v to see the summary (go test prints a passing package's
 // output only in verbose mode):
 //
 //	go test -count=1 -v ./yank | grep '^yank:'
 //	yank: 20 pulls on exfat, 20 on vfat, 0 failures
-//	yank: store on vfat measured, not asserted (...)
 //	yank: plain SQLite: ...
 //
 // Flags: -yank.full (hundreds of pulls, databases up to 256 MiB; give

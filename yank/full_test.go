@@ -71,19 +71,14 @@ func TestFull_DriveFull(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				bug, what := extendBug(t, v.Mount)
-				if bug {
-					t.Logf("%s: the driver corrupts extended files by itself (%s): the errors and the serving from memory are asserted, what a reopen finds is only logged", kind, what)
-				}
-				driveFull(t, v, when, bug)
+				driveFull(t, v, when)
 			})
 		}
 	}
 }
 
-// driveFull runs the drive-full scenario; with bug (the driver corrupts
-// files it extends) what a reopen finds is logged, not asserted.
-func driveFull(t *testing.T, v *realfs.Volume, when string, bug bool) {
+// driveFull runs the drive-full scenario.
+func driveFull(t *testing.T, v *realfs.Volume, when string) {
 	path := filepath.Join(v.Mount, dbName)
 	fsys := &fillOnCreate{FS: fsFor(v.Mount, nil)}
 	s, err := store.Open(path, &store.Options{ManualCheckpoint: true, FS: fsys, Logger: quiet})
@@ -140,10 +135,6 @@ func driveFull(t *testing.T, v *realfs.Volume, when string, bug bool) {
 	if err == nil {
 		err = s.Close()
 	}
-	if err != nil && bug {
-		t.Logf("FINDING %s: after space was freed: %v", v.Kind, err)
-		return
-	}
 	if err != nil {
 		t.Fatalf("checkpoint and Close after space was freed: %v", err)
 	}
@@ -157,10 +148,6 @@ func driveFull(t *testing.T, v *realfs.Volume, when string, bug bool) {
 	rep, err := v.Fsck()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if bug {
-		t.Logf("FINDING %s: after the drive-full test: reopen %d rows (want %d) %q; fsck %s", v.Kind, rows, st.rows, problems, fsckSummary(rep))
-		return
 	}
 	if rows != st.rows || len(problems) > 0 {
 		t.Errorf("after reopen: %d rows, want %d; %q; %s", rows, st.rows, problems, recovery)
@@ -189,18 +176,13 @@ func TestFull_ReadOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bug, what := extendBug(t, v.Mount)
-			if bug {
-				t.Logf("%s: the driver corrupts extended files by itself (%s): the errors and the serving from memory are asserted, what a reopen finds is only logged", kind, what)
-			}
-			readOnly(t, v, bug)
+			readOnly(t, v)
 		})
 	}
 }
 
-// readOnly runs the read-only scenario; with bug (the driver corrupts
-// files it extends) what a reopen finds is logged, not asserted.
-func readOnly(t *testing.T, v *realfs.Volume, bug bool) {
+// readOnly runs the read-only scenario.
+func readOnly(t *testing.T, v *realfs.Volume) {
 	path := filepath.Join(v.Mount, dbName)
 	s, err := store.Open(path, &store.Options{ManualCheckpoint: true, FS: fsFor(v.Mount, nil), Logger: quiet})
 	if err != nil {
@@ -274,9 +256,7 @@ func readOnly(t *testing.T, v *realfs.Volume, bug bool) {
 		t.Logf("FINDING %s: Close after the store took up the remounted drive: %v", v.Kind, err)
 	}
 	rows, problems, _, recovery := verifyStore(path)
-	if bug {
-		t.Logf("FINDING %s: reopened: %d rows (want %d) %q", v.Kind, rows, want, problems)
-	} else if rows != want || len(problems) > 0 {
+	if rows != want || len(problems) > 0 {
 		t.Errorf("reopened: %d rows, want %d; %q; %s", rows, want, problems, recovery)
 	}
 
