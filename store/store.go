@@ -369,6 +369,9 @@ func (s *Store) open() (err error) {
 		return s.cause(err)
 	}
 	undo = append(undo, func() { s.pin.Close() })
+	if err := s.openWAL(context.Background()); err != nil {
+		return err
+	}
 
 	// A WAL that stock SQLite left is folded in before anything else can
 	// commit: checkpoint it through the MainFile, and only once that is
@@ -577,6 +580,7 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 func (s *Store) backfill(ctx context.Context) error {
 	deadline := time.Now().Add(s.opts.BusyTimeout)
 	target := -1 // frames in the WAL when we began
+	reread := false
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		var busy, logFrames, done int
 		err := s.pin.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done)
@@ -591,6 +595,17 @@ func (s *Store) backfill(ctx context.Context) error {
 			return fmt.Errorf("%w: %w", ErrCheckpoint, dev)
 		}
 		if logFrames < 0 || done < 0 {
+			// The pinned connection has not opened the WAL yet (its
+			// pragmas ran on an empty file): SQLite then tries to open it
+			// itself and, losing to a busy writer, answers -1, -1. Open it
+			// with a read, once, and try again.
+			if !reread {
+				reread = true
+				if err := s.openWAL(ctx); err != nil {
+					return fmt.Errorf("%w: %w", ErrCheckpoint, err)
+				}
+				continue
+			}
 			return fmt.Errorf("%w: SQLite could not checkpoint (wal_checkpoint answered %d, %d)", ErrCheckpoint, logFrames, done)
 		}
 		if target < 0 {
@@ -626,6 +641,19 @@ func (s *Store) pending() bool {
 	}
 	m, ok := s.state.main.(*checkpoint.Main)
 	return !ok || m.Stats().Overlay > 0
+}
+
+// openWAL makes the pinned connection read the database, which opens its
+// WAL: checkpoints run on that connection.
+func (s *Store) openWAL(ctx context.Context) error {
+	var n int
+	if err := s.pin.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&n); err != nil {
+		return s.cause(err)
+	}
+	if dev := s.state.takeErr(); dev != nil {
+		return dev
+	}
+	return nil
 }
 
 // rewindBusy bounds how long a TRUNCATE checkpoint may hold writers back
