@@ -52,8 +52,7 @@ func (m *Main) Commit() error {
 		return nil
 	}
 	start := time.Now()
-	err := m.commit(pend, size, base)
-	m.releaseBase(base)
+	err := m.commit(pend, size, base) // releases base
 	if err != nil {
 		return m.failed(err)
 	}
@@ -75,8 +74,19 @@ func (m *Main) failed(err error) error {
 	return err
 }
 
-// commit writes one generation. The caller holds cmu and has frozen pend.
+// commit writes one generation. The caller holds cmu and has frozen pend;
+// src is its reference to the base, which commit releases.
 func (m *Main) commit(pend *level, size int64, src *baseRef) error {
+	// src is the caller's reference to the base; commit releases it, as
+	// early as it can (see 5b).
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			m.releaseBase(src)
+		}
+	}
+	defer release()
 	gen := m.nextGen
 	m.nextGen++
 	temp := m.p.temp(gen)
@@ -171,6 +181,15 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 		discard()
 		return abort("journal ready", err)
 	}
+
+	// 5b. Reads move to the verified copy, and the old database file is
+	// closed, before the rename: libfuse hides a file that is still open
+	// when it is renamed over (.fuse_hidden*), and a pull then leaves the
+	// hidden file, the size of the database, on the drive. The copy holds
+	// the base with the pending writes: the same bytes reads saw. The
+	// pending writes stay: if the rename fails they are committed again.
+	release() // the copy is written and verified: the old base is not needed here
+	m.readFromCopy(temp, size)
 
 	// 6. Rename over the database and fsync the directory: the commit
 	// point. If either fails, which file the name holds is unknown: keep
@@ -289,6 +308,27 @@ func (m *Main) swapBase(nb *baseRef) {
 	m.base, m.pending = nb, nil
 	m.mu.Unlock()
 	m.releaseBase(old)
+}
+
+// readFromCopy makes the verified copy at temp the file reads come from,
+// keeping the pending writes, and waits a little for the old base's
+// reads in flight to end so that it is closed. Best effort: if the copy
+// cannot be opened, or reads take long, the old base serves on.
+func (m *Main) readFromCopy(temp string, size int64) {
+	f, err := m.fsys.Open(temp, device.ReadOnly)
+	if err != nil {
+		return
+	}
+	nb := newBaseRef(f, size)
+	m.mu.Lock()
+	old := m.base
+	m.base = nb
+	m.mu.Unlock()
+	m.releaseBase(old)
+	select {
+	case <-old.closed:
+	case <-time.After(time.Second):
+	}
 }
 
 // ensureJournal makes the journal appendable before generation gen.

@@ -150,19 +150,24 @@ type diskState struct {
 // it without holding mu while a commit swaps it out: the owner's reference
 // is dropped at the swap and the file closes when the last reader is done.
 type baseRef struct {
-	f    device.File // nil when there is no database file (empty)
-	size int64
-	refs atomic.Int64
+	f      device.File // nil when there is no database file (empty)
+	size   int64
+	refs   atomic.Int64
+	closed chan struct{} // closed once the last reference is released
 }
 
 func newBaseRef(f device.File, size int64) *baseRef {
-	r := &baseRef{f: f, size: size}
+	r := &baseRef{f: f, size: size, closed: make(chan struct{})}
 	r.refs.Store(1)
 	return r
 }
 
 func (m *Main) releaseBase(r *baseRef) {
-	if r.refs.Add(-1) == 0 && r.f != nil {
+	if r.refs.Add(-1) != 0 {
+		return
+	}
+	defer close(r.closed)
+	if r.f != nil {
 		if err := r.f.Close(); err != nil {
 			m.smu.Lock()
 			if m.firstErr == nil {
