@@ -147,6 +147,11 @@ func TestStore_MainFileUnchangedUntilCheckpoint(t *testing.T) {
 	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
 	mustCheckpoint(t, s)
 	before, fi0 := fileSum(t, path), stat(t, path)
+	// Invariant 1 of DESIGN.md: between checkpoints no byte of the
+	// database, its directory entry or the journal changes: so nothing in
+	// the directory (journal, lease and lock included) and no entry of it.
+	dir := filepath.Dir(path)
+	dir0, dirFI0 := dirState(t, dir), stat(t, dir)
 
 	const commits = 5000
 	for i := 1; i <= commits; i++ {
@@ -154,6 +159,12 @@ func TestStore_MainFileUnchangedUntilCheckpoint(t *testing.T) {
 	}
 	if got := fileSum(t, path); got != before {
 		t.Fatalf("database file changed during %d commits without a checkpoint", commits)
+	}
+	if got := dirState(t, dir); got != dir0 {
+		t.Fatalf("the directory's files changed during commits:\nbefore %s\nafter  %s", dir0, got)
+	}
+	if fi := stat(t, dir); fi.ModTime() != dirFI0.ModTime() {
+		t.Fatalf("the directory's entries changed during commits (mtime %v -> %v)", dirFI0.ModTime(), fi.ModTime())
 	}
 	if fi := stat(t, path); fi.ModTime() != fi0.ModTime() || fi.Size() != fi0.Size() {
 		t.Fatalf("database file metadata changed: %v %d -> %v %d", fi0.ModTime(), fi0.Size(), fi.ModTime(), fi.Size())
