@@ -94,12 +94,25 @@ type Rule struct {
 	// Persistent keeps the rule armed after it fires. By default a rule
 	// fires once and then disarms.
 	Persistent bool
+	// Stall, when not nil, makes a matching operation wait until the
+	// channel is closed (a hung drive; operations the rule does not
+	// match go on meanwhile); then it fails with Err, or, with Err 0,
+	// goes on. Build it with Hang.
+	Stall <-chan struct{}
 }
 
 // Fail starts a rule that fails every operation, once, with errno.
 // Narrow it with On, Matching, At and WithProb; make it stay armed with
 // Always.
 func Fail(errno syscall.Errno) Rule { return Rule{Index: AnyIndex, Err: errno} }
+
+// Hang starts a rule that makes every operation, once, wait until release
+// is closed and then go on: a drive that stops answering. Narrow it as a
+// Fail rule; with WithErr it fails after the wait.
+func Hang(release <-chan struct{}) Rule { return Rule{Index: AnyIndex, Stall: release} }
+
+// WithErr makes the rule fail with errno.
+func (r Rule) WithErr(errno syscall.Errno) Rule { r.Err = errno; return r }
 
 // On restricts the rule to the given kinds.
 func (r Rule) On(kinds OpKind) Rule { r.Kinds = kinds; return r }
@@ -119,7 +132,14 @@ func (r Rule) Always() Rule { r.Persistent = true; return r }
 // String describes the rule.
 func (r Rule) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fail %s", errnoName(r.Err))
+	switch {
+	case r.Stall != nil && r.Err == 0:
+		b.WriteString("hang")
+	case r.Stall != nil:
+		fmt.Fprintf(&b, "hang, then fail %s", errnoName(r.Err))
+	default:
+		fmt.Fprintf(&b, "fail %s", errnoName(r.Err))
+	}
 	if r.Kinds != 0 && r.Kinds != OpAny {
 		fmt.Fprintf(&b, " on %s", r.Kinds)
 	}
@@ -142,7 +162,7 @@ func (r Rule) String() string {
 
 func (r Rule) validate() error {
 	switch {
-	case r.Err == 0:
+	case r.Err == 0 && r.Stall == nil:
 		return fmt.Errorf("%w: %s: no error number", ErrBadRule, r)
 	case r.Prob < 0 || r.Prob > 1:
 		return fmt.Errorf("%w: %s: probability outside [0, 1]", ErrBadRule, r)
@@ -226,6 +246,13 @@ func (f *FS) injectLocked(ev *Event) syscall.Errno {
 		}
 		if !r.Persistent {
 			r.armed = false
+		}
+		if r.Stall != nil {
+			// The drive hangs for this operation; it has done nothing
+			// yet, so others may go on meanwhile.
+			f.mu.Unlock()
+			<-r.Stall
+			f.mu.Lock()
 		}
 		return r.Err
 	}

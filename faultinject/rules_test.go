@@ -291,3 +291,30 @@ func TestFS_Pull(t *testing.T) {
 		}
 	})
 }
+
+func TestFS_Hang(t *testing.T) {
+	f := newVol(t, Options{})
+	h := mustCreate(t, f, "/vol/x")
+	release := make(chan struct{})
+	if err := f.Inject(Hang(release).On(OpSync).Matching("x")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Sync() }()
+	// Other operations go on while the Sync hangs.
+	if _, err := h.WriteAt([]byte("a"), 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Sync returned %v before the hang was released", err)
+	default:
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Sync after release: %v", err)
+	}
+	if got := (Hang(release).WithErr(syscall.EIO).On(OpSync)).String(); got != "hang, then fail EIO on Sync once" {
+		t.Errorf("String = %q", got)
+	}
+}
