@@ -241,7 +241,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // (FUSE, VM, container: logged at every Open) are dropped here; Run
 // records them once in the report (storeNotes).
 func openStore(path string, o store.Options) (*store.Store, error) {
-	o.Logger = slog.New(slog.DiscardHandler)
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	return store.Open(path, &o)
 }
 

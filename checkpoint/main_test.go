@@ -341,7 +341,9 @@ func TestMain_ConcurrentReads(t *testing.T) {
 	stop := make(chan struct{})
 	errc := make(chan error, 8)
 	for r := range 4 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			seen := make([]byte, pages)
 			b := make([]byte, psize)
 			for i := 0; ; i++ {
@@ -366,7 +368,7 @@ func TestMain_ConcurrentReads(t *testing.T) {
 				}
 				seen[pg] = v
 			}
-		})
+		}()
 	}
 	for v := byte(1); v < 60; v++ {
 		for pg := range pages {

@@ -232,7 +232,9 @@ func TestOSFile_ReadWrite(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		for i := range n {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				p := bytes.Repeat([]byte{byte(i)}, block)
 				if _, err := f.WriteAt(p, int64(i*block)); err != nil {
 					t.Errorf("WriteAt block %d: %v", i, err)
@@ -244,7 +246,7 @@ func TestOSFile_ReadWrite(t *testing.T) {
 				} else if !bytes.Equal(got, p) {
 					t.Errorf("block %d read back wrong", i)
 				}
-			})
+			}()
 		}
 		wg.Wait()
 		if got, want := size(), int64(n*block); got != want {

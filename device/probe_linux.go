@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/shirou/gopsutil/v3/host"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,30 +65,7 @@ func probePlatform(p *Probe) error {
 
 	p.Container = detectContainer(rootDir, procRoot)
 	p.VM = detectVM(sysRoot, procRoot)
-	if rootDir == "/" {
-		fillVirtualization(p)
-	}
 	return nil
-}
-
-// fillVirtualization adds what gopsutil's host.Virtualization knows where
-// the checks above found nothing. It names one layer only (a container in
-// a VM comes out as the container), so it fills gaps rather than decide.
-func fillVirtualization(p *Probe) {
-	sys, role, err := host.Virtualization()
-	if err != nil || role != "guest" || sys == "" {
-		return
-	}
-	switch sys {
-	case "docker", "lxc", "podman", "openvz", "rkt", "systemd-nspawn", "wsl", "linux-vserver":
-		if p.Container == "" {
-			p.Container = sys
-		}
-	default:
-		if p.VM == "" {
-			p.VM = sys
-		}
-	}
 }
 
 // blockResult is what sysfs says about a block device.
@@ -180,7 +156,7 @@ func blockInfoAt(sys, node string, depth int) blockResult {
 
 // detectContainer names the container this process runs in, from the
 // marker files container engines leave, systemd's container variable,
-// and cgroup paths. root and proc are "/" and "/proc" outside tests.
+// cgroup paths and OpenVZ's /proc/vz. root and proc are "/" and "/proc" outside tests.
 func detectContainer(root, proc string) string {
 	// WSL first: its /proc/sys/kernel/osrelease says so, and a docker
 	// container inside WSL is still on WSL's kernel.
@@ -217,11 +193,16 @@ func detectContainer(root, proc string) string {
 	case strings.Contains(cg, "/lxc/"), strings.Contains(cg, "/lxc.payload"):
 		return "lxc"
 	}
+	// OpenVZ/Virtuozzo: /proc/vz in every guest, /proc/bc only on the
+	// host node.
+	if exists(filepath.Join(proc, "vz")) && !exists(filepath.Join(proc, "bc")) {
+		return "openvz"
+	}
 	return ""
 }
 
 // detectVM names the hypervisor when this kernel is a guest: DMI
-// strings first, then Xen's /sys/hypervisor, then paravirtual clock
+// strings first, then Xen's /sys/hypervisor and /proc/xen, then paravirtual clock
 // sources, then the cpuinfo "hypervisor" flag ("unknown": a hypervisor
 // is there but does not say which). sys and proc are "/sys" and "/proc"
 // outside tests.
@@ -259,6 +240,10 @@ func detectVM(sys, proc string) string {
 		return "apple"
 	}
 	if readTrim(filepath.Join(sys, "hypervisor", "type")) == "xen" {
+		return "xen"
+	}
+	// Older Xen guests show /proc/xen; dom0, the host, says control_d.
+	if exists(filepath.Join(proc, "xen")) && !strings.Contains(readTrim(filepath.Join(proc, "xen", "capabilities")), "control_d") {
 		return "xen"
 	}
 	switch {

@@ -125,6 +125,8 @@ func TestDetectContainer(t *testing.T) {
 		{"cgroup kubepods", map[string]string{"proc/self/cgroup": "0::/kubepods/besteffort/pod1/abcd\n"}, "kubernetes"},
 		{"cgroup libpod", map[string]string{"proc/1/cgroup": "0::/machine.slice/libpod-abcd.scope\n"}, "podman"},
 		{"cgroup lxc", map[string]string{"proc/self/cgroup": "0::/lxc.payload.web/init.scope\n"}, "lxc"},
+		{"openvz guest", map[string]string{"proc/vz/": ""}, "openvz"},
+		{"openvz host node", map[string]string{"proc/vz/": "", "proc/bc/": ""}, ""},
 		{"wsl", map[string]string{"proc/sys/kernel/osrelease": "5.15.153.1-microsoft-standard-WSL2\n", "root/.dockerenv": ""}, "wsl"},
 	}
 	for _, tt := range tests {
@@ -159,6 +161,8 @@ func TestDetectVM(t *testing.T) {
 		{"surface is not a vm", map[string]string{"sys/class/dmi/id/sys_vendor": "Microsoft Corporation\n",
 			"sys/class/dmi/id/product_name": "Surface Laptop 5\n"}, ""},
 		{"xen sysfs", map[string]string{"sys/hypervisor/type": "xen\n"}, "xen"},
+		{"xen procfs domU", map[string]string{"proc/xen/capabilities": ""}, "xen"},
+		{"xen procfs dom0", map[string]string{"proc/xen/capabilities": "control_d\n"}, ""},
 		{"firecracker: no dmi, kvm-clock", map[string]string{clocks: "tsc kvm-clock \n"}, "kvm"},
 		{"wsl2: hyperv clock", map[string]string{clocks: "tsc hyperv_clocksource_tsc_page acpi_pm\n"}, "hyperv"},
 		{"unnamed", map[string]string{"proc/cpuinfo": "processor\t: 0\nflags\t\t: fpu tsc hypervisor lahf_lm\n"}, "unknown"},

@@ -163,7 +163,9 @@ func TestFS_Concurrent(t *testing.T) {
 	shared := mustCreate(t, f, "/vol/shared")
 	var wg sync.WaitGroup
 	for g := range 8 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			name := fmt.Sprintf("/vol/f%d", g)
 			h, err := f.Create(name, 0o644)
 			if err != nil {
@@ -188,7 +190,7 @@ func TestFS_Concurrent(t *testing.T) {
 				}
 			}
 			_ = h.Close()
-		})
+		}()
 	}
 	wg.Wait()
 	if got, want := f.OpCount(), len(f.Trace()); got != want {

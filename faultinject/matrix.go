@@ -181,11 +181,13 @@ func RunMatrix(cfg MatrixConfig) (*Summary, error) {
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range max(cfg.Workers, 1) {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range next {
 				results[i] = runCase(&cfg, cases[i], n, label)
 			}
-		})
+		}()
 	}
 	for i := range cases {
 		next <- i

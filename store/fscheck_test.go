@@ -21,7 +21,7 @@ func playFS(t *testing.T, class device.FSClass, fstype string) {
 		return p, err
 	}
 	t.Cleanup(func() { probePath = real })
-	warned.Clear() // each test sees its own warnings
+	warned.Range(func(k, _ any) bool { warned.Delete(k); return true }) // each test sees its own warnings
 }
 
 func TestOpen_networkFS(t *testing.T) {
