@@ -50,10 +50,10 @@ func fiDB(fsys *faultinject.FS) string {
 // drive vanished would.
 func fiWorkload(fsys *faultinject.FS) error { return fiWorkloadWith(fsys, nil) }
 
-// fiWorkloadInPlace runs the workload with the in-place MainFile.
+// fiWorkloadInPlace runs the workload with the in-place mainFile.
 func fiWorkloadInPlace(fsys *faultinject.FS) error { return fiWorkloadWith(fsys, openInPlace) }
 
-func fiWorkloadWith(fsys *faultinject.FS, newMain func(device.FS, string) (MainFile, error)) error {
+func fiWorkloadWith(fsys *faultinject.FS, newMain func(device.FS, string) (mainFile, error)) error {
 	s, err := Open(fiDB(fsys), &Options{FS: fsys, ManualCheckpoint: true, newMain: newMain})
 	if err != nil {
 		return err
@@ -138,7 +138,7 @@ func TestStore_onFaultinject(t *testing.T) {
 			t.Errorf("ordering violations: %v", v)
 		}
 		// The checker does see in-place writes: run the same workload
-		// with the in-place MainFile.
+		// with the in-place mainFile.
 		ip, err := fiSetup()
 		if err != nil {
 			t.Fatal(err)
@@ -158,7 +158,7 @@ func TestStore_onFaultinject(t *testing.T) {
 }
 
 // TestStore_crashMatrixInPlace crashes the SQLite workload, run with the
-// in-place MainFile, at every I/O operation. With only synced data
+// in-place mainFile, at every I/O operation. With only synced data
 // surviving (DropAll), every image must be a checkpointed state. Under
 // policies that keep some unsynced writes, the in-place checkpoint tears
 // the database, and the matrix must say so: that is the failure the

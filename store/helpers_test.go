@@ -78,9 +78,9 @@ func noSidecars(t *testing.T, path string) {
 	}
 }
 
-// recorder is a MainFile that logs the hook calls SQLite makes, in order.
+// recorder is a mainFile that logs the hook calls SQLite makes, in order.
 type recorder struct {
-	MainFile
+	mainFile
 	mu  sync.Mutex
 	ops []string
 	// failSync, when set, makes Sync fail with it.
@@ -108,7 +108,7 @@ func (r *recorder) WriteAt(p []byte, off int64) error {
 	r.unsynced++
 	r.mu.Unlock()
 	r.log("write")
-	return r.MainFile.WriteAt(p, off)
+	return r.mainFile.WriteAt(p, off)
 }
 
 func (r *recorder) unsyncedWrites() int {
@@ -117,10 +117,10 @@ func (r *recorder) unsyncedWrites() int {
 	return r.unsynced
 }
 
-func (r *recorder) Truncate(n int64) error { r.log("truncate"); return r.MainFile.Truncate(n) }
-func (r *recorder) CheckpointStart() error { r.log("start"); return r.MainFile.CheckpointStart() }
-func (r *recorder) CheckpointDone() error  { r.log("done"); return r.MainFile.CheckpointDone() }
-func (r *recorder) SizeHint(n int64) error { r.log("hint"); return r.MainFile.SizeHint(n) }
+func (r *recorder) Truncate(n int64) error { r.log("truncate"); return r.mainFile.Truncate(n) }
+func (r *recorder) CheckpointStart() error { r.log("start"); return r.mainFile.CheckpointStart() }
+func (r *recorder) CheckpointDone() error  { r.log("done"); return r.mainFile.CheckpointDone() }
+func (r *recorder) SizeHint(n int64) error { r.log("hint"); return r.mainFile.SizeHint(n) }
 func (r *recorder) Commit() error {
 	r.mu.Lock()
 	err := r.failSync
@@ -128,7 +128,7 @@ func (r *recorder) Commit() error {
 	if err != nil {
 		return err
 	}
-	err = r.MainFile.Commit()
+	err = r.mainFile.Commit()
 	if err == nil {
 		r.mu.Lock()
 		r.unsynced = 0
@@ -145,7 +145,7 @@ func (r *recorder) Sync() error {
 	if err != nil {
 		return err
 	}
-	err = r.MainFile.Sync()
+	err = r.mainFile.Sync()
 	if err == nil {
 		r.mu.Lock()
 		r.unsynced = 0
@@ -160,11 +160,11 @@ func (r *recorder) setFailSync(err error) {
 	r.mu.Unlock()
 }
 
-// withRecorder returns options whose (two-phase) MainFile is wrapped by rec.
+// withRecorder returns options whose (two-phase) mainFile is wrapped by rec.
 func withRecorder(o Options, rec *recorder) *Options {
-	o.newMain = func(fsys device.FS, path string) (MainFile, error) {
+	o.newMain = func(fsys device.FS, path string) (mainFile, error) {
 		m, err := openTwoPhase(fsys, path)
-		rec.MainFile = m
+		rec.mainFile = m
 		return rec, err
 	}
 	return &o

@@ -11,7 +11,7 @@ import (
 	"github.com/ejectsafe/ejectsafe/device"
 )
 
-// MainFile receives every read and write SQLite makes to the main database
+// mainFile receives every read and write SQLite makes to the main database
 // file of a Store, from every connection; it is shared by all of them.
 //
 // SQLite checkpoints in this order (SQLite 3.53, wal.c walCheckpoint):
@@ -35,11 +35,11 @@ import (
 // ReadAt and Size may be called concurrently with each other and with the
 // write methods, which SQLite's locks serialize.
 //
-// The two-phase checkpoint (package checkpoint) implements MainFile so that
+// The two-phase checkpoint (package checkpoint) implements mainFile so that
 // the database is never written in place: it is the default. inPlace, in
 // this package, writes in place; tests use it to show what the two-phase
 // checkpoint prevents.
-type MainFile interface {
+type mainFile interface {
 	ReadAt(p []byte, off int64) (int, error)
 	Size() (int64, error)
 	WriteAt(p []byte, off int64) error
@@ -52,14 +52,14 @@ type MainFile interface {
 	Close() error
 }
 
-var _ MainFile = (*checkpoint.Main)(nil)
+var _ mainFile = (*checkpoint.Main)(nil)
 
-// openTwoPhase opens the default MainFile: package checkpoint's.
-func openTwoPhase(fsys device.FS, path string) (MainFile, error) {
+// openTwoPhase opens the default mainFile: package checkpoint's.
+func openTwoPhase(fsys device.FS, path string) (mainFile, error) {
 	return checkpoint.Open(fsys, path, checkpoint.Options{})
 }
 
-// inPlace is a MainFile whose writes go straight to the database file. It
+// inPlace is a mainFile whose writes go straight to the database file. It
 // is not safe against a pull during a checkpoint; only tests use it, to
 // show the failures the two-phase checkpoint removes.
 type inPlace struct {
@@ -68,7 +68,7 @@ type inPlace struct {
 	dirty bool // written since the last Sync
 }
 
-func openInPlace(fsys device.FS, path string) (MainFile, error) {
+func openInPlace(fsys device.FS, path string) (mainFile, error) {
 	if _, err := fsys.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		if err := createEmpty(fsys, path); err != nil {
 			return nil, err
@@ -123,7 +123,7 @@ func (p *inPlace) Commit() error {
 type dbState struct {
 	path string
 	fs   device.FS
-	main MainFile
+	main mainFile
 
 	mu      sync.Mutex
 	lastErr error // the first device error since takeErr

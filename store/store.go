@@ -101,14 +101,61 @@ type Options struct {
 	// ejecting stops waiting.
 	OnEjectRequest func(ctx context.Context) error
 
-	// newMain opens the MainFile; nil means package checkpoint's two-phase
+	// Params are DSN parameters of github.com/mattn/go-sqlite3 that every
+	// connection of the pool is opened with, for example
+	// url.Values{"_foreign_keys": {"on"}, "_txlock": {"immediate"}}.
+	// A PRAGMA run through DB() reaches one pooled connection only; these
+	// reach all of them. _busy_timeout sets BusyTimeout. Parameters the
+	// Store sets itself (_journal_mode, _locking_mode, _synchronous, vfs,
+	// mode) and unknown ones are refused with ErrBadOptions.
+	//
+	// "_txlock": {"immediate"} makes every transaction begun with
+	// DB().Begin take the write lock at once. Use it when transactions
+	// read and then write: SQLite cannot wait for a deferred transaction
+	// to upgrade to writing while another connection writes, and fails
+	// it at once with "database is locked" (sqlite3.ErrBusy), whatever
+	// the busy timeout; immediate transactions wait their turn instead.
+	// That error is between connections of this Store; ErrLocked is
+	// another process holding the database.
+	Params url.Values
+
+	// ConnectHook, when set, runs on every new connection of the pool
+	// after the Store's own setup and Params: register functions and
+	// collations, run per-connection PRAGMAs. An error fails the
+	// operation that opened the connection (Open, for the first one). A
+	// hook that changes journal_mode, locking_mode, wal_autocheckpoint or
+	// synchronous is refused with ErrBadOptions.
+	ConnectHook func(*sqlite3.SQLiteConn) error
+
+	// PageSize is the page size of a database Open creates: a power of
+	// two from 512 to 65536. Zero means SQLite's default (4096). An
+	// existing database keeps its page size: a database in WAL mode
+	// cannot change it (SQLite ignores PRAGMA page_size then, and so
+	// does the Store), so set it here, before the database is created.
+	PageSize int
+
+	// ReadOnly opens an existing database for reading only, for a
+	// write-protected card or a read-only mount: nothing is written to
+	// the drive (no lock file, no lease, no recovery, no checkpoint) and
+	// every write fails with SQLite's "attempt to write a readonly
+	// database". Without a lock, another process may change the
+	// database meanwhile; the Store then goes on reading the file as it
+	// was at Open. A database that needs recovery (an interrupted
+	// checkpoint, or a -wal or hot -journal that stock SQLite left) is
+	// refused with ErrReadOnly: open it writable once to recover it.
+	ReadOnly bool
+
+	// newMain opens the mainFile; nil means package checkpoint's two-phase
 	// one. Tests wrap it to watch the hook calls.
-	newMain func(device.FS, string) (MainFile, error)
+	newMain func(device.FS, string) (mainFile, error)
 }
 
 func (o Options) withDefaults() (Options, error) {
 	if o.CheckpointIdle < 0 || o.CheckpointInterval < 0 || o.MaxWALBytes < 0 || o.RetainWALBytes < 0 || o.BusyTimeout < 0 {
 		return o, fmt.Errorf("%w: negative duration or size", ErrBadOptions)
+	}
+	if err := o.checkConnect(); err != nil {
+		return o, err
 	}
 	if o.FS == nil {
 		o.FS = device.OS
@@ -164,7 +211,7 @@ type Store struct {
 	closed   bool
 	ejected  bool
 	stats    Stats
-	recovery checkpoint.Report
+	recovery RecoveryReport
 
 	lease    lease.Place   // where this Store's lease lives
 	endpoint *lease.Server // nil if the control endpoint could not start
@@ -199,7 +246,12 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := registerOnce(); err != nil {
 		return nil, err
 	}
-	if err := checkPath(o.FS, abs); err != nil {
+	if o.ReadOnly {
+		err = checkPathReadOnly(o.FS, abs)
+	} else {
+		err = checkPath(o.FS, abs)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
 	if err := checkFilesystem(o, abs); err != nil {
@@ -210,7 +262,7 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := s.open(); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
-	if !o.ManualCheckpoint {
+	if !o.ManualCheckpoint && !o.ReadOnly {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.autoCheckpoint()
 	}
@@ -320,23 +372,36 @@ func (s *Store) open() (err error) {
 		}
 	}()
 
-	// One process per database: an OS lock, taken before the first byte
-	// is written anywhere.
-	s.lock, err = fsys.Lock(s.path + lockSuffix)
-	if err != nil {
-		if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) {
-			return fmt.Errorf("%w: %w", ErrReadOnly, err)
+	if s.opts.ReadOnly {
+		// Nothing is written: no lock file, no recovery.
+		if err := checkReadOnlyState(fsys, s.path); err != nil {
+			return err
 		}
-		return err
-	}
-	undo = append(undo, func() { s.lock.Close() })
+		s.recovery = RecoveryReport{Action: "skipped", text: "read-only: recovery not run"}
+	} else {
+		// One process per database: an OS lock, taken before the first
+		// byte is written anywhere.
+		s.lock, err = fsys.Lock(s.path + lockSuffix)
+		if err != nil {
+			if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) {
+				return fmt.Errorf("%w: %w", ErrReadOnly, err)
+			}
+			return err
+		}
+		undo = append(undo, func() { s.lock.Close() })
 
-	// Recovery before anything reads the database: roll an interrupted
-	// checkpoint back or forward and remove leftovers.
-	if s.recovery, err = checkpoint.Recover(fsys, s.path); err != nil {
-		return err
+		// Recovery before anything reads the database: roll an
+		// interrupted checkpoint back or forward and remove leftovers.
+		rep, err := checkpoint.Recover(fsys, s.path)
+		if err != nil {
+			return err
+		}
+		s.recovery = newRecoveryReport(rep)
 	}
 	main, err := s.opts.newMain(fsys, s.path)
+	if s.opts.ReadOnly && errors.Is(err, checkpoint.ErrRecoveryNeeded) {
+		return fmt.Errorf("%w: %w; open it writable once to recover it", ErrReadOnly, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -355,11 +420,7 @@ func (s *Store) open() (err error) {
 	// the drive, untouched.
 	undo = append(undo, func() { walDiscard(s.path) })
 
-	u := url.URL{Scheme: "file", Path: s.path}
-	dsn := fmt.Sprintf("%s?vfs=%s&_busy_timeout=%d", u.String(), vfsName, s.opts.BusyTimeout.Milliseconds())
-	s.db = sql.OpenDB(&connector{dsn: dsn, drv: &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-		return setupConn(c, s.opts.RetainWALBytes)
-	}}})
+	s.db = sql.OpenDB(&connector{dsn: s.dsn(), drv: &sqlite3.SQLiteDriver{ConnectHook: s.connect}})
 	undo = append(undo, func() { s.db.Close() })
 	s.pin, err = s.db.Conn(context.Background())
 	if err != nil {
@@ -374,7 +435,7 @@ func (s *Store) open() (err error) {
 	}
 
 	// A WAL that stock SQLite left is folded in before anything else can
-	// commit: checkpoint it through the MainFile, and only once that is
+	// commit: checkpoint it through the mainFile, and only once that is
 	// durable remove the stock files. A hot rollback journal needs no
 	// such step: SQLite rolls it back through the shim on the first read
 	// (done above) and syncs the database before deleting the journal.
@@ -395,6 +456,9 @@ func (s *Store) open() (err error) {
 // not fatal: the lease then names none, and an eject cannot ask this
 // process to release (Stats().LeaseError says why).
 func (s *Store) takeLease() error {
+	if s.opts.ReadOnly {
+		return nil // a lease is a file on the drive
+	}
 	me, err := lease.Me()
 	if err != nil {
 		return fmt.Errorf("lease: who am I: %w", err)
@@ -479,10 +543,17 @@ type connector struct {
 func (c *connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
 func (c *connector) Driver() driver.Driver                        { return c.drv }
 
-// setupConn runs on every new connection. mattn applies its own pragmas
+// setupConn runs on every new connection of a writable Store. mattn applies its own pragmas
 // first (locking_mode NORMAL, synchronous NORMAL); with the shim's xShm
 // methods in heap memory, NORMAL locking mode can enter WAL.
-func setupConn(c *sqlite3.SQLiteConn, retainWAL int64) error {
+func setupConn(c *sqlite3.SQLiteConn, retainWAL int64, pageSize int) error {
+	if pageSize != 0 {
+		// Before the database enters WAL mode, which writes its first
+		// page; a no-op on a database that has one.
+		if _, err := c.Exec(fmt.Sprintf("PRAGMA page_size=%d", pageSize), nil); err != nil {
+			return err
+		}
+	}
 	mode, err := pragma(c, "PRAGMA journal_mode=WAL")
 	if err != nil {
 		return err
@@ -544,6 +615,9 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 			return ErrEjected
 		}
 		return ErrClosed
+	}
+	if s.opts.ReadOnly {
+		return nil // nothing can have been committed
 	}
 	start := time.Now()
 	s.state.takeErr() // forget errors of earlier operations
@@ -746,15 +820,40 @@ func (s *Store) Stats() Stats {
 }
 
 // Recovery reports what Open's recovery found and did.
-func (s *Store) Recovery() checkpoint.Report { return s.recovery }
+func (s *Store) Recovery() RecoveryReport { return s.recovery }
 
 // Close checkpoints and releases the database. If that checkpoint fails,
 // Close returns its error (wrapping ErrCheckpoint) and the Store stays open
 // with the WAL in memory, so nothing committed is dropped: fix the cause
-// and call Close again. Any other error was met while releasing files,
-// after everything was durable: the Store is closed. Close after a
-// successful Close returns nil.
+// and call Close again, or, if the drive is gone for good, call Abandon.
+// Any other error was met while releasing files, after everything was
+// durable: the Store is closed. Close after a successful Close returns
+// nil. Close waits for the drive however long it takes; CloseContext
+// bounds the wait.
 func (s *Store) Close() error { return s.shutdown(context.Background(), false) }
+
+// CloseContext is Close, returning when ctx ends if the drive has not
+// answered by then (a slow card, or a drive that hangs). It then returns
+// an error wrapping ctx.Err() and the close goes on in the background: it
+// ends, when the drive answers, with the Store closed or, if the
+// checkpoint failed, still open as after a failed Close. Until then the
+// Store stays usable and nothing is lost. Call Close to wait for it, or
+// Abandon to let the database go without the checkpoint.
+func (s *Store) CloseContext(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.shutdown(ctx, false) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-done: // finished meanwhile: its answer is the truth
+			return err
+		default:
+		}
+		return fmt.Errorf("store: close %s: the drive has not answered; the close goes on in the background: %w", s.path, ctx.Err())
+	}
+}
 
 // shutdown checkpoints and releases the database, for Close or an eject.
 func (s *Store) shutdown(ctx context.Context, eject bool) error {
@@ -793,11 +892,29 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 // Abandon releases the Store without a checkpoint, for a drive that is
 // gone or a process that must let go now. Later calls return ErrClosed.
 //
+// Abandon does not wait for an operation on the drive already in flight
+// (a checkpoint, or a CloseContext that timed out on a hung drive): it
+// returns at once and the Store is released when that operation returns;
+// until then another Open of the database in this process gets
+// ErrAlreadyOpen. If that operation was a Close whose checkpoint
+// succeeds, nothing is lost after all.
+//
 // DANGER: every commit since the last successful checkpoint is lost. Use
 // Close, which refuses to drop anything, unless the drive cannot take a
 // checkpoint.
 func (s *Store) Abandon() error {
-	s.mu.Lock()
+	if !s.mu.TryLock() {
+		go func() {
+			s.mu.Lock()
+			s.abandon()
+		}()
+		return nil
+	}
+	return s.abandon()
+}
+
+// abandon is Abandon with s.mu held; it unlocks it.
+func (s *Store) abandon() error {
 	if s.closed {
 		s.mu.Unlock()
 		return nil
@@ -821,7 +938,9 @@ func (s *Store) release(err error) error {
 	if s.endpoint != nil {
 		s.endpoint.Close()
 	}
-	if lerr := lease.Remove(s.opts.FS, s.lease.Path); err == nil && lerr != nil {
+	if s.opts.ReadOnly {
+		// No lease, no lock.
+	} else if lerr := lease.Remove(s.opts.FS, s.lease.Path); err == nil && lerr != nil {
 		err = fmt.Errorf("store: close %s: %w", s.path, lerr)
 	}
 	dbs.Lock()
@@ -831,7 +950,9 @@ func (s *Store) release(err error) error {
 	if cerr := s.state.main.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("store: close %s: %w", s.path, cerr)
 	}
-	if cerr := s.lock.Close(); err == nil && cerr != nil {
+	if s.lock == nil {
+		// ReadOnly: no lock was taken.
+	} else if cerr := s.lock.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("store: close %s: unlock: %w", s.path, cerr)
 	}
 	return err

@@ -1,0 +1,174 @@
+package store
+
+import (
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// Per-connection configuration: Options.Params and Options.ConnectHook
+// reach every connection of the pool, after the Store's own setup, and
+// cannot undo it.
+
+// connParams are the DSN parameters of github.com/mattn/go-sqlite3 that
+// Options.Params may set: each is applied to every connection of the pool.
+var connParams = map[string]bool{
+	"_auto_vacuum": true, "_vacuum": true,
+	"_busy_timeout": true, "_timeout": true,
+	"_cache_size":          true,
+	"_case_sensitive_like": true, "_cslike": true,
+	"_defer_foreign_keys": true, "_defer_fk": true,
+	"_foreign_keys": true, "_fk": true,
+	"_ignore_check_constraints": true,
+	"_loc":                      true,
+	"_mutex":                    true,
+	"_query_only":               true,
+	"_recursive_triggers":       true, "_rt": true,
+	"_secure_delete":   true,
+	"_stmt_cache_size": true,
+	"_txlock":          true,
+	"_writable_schema": true,
+}
+
+// refusedParams are DSN parameters the Store sets itself or that would
+// take the database away from it, with the reason given to the caller.
+var refusedParams = map[string]string{
+	"_journal_mode": "the Store keeps the database in WAL mode, with the WAL in memory",
+	"_journal":      "the Store keeps the database in WAL mode, with the WAL in memory",
+	"_locking_mode": "the Store needs locking_mode NORMAL: every pooled connection shares the database",
+	"_locking":      "the Store needs locking_mode NORMAL: every pooled connection shares the database",
+	"_synchronous":  "the Store sets synchronous=NORMAL, which makes its checkpoints durable",
+	"_sync":         "the Store sets synchronous=NORMAL, which makes its checkpoints durable",
+	"vfs":           "the Store's VFS keeps the WAL in memory; another VFS would bypass it",
+	"mode":          "use Options.ReadOnly for a read-only Store",
+	"cache":         "a shared cache is not supported",
+	"immutable":     "use Options.ReadOnly for a write-protected drive",
+	"nolock":        "the Store's connections must lock the database against each other",
+	"modeof":        "the Store creates the database itself",
+	"_auth":         "SQLite's user authentication extension is not supported",
+	"_auth_user":    "SQLite's user authentication extension is not supported",
+	"_auth_pass":    "SQLite's user authentication extension is not supported",
+	"_auth_crypt":   "SQLite's user authentication extension is not supported",
+	"_auth_salt":    "SQLite's user authentication extension is not supported",
+}
+
+// checkConnect validates Params and PageSize, and takes a busy timeout
+// from Params when BusyTimeout is zero. It runs before defaults apply.
+func (o *Options) checkConnect() error {
+	names := make([]string, 0, len(o.Params))
+	for k := range o.Params {
+		names = append(names, k)
+	}
+	sort.Strings(names) // the same error for the same Options
+	for _, k := range names {
+		if why, ok := refusedParams[k]; ok {
+			return fmt.Errorf("%w: Params: %s: %s", ErrBadOptions, k, why)
+		}
+		if !connParams[k] {
+			return fmt.Errorf("%w: Params: unknown parameter %q (see github.com/mattn/go-sqlite3's DSN parameters)", ErrBadOptions, k)
+		}
+		if len(o.Params[k]) != 1 {
+			return fmt.Errorf("%w: Params: %s given %d values, want 1", ErrBadOptions, k, len(o.Params[k]))
+		}
+	}
+	if v, ok := busyParam(o.Params); ok {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 {
+			return fmt.Errorf("%w: Params: busy timeout %q is not a number of milliseconds", ErrBadOptions, v)
+		}
+		d := time.Duration(ms) * time.Millisecond
+		switch {
+		case o.BusyTimeout == 0:
+			o.BusyTimeout = d
+		case o.BusyTimeout != d:
+			return fmt.Errorf("%w: Params set a busy timeout of %v and BusyTimeout %v", ErrBadOptions, d, o.BusyTimeout)
+		}
+		if d == 0 {
+			// mattn's 0 means no waiting; BusyTimeout's zero means the
+			// default. The smallest wait is the nearest honest reading.
+			o.BusyTimeout = time.Millisecond
+		}
+	}
+	if p := o.PageSize; p != 0 && (p < 512 || p > 65536 || p&(p-1) != 0) {
+		return fmt.Errorf("%w: PageSize %d: SQLite takes a power of two from 512 to 65536", ErrBadOptions, p)
+	}
+	return nil
+}
+
+func busyParam(p url.Values) (string, bool) {
+	for _, k := range []string{"_busy_timeout", "_timeout"} {
+		if v, ok := p[k]; ok && len(v) == 1 {
+			return v[0], true
+		}
+	}
+	return "", false
+}
+
+// dsn is what every connection of the pool is opened with.
+func (s *Store) dsn() string {
+	q := url.Values{}
+	for k, v := range s.opts.Params {
+		if k != "_busy_timeout" && k != "_timeout" {
+			q[k] = v
+		}
+	}
+	q.Set("vfs", vfsName)
+	q.Set("_busy_timeout", strconv.FormatInt(s.opts.BusyTimeout.Milliseconds(), 10))
+	if s.opts.ReadOnly {
+		q.Set("mode", "ro")
+	}
+	u := url.URL{Scheme: "file", Path: s.path}
+	return u.String() + "?" + q.Encode()
+}
+
+// connect sets up every new connection: the Store's own setup, then the
+// application's ConnectHook, then a check that the hook left the setup
+// alone.
+func (s *Store) connect(c *sqlite3.SQLiteConn) error {
+	if s.opts.ReadOnly {
+		if _, err := c.Exec("PRAGMA query_only=1", nil); err != nil {
+			return err
+		}
+	} else if err := setupConn(c, s.opts.RetainWALBytes, s.opts.PageSize); err != nil {
+		return err
+	}
+	if s.opts.ConnectHook == nil {
+		return nil
+	}
+	if err := s.opts.ConnectHook(c); err != nil {
+		return fmt.Errorf("store: Options.ConnectHook: %w", err)
+	}
+	return checkSetup(c, s.opts.ReadOnly)
+}
+
+// checkSetup refuses a connection whose ConnectHook changed what the Store
+// depends on.
+func checkSetup(c *sqlite3.SQLiteConn, readOnly bool) error {
+	want := []struct{ pragma, value, why string }{
+		{"journal_mode", "wal", "the WAL must stay in the Store's memory"},
+		{"locking_mode", "normal", "every pooled connection shares the database"},
+		{"wal_autocheckpoint", "0", "the Store alone decides when to checkpoint"},
+		{"synchronous", "1", "checkpoints are durable only at synchronous=NORMAL"},
+	}
+	if readOnly {
+		want = []struct{ pragma, value, why string }{
+			{"locking_mode", "normal", "every pooled connection shares the database"},
+			{"query_only", "1", "the Store was opened read-only"},
+		}
+	}
+	for _, w := range want {
+		got, err := pragma(c, "PRAGMA "+w.pragma)
+		if err != nil {
+			return err
+		}
+		if !strings.EqualFold(got, w.value) {
+			return fmt.Errorf("%w: Options.ConnectHook changed %s from %s to %s: %s", ErrBadOptions, w.pragma, w.value, got, w.why)
+		}
+	}
+	return nil
+}

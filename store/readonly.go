@@ -1,0 +1,70 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"syscall"
+
+	"github.com/ejectsafe/ejectsafe/device"
+)
+
+// checkPathReadOnly refuses what a read-only Store cannot open: the
+// database must exist (it cannot be created) and be SQLite. Permissions
+// do not matter: nothing is written.
+func checkPathReadOnly(fsys device.FS, path string) error {
+	dir := filepath.Dir(path)
+	dfi, err := fsys.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("parent directory: %w", err)
+	}
+	if !dfi.IsDir() {
+		return fmt.Errorf("parent %s: %w", dir, syscall.ENOTDIR)
+	}
+	fi, err := fsys.Stat(path)
+	if err != nil {
+		return fmt.Errorf("read-only: the database must exist: %w", err)
+	}
+	switch {
+	case fi.IsDir():
+		return ErrIsDirectory
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%w: not a regular file (%s)", ErrNotDatabase, fi.Mode().Type())
+	case fi.Size() == 0:
+		return nil // an empty database
+	}
+	f, err := fsys.Open(path, device.ReadOnly)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	hdr := make([]byte, len(sqliteHeader))
+	if n, err := f.ReadAt(hdr, 0); n < len(hdr) || string(hdr) != sqliteHeader {
+		if err != nil && err != io.EOF {
+			return err
+		}
+		return fmt.Errorf("%w: bad header", ErrNotDatabase)
+	}
+	return nil
+}
+
+// checkReadOnlyState refuses a database that only a writable Open could
+// bring to a consistent state: stock SQLite's -wal (committed data not in
+// the database yet) or -journal (an interrupted transaction). An
+// interrupted ejectsafe checkpoint is refused by the main file's Open.
+func checkReadOnlyState(fsys device.FS, path string) error {
+	for _, suf := range []string{walSuffix, journalSuffix} {
+		fi, err := fsys.Stat(path + suf)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return err
+		case fi.Size() > 0:
+			return fmt.Errorf("%w: %s%s is left by SQLite and needs recovery; open the database writable once", ErrReadOnly, filepath.Base(path), suf)
+		}
+	}
+	return nil
+}
