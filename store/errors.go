@@ -16,6 +16,12 @@ var (
 	// ErrLocked means another process has the database open. The error
 	// chain holds a *device.LockedError naming the process where the
 	// platform can tell.
+	//
+	// It is not SQLite's "database is locked" (sqlite3.ErrBusy), which is
+	// between connections of this Store: a transaction that read and then
+	// tried to write while another connection wrote. Options.Params
+	// "_txlock": {"immediate"} makes transactions wait for the write lock
+	// at BEGIN instead.
 	ErrLocked = device.ErrLocked
 
 	// ErrAlreadyOpen means this process already has a Store open on the
@@ -31,7 +37,9 @@ var (
 
 	// ErrReadOnly means the database file, its directory or its
 	// filesystem cannot be written. ejectsafe needs to write next to the
-	// database (checkpoint copies, its lock and journal).
+	// database (checkpoint copies, its lock and journal); Options.ReadOnly
+	// opens it for reading without writing anything. With ReadOnly it
+	// means the database needs a recovery only a writable Open can make.
 	ErrReadOnly = errors.New("store: read-only")
 
 	// ErrNetworkFS means the database is on a network filesystem, where
