@@ -548,3 +548,43 @@ func TestCloseContext_Healthy(t *testing.T) {
 		t.Errorf("second CloseContext: %v", err)
 	}
 }
+
+// Abandon writes nothing to the drive but the removal of its lease: the
+// checkpoint SQLite runs when the last connection closes is refused, so
+// the commits since the last checkpoint are dropped, as documented.
+func TestAbandon_WritesNothing(t *testing.T) {
+	fsys, err := fiSetup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := fiDB(fsys)
+	s, err := Open(path, &Options{FS: fsys, ManualCheckpoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, s.DB(), "CREATE TABLE t(x)")
+	mustExec(t, s.DB(), "INSERT INTO t VALUES(1)")
+	mustCheckpoint(t, s)
+	mustExec(t, s.DB(), "INSERT INTO t VALUES(2)")
+	leasePath := s.lease.Path
+	start := fsys.OpCount()
+	if err := s.Abandon(); err != nil {
+		t.Errorf("Abandon: %v", err)
+	}
+	for _, ev := range fsys.Trace()[start:] {
+		lease := (ev.Kind == faultinject.OpRemove && ev.Path == leasePath) ||
+			(ev.Kind == faultinject.OpSyncDir && ev.Path == filepath.Dir(leasePath))
+		if ev.Kind&writeOps != 0 && !lease {
+			t.Errorf("Abandon wrote: %v", ev)
+		}
+	}
+	r, err := Open(path, &Options{FS: fsys, ManualCheckpoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var n int
+	if err := r.DB().QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
+		t.Errorf("after Abandon: %d rows, %v; want 1 (the checkpointed one)", n, err)
+	}
+}

@@ -123,14 +123,40 @@ func dbOfJournal(name string) *dbState {
 type mainConn struct{ d *dbState }
 
 func (c mainConn) ReadAt(p []byte, off int64) (int, error) { return c.d.main.ReadAt(p, off) }
-func (c mainConn) WriteAt(p []byte, off int64) error       { return c.d.main.WriteAt(p, off) }
-func (c mainConn) Truncate(size int64) error               { return c.d.main.Truncate(size) }
-func (c mainConn) Sync() error                             { return c.d.main.Sync() }
 func (c mainConn) Size() (int64, error)                    { return c.d.main.Size() }
 func (c mainConn) close() error                            { return nil }
 func (c mainConn) db() *dbState                            { return c.d }
 
+// errAbandoned refuses writes to an abandoned Store's main file: the
+// checkpoint SQLite runs when the last connection closes must not reach
+// the drive (which may hang, or be gone).
+var errAbandoned = errors.New("store: abandoned: main file writes refused")
+
+func (c mainConn) WriteAt(p []byte, off int64) error {
+	if c.d.abandoned.Load() {
+		return errAbandoned
+	}
+	return c.d.main.WriteAt(p, off)
+}
+
+func (c mainConn) Truncate(size int64) error {
+	if c.d.abandoned.Load() {
+		return errAbandoned
+	}
+	return c.d.main.Truncate(size)
+}
+
+func (c mainConn) Sync() error {
+	if c.d.abandoned.Load() {
+		return errAbandoned
+	}
+	return c.d.main.Sync()
+}
+
 func (c mainConn) fileControl(op int, arg int64) error {
+	if c.d.abandoned.Load() && (op == fcntlCkptStart || op == fcntlCkptDone || op == fcntlSizeHint) {
+		return errAbandoned
+	}
 	switch op {
 	case fcntlCkptStart:
 		return c.d.main.CheckpointStart()
