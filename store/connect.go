@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"sort"
@@ -171,4 +172,18 @@ func checkSetup(c *sqlite3.SQLiteConn, readOnly bool) error {
 		}
 	}
 	return nil
+}
+
+// notePageSize logs when Options.PageSize cannot apply: an existing
+// database keeps its page size.
+func (s *Store) notePageSize(ctx context.Context) {
+	if s.opts.PageSize == 0 {
+		return
+	}
+	var ps int
+	if err := s.pin.QueryRowContext(ctx, "PRAGMA page_size").Scan(&ps); err != nil || ps == s.opts.PageSize {
+		return
+	}
+	s.opts.Logger.Warn("ejectsafe: Options.PageSize applies to new databases only; this one keeps its page size",
+		"path", s.path, "page_size", ps, "requested", s.opts.PageSize)
 }

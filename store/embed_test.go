@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/exec"
@@ -193,14 +194,19 @@ func TestOptions_PageSize(t *testing.T) {
 			if got := sqlite3CLI(t, path, "PRAGMA integrity_check; SELECT count(*) FROM t"); got != "ok\n50" {
 				t.Errorf("sqlite3: %q", got)
 			}
-			// Reopened with another PageSize: the database keeps its own.
-			s, err := Open(path, &Options{PageSize: 4096})
+			// Reopened with another PageSize: the database keeps its own,
+			// and the application is told.
+			var logged strings.Builder
+			s, err := Open(path, &Options{PageSize: 4096, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var got int
 			if err := s.DB().QueryRow("PRAGMA page_size").Scan(&got); err != nil || got != ps {
 				t.Errorf("reopened: page_size = %d, %v; want %d", got, err, ps)
+			}
+			if !strings.Contains(logged.String(), "PageSize applies to new databases only") {
+				t.Errorf("no warning for the PageSize that could not apply; log:\n%s", logged.String())
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
@@ -378,6 +384,23 @@ func TestReadOnly_Refusals(t *testing.T) {
 	os.WriteFile(junk, []byte("not a database, not at all"), 0o644)
 	if _, err := Open(junk, &Options{ReadOnly: true}); !errors.Is(err, ErrNotDatabase) {
 		t.Errorf("junk: %v", err)
+	}
+	// A database stock SQLite wrote in rollback mode and closed cleanly.
+	plain := filepath.Join(dir, "plain.db")
+	stockSQLite(t, plain, "CREATE TABLE t(x); INSERT INTO t VALUES('stock');")
+	if r, err := Open(plain, &Options{ReadOnly: true}); err != nil {
+		t.Errorf("stock rollback-mode database: %v", err)
+	} else {
+		var x string
+		if err := r.DB().QueryRow("SELECT x FROM t").Scan(&x); err != nil || x != "stock" {
+			t.Errorf("stock rollback-mode database: read %q, %v", x, err)
+		}
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if got := sqlite3CLI(t, plain, "PRAGMA journal_mode"); got != "delete" {
+			t.Errorf("journal_mode after a read-only Store: %s (changed)", got)
+		}
 	}
 	// A -wal stock SQLite left: committed data only a writable Open folds in.
 	db := filepath.Join(dir, "stock.db")

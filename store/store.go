@@ -129,9 +129,10 @@ type Options struct {
 
 	// PageSize is the page size of a database Open creates: a power of
 	// two from 512 to 65536. Zero means SQLite's default (4096). An
-	// existing database keeps its page size: a database in WAL mode
-	// cannot change it (SQLite ignores PRAGMA page_size then, and so
-	// does the Store), so set it here, before the database is created.
+	// existing database keeps its page size (Open logs a warning when it
+	// differs): a database in WAL mode cannot change it, and SQLite
+	// ignores PRAGMA page_size then. Set it here, before the database is
+	// created.
 	PageSize int
 
 	// ReadOnly opens an existing database for reading only, for a
@@ -433,6 +434,7 @@ func (s *Store) open() (err error) {
 	if err := s.openWAL(context.Background()); err != nil {
 		return err
 	}
+	s.notePageSize(context.Background())
 
 	// A WAL that stock SQLite left is folded in before anything else can
 	// commit: checkpoint it through the mainFile, and only once that is
