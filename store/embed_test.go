@@ -555,6 +555,50 @@ func TestCloseContext_HungDrive(t *testing.T) {
 	}
 }
 
+// When the hung drive answers with an error, the close stops: the Store
+// stays open with everything in memory, and a later Close succeeds.
+func TestCloseContext_HungThenFails(t *testing.T) {
+	fsys, err := fiSetup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := fiDB(fsys)
+	s, err := Open(path, &Options{FS: fsys, ManualCheckpoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, s.DB(), "CREATE TABLE t(x)")
+	for i := range 50 {
+		mustExec(t, s.DB(), "INSERT INTO t VALUES(?)", i)
+	}
+	release := make(chan struct{})
+	if err := fsys.Inject(faultinject.Hang(release).WithErr(syscall.EIO).On(faultinject.OpSync)); err != nil {
+		close(release)
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err = s.CloseContext(ctx)
+	close(release)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("CloseContext: %v, want DeadlineExceeded", err)
+	}
+	// Close waits for the close in flight, which failed: the Store is
+	// open, and this Close checkpoints (the once-rule has fired).
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after the drive came back: %v", err)
+	}
+	r, err := Open(path, &Options{FS: fsys, ManualCheckpoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var n int
+	if err := r.DB().QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 50 {
+		t.Errorf("reopened: %d rows, %v; want 50", n, err)
+	}
+}
+
 func TestCloseContext_Healthy(t *testing.T) {
 	s, path := openT(t, &Options{ManualCheckpoint: true})
 	mustExec(t, s.DB(), "CREATE TABLE t(x)")

@@ -116,7 +116,8 @@ type Options struct {
 	// it at once with "database is locked" (sqlite3.ErrBusy), whatever
 	// the busy timeout; immediate transactions wait their turn instead.
 	// That error is between connections of this Store; ErrLocked is
-	// another process holding the database.
+	// another process holding the database. Zero value: nil, mattn's
+	// defaults (foreign keys off, deferred transactions).
 	Params url.Values
 
 	// ConnectHook, when set, runs on every new connection of the pool
@@ -124,7 +125,7 @@ type Options struct {
 	// collations, run per-connection PRAGMAs. An error fails the
 	// operation that opened the connection (Open, for the first one). A
 	// hook that changes journal_mode, locking_mode, wal_autocheckpoint or
-	// synchronous is refused with ErrBadOptions.
+	// synchronous is refused with ErrBadOptions. Zero value: nil, no hook.
 	ConnectHook func(*sqlite3.SQLiteConn) error
 
 	// PageSize is the page size of a database Open creates: a power of
@@ -144,6 +145,10 @@ type Options struct {
 	// was at Open. A database that needs recovery (an interrupted
 	// checkpoint, or a -wal or hot -journal that stock SQLite left) is
 	// refused with ErrReadOnly: open it writable once to recover it.
+	// Zero value: false, a writable Store.
+	//
+	// DANGER: a ReadOnly Store writes no lease, so ejectsafe eject cannot
+	// find it or ask it to let go: close it before removing the drive.
 	ReadOnly bool
 
 	// newMain opens the mainFile; nil means package checkpoint's two-phase
@@ -836,11 +841,12 @@ func (s *Store) Close() error { return s.shutdown(context.Background(), false) }
 
 // CloseContext is Close, returning when ctx ends if the drive has not
 // answered by then (a slow card, or a drive that hangs). It then returns
-// an error wrapping ctx.Err() and the close goes on in the background: it
-// ends, when the drive answers, with the Store closed or, if the
-// checkpoint failed, still open as after a failed Close. Until then the
-// Store stays usable and nothing is lost. Call Close to wait for it, or
-// Abandon to let the database go without the checkpoint.
+// an error wrapping ctx.Err(). The drive operation in flight cannot be
+// interrupted: when it returns, the close either completes (if that was
+// its last step) or stops with ctx's error, leaving the Store open as
+// after a failed Close. Either way nothing committed is lost. Call Close
+// to retry (it waits for the operation in flight first), or Abandon to
+// let the database go without a checkpoint.
 func (s *Store) CloseContext(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- s.shutdown(ctx, false) }()
