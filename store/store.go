@@ -199,6 +199,13 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := registerOnce(); err != nil {
 		return nil, err
 	}
+	// Every name is derived from the real path: symlinks resolved.
+	if abs, err = resolvePath(o.FS, abs); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := checkLinks(o.FS, abs); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", abs, err)
+	}
 	if err := checkPath(o.FS, abs); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
