@@ -393,7 +393,11 @@ func (s *Store) open() (err error) {
 			return err
 		}
 	}
-	return s.takeLease()
+	if err := s.takeLease(); err != nil {
+		return err
+	}
+	s.sweepDead()
+	return nil
 }
 
 // takeLease starts the control endpoint and writes this Store's lease,

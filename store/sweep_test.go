@@ -1,0 +1,87 @@
+package store
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/lease"
+)
+
+func TestLockSuffix_matchesLease(t *testing.T) {
+	if lockSuffix != lease.LockSuffix {
+		t.Fatalf("store locks %q, lease probes %q", lockSuffix, lease.LockSuffix)
+	}
+}
+
+// holdInChild opens db in another process (killChild, which then waits
+// on its stdin) and returns it with its lease once the lease is written.
+func holdInChild(t *testing.T, db string) (*exec.Cmd, lease.Lease, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), killChildEnv+"="+db)
+	if _, err := cmd.StdinPipe(); err != nil { // kept open: the child waits
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	place := lease.PlaceFor(device.OS, db)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if l, err := lease.Read(device.OS, place.Path); err == nil && l.PID == cmd.Process.Pid {
+			return cmd, l, place.Path
+		}
+		if time.Now().After(deadline) { // a hang detector, not a speed check
+			t.Fatalf("the child never wrote its lease at %s", place.Path)
+		}
+	}
+}
+
+// TestOpen_sweepsDeadHolders: leases and control sockets left by holders
+// killed with -9, reaped or not (zombies), are removed by the next Open of
+// any database beside them; a live holder's are kept.
+func TestOpen_sweepsDeadHolders(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("SKIP LOUDLY: no /proc: dead holders are proven on Linux only")
+	}
+	dir := t.TempDir()
+	zombie, zl, zfile := holdInChild(t, filepath.Join(dir, "zombie.db"))
+	reaped, rl, rfile := holdInChild(t, filepath.Join(dir, "reaped.db"))
+	_, ll, lfile := holdInChild(t, filepath.Join(dir, "live.db"))
+	zombie.Process.Signal(syscall.SIGKILL) // never waited for until cleanup
+	reaped.Process.Signal(syscall.SIGKILL)
+	reaped.Wait()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if stale, _ := zl.Stale(); stale {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the killed child never became a zombie")
+		}
+	}
+	for _, p := range []string{zfile, rfile, zl.Endpoint, rl.Endpoint} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Fatalf("before Open: %s missing (%v); the test needs it left behind", p, err)
+		}
+	}
+	s, err := Open(filepath.Join(dir, "other.db"), &Options{ManualCheckpoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, p := range []string{zfile, rfile, zl.Endpoint, rl.Endpoint} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("after Open: %s of a dead holder is still there", p)
+		}
+	}
+	for _, p := range []string{lfile, ll.Endpoint} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("after Open: %s of a live holder was removed: %v", p, err)
+		}
+	}
+}
