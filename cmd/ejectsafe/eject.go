@@ -47,12 +47,15 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	lease.SweepEndpoints() // best effort: sockets of holders proven gone
+
 	// 1. Ask each live holder to checkpoint and release.
 	var kept []string
 	for _, h := range v.Holders {
 		if !h.blocks() {
 			if h.Invalid == "" {
 				say("%s: stale lease (%s); ignored", h.DB, h.Stale)
+				removeDead(h, say)
 			} else {
 				say("%s: invalid lease, not followed: %s", h.File, h.Invalid)
 			}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
@@ -46,7 +45,7 @@ func dbArg(name string, args []string, stderr io.Writer) (path string, asJSON bo
 		fmt.Fprintf(stderr, "usage: ejectsafe %s [--json] PATH\n", name)
 		return "", false, 2
 	}
-	abs, err := filepath.Abs(fl.Arg(0))
+	abs, err := realPath(fl.Arg(0)) // the names the Store derives: symlinks resolved
 	if err != nil {
 		fmt.Fprintf(stderr, "ejectsafe %s: %v\n", name, err)
 		return "", false, 2
