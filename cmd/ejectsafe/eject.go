@@ -38,6 +38,9 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 	v, err := gather(fl.Arg(0), 2*time.Second)
 	if err != nil {
+		if deadMount("eject", fl.Arg(0), err, false, stdout, stderr) {
+			return 2
+		}
 		fmt.Fprintf(stderr, "ejectsafe eject: %v\n", err)
 		return 2
 	}
