@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +58,10 @@ func TestOpen_sweepsDeadHolders(t *testing.T) {
 	reaped.Process.Signal(syscall.SIGKILL)
 	reaped.Wait()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if stale, _ := zl.Stale(); stale {
+		// Stale once the leader is a zombie; its files are closed once
+		// its other threads are gone too.
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", zl.PID))
+		if stale, _ := zl.Stale(); stale && len(tasks) == 1 {
 			break
 		}
 		if time.Now().After(deadline) {

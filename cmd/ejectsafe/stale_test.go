@@ -16,12 +16,14 @@ import (
 	"github.com/ejectsafe/ejectsafe/lease"
 )
 
-// waitZombie waits until pid, killed, is a zombie.
+// waitZombie waits until pid, killed, is a zombie and its other threads
+// are gone: the leader shows Z while they still exit, holding its files.
 func waitZombie(t *testing.T, pid int) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' && len(tasks) == 1 {
 			return
 		}
 		if time.Now().After(deadline) { // a hang detector, not a speed check
