@@ -22,12 +22,7 @@ func (s *Store) sweepDead() {
 	if _, err := lease.SweepEndpoints(); err != nil {
 		log.Debug("ejectsafe: sweeping dead control sockets", "err", err)
 	}
-	_, found, err := lease.Find(s.path)
-	if err != nil {
-		log.Debug("ejectsafe: listing leases", "path", s.path, "err", err)
-		return
-	}
-	for _, f := range found {
+	for _, f := range lease.FindNear(s.lease, s.path) {
 		if f.Err != nil || f.File == s.lease.Path {
 			continue // invalid: not ours to judge; ours: live
 		}
