@@ -31,7 +31,7 @@ func TestDeadMount(t *testing.T) {
 			}
 			for _, args := range [][]string{
 				{"status", vol.Mount}, {"status", db}, {"check", vol.Mount},
-				{"eject", vol.Mount}, {"verify", db}, {"recover", db},
+				{"eject", vol.Mount}, {"verify", db}, {"recover", db}, {"doctor", vol.Mount},
 			} {
 				code, out, errs := runCmd(t, args...)
 				if code != 2 || !strings.HasPrefix(errs, "ejectsafe "+args[0]+": ") || strings.Contains(errs, "\nejectsafe ") || !strings.Contains(errs, "is gone") ||
