@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,28 +21,46 @@ func TestLockSuffix_matchesLease(t *testing.T) {
 	}
 }
 
-// holdInChild opens db in another process (killChild, which then waits
-// on its stdin) and returns it with its lease once the lease is written.
+// holdInChild opens db in another process (killChild) and returns it with
+// its lease once its Open has returned (sweep included): the child has
+// then committed and checkpointed one batch, and waits on its stdin.
 func holdInChild(t *testing.T, db string) (*exec.Cmd, lease.Lease, string) {
 	t.Helper()
+	s, err := Open(db, &Options{ManualCheckpoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, s.DB(), "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), killChildEnv+"="+db)
-	if _, err := cmd.StdinPipe(); err != nil { // kept open: the child waits
+	in, err := cmd.StdinPipe() // kept open: the child waits on it
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	place := lease.PlaceFor(device.OS, db)
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if l, err := lease.Read(device.OS, place.Path); err == nil && l.PID == cmd.Process.Pid {
-			return cmd, l, place.Path
-		}
-		if time.Now().After(deadline) { // a hang detector, not a speed check
-			t.Fatalf("the child never wrote its lease at %s", place.Path)
+	fmt.Fprintln(in, "go")
+	lines := bufio.NewScanner(out)
+	for lines.Scan() && lines.Text() != "end" {
+		if strings.HasPrefix(lines.Text(), "error") {
+			t.Fatalf("child: %s", lines.Text())
 		}
 	}
+	place := lease.PlaceFor(device.OS, db)
+	l, err := lease.Read(device.OS, place.Path)
+	if err != nil || l.PID != cmd.Process.Pid {
+		t.Fatalf("the child's lease at %s: %+v, %v", place.Path, l, err)
+	}
+	return cmd, l, place.Path
 }
 
 // TestOpen_sweepsDeadHolders: leases and control sockets left by holders
