@@ -162,6 +162,20 @@ func Find(path string) (root string, found []Found, err error) {
 		return "", nil, err
 	}
 	root = p.MountPoint
+	return root, collect(root, dir), nil
+}
+
+// FindNear lists the leases a Store whose lease lives at place can see
+// without probing the volume again: those in place's directory (the
+// volume's lease directory, or the database's own directory for a
+// fallback lease) and the fallback leases beside the database at dbPath.
+func FindNear(place Place, dbPath string) []Found {
+	return collect(place.Root, filepath.Dir(dbPath))
+}
+
+// collect reads the leases in root's lease directory and the fallback
+// leases in dir.
+func collect(root, dir string) (found []Found) {
 	var files []string
 	if names, err := device.OS.List(filepath.Join(root, DirName)); err == nil {
 		for _, n := range names {
@@ -189,5 +203,5 @@ func Find(path string) (root string, found []Found, err error) {
 		}
 		found = append(found, f)
 	}
-	return root, found, nil
+	return found
 }

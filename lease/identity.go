@@ -79,6 +79,8 @@ func (l Lease) Stale() (bool, string) {
 		return true, fmt.Sprintf("process %d is not running", l.PID)
 	case start != l.Start:
 		return true, fmt.Sprintf("process %d is another process now (pid reused)", l.PID)
+	case exited(l.PID):
+		return true, fmt.Sprintf("process %d has exited (a zombie its parent has not reaped)", l.PID)
 	}
 	return false, ""
 }

@@ -28,10 +28,14 @@
 //     path) ending in ".sock", or empty.
 //
 // A lease is Stale when its holder is gone: on this host (same host name
-// and boot id) the pid is not running or runs a process started at another
-// time (pid reuse); from another host or an earlier boot, it is stale too,
-// since the drive is here now. Stale leases are reported, and reclaimed by
-// the next Open after recovery.
+// and boot id) the pid is not running, runs a process started at another
+// time (pid reuse), or has exited and waits to be reaped (a zombie); from
+// another host or an earlier boot, it is stale too, since the drive is
+// here now. Stale leases are reported, and reclaimed by the next Open
+// after recovery. A lease is Dead when its holder is proven gone from
+// this host (Dead, with LockFree for the holder's OS lock): Open and the
+// eject CLI remove dead leases, and SweepEndpoints removes control
+// sockets whose server is gone.
 package lease
 
 import (

@@ -32,6 +32,12 @@ var (
 	// Open leaves it untouched.
 	ErrNotDatabase = errors.New("store: not an SQLite database")
 
+	// ErrHardLinked means the database file has more than one name (hard
+	// links). A checkpoint replaces the file under one name, which would
+	// leave the other names on the old database; Open refuses it before
+	// anything is modified. Remove the other names, or copy the file.
+	ErrHardLinked = errors.New("store: database file has more than one hard link")
+
 	// ErrIsDirectory means the path names a directory.
 	ErrIsDirectory = errors.New("store: path is a directory")
 

@@ -252,9 +252,13 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := registerOnce(); err != nil {
 		return nil, err
 	}
+	// Every name is derived from the real path: symlinks resolved.
+	if abs, err = resolvePath(o.FS, abs); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	if o.ReadOnly {
 		err = checkPathReadOnly(o.FS, abs)
-	} else {
+	} else if err = checkLinks(o.FS, abs); err == nil {
 		err = checkPath(o.FS, abs)
 	}
 	if err != nil {
@@ -454,7 +458,11 @@ func (s *Store) open() (err error) {
 			return err
 		}
 	}
-	return s.takeLease()
+	if err := s.takeLease(); err != nil {
+		return err
+	}
+	s.sweepDead()
+	return nil
 }
 
 // takeLease starts the control endpoint and writes this Store's lease,

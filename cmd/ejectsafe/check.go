@@ -22,6 +22,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	v, err := gather(fl.Arg(0), 2*time.Second)
 	if err != nil {
+		if deadMount("check", fl.Arg(0), err, *asJSON, stdout, stderr) {
+			return 2
+		}
 		fmt.Fprintf(stderr, "ejectsafe check: %v\n", err)
 		return 2
 	}

@@ -158,6 +158,9 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	rep, err := doctor(ctx, pos[0])
 	if err != nil {
+		if deadMount("doctor", pos[0], err, false, stdout, stderr) {
+			return 2
+		}
 		fmt.Fprintf(stderr, "ejectsafe doctor: %v\n", err)
 		return 2
 	}

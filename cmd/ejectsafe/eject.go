@@ -38,6 +38,9 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 	v, err := gather(fl.Arg(0), 2*time.Second)
 	if err != nil {
+		if deadMount("eject", fl.Arg(0), err, false, stdout, stderr) {
+			return 2
+		}
 		fmt.Fprintf(stderr, "ejectsafe eject: %v\n", err)
 		return 2
 	}
@@ -47,12 +50,15 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	lease.SweepEndpoints() // best effort: sockets of holders proven gone
+
 	// 1. Ask each live holder to checkpoint and release.
 	var kept []string
 	for _, h := range v.Holders {
 		if !h.blocks() {
 			if h.Invalid == "" {
 				say("%s: stale lease (%s); ignored", h.DB, h.Stale)
+				removeDead(h, say)
 			} else {
 				say("%s: invalid lease, not followed: %s", h.File, h.Invalid)
 			}

@@ -17,6 +17,7 @@ type holder struct {
 	Stale    string        `json:"stale,omitempty"`   // why its holder is gone
 	Live     *lease.Status `json:"live,omitempty"`    // the holder's answer to status
 	NoAnswer string        `json:"no_answer,omitempty"`
+	Orphaned string        `json:"-"` // why a lease with a running pid holds nothing (see orphaned)
 }
 
 // blocks reports whether the holder keeps the volume from being removed:
@@ -33,6 +34,10 @@ type volume struct {
 // their status.
 func gather(path string, timeout time.Duration) (volume, error) {
 	var v volume
+	path, err := realPath(path)
+	if err != nil {
+		return v, err
+	}
 	p, err := device.ProbePath(path)
 	if err != nil {
 		return v, err
@@ -57,6 +62,10 @@ func gather(path string, timeout time.Duration) (volume, error) {
 		}
 		if h.blocks() {
 			h.Live, h.NoAnswer = ask(h.Lease.Endpoint, timeout)
+			if h.Live == nil {
+				h.Orphaned = orphaned(h)
+				h.Stale = h.Orphaned
+			}
 		}
 		v.Holders = append(v.Holders, h)
 	}

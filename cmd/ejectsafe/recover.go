@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
@@ -26,11 +25,17 @@ func runRecover(args []string, stdout, stderr io.Writer) int {
 	// A live Store must not be recovered under its feet: take its lock.
 	lock, err := device.OS.Lock(path + lockSuffix)
 	if err != nil {
+		if deadMount("recover", path, err, false, stdout, stderr) {
+			return 2
+		}
 		fmt.Fprintf(stderr, "ejectsafe recover: %v\n", err)
 		return 2
 	}
 	defer lock.Close()
 	rep, err := checkpoint.Recover(device.OS, path)
+	if err != nil && deadMount("recover", path, err, false, stdout, stderr) {
+		return 2
+	}
 	return report("recover", rep, err, asJSON, stdout, stderr)
 }
 
@@ -46,8 +51,11 @@ func dbArg(name string, args []string, stderr io.Writer) (path string, asJSON bo
 		fmt.Fprintf(stderr, "usage: ejectsafe %s [--json] PATH\n", name)
 		return "", false, 2
 	}
-	abs, err := filepath.Abs(fl.Arg(0))
+	abs, err := realPath(fl.Arg(0)) // the names the Store derives: symlinks resolved
 	if err != nil {
+		if deadMount(name, fl.Arg(0), err, false, io.Discard, stderr) {
+			return "", false, 2
+		}
 		fmt.Fprintf(stderr, "ejectsafe %s: %v\n", name, err)
 		return "", false, 2
 	}

@@ -20,6 +20,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	v, err := gather(fl.Arg(0), 2*time.Second)
 	if err != nil {
+		if deadMount("status", fl.Arg(0), err, *asJSON, stdout, stderr) {
+			return 2
+		}
 		fmt.Fprintf(stderr, "ejectsafe status: %v\n", err)
 		return 2
 	}

@@ -24,10 +24,16 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	rep, err := checkpoint.Verify(device.OS, path)
+	if err != nil && deadMount("verify", path, err, false, stdout, stderr) {
+		return 2
+	}
 	if err != nil {
 		return report("verify", rep, err, asJSON, stdout, stderr)
 	}
 	integrity, err := integrityCheck(path)
+	if err != nil && deadMount("verify", path, err, false, stdout, stderr) {
+		return 2
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ejectsafe verify: integrity check: %v\n", err)
 		return 2

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/lease"
+)
+
+// realPath makes path absolute with its symlinks resolved, as store.Open
+// does, so that every name derived from it (lock, journal, lease, volume)
+// is the one the Store uses. A missing last element resolves through its
+// directory.
+func realPath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	p, err := filepath.EvalSymlinks(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		dir, derr := filepath.EvalSymlinks(filepath.Dir(abs))
+		if derr != nil {
+			return "", derr
+		}
+		return filepath.Join(dir, filepath.Base(abs)), nil
+	}
+	return p, err
+}
+
+// orphaned says why a holder whose lease looks live (its pid runs) holds
+// nothing on this host, or "": its control endpoint is gone (missing, or
+// refused: nothing listens) or it has none, and its OS lock
+// (<db>.ejectsafe-lock) is free, tried without blocking. A Store holds
+// that lock for as long as it has the database open, so nobody on this
+// host has the database. Only asked for holders that did not answer.
+func orphaned(h holder) string {
+	if h.Lease == nil || (h.Lease.Endpoint != "" && !lease.EndpointGone(h.Lease.Endpoint)) {
+		return ""
+	}
+	free, err := lease.LockFree(h.DB)
+	if err != nil || !free {
+		return ""
+	}
+	return fmt.Sprintf("process %d does not hold the database: its lock is free and its control endpoint is gone", h.Lease.PID)
+}
+
+// removeDead removes the lease of a stale holder when it is proven gone
+// from this host (lease.Dead with its OS lock free, or orphaned), and
+// says so; a lease from another host or an invalid file is kept.
+func removeDead(h holder, say func(string, ...any)) {
+	if h.Lease == nil || h.Invalid != "" {
+		return
+	}
+	dead, _ := h.Lease.Dead()
+	if !dead && h.Orphaned == "" {
+		return
+	}
+	if free, err := lease.LockFree(h.DB); !free || err != nil {
+		return
+	}
+	if err := lease.Remove(device.OS, h.File); err != nil {
+		say("%s: could not remove the dead lease %s: %v", h.DB, h.File, err)
+		return
+	}
+	say("%s: removed the dead lease %s", h.DB, h.File)
+}
