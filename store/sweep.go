@@ -22,6 +22,9 @@ func (s *Store) sweepDead() {
 	if _, err := lease.SweepEndpoints(); err != nil {
 		log.Debug("ejectsafe: sweeping dead control sockets", "err", err)
 	}
+	if s.opts.ReadOnly {
+		return // removing a lease is a write to the drive
+	}
 	for _, f := range lease.FindNear(s.lease, s.path) {
 		if f.Err != nil || f.File == s.lease.Path {
 			continue // invalid: not ours to judge; ours: live
