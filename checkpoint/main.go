@@ -133,6 +133,7 @@ type Main struct {
 	stale    bool // the base handle predates the last commit (its reopen failed)
 	hint     atomic.Int64
 	buf      []byte
+	sig      fileSig // the database's stat after the last commit (Prove)
 
 	smu      sync.Mutex
 	stats    Stats
@@ -247,6 +248,7 @@ func Open(fsys device.FS, dbPath string, opts Options) (*Main, error) {
 		}
 	}
 	m.jf = jfile{fsys: fsys, p: p, perm: m.perm, j: j, exists: jexists}
+	m.noteSig()
 	return m, nil
 }
 

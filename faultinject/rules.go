@@ -94,7 +94,16 @@ type Rule struct {
 	// Persistent keeps the rule armed after it fires. By default a rule
 	// fires once and then disarms.
 	Persistent bool
+	// Hold, when not nil, makes a matching operation wait until Hold is
+	// closed before it goes on (and then fails with Err, or succeeds if
+	// Err is 0): a drive that stalls, for tests of what must not wait for
+	// it. Other operations on the FS proceed meanwhile.
+	Hold <-chan struct{}
 }
+
+// HoldUntil starts a rule that stalls every matching operation, once,
+// until release is closed, and then lets it succeed. Narrow it like Fail.
+func HoldUntil(release <-chan struct{}) Rule { return Rule{Index: AnyIndex, Hold: release} }
 
 // Fail starts a rule that fails every operation, once, with errno.
 // Narrow it with On, Matching, At and WithProb; make it stay armed with
@@ -119,7 +128,14 @@ func (r Rule) Always() Rule { r.Persistent = true; return r }
 // String describes the rule.
 func (r Rule) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fail %s", errnoName(r.Err))
+	switch {
+	case r.Hold != nil && r.Err == 0:
+		b.WriteString("hold")
+	case r.Hold != nil:
+		fmt.Fprintf(&b, "hold, then fail %s", errnoName(r.Err))
+	default:
+		fmt.Fprintf(&b, "fail %s", errnoName(r.Err))
+	}
 	if r.Kinds != 0 && r.Kinds != OpAny {
 		fmt.Fprintf(&b, " on %s", r.Kinds)
 	}
@@ -142,7 +158,7 @@ func (r Rule) String() string {
 
 func (r Rule) validate() error {
 	switch {
-	case r.Err == 0:
+	case r.Err == 0 && r.Hold == nil:
 		return fmt.Errorf("%w: %s: no error number", ErrBadRule, r)
 	case r.Prob < 0 || r.Prob > 1:
 		return fmt.Errorf("%w: %s: probability outside [0, 1]", ErrBadRule, r)
@@ -226,6 +242,13 @@ func (f *FS) injectLocked(ev *Event) syscall.Errno {
 		}
 		if !r.Persistent {
 			r.armed = false
+		}
+		if r.Hold != nil {
+			// Wait without the FS's lock, so that other operations go on;
+			// begin, the caller, has not looked at any state yet.
+			f.mu.Unlock()
+			<-r.Hold
+			f.mu.Lock()
 		}
 		return r.Err
 	}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ejectsafe/ejectsafe/device"
 )
@@ -290,4 +291,38 @@ func TestFS_Pull(t *testing.T) {
 			t.Fatalf("crash image /vol/a = %q", got)
 		}
 	})
+}
+
+// TestFS_HoldUntil: a held operation waits for its release while other
+// operations go on, then succeeds.
+func TestFS_HoldUntil(t *testing.T) {
+	f := newVol(t, Options{})
+	mustWriteFile(t, f, "/vol/x.db", "db")
+	h := mustOpen(t, f, "/vol/x.db", device.ReadWrite)
+	release := make(chan struct{})
+	mustOK(t, f.Inject(HoldUntil(release).On(OpSync).Matching("*.db")))
+	before := f.OpCount()
+	done := make(chan error, 1)
+	go func() { done <- h.Sync() }()
+	for f.OpCount() == before { // then the Sync has its index: it is waiting
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := f.Stat("/vol/x.db"); err != nil {
+		t.Fatalf("Stat while a Sync is held: %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the held Sync returned before its release: %v", err)
+	default:
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Errorf("held Sync = %v; want nil once released", err)
+	}
+	if err := h.Sync(); err != nil { // the rule fired once
+		t.Errorf("second Sync = %v", err)
+	}
+	if got := HoldUntil(release).String(); got != "hold once" {
+		t.Errorf("String = %q", got)
+	}
 }

@@ -125,10 +125,15 @@ type mainConn struct{ d *dbState }
 func (c mainConn) ReadAt(p []byte, off int64) (int, error) { return c.d.main.ReadAt(p, off) }
 func (c mainConn) WriteAt(p []byte, off int64) error       { return c.d.main.WriteAt(p, off) }
 func (c mainConn) Truncate(size int64) error               { return c.d.main.Truncate(size) }
-func (c mainConn) Sync() error                             { return c.d.main.Sync() }
-func (c mainConn) Size() (int64, error)                    { return c.d.main.Size() }
-func (c mainConn) close() error                            { return nil }
-func (c mainConn) db() *dbState                            { return c.d }
+func (c mainConn) Sync() error {
+	if err := c.d.writable(); err != nil {
+		return err
+	}
+	return c.d.main.Sync()
+}
+func (c mainConn) Size() (int64, error) { return c.d.main.Size() }
+func (c mainConn) close() error         { return nil }
+func (c mainConn) db() *dbState         { return c.d }
 
 func (c mainConn) fileControl(op int, arg int64) error {
 	switch op {
