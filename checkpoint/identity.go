@@ -334,7 +334,13 @@ func (m *Main) Reattach() error {
 		m.nextGen = next
 	}
 	m.stale = false
+	m.mu.RLock()
+	m.base.gone.Store(true)
+	m.mu.RUnlock()
 	m.swapBase(nb) // pending is nil: settled above
+	m.smu.Lock()
+	m.firstErr = nil // errors of closing handles on the dead mount
+	m.smu.Unlock()
 	m.noteSig()
 	return nil
 }

@@ -155,6 +155,9 @@ type baseRef struct {
 	size   int64
 	refs   atomic.Int64
 	closed chan struct{} // closed once the last reference is released
+	// gone: the file is on a mount that died (Reattach): its close error
+	// says nothing about the database and is not reported.
+	gone atomic.Bool
 }
 
 func newBaseRef(f device.File, size int64) *baseRef {
@@ -169,7 +172,7 @@ func (m *Main) releaseBase(r *baseRef) {
 	}
 	defer close(r.closed)
 	if r.f != nil {
-		if err := r.f.Close(); err != nil {
+		if err := r.f.Close(); err != nil && !r.gone.Load() {
 			m.smu.Lock()
 			if m.firstErr == nil {
 				m.firstErr = err
