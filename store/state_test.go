@@ -113,7 +113,7 @@ func (w *swapFS) Volume(p string, serial bool) (device.VolumeID, error) {
 }
 
 func (w *swapFS) Open(n string, m device.OpenMode) (device.File, error) { return w.fs().Open(n, m) }
-func (w *swapFS) Create(n string, p os.FileMode) (device.File, error)  { return w.fs().Create(n, p) }
+func (w *swapFS) Create(n string, p os.FileMode) (device.File, error)   { return w.fs().Create(n, p) }
 func (w *swapFS) Rename(a, b string) error                              { return w.fs().Rename(a, b) }
 func (w *swapFS) Remove(n string) error                                 { return w.fs().Remove(n) }
 func (w *swapFS) Stat(n string) (os.FileInfo, error)                    { return w.fs().Stat(n) }
