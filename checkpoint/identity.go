@@ -311,7 +311,10 @@ func (m *Main) Reattach() error {
 		m.unfreeze() // a no-op: a failed commit unfroze already
 	}
 	m.jf.close() // the old mount's handle: its error says nothing about the new one
-	m.jf = jfile{fsys: m.fsys, p: m.p, perm: m.perm, j: j, exists: jexists}
+	// The next commit writes a new journal rather than appending to this
+	// one: the last appends before the pull may have failed, and a new
+	// file leaves no doubt about what is durable.
+	m.jf = jfile{fsys: m.fsys, p: m.p, perm: m.perm, j: j, exists: jexists, poisoned: true}
 	m.disk = diskState{size: nb.size}
 	if nb.f == nil {
 		m.disk = diskState{size: 0, sum: emptySum, known: true}

@@ -25,7 +25,7 @@ import (
 // the platform has no way to ask); Source then says why. Callers must
 // treat "" as "unknown", never as a match.
 type VolumeID struct {
-	Mount  uint64 // the kernel's mount id (Linux statx STATX_MNT_ID); 0 if unknown
+	Mount  uint64 // the kernel's mount id (Linux statx: STATX_MNT_ID_UNIQUE, else STATX_MNT_ID); 0 if unknown
 	Dev    uint64 // st_dev of the path
 	Serial string // the volume serial or UUID; "" if unknown
 	Source string // where Serial came from ("boot sector of /dev/loop1"), or why it is unknown

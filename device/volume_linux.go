@@ -6,12 +6,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // Volume identifies the volume holding path (see VolumeID). Mount and Dev
-// come from one statx(2). The serial is found, with serial true, through
+// come from one statx(2), which a kernel older than 4.11 does not have. The serial is found, with serial true, through
 // the block device behind the mount: /dev/disk/by-uuid when udev made it,
 // else the device's boot sector, which needs read access to the device
 // (root, or the disk group). The device is the mount's source in
@@ -21,11 +22,16 @@ import (
 // /proc: the daemon holds /dev/fuse with the mount's connection number.
 func (osFS) Volume(path string, serial bool) (VolumeID, error) {
 	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, &stx); err != nil {
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID_UNIQUE, &stx); err != nil {
 		return VolumeID{}, &os.PathError{Op: "statx", Path: path, Err: err}
 	}
 	v := VolumeID{Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor)}
-	if stx.Mask&unix.STATX_MNT_ID != 0 {
+	// The unique mount id (Linux 6.8) is never reused. The older one is
+	// the lowest free number, so a drive mounted right after another
+	// one's mount went away often gets its id (and a FUSE mount its
+	// anonymous st_dev, a re-attached loop device its number): then only
+	// the serial and the database identity tell them apart.
+	if stx.Mask&(unix.STATX_MNT_ID_UNIQUE|unix.STATX_MNT_ID) != 0 {
 		v.Mount = stx.Mnt_id
 	}
 	if serial {
@@ -44,13 +50,8 @@ func volumeSerial(major, minor uint32) (serial, source string) {
 	if s := serialByUUID(dev); s != "" {
 		return s, "/dev/disk/by-uuid link to " + dev
 	}
-	f, err := os.Open(dev)
+	b, err := readBootSector(dev)
 	if err != nil {
-		return "", fmt.Sprintf("unknown: %v", err)
-	}
-	defer f.Close() // read-only
-	b := make([]byte, bootSectorBytes)
-	if _, err := f.ReadAt(b, 0); err != nil {
 		return "", fmt.Sprintf("unknown: read boot sector of %s: %v", dev, err)
 	}
 	if s := parseSerial(b); s != "" {
@@ -159,4 +160,36 @@ func serialByUUID(dev string) string {
 		}
 	}
 	return ""
+}
+
+// readBootSector reads the first sector of dev with O_DIRECT: a loop
+// device's page cache can outlive the image it was attached to, and a
+// device node reused for another drive would then show the old drive's
+// boot sector. Without O_DIRECT (refused by some devices) it reads
+// through the cache.
+func readBootSector(dev string) ([]byte, error) {
+	const align = 4096
+	raw := make([]byte, 2*align)
+	off := align - int(uintptr(unsafe.Pointer(&raw[0]))&(align-1))
+	buf := raw[off : off+align]
+	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	if err != nil {
+		f, err := os.Open(dev)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close() // read-only
+		b := make([]byte, bootSectorBytes)
+		_, err = f.ReadAt(b, 0)
+		return b, err
+	}
+	defer unix.Close(fd)
+	n, err := unix.Pread(fd, buf, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "pread", Path: dev, Err: err}
+	}
+	if n < bootSectorBytes {
+		return nil, fmt.Errorf("%s: short read of %d bytes", dev, n)
+	}
+	return buf[:bootSectorBytes], nil
 }

@@ -48,8 +48,9 @@ type attachable interface {
 
 // goneErrnos are what a pulled drive answers: a dead FUSE mount
 // (ENOTCONN), a vanished device (ENODEV, ENXIO), a filesystem shut down
-// (ESHUTDOWN), a stale handle (ESTALE), or a device that fails every I/O.
-var goneErrnos = []syscall.Errno{syscall.ENOTCONN, syscall.ENODEV, syscall.ENXIO, syscall.ESHUTDOWN, syscall.ESTALE, syscall.EIO}
+// (ESHUTDOWN), a stale handle (ESTALE). EIO is not among them: a drive
+// that is there can fail an I/O; failed tells by the mount.
+var goneErrnos = []syscall.Errno{syscall.ENOTCONN, syscall.ENODEV, syscall.ENXIO, syscall.ESHUTDOWN, syscall.ESTALE}
 
 func isGone(err error) bool {
 	for _, e := range goneErrnos {
@@ -108,22 +109,24 @@ func (s *Store) ensureAttached() error {
 	}
 	m, canProve := s.state.main.(attachable)
 	cur := s.State().Condition
-	if vol.SameMount(s.vol) && cur != DriveChanged {
-		// The Store's handles and lock are on this mount. Attached: the
-		// quick check; after a failure on this mount (an I/O error, a
-		// vanished file), the full proof.
-		err := errors.New("not attached")
+	if vol.SameMount(s.vol) && cur != DriveChanged && cur != Detached {
+		// The Store's handles and lock are on this mount: the quick
+		// check, and the full proof if it sees a change or the drive
+		// failed for a while. No reattaching: the handles are good, and
+		// recovering would retry fsyncs on files whose fsync failed.
+		var err error
 		if !canProve {
-			err = nil
-		} else if cur == Attached || cur == CheckpointsFailing {
-			err = m.Prove(false)
+		} else if cur == DriveLost {
+			err = m.Prove(true)
+		} else if err = m.Prove(false); errors.Is(err, checkpoint.ErrChanged) {
+			err = m.Prove(true)
 		}
-		if err != nil {
-			if err = m.Prove(true); errors.Is(err, checkpoint.ErrChanged) {
-				return s.changed(vol, err)
-			}
-		}
-		if err == nil {
+		switch {
+		case errors.Is(err, checkpoint.ErrChanged):
+			return s.changed(vol, err)
+		case isGone(err):
+			return s.lost(err)
+		case err == nil:
 			s.fence(false)
 		}
 		return err // nil, or the drive's error (failed decides what it means)
@@ -181,17 +184,24 @@ func (s *Store) reattach(vol device.VolumeID) error {
 	// is created only once the database is proven.
 	lockPath := s.path + lockSuffix
 	var newLock interface{ Close() error }
+	keepLock := false
 	if _, err := fsys.Stat(lockPath); err == nil {
 		l, err := fsys.Lock(lockPath)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrLocked) && vol.SameMount(s.vol):
+			// The mount the Store's lock is on: the holder is this Store
+			// (a path that failed for a while and came back).
+			keepLock = true
+		case err != nil:
 			if errors.Is(err, ErrLocked) {
 				err = fmt.Errorf("store: %s came back, but another process holds the database: %w", dir, err)
 				s.fence(true)
 				s.setCond(Detached, err)
 			}
 			return err
+		default:
+			newLock = l
 		}
-		newLock = l
 	}
 	undo := func() {
 		if newLock != nil {
@@ -213,7 +223,7 @@ func (s *Store) reattach(vol device.VolumeID) error {
 			return err
 		}
 	}
-	if newLock == nil {
+	if newLock == nil && !keepLock {
 		l, err := fsys.Lock(lockPath)
 		if err != nil {
 			if errors.Is(err, ErrLocked) {
@@ -247,9 +257,11 @@ func (s *Store) reattach(vol device.VolumeID) error {
 			return err
 		}
 	}
-	old := s.lock
-	s.lock = newLock
-	old.Close() // a handle on the dead mount: its error says nothing now
+	if newLock != nil {
+		old := s.lock
+		s.lock = newLock
+		old.Close() // a handle on the dead mount: its error says nothing now
+	}
 	s.smu.Lock()
 	s.vol, s.recovery = full, rep
 	s.smu.Unlock()

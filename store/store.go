@@ -623,6 +623,8 @@ func (s *Store) failed(err error) error {
 	switch {
 	case errors.Is(err, ErrDriveLost) || errors.Is(err, ErrDriveChanged) || cur == Detached:
 	case isGone(err):
+		s.lost(err)
+	case errors.Is(err, syscall.EIO):
 		if v, verr := device.VolumeOf(s.opts.FS, filepath.Dir(s.path), false); verr != nil || !v.SameMount(vol) {
 			s.lost(err)
 			break
