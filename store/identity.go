@@ -115,11 +115,14 @@ func (s *Store) ensureAttached() error {
 		// failed for a while. No reattaching: the handles are good, and
 		// recovering would retry fsyncs on files whose fsync failed.
 		var err error
-		if !canProve {
-		} else if cur == DriveLost {
+		switch {
+		case !canProve:
+		case cur == DriveLost:
 			err = m.Prove(true)
-		} else if err = m.Prove(false); errors.Is(err, checkpoint.ErrChanged) {
-			err = m.Prove(true)
+		default:
+			if err = m.Prove(false); errors.Is(err, checkpoint.ErrChanged) {
+				err = m.Prove(true)
+			}
 		}
 		switch {
 		case errors.Is(err, checkpoint.ErrChanged):
