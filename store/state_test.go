@@ -282,3 +282,44 @@ func TestStore_swap(t *testing.T) {
 		}
 	})
 }
+
+// TestStore_stateCheckpointsFailing: a failing drive (EIO on every fsync
+// of a copy) is CheckpointsFailing, said once; the drive recovering makes
+// it Attached again, which is not a reattach.
+func TestStore_stateCheckpointsFailing(t *testing.T) {
+	fsys, err := fiSetup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events
+	s, err := Open(path.Join(path.Dir(fiDB(fsys)), "app.db"), &Options{FS: fsys, ManualCheckpoint: true, OnStateChange: ev.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if st := s.State(); st.Condition != Attached || st.Err != nil {
+		t.Fatalf("State after Open = %+v", st)
+	}
+	mustExec(t, s.DB(), "CREATE TABLE t(x)")
+	if err := fsys.Inject(faultinject.Fail(syscall.EIO).On(faultinject.OpSync).Matching("*-tmp-*").Always()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := s.Checkpoint(context.Background()); !errors.Is(err, syscall.EIO) {
+			t.Fatalf("Checkpoint = %v; want EIO", err)
+		}
+	}
+	if st := s.State(); st.Condition != CheckpointsFailing || !errors.Is(st.Err, syscall.EIO) {
+		t.Errorf("State = %+v; want CheckpointsFailing with EIO", st)
+	}
+	fsys.ClearRules()
+	mustCheckpoint(t, s)
+	ev.wait(t, CheckpointsFailing, false)
+	e := ev.wait(t, Attached, false)
+	ev.mu.Lock()
+	n := len(ev.ev)
+	ev.mu.Unlock()
+	if e.Reattached || n != 2 {
+		t.Errorf("events %+v; want CheckpointsFailing once, then Attached (not a reattach)", ev.ev)
+	}
+}
