@@ -840,7 +840,12 @@ func (s *Store) Stats() Stats {
 }
 
 // Recovery reports what Open's recovery found and did.
-func (s *Store) Recovery() checkpoint.Report { return s.recovery }
+// After a reattach it is what the recovery on the new mount found.
+func (s *Store) Recovery() checkpoint.Report {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	return s.recovery
+}
 
 // Close checkpoints and releases the database. If that checkpoint fails,
 // Close returns its error (wrapping ErrCheckpoint) and the Store stays open
