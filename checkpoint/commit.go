@@ -221,6 +221,7 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 	}
 	m.swapBase(newBaseRef(f, size))
 	m.hint.Store(0) // the next checkpoint sends its own
+	m.noteSig()
 	return nil
 }
 
@@ -394,6 +395,7 @@ func (m *Main) resolveUnsure() error {
 			m.jf.append(m.lastDone[2]) // an error poisons the journal, replaced next
 		}
 		m.unsure = nil
+		m.noteSig()
 		if f, err := m.fsys.Open(m.p.db, device.ReadOnly); err == nil {
 			m.swapBase(newBaseRef(f, u.ready.Size))
 		} else {

@@ -88,6 +88,22 @@ type jfile struct {
 	// after it failed (DESIGN invariant 6), f is closed and never written
 	// again. The next commit replaces the journal whole.
 	poisoned bool
+
+	// tried holds the last records this jfile tried to append, synced or
+	// not, and tryID the file id of the last journal it tried to create:
+	// after a pull, the drive may hold them (Prove).
+	tried []journal.Record
+	tryID uint64
+}
+
+// maxTried bounds jfile.tried: a few checkpoints' records.
+const maxTried = 4 * checkpointSlots
+
+func (jf *jfile) noteTried(recs ...journal.Record) {
+	jf.tried = append(jf.tried, recs...)
+	if n := len(jf.tried); n > maxTried {
+		jf.tried = append(jf.tried[:0:0], jf.tried[n-maxTried:]...)
+	}
 }
 
 // usable reports whether records can be appended.
@@ -145,6 +161,7 @@ func (jf *jfile) append(recs ...journal.Record) error {
 		j.Len += journal.RecordSize
 		j.Free--
 	}
+	jf.noteTried(recs...)
 	if _, err := jf.f.WriteAt(b, int64(jf.j.Len)); err != nil {
 		return jf.poison(err)
 	}
@@ -186,6 +203,8 @@ func (jf *jfile) rebuild(h journal.Header, recs []journal.Record, limit int64) e
 		j.Len += journal.RecordSize
 	}
 	j.Free = max(int(limit/journal.SlotSize)-1-len(recs), checkpointSlots)
+	jf.tryID = h.FileID
+	jf.noteTried(recs...)
 	b = append(b, make([]byte, j.Free*journal.RecordSize)...)
 	f, err := jf.fsys.Create(jf.p.jtemp, jf.perm)
 	if errors.Is(err, fs.ErrExist) {

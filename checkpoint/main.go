@@ -133,6 +133,7 @@ type Main struct {
 	stale    bool // the base handle predates the last commit (its reopen failed)
 	hint     atomic.Int64
 	buf      []byte
+	sig      fileSig // the database's stat after the last commit (Prove)
 
 	smu      sync.Mutex
 	stats    Stats
@@ -154,6 +155,9 @@ type baseRef struct {
 	size   int64
 	refs   atomic.Int64
 	closed chan struct{} // closed once the last reference is released
+	// gone: the file is on a mount that died (Reattach): its close error
+	// says nothing about the database and is not reported.
+	gone atomic.Bool
 }
 
 func newBaseRef(f device.File, size int64) *baseRef {
@@ -168,7 +172,7 @@ func (m *Main) releaseBase(r *baseRef) {
 	}
 	defer close(r.closed)
 	if r.f != nil {
-		if err := r.f.Close(); err != nil {
+		if err := r.f.Close(); err != nil && !r.gone.Load() {
 			m.smu.Lock()
 			if m.firstErr == nil {
 				m.firstErr = err
@@ -247,6 +251,7 @@ func Open(fsys device.FS, dbPath string, opts Options) (*Main, error) {
 		}
 	}
 	m.jf = jfile{fsys: fsys, p: p, perm: m.perm, j: j, exists: jexists}
+	m.noteSig()
 	return m, nil
 }
 

@@ -564,6 +564,11 @@ func Decode(b []byte) (Journal, error) {
 	return j, nil
 }
 
+// DecodeHeader decodes a journal's header from its first HeaderSize
+// bytes, checking H1-H6, without reading any record: the cheap check of
+// which journal a file is (its FileID).
+func DecodeHeader(b []byte) (Header, error) { return decodeHeader(b) }
+
 // decodeHeader checks H1-H6.
 func decodeHeader(b []byte) (Header, error) {
 	if len(b) < BodySize { // H1

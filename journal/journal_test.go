@@ -677,3 +677,24 @@ func TestNewFileID(t *testing.T) {
 		t.Errorf("two file ids are both %#x", a)
 	}
 }
+
+func TestDecodeHeader(t *testing.T) {
+	h := Header{FileID: 0x1122334455667788, BaseGen: 41}
+	b := AppendHeader(nil, h)
+	got, err := DecodeHeader(b)
+	if err != nil || got != h {
+		t.Fatalf("DecodeHeader = %+v, %v; want %+v", got, err, h)
+	}
+	// With records after it, as read from the start of a journal file.
+	b, _ = AppendRecord(b, h.FileID, Record{Kind: Began, Gen: 42, Size: 4096, Sum: 7})
+	if got, err := DecodeHeader(b); err != nil || got != h {
+		t.Errorf("DecodeHeader with a record after = %+v, %v", got, err)
+	}
+	if _, err := DecodeHeader(b[:BodySize]); !errors.Is(err, ErrShortHeader) {
+		t.Errorf("DecodeHeader of %d bytes = %v; want ErrShortHeader", BodySize, err)
+	}
+	b[hdrFileID] ^= 1
+	if _, err := DecodeHeader(b); !errors.Is(err, ErrHeaderChecksum) {
+		t.Errorf("DecodeHeader of a flipped id = %v; want ErrHeaderChecksum", err)
+	}
+}

@@ -16,7 +16,8 @@ import (
 func TestStore_ejectRequest(t *testing.T) {
 	refuse := errors.New("saving a document")
 	var asked int
-	s, path := openT(t, &Options{ManualCheckpoint: true, OnEjectRequest: func(context.Context) error {
+	var ev events
+	s, path := openT(t, &Options{ManualCheckpoint: true, OnStateChange: ev.add, OnEjectRequest: func(context.Context) error {
 		asked++
 		if asked == 1 {
 			return refuse
@@ -57,6 +58,17 @@ func TestStore_ejectRequest(t *testing.T) {
 	if err := s.Close(); !errors.Is(err, ErrEjected) {
 		t.Errorf("Close after eject = %v; want ErrEjected", err)
 	}
+	// The *sql.DB too (README: an ejected Store's calls return ErrEjected).
+	if _, err := s.DB().Exec("INSERT INTO t VALUES (5)"); !errors.Is(err, ErrEjected) {
+		t.Errorf("db.Exec after eject = %v; want ErrEjected", err)
+	}
+	if err := s.DB().QueryRow("SELECT count(*) FROM t").Scan(new(int)); !errors.Is(err, ErrEjected) {
+		t.Errorf("db.QueryRow after eject = %v; want ErrEjected", err)
+	}
+	if st := s.State(); st.Condition != Ejected {
+		t.Errorf("State after eject = %+v", st)
+	}
+	ev.wait(t, Ejected, false)
 	if _, err := os.Stat(s.lease.Path); !os.IsNotExist(err) {
 		t.Errorf("the lease survived the eject: %v", err)
 	}

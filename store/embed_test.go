@@ -343,7 +343,7 @@ func TestReadOnly_WritesNothing(t *testing.T) {
 		}
 	}
 	after := fsys.Files()
-	if !sameFiles(before, after) {
+	if !sameFileSet(before, after) {
 		t.Errorf("files changed:\nbefore %v\nafter  %v", keys(before), keys(after))
 	}
 }
@@ -357,7 +357,7 @@ func keys[V any](m map[string]V) []string {
 	return ks
 }
 
-func sameFiles(a, b map[string][]byte) bool {
+func sameFileSet(a, b map[string][]byte) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -72,6 +72,22 @@ var (
 	// drive is back.
 	ErrEjected = errors.New("store: released for an eject request")
 
+	// ErrDriveChanged means something is at the database's path, but it
+	// is not the drive or the database this Store last wrote: another
+	// drive mounted at the same path (two sticks with the same label), or
+	// the database changed elsewhere (stock sqlite3, another computer)
+	// while the drive was away. The error names what differs. The Store
+	// writes nothing there, not even its lock file or lease, keeps serving
+	// from memory what SQLite can, and reattaches if its own drive and
+	// database come back (Options.OnStateChange, State).
+	ErrDriveChanged = errors.New("store: not the drive or database this store last wrote")
+
+	// ErrDriveLost means the drive holding the database is not there (the
+	// mount is dead or gone). Commits go on into memory; nothing is
+	// written until the same drive comes back with the same database, and
+	// then the Store reattaches by itself.
+	ErrDriveLost = errors.New("store: the drive is gone")
+
 	// ErrWALRetained is returned by Close when, after the final
 	// checkpoint, writes that raced with Close could not be made durable:
 	// they stay in this process's memory and the next Open of the same

@@ -131,6 +131,21 @@ type dbState struct {
 	// abandoned refuses every write to the main file: an abandoned
 	// Store's connections close without checkpointing.
 	abandoned atomic.Bool
+
+	// fenced refuses the same while the Store's drive is lost, changed or
+	// held by another process (ensureAttached).
+	fenced atomic.Bool
+}
+
+// errFenced is what an xSync meets while writes to the drive are refused.
+var errFenced = errors.New("store: writes to the drive refused: the drive is not proven to be this store's")
+
+// writable reports whether the main file may be committed to the drive.
+func (d *dbState) writable() error {
+	if d.abandoned.Load() || d.fenced.Load() {
+		return errFenced
+	}
+	return nil
 }
 
 // noteErr keeps the first device error the shim met, so that an operation

@@ -150,6 +150,9 @@ func (c mainConn) Sync() error {
 	if c.d.abandoned.Load() {
 		return errAbandoned
 	}
+	if err := c.d.writable(); err != nil {
+		return err
+	}
 	return c.d.main.Sync()
 }
 

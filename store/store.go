@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -151,6 +152,15 @@ type Options struct {
 	// find it or ask it to let go: close it before removing the drive.
 	ReadOnly bool
 
+	// OnStateChange, when set, is told every change of the Store's
+	// condition (see Condition): the drive lost, the drive or database
+	// changed, the database held by another process, reattached,
+	// checkpoints failing (and attached again), ejected, closed. Calls
+	// come in order from a goroutine of the Store's, never while it holds
+	// a lock: the callback may call the Store. Nil: no calls; State
+	// answers at any time either way.
+	OnStateChange func(Event)
+
 	// newMain opens the mainFile; nil means package checkpoint's two-phase
 	// one. Tests wrap it to watch the hook calls.
 	newMain func(device.FS, string) (mainFile, error)
@@ -211,13 +221,22 @@ type Store struct {
 	state *dbState
 	lock  io.Closer
 	db    *sql.DB
+	conn  *connector
 	pin   *sql.Conn // keeps one connection open, so SQLite's close-time checkpoint runs only in Close
 
-	mu       sync.Mutex // serializes checkpoints and Close
-	closed   bool
-	ejected  bool
+	mu      sync.Mutex // serializes checkpoints, reattaching and Close
+	closed  bool
+	ejected bool
+	refused refusal // the last DriveChanged verdict (identity.go); under mu
+
+	// smu guards what Stats, State and Identity read, so that they never
+	// wait for a checkpoint (which holds mu for its whole length).
+	smu      sync.Mutex
 	stats    Stats
+	cond     State
+	vol      device.VolumeID // the volume the Store's handles are on, as last proven
 	recovery RecoveryReport
+	events   *eventQueue
 
 	lease    lease.Place   // where this Store's lease lives
 	endpoint *lease.Server // nil if the control endpoint could not start
@@ -268,7 +287,8 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
 
-	s := &Store{path: abs, opts: o}
+	s := &Store{path: abs, opts: o, events: &eventQueue{f: o.OnStateChange}}
+	s.cond = State{Condition: Attached, Since: time.Now()}
 	if err := s.open(); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
@@ -400,6 +420,13 @@ func (s *Store) open() (err error) {
 		}
 		undo = append(undo, func() { s.lock.Close() })
 
+		// The volume the Store owns: every later write is made only
+		// after proving the drive at the path is still this one
+		// (identity.go).
+		if s.vol, err = device.VolumeOf(fsys, filepath.Dir(s.path), true); err != nil {
+			return err
+		}
+
 		// Recovery before anything reads the database: roll an
 		// interrupted checkpoint back or forward and remove leftovers.
 		rep, err := checkpoint.Recover(fsys, s.path)
@@ -430,7 +457,8 @@ func (s *Store) open() (err error) {
 	// the drive, untouched.
 	undo = append(undo, func() { walDiscard(s.path) })
 
-	s.db = sql.OpenDB(&connector{dsn: s.dsn(), drv: &sqlite3.SQLiteDriver{ConnectHook: s.connect}})
+	s.conn = &connector{dsn: s.dsn(), path: s.path, drv: &sqlite3.SQLiteDriver{ConnectHook: s.connect}}
+	s.db = sql.OpenDB(s.conn)
 	undo = append(undo, func() { s.db.Close() })
 	s.pin, err = s.db.Conn(context.Background())
 	if err != nil {
@@ -539,9 +567,8 @@ func (h endpointHandler) Eject(ctx context.Context) error {
 }
 
 func (s *Store) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+	c := s.State().Condition
+	return c == Closed || c == Ejected
 }
 
 func isNotADB(err error) bool {
@@ -549,14 +576,24 @@ func isNotADB(err error) bool {
 	return errors.As(err, &se) && se.Code == sqlite3.ErrNotADB
 }
 
-// connector opens connections with this Store's DSN and setup.
+// connector opens connections with this Store's DSN and setup. After an
+// eject it opens none: the *sql.DB stays open so that its calls fail
+// with ErrEjected, as the README promises, rather than with database/sql's
+// "database is closed".
 type connector struct {
-	dsn string
-	drv *sqlite3.SQLiteDriver
+	dsn     string
+	drv     *sqlite3.SQLiteDriver
+	ejected atomic.Bool
+	path    string
 }
 
-func (c *connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c *connector) Driver() driver.Driver                        { return c.drv }
+func (c *connector) Connect(context.Context) (driver.Conn, error) {
+	if c.ejected.Load() {
+		return nil, fmt.Errorf("store: %s: %w", c.path, ErrEjected)
+	}
+	return c.drv.Open(c.dsn)
+}
+func (c *connector) Driver() driver.Driver { return c.drv }
 
 // setupConn runs on every new connection of a writable Store. mattn applies its own pragmas
 // first (locking_mode NORMAL, synchronous NORMAL); with the shim's xShm
@@ -636,28 +673,59 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 	}
 	start := time.Now()
 	s.state.takeErr() // forget errors of earlier operations
+	// Before any write: the drive and the database are the ones this
+	// Store last wrote (DESIGN invariant 8), reattaching after a re-plug.
+	if err := s.ensureAttached(); err != nil {
+		return s.failed(fmt.Errorf("%w: %w", ErrCheckpoint, err))
+	}
 	// The long part of a checkpoint, copying the database, happens here,
 	// outside SQLite's locks: the database file does not change between
 	// checkpoints, so commits go on meanwhile. Only when there is work:
 	// a checkpoint with nothing to write must not copy the database.
 	if p, ok := s.state.main.(interface{ Prepare() error }); ok && s.pending() {
 		if err := p.Prepare(); err != nil {
-			s.stats.CheckpointFailures++
-			s.stats.LastCheckpointError = fmt.Errorf("%w: %w", ErrCheckpoint, err)
-			return s.stats.LastCheckpointError
+			return s.failed(fmt.Errorf("%w: %w", ErrCheckpoint, err))
 		}
 	}
 	err := s.backfill(ctx)
 	if err != nil {
-		s.stats.CheckpointFailures++
-		s.stats.LastCheckpointError = err
-		return err
+		return s.failed(err)
 	}
+	s.smu.Lock()
 	s.stats.Checkpoints++
 	s.stats.LastCheckpoint = time.Now()
 	s.stats.LastCheckpointDuration = s.stats.LastCheckpoint.Sub(start)
 	s.stats.LastCheckpointError = nil
+	s.smu.Unlock()
+	s.setCond(Attached, nil)
 	return nil
+}
+
+// failed counts a failed checkpoint and returns err. A failure that the
+// identity check did not already explain is a drive that went away if
+// its mount did, else a failing checkpoint.
+func (s *Store) failed(err error) error {
+	s.smu.Lock()
+	s.stats.CheckpointFailures++
+	s.stats.LastCheckpointError = err
+	cur, vol := s.cond.Condition, s.vol
+	s.smu.Unlock()
+	switch {
+	case errors.Is(err, ErrDriveLost) || errors.Is(err, ErrDriveChanged) || cur == Detached:
+	case isGone(err):
+		s.lost(err)
+	case errors.Is(err, syscall.EIO):
+		if v, verr := device.VolumeOf(s.opts.FS, filepath.Dir(s.path), false); verr != nil || !v.SameMount(vol) {
+			s.lost(err)
+			break
+		}
+		fallthrough
+	default:
+		if cur == Attached || cur == CheckpointsFailing {
+			s.setCond(CheckpointsFailing, err)
+		}
+	}
+	return err
 }
 
 // backfill runs PASSIVE checkpoints until every frame committed before it
@@ -789,7 +857,7 @@ func (s *Store) autoCheckpoint() {
 	t := time.NewTicker(max(tick, 10*time.Millisecond))
 	defer t.Stop()
 	var lastWrites int64
-	var lastChange, dirtySince time.Time
+	var lastChange, dirtySince, lastProbe time.Time
 	for {
 		select {
 		case <-s.stop:
@@ -801,6 +869,10 @@ func (s *Store) autoCheckpoint() {
 			}
 			if st.dirty == 0 {
 				dirtySince = time.Time{}
+				if now.Sub(lastProbe) >= s.opts.CheckpointInterval {
+					lastProbe = now
+					s.probe()
+				}
 				continue
 			}
 			if dirtySince.IsZero() {
@@ -810,7 +882,7 @@ func (s *Store) autoCheckpoint() {
 			if !pressed && now.Sub(lastChange) < s.opts.CheckpointIdle && now.Sub(dirtySince) < s.opts.CheckpointInterval {
 				continue
 			}
-			if err := s.Checkpoint(context.Background()); err == nil || errors.Is(err, ErrClosed) {
+			if err := s.Checkpoint(context.Background()); err == nil || errors.Is(err, ErrClosed) || errors.Is(err, ErrEjected) {
 				dirtySince = time.Time{}
 			} else {
 				dirtySince = now // failed: the error is in Stats; retry after another interval
@@ -819,11 +891,34 @@ func (s *Store) autoCheckpoint() {
 	}
 }
 
-// Stats reports the Store's counters.
+// probe looks at the drive while nothing is to be checkpointed, so that
+// a pull is noticed (and a re-plug reattached) without waiting for a
+// write: one statx while all is well. It skips a turn if a checkpoint or
+// Close runs.
+func (s *Store) probe() {
+	if !s.mu.TryLock() {
+		return
+	}
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.smu.Lock()
+	cur, vol := s.cond.Condition, s.vol
+	s.smu.Unlock()
+	if v, err := device.VolumeOf(s.opts.FS, filepath.Dir(s.path), false); err == nil && v.SameMount(vol) && (cur == Attached || cur == CheckpointsFailing) {
+		return
+	}
+	if err := s.ensureAttached(); err == nil {
+		s.setCond(Attached, nil)
+	}
+}
+
+// Stats reports the Store's counters. It never waits for a checkpoint.
 func (s *Store) Stats() Stats {
-	s.mu.Lock()
+	s.smu.Lock()
 	st := s.stats
-	s.mu.Unlock()
+	s.smu.Unlock()
 	if w, ok := walStats(s.path); ok {
 		st.WALBytes, st.DirtyBytes, st.WALAllocated = int64(w.size), int64(w.dirty), int64(w.allocated)
 	}
@@ -835,7 +930,12 @@ func (s *Store) Stats() Stats {
 }
 
 // Recovery reports what Open's recovery found and did.
-func (s *Store) Recovery() RecoveryReport { return s.recovery }
+// After a reattach it is what the recovery on the new mount found.
+func (s *Store) Recovery() RecoveryReport {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	return s.recovery
+}
 
 // Close checkpoints and releases the database. If that checkpoint fails,
 // Close returns its error (wrapping ErrCheckpoint) and the Store stays open
@@ -893,10 +993,24 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 	}
 
 	// Closing the last connection runs SQLite's own PASSIVE checkpoint of
-	// anything committed since ours, then deletes the (memory) WAL.
+	// anything committed since ours, then deletes the (memory) WAL. After
+	// an eject the *sql.DB stays open with no connection, and its
+	// connector refuses new ones with ErrEjected.
 	err := s.pin.Close()
-	if cerr := s.db.Close(); err == nil {
+	var cerr error
+	if eject {
+		s.conn.ejected.Store(true)
+		s.db.SetMaxIdleConns(0) // closes the idle connections now, and the others when released
+	} else {
+		cerr = s.db.Close()
+	}
+	if err == nil {
 		err = cerr
+	}
+	if eject {
+		s.setCond(Ejected, ErrEjected)
+	} else {
+		s.setCond(Closed, nil)
 	}
 	if w, ok := walStats(s.path); ok && w.exists != 0 && w.size > 0 && err == nil {
 		// The close-time checkpoint failed (it deletes the WAL on success).
@@ -942,6 +1056,7 @@ func (s *Store) abandon() error {
 		<-s.done
 	}
 	s.state.abandoned.Store(true) // the close-time checkpoint fails and writes nothing
+	s.setCond(Closed, nil)
 	s.pin.Close()
 	s.db.Close()
 	walDiscard(s.path)

@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(killChildEnv); path != "" {
 		os.Exit(killChild(path))
 	}
+	if path := os.Getenv(replugChildEnv); path != "" {
+		os.Exit(replugChild(path))
+	}
 	os.Exit(m.Run())
 }
 

@@ -75,3 +75,9 @@ func (f yankFile) Fd() uintptr { return f.File.(interface{ Fd() uintptr }).Fd() 
 
 // Unwrap returns the wrapped file.
 func (f yankFile) Unwrap() device.File { return f.File }
+
+// Volume passes the volume identity through, so that the store proves its
+// drive and reattaches on fusefat as it does on device.OS.
+func (y yankFS) Volume(path string, serial bool) (device.VolumeID, error) {
+	return device.VolumeOf(y.FS, path, serial)
+}

@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 	if target := os.Getenv(childEnv); target != "" {
 		os.Exit(runChild(target))
 	}
+	if path := os.Getenv(replugChildEnv); path != "" {
+		os.Exit(replugChild(path))
+	}
 	flag.Parse()
 	start := time.Now()
 	code := m.Run()
