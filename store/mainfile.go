@@ -131,6 +131,11 @@ type dbState struct {
 	// abandoned refuses every write to the main file: an abandoned
 	// Store's connections close without checkpointing.
 	abandoned atomic.Bool
+
+	// deferSync turns SQLite's xSync of the main file into a no-op while
+	// the Store runs a checkpoint it commits (MainFile.Commit) right
+	// after: the WAL rewind inside the gate (gate.go).
+	deferSync atomic.Bool
 }
 
 // noteErr keeps the first device error the shim met, so that an operation
