@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ejectsafe/ejectsafe/checkpoint"
+	"github.com/ejectsafe/ejectsafe/device"
 )
 
 var busyDur = flag.Duration("busy.dur", 8*time.Second, "how long TestStore_BusyWriters writes back to back (the issue's acceptance run: 60s)")
@@ -190,5 +193,23 @@ func TestStore_LongReader(t *testing.T) {
 	}
 	for i := 0; i < 100; i++ {
 		mustExec(t, db, "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i < 63) INSERT INTO t(v) SELECT randomblob(4000) FROM n")
+	}
+}
+
+// TestReadBackFor: checkpoints read their copies back through FUSE
+// drivers and on filesystems not known, never on kernel filesystems,
+// where the read comes from the page cache.
+func TestReadBackFor(t *testing.T) {
+	for c, want := range map[device.FSClass]checkpoint.ReadBack{
+		device.ClassLocal:   checkpoint.ReadBackNever,
+		device.ClassOverlay: checkpoint.ReadBackNever,
+		device.ClassMemory:  checkpoint.ReadBackNever,
+		device.ClassFUSE:    checkpoint.ReadBackAlways,
+		device.ClassNetwork: checkpoint.ReadBackAlways,
+		device.ClassUnknown: checkpoint.ReadBackAlways,
+	} {
+		if got := readBackFor(c); got != want {
+			t.Errorf("readBackFor(%v) = %v; want %v", c, got, want)
+		}
 	}
 }

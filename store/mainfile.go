@@ -54,9 +54,34 @@ type MainFile interface {
 
 var _ MainFile = (*checkpoint.Main)(nil)
 
-// openTwoPhase opens the default MainFile: package checkpoint's.
+// openTwoPhase opens the default MainFile: package checkpoint's, reading
+// every copy back.
 func openTwoPhase(fsys device.FS, path string) (MainFile, error) {
 	return checkpoint.Open(fsys, path, checkpoint.Options{})
+}
+
+// twoPhaseWith opens package checkpoint's MainFile with the read-back
+// readBackFor chose.
+func twoPhaseWith(rb checkpoint.ReadBack) func(device.FS, string) (MainFile, error) {
+	return func(fsys device.FS, path string) (MainFile, error) {
+		return checkpoint.Open(fsys, path, checkpoint.Options{ReadBack: rb})
+	}
+}
+
+// readBackFor says whether checkpoints on a filesystem of class c read
+// their copies back. A read right after the write is served from the page
+// cache on a kernel filesystem (local, overlay, memory): it proves
+// nothing about the drive and costs a second pass over the database, so
+// it is skipped there. Through a FUSE driver it asks the daemon again,
+// which is how fusefat's corruption of files written out of order was
+// caught: kept. Unknown and network filesystems keep it too, as does any
+// device.FS other than the OS's (the caller decides that).
+func readBackFor(c device.FSClass) checkpoint.ReadBack {
+	switch c {
+	case device.ClassLocal, device.ClassOverlay, device.ClassMemory:
+		return checkpoint.ReadBackNever
+	}
+	return checkpoint.ReadBackAlways
 }
 
 // inPlace is a MainFile whose writes go straight to the database file. It

@@ -133,9 +133,6 @@ func (o Options) withDefaults() (Options, error) {
 	if o.BusyTimeout == 0 {
 		o.BusyTimeout = DefaultBusyTimeout
 	}
-	if o.newMain == nil {
-		o.newMain = openTwoPhase
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -212,8 +209,12 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := checkPath(o.FS, abs); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
-	if err := checkFilesystem(o, abs); err != nil {
+	readBack, err := checkFilesystem(o, abs)
+	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
+	}
+	if o.newMain == nil {
+		o.newMain = twoPhaseWith(readBack)
 	}
 
 	s := &Store{path: abs, opts: o}
@@ -278,18 +279,19 @@ var probePath = device.ProbePath
 
 // checkFilesystem probes the OS filesystem holding path: a network
 // filesystem is refused unless AllowNetworkFS; other caveats are logged.
-func checkFilesystem(o Options, path string) error {
+// It also says whether checkpoints read their copies back (readBackFor).
+func checkFilesystem(o Options, path string) (checkpoint.ReadBack, error) {
 	if o.FS != device.OS {
-		return nil
+		return checkpoint.ReadBackAlways, nil
 	}
 	p, err := probePath(filepath.Dir(path))
 	if err != nil {
 		o.Logger.Warn("ejectsafe: cannot probe the filesystem", "path", path, "err", err)
-		return nil
+		return checkpoint.ReadBackAlways, nil
 	}
 	ok, warnings := p.Verdict()
 	if !ok && !o.AllowNetworkFS {
-		return fmt.Errorf("%w: %s", ErrNetworkFS, warnings[0])
+		return 0, fmt.Errorf("%w: %s", ErrNetworkFS, warnings[0])
 	}
 	for _, w := range warnings {
 		// Once per process and mount: an app opening many stores on one
@@ -298,7 +300,7 @@ func checkFilesystem(o Options, path string) error {
 			o.Logger.Warn("ejectsafe: "+w, "path", path, "fstype", p.FSType, "mount", p.MountPoint)
 		}
 	}
-	return nil
+	return readBackFor(p.Class), nil
 }
 
 // warned holds the filesystem warnings already logged.
