@@ -79,7 +79,7 @@ func PlanFor(quick bool) Plan {
 		}
 	}
 	return Plan{
-		CommitRounds: 30, CommitPerRound: 1000, TxPerRound: 40, FsyncDivisor: 50,
+		CommitRounds: 30, CommitPerRound: 4000, TxPerRound: 40, FsyncDivisor: 50,
 		LatencyMiB: 16, LatencyDur: 3 * time.Second, LatencyRate: 10000,
 		CkptSizes: []int{1, 16, 256}, CkptDirty: []float64{0.1, 1, 10},
 		CkptIters: func(mib int) int {
@@ -160,6 +160,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	steps := []step{
 		{"commit throughput, single-row autocommit", func(dir string, log func(string, ...any)) error {
 			res, err := MeasureCommits(ctx, dir, 1, p, log)
+			r.Commit = append(r.Commit, res...)
+			return err
+		}},
+		{"commit throughput, single-row autocommit, unprepared SQL through Exec", func(dir string, log func(string, ...any)) error {
+			res, err := MeasureUnprepared(ctx, dir, p, log)
 			r.Commit = append(r.Commit, res...)
 			return err
 		}},

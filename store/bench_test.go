@@ -45,16 +45,29 @@ func dirB(b *testing.B) string {
 // It reports ns/commit and p99 per variant and ratios store/<variant>:
 // the store's throughput relative to the variant's, median over rounds
 // (store/memory 0.9: the store commits at 0.9x :memory:).
-func BenchmarkCommit(b *testing.B) { benchCommit(b, 1, 1000) }
+func BenchmarkCommit(b *testing.B) { benchCommit(b, 1, 4000) }
 
 // BenchmarkCommitTx100 is BenchmarkCommit with 100-row transactions.
 func BenchmarkCommitTx100(b *testing.B) { benchCommit(b, 100, 40) }
 
+// BenchmarkCommitUnprepared is BenchmarkCommit with unprepared SQL (Exec
+// with the statement's text, as most applications write it), for the
+// store, the limit arm and :memory:.
+func BenchmarkCommitUnprepared(b *testing.B) { benchCommit(b, -1, 4000) }
+
+// benchCommit runs rows-row transactions; rows -1: single-row autocommit
+// through unprepared SQL.
 func benchCommit(b *testing.B, rows, perRound int) {
-	cs, err := bench.OpenCommitSet(dirB(b), nil, rows, perRound, 50)
+	var names []string
+	unprepared := rows < 0
+	if unprepared {
+		rows, names = 1, bench.UnpreparedVariants
+	}
+	cs, err := bench.OpenCommitSet(dirB(b), names, rows, perRound, 50)
 	if err != nil {
 		b.Fatal(err)
 	}
+	cs.Unprepared = unprepared
 	defer cs.Close()
 	// Warm up: one untimed round each, so the store's WAL memory is
 	// touched once, as in steady state.

@@ -88,13 +88,16 @@ func TestRun_benchQuick(t *testing.T) {
 
 	t.Run("table", func(t *testing.T) {
 		for _, want := range []string{
-			"bench [1/8] commit throughput, single-row autocommit ...",
-			"bench [8/8] done in ",
+			"bench [1/9] commit throughput, single-row autocommit ...",
+			"bench [9/9] done in ",
 			"## `ejectsafe bench` on ",
 			"- Command: `ejectsafe bench --quick --json",
 			"### 1. Commit throughput",
 			"| autocommit | store: ejectsafe store |",
 			"| tx100 | rollback-full: rollback journal, synchronous=FULL |",
+			"| autocommit-exec | limit: ",
+			"| tx100 | limit: ",
+			"store commit throughput vs the limit arm",
 			"### 2. Commit latency while a checkpoint runs",
 			"### 3. Checkpoint time and bytes written",
 			"| 16.",
