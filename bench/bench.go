@@ -64,6 +64,7 @@ type Plan struct {
 	MemCap         int64 // the WAL cap for the memory measurement
 	OpenSizes      [2]int
 	OpenIters      int
+	ReadRounds     int
 }
 
 // PlanFor returns the full plan or the quick one.
@@ -76,6 +77,7 @@ func PlanFor(quick bool) Plan {
 			CkptIters: func(int) int { return 3 },
 			MemCap:    16 << 20,
 			OpenSizes: [2]int{1, 16}, OpenIters: 5,
+			ReadRounds: 4,
 		}
 	}
 	return Plan{
@@ -90,6 +92,7 @@ func PlanFor(quick bool) Plan {
 		},
 		MemCap:    64 << 20,
 		OpenSizes: [2]int{1, 256}, OpenIters: 9,
+		ReadRounds: 20,
 	}
 }
 
@@ -107,6 +110,7 @@ type Report struct {
 	Checkpoint []CheckpointResult `json:"checkpoint"`
 	Memory     *MemoryResult      `json:"memory"`
 	Open       *OpenResult        `json:"open"`
+	Read       *ReadResult        `json:"read"`
 	Targets    []Target           `json:"targets"`
 }
 
@@ -203,6 +207,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if err == nil {
 				r.Memory = &res
 				log("peak RSS %s over a base of %s for %s of WAL: %.2fx", mibStr(res.PeakRSS), mibStr(res.BaseRSS), mibStr(res.WALBytes), res.RSSPerWAL)
+			}
+			return err
+		}},
+		step{"reads: point reads and range scans, store vs stock WAL NORMAL", func(dir string, log func(string, ...any)) error {
+			res, err := MeasureReads(ctx, dir, p.ReadRounds)
+			if err == nil {
+				r.Read = &res
+				log("%.1f MiB database: store %.0f us/round, stock %.0f us/round: %.2fx", res.DBMiB, res.StoreUsRound, res.StockUsRound, res.Ratio)
 			}
 			return err
 		}},

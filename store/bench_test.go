@@ -127,3 +127,23 @@ func BenchmarkMemory(b *testing.B) {
 		b.ReportMetric(r.RSSPerWAL, "rss/wal")
 	}
 }
+
+// BenchmarkRead runs a read-heavy workload (random point reads and
+// 100-row range scans on a database four times SQLite's default page
+// cache) on the store and on stock WAL NORMAL in the same directory,
+// alternating rounds (bench.MeasureReads), and reports store/stock time.
+// One measurement of 20 rounds per b.N; run with -benchtime 1x.
+func BenchmarkRead(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		r, err := bench.MeasureReads(context.Background(), dirB(b), 20)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(r.StoreUsRound, "store-us/round")
+		b.ReportMetric(r.StockUsRound, "stock-us/round")
+		b.ReportMetric(r.Ratio, "store/stock")
+		b.ReportMetric(r.RatioMin, "store/stock-min")
+		b.ReportMetric(r.RatioMax, "store/stock-max")
+		b.ReportMetric(r.DBMiB, "db-MiB")
+	}
+}

@@ -88,8 +88,8 @@ func TestRun_benchQuick(t *testing.T) {
 
 	t.Run("table", func(t *testing.T) {
 		for _, want := range []string{
-			"bench [1/9] commit throughput, single-row autocommit ...",
-			"bench [9/9] done in ",
+			"bench [1/10] commit throughput, single-row autocommit ...",
+			"bench [10/10] done in ",
 			"## `ejectsafe bench` on ",
 			"- Command: `ejectsafe bench --quick --json",
 			"### 1. Commit throughput",
@@ -103,6 +103,8 @@ func TestRun_benchQuick(t *testing.T) {
 			"| 16.",
 			"### 4. Memory at the WAL cap",
 			"### 5. Open time",
+			"### 6. Reads",
+			"read-heavy workload time vs stock WAL NORMAL",
 			"### Targets (issue #7; reported, not asserted)",
 			"store commit throughput vs `:memory:`",
 		} {
