@@ -30,7 +30,7 @@ var Variants = []string{Store, Limit, Memory, WALOff, WALNormal, WALFull, Rollba
 // VariantDesc says what each variant is, for tables.
 var VariantDesc = map[string]string{
 	Store:        "ejectsafe store",
-	Limit:        "limit: SQLite's WAL over malloc'd buffers, exclusive locking, no I/O",
+	Limit:        "SQLite's WAL over malloc'd buffers, exclusive locking, no I/O",
 	Memory:       "SQLite `:memory:`",
 	WALOff:       "stock WAL, synchronous=OFF",
 	WALNormal:    "stock WAL, synchronous=NORMAL",
