@@ -77,7 +77,7 @@ func PlanFor(quick bool) Plan {
 			CkptIters: func(int) int { return 3 },
 			MemCap:    16 << 20,
 			OpenSizes: [2]int{1, 16}, OpenIters: 5,
-			ReadRounds: 4,
+			ReadRounds: 2,
 		}
 	}
 	return Plan{

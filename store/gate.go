@@ -34,7 +34,8 @@ import (
 // keeps its snapshot in the WAL, and SQLite cannot restart the WAL under
 // it): holding writers back would not help, the WAL grows, and at the cap
 // commits fail with an error IsWALFull recognizes. The next rewind that
-// succeeds turns it on again.
+// succeeds turns it on again. It is off as well while checkpoints fail
+// (a drive full or gone): the WAL then fills up to the cap, as before.
 
 // gateWait bounds how long the gate stays closed waiting for transactions
 // in progress to end. A transaction still open after it is taken for a
@@ -116,7 +117,10 @@ func (s *Store) tryRewind(ctx context.Context) (bool, error) {
 	// copy inside the rewind is what keeps a writer that never pauses
 	// from filling the WAL between the application's checkpoints.
 	var busy, logFrames, done int
-	s.state.deferSync.Store(s.highWater() > 0)
+	// Nor after a failed checkpoint: the rewind would move the frames into
+	// the MainFile's memory, which the cap does not bound, while the drive
+	// refuses the commits that would free it.
+	s.state.deferSync.Store(s.highWater() > 0 && s.stats.LastCheckpointError == nil)
 	err := s.pin.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
 	s.state.deferSync.Store(false)
 	if _, rerr := s.pin.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", s.opts.BusyTimeout.Milliseconds())); err == nil {
@@ -135,9 +139,21 @@ func (s *Store) tryRewind(ctx context.Context) (bool, error) {
 	s.stats.Rewinds++
 	if !s.rewindMissed.IsZero() {
 		s.rewindMissed = time.Time{}
-		setGate(s.path, -1, s.highWater())
+		s.setHighWater()
 	}
 	return true, nil
+}
+
+// setHighWater arms the gate's high-water mark, or disarms it while a
+// rewind cannot get in or checkpoints fail: holding writers back then
+// would only slow them (each new transaction waiting up to the gate's
+// bound) without freeing the WAL. The caller holds s.mu.
+func (s *Store) setHighWater() {
+	hw := s.highWater()
+	if !s.rewindMissed.IsZero() || s.stats.LastCheckpointError != nil {
+		hw = 0
+	}
+	setGate(s.path, -1, hw)
 }
 
 // rewindMissedNow records a rewind that could not get in, and stops the
@@ -145,7 +161,7 @@ func (s *Store) tryRewind(ctx context.Context) (bool, error) {
 func (s *Store) rewindMissedNow() {
 	s.stats.RewindsMissed++
 	s.rewindMissed = time.Now()
-	setGate(s.path, -1, 0)
+	s.setHighWater()
 }
 
 // IsWALFull reports whether err is a commit refused because the in-memory

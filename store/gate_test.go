@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,4 +243,56 @@ func TestStore_WALMemoryReusedByDefault(t *testing.T) {
 	if a := s.Stats().WALAllocated; a < reached {
 		t.Fatalf("WALAllocated %d after a checkpoint; want the %d touched kept", a, reached)
 	}
+}
+
+// TestStore_GateWhileCheckpointsFail: with a drive that refuses every
+// commit, the gate stops holding writers back (they would wait for a
+// rewind that cannot help), the WAL fills to its cap as before, commits
+// then fail with IsWALFull and change nothing, and the MainFile's memory
+// holds no more than two WALs' worth. Once the drive works, a checkpoint
+// succeeds and writes go on.
+func TestStore_GateWhileCheckpointsFail(t *testing.T) {
+	const capBytes = 8 << 20
+	rec := &recorder{}
+	s, path := openT(t, withRecorder(Options{MaxWALBytes: capBytes}, rec))
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	rec.setFailSync(syscall.EIO)
+	const tx = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i < 63) INSERT INTO t SELECT randomblob(4000) FROM n"
+	var full int
+	var worst time.Duration
+	for i := 0; i < 200 && full < 3; i++ {
+		t0 := time.Now()
+		_, err := db.Exec(tx)
+		worst = max(worst, time.Since(t0))
+		switch {
+		case err == nil:
+		case IsWALFull(err):
+			full++
+		default:
+			t.Fatalf("commit %d: %v; want success or IsWALFull", i, err)
+		}
+	}
+	st := s.Stats()
+	overlay := rec.MainFile.(*checkpoint.Main).Stats().Overlay
+	t.Logf("drive failing: %d commits WAL full, longest commit %v, %d checkpoint failures, MainFile overlay %d bytes; %d rewinds, %d missed, longest gate hold %v",
+		full, worst.Round(time.Microsecond), st.CheckpointFailures, overlay, st.Rewinds, st.RewindsMissed, st.LongestGateHold)
+	if full == 0 {
+		t.Fatal("the WAL never filled while every checkpoint failed")
+	}
+	if st.CheckpointFailures == 0 {
+		t.Fatal("no checkpoint failed: the test did not exercise a failing drive")
+	}
+	// The first failing checkpoint may have rewound one WAL into the
+	// MainFile (its commit failed after the rewind); later ones do not
+	// rewind, and their backfill copies at most the WAL again: two WALs.
+	if overlay > 2*capBytes {
+		t.Fatalf("MainFile holds %d bytes of overlay with every commit failing; want at most two WALs (%d)", overlay, 2*capBytes)
+	}
+	rec.setFailSync(nil)
+	mustCheckpoint(t, s)
+	if w, _ := walStats(path); int64(w.size) > capBytes/4 {
+		t.Fatalf("WAL %d bytes after a successful checkpoint; want it rewound", int64(w.size))
+	}
+	mustExec(t, db, tx)
 }

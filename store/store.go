@@ -558,6 +558,9 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 		}
 		return ErrClosed
 	}
+	if !s.opts.ManualCheckpoint {
+		defer s.setHighWater() // off while checkpoints fail (gate.go)
+	}
 	start := time.Now()
 	s.state.takeErr() // forget errors of earlier operations
 	// The long part of a checkpoint, copying the database, happens here,
