@@ -64,6 +64,7 @@ type Plan struct {
 	MemCap         int64 // the WAL cap for the memory measurement
 	OpenSizes      [2]int
 	OpenIters      int
+	ReadRounds     int
 }
 
 // PlanFor returns the full plan or the quick one.
@@ -76,10 +77,11 @@ func PlanFor(quick bool) Plan {
 			CkptIters: func(int) int { return 3 },
 			MemCap:    16 << 20,
 			OpenSizes: [2]int{1, 16}, OpenIters: 5,
+			ReadRounds: 2,
 		}
 	}
 	return Plan{
-		CommitRounds: 30, CommitPerRound: 1000, TxPerRound: 40, FsyncDivisor: 50,
+		CommitRounds: 30, CommitPerRound: 4000, TxPerRound: 40, FsyncDivisor: 50,
 		LatencyMiB: 16, LatencyDur: 3 * time.Second, LatencyRate: 10000,
 		CkptSizes: []int{1, 16, 256}, CkptDirty: []float64{0.1, 1, 10},
 		CkptIters: func(mib int) int {
@@ -90,6 +92,7 @@ func PlanFor(quick bool) Plan {
 		},
 		MemCap:    64 << 20,
 		OpenSizes: [2]int{1, 256}, OpenIters: 9,
+		ReadRounds: 20,
 	}
 }
 
@@ -107,6 +110,7 @@ type Report struct {
 	Checkpoint []CheckpointResult `json:"checkpoint"`
 	Memory     *MemoryResult      `json:"memory"`
 	Open       *OpenResult        `json:"open"`
+	Read       *ReadResult        `json:"read"`
 	Targets    []Target           `json:"targets"`
 }
 
@@ -163,6 +167,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			r.Commit = append(r.Commit, res...)
 			return err
 		}},
+		{"commit throughput, single-row autocommit, unprepared SQL through Exec", func(dir string, log func(string, ...any)) error {
+			res, err := MeasureUnprepared(ctx, dir, p, log)
+			r.Commit = append(r.Commit, res...)
+			return err
+		}},
 		{"commit throughput, 100-row transactions", func(dir string, log func(string, ...any)) error {
 			res, err := MeasureCommits(ctx, dir, 100, p, log)
 			r.Commit = append(r.Commit, res...)
@@ -198,6 +207,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if err == nil {
 				r.Memory = &res
 				log("peak RSS %s over a base of %s for %s of WAL: %.2fx", mibStr(res.PeakRSS), mibStr(res.BaseRSS), mibStr(res.WALBytes), res.RSSPerWAL)
+			}
+			return err
+		}},
+		step{"reads: point reads and range scans, store vs stock WAL NORMAL", func(dir string, log func(string, ...any)) error {
+			res, err := MeasureReads(ctx, dir, p.ReadRounds)
+			if err == nil {
+				r.Read = &res
+				log("%.1f MiB database: store %.0f us/round, stock %.0f us/round: %.2fx", res.DBMiB, res.StoreUsRound, res.StockUsRound, res.Ratio)
 			}
 			return err
 		}},

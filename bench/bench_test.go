@@ -102,11 +102,15 @@ func TestEvaluate(t *testing.T) {
 		t.Errorf("raw floor target: %+v; want the worst case of the 16 MiB ones (2x, missed)", raw)
 	}
 	mem := got["store commit throughput vs `:memory:`, steady state, autocommit"]
-	if mem.Measured != 2 || !mem.Met {
+	if mem.Measured != 3 || !mem.Met { // sampleReport: the third variant, ratio 3
 		t.Errorf(":memory: target: %+v", mem)
 	}
-	if len(ts) != 7 {
-		t.Errorf("%d targets; want 7 (no tx100 results): %+v", len(ts), ts)
+	lim := got["store commit throughput vs the limit arm (SQLite's WAL over malloc'd buffers), steady state, autocommit"]
+	if lim.Measured != 2 || !lim.Met || lim.Limit != 0.9 {
+		t.Errorf("limit target: %+v", lim)
+	}
+	if len(ts) != 8 {
+		t.Errorf("%d targets; want 8 (no tx100 or autocommit-exec results): %+v", len(ts), ts)
 	}
 }
 

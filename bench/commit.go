@@ -16,6 +16,7 @@ import (
 // statements through the same driver.
 const (
 	Store        = "store"         // the ejectsafe store (WAL in memory)
+	Limit        = "limit"         // SQLite's WAL code over malloc'd buffers, no I/O (limitvfs.c)
 	Memory       = "memory"        // SQLite :memory:
 	WALOff       = "wal-off"       // stock WAL, synchronous=OFF
 	WALNormal    = "wal-normal"    // stock WAL, synchronous=NORMAL
@@ -24,11 +25,12 @@ const (
 )
 
 // Variants lists the commit variants in report order.
-var Variants = []string{Store, Memory, WALOff, WALNormal, WALFull, RollbackFull}
+var Variants = []string{Store, Limit, Memory, WALOff, WALNormal, WALFull, RollbackFull}
 
 // VariantDesc says what each variant is, for tables.
 var VariantDesc = map[string]string{
 	Store:        "ejectsafe store",
+	Limit:        "SQLite's WAL over malloc'd buffers, exclusive locking, no I/O",
 	Memory:       "SQLite `:memory:`",
 	WALOff:       "stock WAL, synchronous=OFF",
 	WALNormal:    "stock WAL, synchronous=NORMAL",
@@ -74,15 +76,29 @@ func ModeName(rows int) string {
 	return fmt.Sprintf("tx%d", rows)
 }
 
+// Unprepared is the mode name of single-row autocommit INSERTs made with
+// unprepared SQL (Exec with the statement's text, prepared and finalized
+// by the driver on every call), as most applications write them.
+const Unprepared = "autocommit-exec"
+
+// mode names cs's commit mode.
+func (cs *CommitSet) mode() string {
+	if cs.Unprepared {
+		return Unprepared
+	}
+	return ModeName(cs.Rows)
+}
+
 // CommitSet is the commit variants opened side by side in one directory,
 // committing rows-row transactions (1: autocommit INSERTs). Rounds
 // alternate between the variants; between rounds the store checkpoints,
 // untimed, as a long-running app's background checkpointer does. Stock
 // WAL keeps its own auto-checkpoint, which is part of its commit cost.
 type CommitSet struct {
-	Rows     int
-	Variants []*Variant
-	row      []byte
+	Rows       int
+	Unprepared bool // single-row commits through Exec with the SQL text (mode Unprepared)
+	Variants   []*Variant
+	row        []byte
 }
 
 // Variant is one way of committing.
@@ -129,6 +145,12 @@ func OpenCommitSet(dir string, names []string, rows, perRound, fsyncDiv int) (cs
 			}
 			v.db, v.closeAll = s.DB(), s.Close
 			v.between = func() error { return s.Checkpoint(ctx) }
+		case Limit:
+			v.db, v.closeAll, err = openLimit(path)
+			v.between = func() error {
+				_, err := v.conn.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+				return err
+			}
 		case Memory:
 			v.db, err = openStock(":memory:", "", "")
 		case WALOff:
@@ -191,7 +213,11 @@ func fileURI(path string) string {
 }
 
 // commitOnce runs one transaction.
-func (v *Variant) commitOnce(rows int, row []byte) error {
+func (v *Variant) commitOnce(rows int, unprepared bool, row []byte) error {
+	if rows == 1 && unprepared {
+		_, err := v.conn.ExecContext(context.Background(), "INSERT INTO t(v) VALUES(?)", row)
+		return err
+	}
 	if rows == 1 {
 		_, err := v.ins.Exec(row)
 		return err
@@ -216,7 +242,7 @@ func (cs *CommitSet) Round(timed bool) error {
 		var sum time.Duration
 		for i := 0; i < v.PerRound; i++ {
 			t0 := time.Now()
-			if err := v.commitOnce(cs.Rows, cs.row); err != nil {
+			if err := v.commitOnce(cs.Rows, cs.Unprepared, cs.row); err != nil {
 				return fmt.Errorf("%s: %w", v.Name, err)
 			}
 			d := time.Since(t0)
@@ -274,7 +300,7 @@ func (cs *CommitSet) Results() []CommitResult {
 		n := len(v.lat)
 		ns := float64(sum.Nanoseconds()) / float64(max(n, 1))
 		res := CommitResult{
-			Mode: ModeName(cs.Rows), Variant: v.Name, RowsPerCommit: cs.Rows, Commits: n,
+			Mode: cs.mode(), Variant: v.Name, RowsPerCommit: cs.Rows, Commits: n,
 			Rounds: len(v.rounds), PerRound: v.PerRound,
 			NsPerCommit: ns, CommitsPerSec: 1e9 / ns, RowsPerSec: 1e9 / ns * float64(cs.Rows),
 			P50us: percentile(v.lat, 0.50), P99us: percentile(v.lat, 0.99),
@@ -297,14 +323,29 @@ func (cs *CommitSet) Results() []CommitResult {
 // one untimed warm-up round (the store's WAL memory touched once, as in
 // steady state), then p.CommitRounds timed rounds.
 func MeasureCommits(ctx context.Context, dir string, rows int, p Plan, log func(string, ...any)) ([]CommitResult, error) {
+	return measureCommits(ctx, dir, rows, false, nil, p, log)
+}
+
+// UnpreparedVariants are the variants measured in mode Unprepared: the
+// store, the limit arm and :memory: (the statement's preparation is the
+// same work in every variant; the fsync-bound ones would add nothing).
+var UnpreparedVariants = []string{Store, Limit, Memory}
+
+// MeasureUnprepared is MeasureCommits in mode Unprepared.
+func MeasureUnprepared(ctx context.Context, dir string, p Plan, log func(string, ...any)) ([]CommitResult, error) {
+	return measureCommits(ctx, dir, 1, true, UnpreparedVariants, p, log)
+}
+
+func measureCommits(ctx context.Context, dir string, rows int, unprepared bool, names []string, p Plan, log func(string, ...any)) ([]CommitResult, error) {
 	perRound := p.CommitPerRound
 	if rows > 1 {
 		perRound = p.TxPerRound
 	}
-	cs, err := OpenCommitSet(dir, nil, rows, perRound, p.FsyncDivisor)
+	cs, err := OpenCommitSet(dir, names, rows, perRound, p.FsyncDivisor)
 	if err != nil {
 		return nil, err
 	}
+	cs.Unprepared = unprepared
 	defer cs.Close()
 	if err := cs.Round(false); err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ type lyingFS struct {
 	device.FS
 	corrupt bool
 	free    func() (int64, error) // nil: the inner FS's
+	reads   int                   // reads of copies
 }
 
 func (l *lyingFS) Unwrap() device.FS { return l.FS }
@@ -56,6 +57,7 @@ func (f *lyingFile) Unwrap() device.File { return f.File }
 
 func (f *lyingFile) ReadAt(p []byte, off int64) (int, error) {
 	n, err := f.File.ReadAt(p, off)
+	f.fs.reads++
 	if n > 0 && f.fs.corrupt {
 		p[0] ^= 0xff
 	}
@@ -97,6 +99,45 @@ func TestCommit_DriveCorrupted(t *testing.T) {
 		t.Fatal("database after the retry differs")
 	}
 	checkTrace(t, fs)
+}
+
+// TestCommit_ReadBack: ReadBackAlways reads every copy back and catches a
+// drive that stores other bytes; ReadBackNever reads nothing back (for
+// kernel filesystems, where the read would come from the page cache) and
+// records the checksum of the bytes written.
+func TestCommit_ReadBack(t *testing.T) {
+	for _, tc := range []struct {
+		mode      ReadBack
+		wantReads bool
+		wantErr   error
+	}{
+		{ReadBackAlways, true, ErrDriveCorrupted},
+		{ReadBackNever, false, nil},
+	} {
+		t.Run(map[ReadBack]string{ReadBackAlways: "always", ReadBackNever: "never"}[tc.mode], func(t *testing.T) {
+			fs := newFS(t, faultinject.Options{})
+			fs.WriteFile(testDB, stateA, 0o644)
+			lfs := &lyingFS{FS: fs, corrupt: true}
+			m, err := Open(lfs, testDB, Options{ReadBack: tc.mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if err := applyMain(m, writesB()); err != nil {
+				t.Fatal(err)
+			}
+			err = m.Commit()
+			if got := lfs.reads > 0; got != tc.wantReads {
+				t.Fatalf("the commit read its copy %d times; want reads: %v", lfs.reads, tc.wantReads)
+			}
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Commit = %v; want %v", err, tc.wantErr)
+			}
+			if tc.wantErr == nil && !bytes.Equal(fileOf(fs, testDB), stateB) {
+				t.Fatal("the database is not the committed state")
+			}
+		})
+	}
 }
 
 func TestCommit_FreeSpace(t *testing.T) {

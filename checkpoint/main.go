@@ -10,9 +10,11 @@
 // makes the overlay durable in one generation G:
 //
 //  1. write the base with the overlay patched in to TempName(db, G), in
-//     one pass in order (fusefat corrupts files written otherwise), then
-//     read it back: its checksum must be that of the bytes written, else
-//     the commit fails with ErrDriveCorrupted;
+//     one pass in order (fusefat corrupts files written otherwise),
+//     checksumming the bytes as they are written; then, unless
+//     Options.ReadBack says not to, read it back: its checksum must be
+//     that of the bytes written, else the commit fails with
+//     ErrDriveCorrupted;
 //  2. fsync the copy: Ready must never claim data that may not be there;
 //  3. append Began{G, base} and Ready{G, copy} to the journal and fsync
 //     it: the rename below must only happen once recovery can tell the
@@ -81,7 +83,30 @@ type Options struct {
 	// checkpoints, as every record fills a 4 KiB slot and a checkpoint
 	// takes three).
 	JournalLimit int64
+	// ReadBack says whether Commit reads each copy back, through a new
+	// handle, and compares its checksum with that of the bytes it wrote
+	// (ErrDriveCorrupted on a mismatch, before anything claims the copy).
+	// The zero value, ReadBackAlways, is the safe choice when nothing is
+	// known of the filesystem.
+	ReadBack ReadBack
 }
+
+// ReadBack is what Commit does to check a copy it wrote.
+type ReadBack int
+
+const (
+	// ReadBackAlways reads the whole copy back after its fsync. Through a
+	// FUSE driver the read asks the daemon again, which is what catches a
+	// driver that stores other bytes than it was given (fusefat). On a
+	// kernel filesystem the read is served from the page cache the write
+	// just filled: it checks the kernel's memory, not the drive.
+	ReadBackAlways ReadBack = iota
+	// ReadBackNever records the checksum of the bytes written, computed
+	// in the write pass, without reading the copy: for filesystems where
+	// the read-back proves nothing (kernel filesystems). Recovery still
+	// checks every copy by that checksum before it trusts it.
+	ReadBackNever
+)
 
 // Stats describes a Main's commits.
 type Stats struct {

@@ -45,16 +45,29 @@ func dirB(b *testing.B) string {
 // It reports ns/commit and p99 per variant and ratios store/<variant>:
 // the store's throughput relative to the variant's, median over rounds
 // (store/memory 0.9: the store commits at 0.9x :memory:).
-func BenchmarkCommit(b *testing.B) { benchCommit(b, 1, 1000) }
+func BenchmarkCommit(b *testing.B) { benchCommit(b, 1, 4000) }
 
 // BenchmarkCommitTx100 is BenchmarkCommit with 100-row transactions.
 func BenchmarkCommitTx100(b *testing.B) { benchCommit(b, 100, 40) }
 
+// BenchmarkCommitUnprepared is BenchmarkCommit with unprepared SQL (Exec
+// with the statement's text, as most applications write it), for the
+// store, the limit arm and :memory:.
+func BenchmarkCommitUnprepared(b *testing.B) { benchCommit(b, -1, 4000) }
+
+// benchCommit runs rows-row transactions; rows -1: single-row autocommit
+// through unprepared SQL.
 func benchCommit(b *testing.B, rows, perRound int) {
-	cs, err := bench.OpenCommitSet(dirB(b), nil, rows, perRound, 50)
+	var names []string
+	unprepared := rows < 0
+	if unprepared {
+		rows, names = 1, bench.UnpreparedVariants
+	}
+	cs, err := bench.OpenCommitSet(dirB(b), names, rows, perRound, 50)
 	if err != nil {
 		b.Fatal(err)
 	}
+	cs.Unprepared = unprepared
 	defer cs.Close()
 	// Warm up: one untimed round each, so the store's WAL memory is
 	// touched once, as in steady state.
@@ -112,5 +125,25 @@ func BenchmarkMemory(b *testing.B) {
 		b.ReportMetric(float64(r.ExtraRSS)/(1<<20), "extra-rss-MiB")
 		b.ReportMetric(float64(r.WALBytes)/(1<<20), "wal-MiB")
 		b.ReportMetric(r.RSSPerWAL, "rss/wal")
+	}
+}
+
+// BenchmarkRead runs a read-heavy workload (random point reads and
+// 100-row range scans on a database four times SQLite's default page
+// cache) on the store and on stock WAL NORMAL in the same directory,
+// alternating rounds (bench.MeasureReads), and reports store/stock time.
+// One measurement of 20 rounds per b.N; run with -benchtime 1x.
+func BenchmarkRead(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		r, err := bench.MeasureReads(context.Background(), dirB(b), 20)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(r.StoreUsRound, "store-us/round")
+		b.ReportMetric(r.StockUsRound, "stock-us/round")
+		b.ReportMetric(r.Ratio, "store/stock")
+		b.ReportMetric(r.RatioMin, "store/stock-min")
+		b.ReportMetric(r.RatioMax, "store/stock-max")
+		b.ReportMetric(r.DBMiB, "db-MiB")
 	}
 }

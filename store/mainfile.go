@@ -54,9 +54,34 @@ type mainFile interface {
 
 var _ mainFile = (*checkpoint.Main)(nil)
 
-// openTwoPhase opens the default mainFile: package checkpoint's.
+// openTwoPhase opens the default mainFile: package checkpoint's, reading
+// every copy back.
 func openTwoPhase(fsys device.FS, path string) (mainFile, error) {
 	return checkpoint.Open(fsys, path, checkpoint.Options{})
+}
+
+// twoPhaseWith opens package checkpoint's mainFile with the read-back
+// readBackFor chose.
+func twoPhaseWith(rb checkpoint.ReadBack) func(device.FS, string) (mainFile, error) {
+	return func(fsys device.FS, path string) (mainFile, error) {
+		return checkpoint.Open(fsys, path, checkpoint.Options{ReadBack: rb})
+	}
+}
+
+// readBackFor says whether checkpoints on a filesystem of class c read
+// their copies back. A read right after the write is served from the page
+// cache on a kernel filesystem (local, overlay, memory): it proves
+// nothing about the drive and costs a second pass over the database, so
+// it is skipped there. Through a FUSE driver it asks the daemon again,
+// which is how fusefat's corruption of files written out of order was
+// caught: kept. Unknown and network filesystems keep it too, as does any
+// device.FS other than the OS's (the caller decides that).
+func readBackFor(c device.FSClass) checkpoint.ReadBack {
+	switch c {
+	case device.ClassLocal, device.ClassOverlay, device.ClassMemory:
+		return checkpoint.ReadBackNever
+	}
+	return checkpoint.ReadBackAlways
 }
 
 // inPlace is a mainFile whose writes go straight to the database file. It
@@ -131,6 +156,11 @@ type dbState struct {
 	// abandoned refuses every write to the main file: an abandoned
 	// Store's connections close without checkpointing.
 	abandoned atomic.Bool
+
+	// deferSync turns SQLite's xSync of the main file into a no-op while
+	// the Store runs a checkpoint it commits (MainFile.Commit) right
+	// after: the WAL rewind inside the gate (gate.go).
+	deferSync atomic.Bool
 
 	// fenced refuses the same while the Store's drive is lost, changed or
 	// held by another process (ensureAttached).

@@ -81,6 +81,8 @@ typedef struct es_node {
 	int nShmUser;
 	int shmShared[SQLITE_SHM_NLOCK]; /* holders of each slot in SHARED */
 	int shmExcl[SQLITE_SHM_NLOCK];   /* 1 while a connection holds it EXCLUSIVE */
+	int gate;                        /* 1: new transactions wait (see gateWaitLocked) */
+	long long highwater;             /* >0: new transactions also wait while the WAL is larger */
 
 	es_wal wal;
 } es_node;
@@ -602,6 +604,85 @@ static int mainShmMap(sqlite3_file *pf, int iRegion, int szRegion, int extend, v
 	return rc;
 }
 
+/* ---- the gate: lets the Store's WAL rewind in between transactions ---- */
+
+/* SQLite restarts the WAL only when a transaction begins with every frame
+ * backfilled and no reader on a WAL snapshot (wal.c walRestartLog), or when
+ * a TRUNCATE checkpoint gets the writer lock and every reader lock. With
+ * transactions back to back neither happens, and the WAL runs into its
+ * cap. So the Store closes the gate (es_gate), waits until no transaction
+ * holds a lock (es_gate_quiet), rewinds, and opens it again.
+ *
+ * A connection beginning a transaction takes its first wal-index lock on
+ * a reader slot (WAL_READ_LOCK(i), slots 3-7; the writer slot 0 when it
+ * must rebuild the index) while holding none: that request waits here
+ * while the gate is closed. Connections holding locks (a transaction in
+ * progress) pass, and so does a checkpoint, whose first lock is
+ * WAL_CKPT_LOCK (slot 1): the gate never blocks what the rewind waits
+ * for. The wait is bounded (ES_GATE_MAX_US): past it the transaction goes
+ * on, and the rewind may then not get in.
+ *
+ * The gate also closes by itself while the WAL is larger than a high-water
+ * mark the Store sets (es_gate): new transactions then wait for the
+ * Store's checkpointer to rewind the WAL instead of running it into the
+ * cap. The Store sets the mark only while its checkpointer can rewind. */
+#define ES_READ_LOCK0 3
+#define ES_GATE_POLL_US 50
+#define ES_GATE_MAX_US 1000000
+
+static int gateClosedLocked(es_node *n) {
+	long long size;
+	if (n->gate) return 1;
+	if (n->highwater <= 0) return 0;
+	pthread_mutex_lock(&n->wal.mu);
+	size = n->wal.size;
+	pthread_mutex_unlock(&n->wal.mu);
+	return size > n->highwater;
+}
+
+static void gateWaitLocked(es_file *f) {
+	es_node *n = f->node;
+	int waited = 0;
+	if (f->shmSharedMask || f->shmExclMask) return;
+	while (waited < ES_GATE_MAX_US && gateClosedLocked(n)) {
+		pthread_mutex_unlock(&n->mu);
+		gbase->xSleep(gbase, ES_GATE_POLL_US);
+		waited += ES_GATE_POLL_US;
+		pthread_mutex_lock(&n->mu);
+	}
+}
+
+int es_gate(const char *path, int closed, long long highwater) {
+	es_node *p;
+	pthread_mutex_lock(&gmu);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		pthread_mutex_lock(&p->mu);
+		if (closed >= 0) p->gate = closed;
+		if (highwater >= 0) p->highwater = highwater;
+		pthread_mutex_unlock(&p->mu);
+	}
+	pthread_mutex_unlock(&gmu);
+	return p != 0;
+}
+
+int es_gate_quiet(const char *path) {
+	es_node *p;
+	int i, quiet = 0;
+	pthread_mutex_lock(&gmu);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		pthread_mutex_lock(&p->mu);
+		quiet = !p->shmExcl[0] && !p->shmShared[0];
+		for (i = ES_READ_LOCK0; i < SQLITE_SHM_NLOCK; i++) {
+			if (p->shmShared[i] || p->shmExcl[i]) quiet = 0;
+		}
+		pthread_mutex_unlock(&p->mu);
+	}
+	pthread_mutex_unlock(&gmu);
+	return quiet;
+}
+
 /* xShmLock: SQLite's lock slots. SHARED is taken one slot at a time and
  * fails while another connection holds the slot EXCLUSIVE; EXCLUSIVE fails
  * while any other connection holds any of the slots in any mode. */
@@ -612,6 +693,7 @@ static int mainShmLock(sqlite3_file *pf, int ofst, int cnt, int flags) {
 	int i, rc = SQLITE_OK;
 	if (ofst < 0 || cnt < 1 || ofst + cnt > SQLITE_SHM_NLOCK) return SQLITE_IOERR;
 	pthread_mutex_lock(&n->mu);
+	if (!(flags & SQLITE_SHM_UNLOCK) && (ofst == 0 || ofst >= ES_READ_LOCK0)) gateWaitLocked(f);
 	if (flags & SQLITE_SHM_UNLOCK) {
 		for (i = ofst; i < ofst + cnt; i++) {
 			unsigned bit = 1u << i;

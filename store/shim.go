@@ -153,6 +153,9 @@ func (c mainConn) Sync() error {
 	if err := c.d.writable(); err != nil {
 		return err
 	}
+	if c.d.deferSync.Load() {
+		return nil // the Store commits right after (gate.go)
+	}
 	return c.d.main.Sync()
 }
 
@@ -422,4 +425,21 @@ func lockState(path string) (nShared, eLock, nShmUser int, ok bool) {
 	var a, b, c C.int
 	ok = C.es_lock_state(cs, &a, &b, &c) != 0
 	return int(a), int(b), int(c), ok
+}
+
+// setGate sets the shim's gate for new transactions on path (es_gate in
+// shim.c): closed 1 closes it, 0 opens it, -1 leaves it; highwater > 0
+// closes it while the WAL is larger, 0 turns that off, -1 leaves it.
+func setGate(path string, closed int, highwater int64) {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	C.es_gate(cs, C.int(closed), C.longlong(highwater))
+}
+
+// gateQuiet reports whether no connection to path holds the WAL writer
+// lock or a reader lock.
+func gateQuiet(path string) bool {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	return C.es_gate_quiet(cs) != 0
 }

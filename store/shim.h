@@ -40,4 +40,16 @@ void es_wal_discard(const char *path);
 /* es_lock_state reports the main-file lock table of path (for tests). */
 int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser);
 
+/*
+ * es_gate sets the gate of path: closed=1 closes it, 0 opens it, -1 leaves
+ * it; highwater>0 makes it close by itself while the WAL is larger, 0 turns
+ * that off, -1 leaves it. While it is closed, a connection beginning a
+ * transaction waits (up to 1 s) before its first wal-index lock.
+ * es_gate_quiet answers 1 when no connection holds the writer lock or any
+ * reader lock, so a TRUNCATE checkpoint gets in at once. Both return 0
+ * when path is unknown. See shim.c.
+ */
+int es_gate(const char *path, int closed, long long highwater);
+int es_gate_quiet(const char *path);
+
 #endif

@@ -88,18 +88,23 @@ func TestRun_benchQuick(t *testing.T) {
 
 	t.Run("table", func(t *testing.T) {
 		for _, want := range []string{
-			"bench [1/8] commit throughput, single-row autocommit ...",
-			"bench [8/8] done in ",
+			"bench [1/10] commit throughput, single-row autocommit ...",
+			"bench [10/10] done in ",
 			"## `ejectsafe bench` on ",
 			"- Command: `ejectsafe bench --quick --json",
 			"### 1. Commit throughput",
 			"| autocommit | store: ejectsafe store |",
 			"| tx100 | rollback-full: rollback journal, synchronous=FULL |",
+			"| autocommit-exec | limit: ",
+			"| tx100 | limit: ",
+			"store commit throughput vs the limit arm",
 			"### 2. Commit latency while a checkpoint runs",
 			"### 3. Checkpoint time and bytes written",
 			"| 16.",
 			"### 4. Memory at the WAL cap",
 			"### 5. Open time",
+			"### 6. Reads",
+			"read-heavy workload time vs stock WAL NORMAL",
 			"### Targets (issue #7; reported, not asserted)",
 			"store commit throughput vs `:memory:`",
 		} {
