@@ -37,7 +37,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		code = 1
 	}
 	if in.json {
-		writeJSON(stdout, checkOut{statusOut: statusJSON(code, v), Safe: code == 0, Synced: synced, Reasons: nonNil(reasons)})
+		writeJSON(stdout, checkOut{statusOut: statusJSON("check", code, v), Safe: code == 0, Synced: synced, Reasons: nonNil(reasons)})
 		return code
 	}
 	for _, h := range v.Holders {

@@ -176,8 +176,8 @@ type statusOut struct {
 	Users   []userOut   `json:"users"`
 }
 
-func statusJSON(code int, v volume) statusOut {
-	o := statusOut{header: newHeader("status", code), Volume: volumeJSON(v.Probe, v.Mounted), Holders: []holderOut{}, Users: usersJSON(v.Users)}
+func statusJSON(cmd string, code int, v volume) statusOut {
+	o := statusOut{header: newHeader(cmd, code), Volume: volumeJSON(v.Probe, v.Mounted), Holders: []holderOut{}, Users: usersJSON(v.Users)}
 	for _, h := range v.Holders {
 		o.Holders = append(o.Holders, holderJSON(h))
 	}

@@ -19,7 +19,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return in.fail(2, err)
 	}
 	if in.json {
-		writeJSON(stdout, statusJSON(0, v))
+		writeJSON(stdout, statusJSON("status", 0, v))
 		return 0
 	}
 	p := v.Probe
