@@ -200,21 +200,28 @@ func doctor(ctx context.Context, path string) (*doctorReport, error) {
 	}
 
 	// 3. Overall.
-	rep.Overall = statusOK
-	for _, f := range rep.Findings {
-		switch {
-		case f.Status == statusFail:
-			rep.Overall = statusFail
-		case f.Status == statusInfo:
-			// not what the store depends on
-		case f.Status == statusWarn && rep.Overall == statusOK:
-			rep.Overall = statusWarn
-		}
-	}
+	rep.Overall = overall(rep.Findings)
 	if rep.Overall == statusFail {
 		rep.ExitCode = 1
 	}
 	return rep, nil
+}
+
+// overall is the verdict: the worst finding the store depends on; INFO
+// findings (the shm probe) are left out.
+func overall(findings []finding) string {
+	v := statusOK
+	for _, f := range findings {
+		switch {
+		case f.Status == statusFail:
+			v = statusFail
+		case f.Status == statusInfo:
+			// not what the store depends on
+		case f.Status == statusWarn && v == statusOK:
+			v = statusWarn
+		}
+	}
+	return v
 }
 
 // liveChecks runs the checks in tmp. Its error is only ctx's.

@@ -319,3 +319,27 @@ func TestWrap(t *testing.T) {
 		t.Errorf("wrap of nothing = %q", got)
 	}
 }
+
+// TestDoctor_overall: the verdict is the worst finding the store depends
+// on; an informational finding never changes it.
+func TestDoctor_overall(t *testing.T) {
+	for _, tc := range []struct {
+		statuses []string
+		want     string
+	}{
+		{[]string{statusOK, statusOK, statusInfo}, statusOK},
+		{[]string{statusOK, statusWarn, statusInfo}, statusWarn},
+		{[]string{statusOK, statusFail, statusInfo}, statusFail},
+		{[]string{statusWarn, statusFail}, statusFail},
+		{[]string{statusInfo}, statusOK},
+		{nil, statusOK},
+	} {
+		var fs []finding
+		for i, s := range tc.statuses {
+			fs = append(fs, finding{Check: fmt.Sprint("c", i), Status: s})
+		}
+		if got := overall(fs); got != tc.want {
+			t.Errorf("overall(%v) = %s; want %s", tc.statuses, got, tc.want)
+		}
+	}
+}

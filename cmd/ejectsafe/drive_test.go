@@ -196,6 +196,18 @@ func TestCheck_openFile(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "cached writes flushed") {
 				t.Fatalf("check after the writer exited = %d:\n%s%s", code, out, errs)
 			}
+			// "Safe" is true of the drive: a pull right after it loses
+			// nothing the writer wrote (without check's sync, the data
+			// sits in the device's cache, which a pull loses).
+			if err := vol.Pull(); err != nil {
+				t.Fatal(err)
+			}
+			if err := vol.Remount(); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := os.ReadFile(file); err != nil || string(b) != "a document being written\n" {
+				t.Fatalf("after check said safe and the drive was pulled: %q, %v", b, err)
+			}
 		})
 	}
 }
