@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/mattn/go-sqlite3 v1.14.52
+	github.com/moby/sys/mountinfo v0.7.2
 	github.com/shirou/gopsutil/v3 v3.24.5
 	golang.org/x/sys v0.49.0
 )
