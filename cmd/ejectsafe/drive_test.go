@@ -192,6 +192,18 @@ func TestCheck_openFile(t *testing.T) {
 				t.Fatalf("check --json = %d: %+v", code, js)
 			}
 			stopProc(t, w)
+			// A process whose working directory is on the volume keeps it
+			// busy too (umount would fail), and is named.
+			sh := exec.Command("sleep", "60")
+			sh.Dir = vol.Mount
+			if err := sh.Start(); err != nil {
+				t.Fatal(err)
+			}
+			code, out, _ = runBin(t, nil, "check", vol.Mount)
+			stopProc(t, sh)
+			if want := fmt.Sprintf("pid %d (sleep): cwd: %s", sh.Process.Pid, vol.Mount); code != 1 || !strings.Contains(out, want) {
+				t.Fatalf("check with a working directory on the volume = %d; want 1 and %q:\n%s", code, want, out)
+			}
 			code, out, errs = runBin(t, nil, "check", vol.Mount)
 			if code != 0 || !strings.Contains(out, "cached writes flushed") {
 				t.Fatalf("check after the writer exited = %d:\n%s%s", code, out, errs)

@@ -174,10 +174,13 @@ type statusOut struct {
 	Volume  volumeOut   `json:"volume"`
 	Holders []holderOut `json:"holders"`
 	Users   []userOut   `json:"users"`
+	// Uninspected counts processes whose open files could not be read
+	// (other users' processes, without root): users may miss them.
+	Uninspected int `json:"uninspected"`
 }
 
 func statusJSON(cmd string, code int, v volume) statusOut {
-	o := statusOut{header: newHeader(cmd, code), Volume: volumeJSON(v.Probe, v.Mounted), Holders: []holderOut{}, Users: usersJSON(v.Users)}
+	o := statusOut{header: newHeader(cmd, code), Volume: volumeJSON(v.Probe, v.Mounted), Holders: []holderOut{}, Users: usersJSON(v.Users), Uninspected: v.Uninspected}
 	for _, h := range v.Holders {
 		o.Holders = append(o.Holders, holderJSON(h))
 	}

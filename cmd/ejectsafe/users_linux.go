@@ -12,7 +12,7 @@ import (
 // procRoot is /proc; tests do not change it.
 const procRoot = "/proc"
 
-// volumeUsers lists the processes with files open
+// volumeUsers lists the processes other than this one with files open
 // below mountPoint, found from /proc/*/{fd,cwd,root,exe,maps} by the
 // paths the kernel reports (readlink: nothing on the volume is touched,
 // so a dead drive cannot hang it). skipped counts processes that could
@@ -22,9 +22,10 @@ func volumeUsers(mountPoint string) (users []user, skipped int, err error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	self := os.Getpid() // this command: it holds nothing there and is about to exit
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || pid == self {
 			continue
 		}
 		u, ok, denied := inspect(pid, mountPoint)
