@@ -49,6 +49,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case code != 0:
 		fmt.Fprintf(stdout, "not safe to remove: %s: %s\n", v.Probe.MountPoint, strings.Join(reasons, "; "))
+	case !v.Mounted && v.Probe.MountPoint == "":
+		fmt.Fprintf(stdout, "safe to remove: %s is not mounted\n", v.Probe.Device)
 	case !v.Mounted:
 		fmt.Fprintf(stdout, "safe to remove: no volume is mounted at %s (it is on the root filesystem)\n", in.pos[0])
 	default:

@@ -59,7 +59,7 @@ ejectsafe holder has it, no process has a file open on it (named, as
 fuser -m does, from /proc/*/fd, cwd, root, exe and maps), and the
 kernel's cached writes have been flushed (check runs sync(2)). Not safe
 (exit 1) names every holder and process. Stale and invalid leases are
-reported and do not block.`,
+reported and do not block. PATH may be the block device (/dev/sdb1).`,
 			flags: jsonFlag, run: runCheck,
 		},
 		{
@@ -73,7 +73,8 @@ holder, all at once, to checkpoint and release, waiting at most
 else umount(2), else fusermount -u) and, with --power-off, power the
 drive off (udisksctl; refused before anything is done when it is
 missing). A volume the kernel does not call removable is refused unless
-PATH is its mount point or --force is given.`,
+PATH is its mount point or --force is given. PATH may be the block
+device; one that is not mounted has nothing to unmount (exit 0).`,
 			flags: func(fl *flag.FlagSet) {
 				fl.Duration("timeout", 30*time.Second, "how long to wait for all holders together")
 				fl.Bool("force", false, "go on when processes are busy, holders refuse or the volume is not removable")

@@ -500,3 +500,32 @@ func TestDoctor_fat(t *testing.T) {
 		t.Fatalf("doctor on FAT = %d, overall %s:\n%s", code, js.Overall, errs)
 	}
 }
+
+// TestCheck_device: check and eject accept the block device: mounted,
+// its mount is checked (a writer named); not mounted, it is safe and
+// eject has nothing to do.
+func TestCheck_device(t *testing.T) {
+	realfs.Skip(t, realfs.ExFAT) // fusefat shows "fusefat" as the mount's source, not the device
+	vol, err := realfs.New(t, realfs.Options{Kind: realfs.ExFAT, SizeMiB: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := vol.Device
+	w := startWriter(t, filepath.Join(vol.Mount, "notes.txt"))
+	code, out, errs := runBin(t, nil, "check", dev)
+	if code != 1 || !strings.Contains(out, fmt.Sprintf("pid %d", w.Process.Pid)) || !strings.Contains(out, vol.Mount) {
+		t.Fatalf("check %s with a writer on its mount = %d:\n%s%s", dev, code, out, errs)
+	}
+	stopProc(t, w)
+	if code, out, errs := runBin(t, nil, "eject", dev); code != 0 || mounted(t, vol.Mount) {
+		t.Fatalf("eject %s = %d:\n%s%s", dev, code, out, errs)
+	}
+	code, out, errs = runBin(t, nil, "check", "--json", dev)
+	var js checkOut
+	if err := json.Unmarshal([]byte(out), &js); err != nil || code != 0 || !js.Safe || js.Volume.Mounted || js.Volume.Device != dev {
+		t.Fatalf("check %s after the unmount = %d, %+v, %v\n%s", dev, code, js, err, errs)
+	}
+	if code, out, errs := runBin(t, nil, "eject", dev); code != 0 || !strings.Contains(out, "not mounted") {
+		t.Fatalf("eject of an unmounted %s = %d:\n%s%s", dev, code, out, errs)
+	}
+}

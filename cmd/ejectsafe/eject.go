@@ -99,6 +99,21 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 	mp := p.MountPoint
 	out.Volume = volumeJSON(p, v.Mounted)
 
+	if !v.Mounted && mp == "" { // a block device, not mounted
+		say("%s is not mounted: nothing to unmount", p.Device)
+		if powerOff {
+			if err := canPowerOff(); err != nil {
+				return finish(2, err)
+			}
+			if err := powerOffDrive(p); err != nil {
+				return finish(1, fmt.Errorf("power off %s: %w", p.Device, err))
+			}
+			out.PoweredOff = true
+			say("powered off %s", p.Device)
+		}
+		return finish(0, nil)
+	}
+
 	// 1. Refusals, before anything is asked or done.
 	if !noUnmount {
 		if !v.Mounted {

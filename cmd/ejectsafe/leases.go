@@ -46,8 +46,21 @@ type volume struct {
 // their status, and finds the processes using the volume.
 func gather(path string, timeout time.Duration) (volume, error) {
 	var v volume
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return v, err
+	}
+	if fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
+		// A block device: the volume is where it is mounted, if anywhere.
+		dev, mp, err := deviceMount(path)
+		if err != nil {
+			return v, err
+		}
+		if mp == "" {
+			v.Probe = device.Probe{Path: dev, Device: dev, MountOptions: []string{}, Notes: []string{}}
+			return v, nil
+		}
+		path = mp
 	}
 	p, err := device.ProbePath(path)
 	if err != nil {
