@@ -4,5 +4,6 @@ go 1.24
 
 require (
 	github.com/mattn/go-sqlite3 v1.14.52
+	github.com/moby/sys/mountinfo v0.7.2
 	golang.org/x/sys v0.30.0
 )

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,64 +18,51 @@ import (
 // (package bench): progress on stderr, the Markdown tables on stdout (with
 // --json: the JSON report on stdout, the tables on stderr).
 func runBench(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	dir := fl.String("dir", "", "measure on `DIR`'s filesystem (default: a temporary directory)")
-	quick := fl.Bool("quick", false, "small databases and few iterations: under a minute")
-	asJSON := fl.Bool("json", false, "print the report as JSON on stdout (the tables go to stderr)")
-	out := fl.String("out", "", "also write the report to `FILE`, and an SVG chart next to it (FILE's name with .svg)")
-	fl.Usage = func() {
-		fmt.Fprintf(stderr, "usage: ejectsafe bench [--dir DIR] [--quick] [--json] [--out FILE]\n")
-		fl.PrintDefaults()
+	in, code := parse("bench", args, stdout, stderr, 0, 0)
+	if in == nil {
+		return code
 	}
-	if err := fl.Parse(args); err != nil {
-		return 2
-	}
-	if fl.NArg() > 0 {
-		fmt.Fprintf(stderr, "ejectsafe bench: unexpected argument %q\n", fl.Arg(0))
-		fl.Usage()
-		return 2
-	}
-	if *out != "" {
+	dir, quick, asJSON, out := in.str("dir"), in.bool("quick"), in.bool("json"), in.str("out")
+	if out != "" {
 		// Refuse a report that could not be written before measuring.
-		if fi, err := os.Stat(filepath.Dir(*out)); err != nil || !fi.IsDir() {
-			fmt.Fprintf(stderr, "ejectsafe bench: --out %s: no such directory %s\n", *out, filepath.Dir(*out))
-			return 2
+		if fi, err := os.Stat(filepath.Dir(out)); err != nil || !fi.IsDir() {
+			return in.fail(2, fmt.Errorf("--out %s: no such directory %s", out, filepath.Dir(out)))
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	r, err := bench.Run(ctx, bench.Config{
-		Dir: *dir, Quick: *quick, Progress: stderr,
+		Dir: dir, Quick: quick, Progress: stderr,
 		Command: strings.TrimSpace("ejectsafe bench " + strings.Join(args, " ")),
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "ejectsafe bench: %v\n", err)
-		return 2
+		return in.fail(2, err)
 	}
 	var md bytes.Buffer
 	if err := bench.WriteMarkdown(&md, r); err != nil {
-		fmt.Fprintf(stderr, "ejectsafe bench: %v\n", err)
-		return 2
+		return in.fail(2, err)
 	}
-	js, err := json.MarshalIndent(r, "", "  ")
+	// The JSON report: the common header, the measurements under
+	// "report" (bench.Report has a "command" of its own: the command line).
+	js, err := json.MarshalIndent(struct {
+		header
+		Report *bench.Report `json:"report"`
+	}{newHeader("bench", 0), r}, "", "  ")
 	if err != nil {
-		fmt.Fprintf(stderr, "ejectsafe bench: %v\n", err)
-		return 2
+		return in.fail(2, err)
 	}
 	js = append(js, '\n')
 	report := md.Bytes()
-	if *asJSON {
+	if asJSON {
 		report = js
 		stderr.Write(md.Bytes())
 	}
 	stdout.Write(report)
-	if *out != "" {
-		if err := writeBenchFiles(*out, report, r); err != nil {
-			fmt.Fprintf(stderr, "ejectsafe bench: %v\n", err)
-			return 2
+	if out != "" {
+		if err := writeBenchFiles(out, report, r); err != nil {
+			return in.fail(2, err)
 		}
-		fmt.Fprintf(stderr, "ejectsafe bench: wrote %s and %s\n", *out, svgPath(*out))
+		fmt.Fprintf(stderr, "ejectsafe bench: wrote %s and %s\n", out, svgPath(out))
 	}
 	return 0
 }

@@ -30,12 +30,19 @@ func TestRun_benchQuick(t *testing.T) {
 	}
 
 	t.Run("json", func(t *testing.T) {
-		var r bench.Report
+		var wrapped struct {
+			header
+			Report bench.Report `json:"report"`
+		}
 		dec := json.NewDecoder(bytes.NewReader(stdout.Bytes()))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&r); err != nil {
+		if err := dec.Decode(&wrapped); err != nil {
 			t.Fatalf("stdout is not a report: %v\n%s", err, stdout.String())
 		}
+		if wrapped.Schema != schemaVersion || wrapped.Command != "bench" || wrapped.ExitCode != 0 {
+			t.Errorf("JSON header %+v", wrapped.header)
+		}
+		r := wrapped.Report
 		if !r.Quick || r.Command != "ejectsafe bench --quick --json --dir "+dir+" --out "+out || r.Machine.Cores == 0 || r.FS.Type == "" {
 			t.Errorf("header: quick %v, command %q, machine %+v, fs %+v", r.Quick, r.Command, r.Machine, r.FS)
 		}

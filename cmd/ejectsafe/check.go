@@ -1,58 +1,98 @@
 package main
 
 import (
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// runCheck: ejectsafe check [--json] PATH. Exit 0 when the volume holding
-// PATH is safe to remove (no live holder), 1 when a live holder has it
-// (named), 2 on error. Stale and invalid leases are reported and do not
-// block.
+// runCheck: ejectsafe check [--json] PATH. Exit 0 only when pulling the
+// volume holding PATH now would lose nothing anyone wrote: it is not
+// mounted, or no live holder has it, no process has a file open on it,
+// and sync(2) has flushed the kernel's cached writes. Exit 1 names every
+// holder and process; 2 on error. Stale and invalid leases are reported
+// and do not block.
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("check", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	asJSON := fl.Bool("json", false, "print a JSON object")
-	if err := fl.Parse(args); err != nil || fl.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: ejectsafe check [--json] PATH")
-		return 2
+	in, code := parse("check", args, stdout, stderr, 1, 1)
+	if in == nil {
+		return code
 	}
-	v, err := gather(fl.Arg(0), 2*time.Second)
+	v, err := gather(in.pos[0], 2*time.Second)
 	if err != nil {
-		if deadMount("check", fl.Arg(0), err, *asJSON, stdout, stderr) {
-			return 2
-		}
-		fmt.Fprintf(stderr, "ejectsafe check: %v\n", err)
-		return 2
+		return in.fail(2, err)
 	}
+	reasons := verdict(v)
+	synced := false
+	if len(reasons) == 0 && v.Mounted {
+		// Nobody has anything open: make what they wrote durable, so
+		// that "safe" is true of the drive and not of the page cache.
+		unix.Sync()
+		synced = true
+	}
+	code = 0
+	if len(reasons) > 0 {
+		code = 1
+	}
+	if in.json {
+		writeJSON(stdout, checkOut{statusOut: statusJSON("check", code, v), Safe: code == 0, Synced: synced, Reasons: nonNil(reasons)})
+		return code
+	}
+	for _, h := range v.Holders {
+		fmt.Fprintln(stdout, describe(h))
+	}
+	for _, u := range v.Users {
+		fmt.Fprintln(stdout, describeUser(u))
+	}
+	switch {
+	case code != 0:
+		fmt.Fprintf(stdout, "not safe to remove: %s: %s\n", v.Probe.MountPoint, strings.Join(reasons, "; "))
+	case !v.Mounted && v.Probe.MountPoint == "":
+		fmt.Fprintf(stdout, "safe to remove: %s is not mounted\n", v.Probe.Device)
+	case !v.Mounted:
+		fmt.Fprintf(stdout, "safe to remove: no volume is mounted at %s (it is on the root filesystem)\n", in.pos[0])
+	default:
+		fmt.Fprintf(stdout, "safe to remove: %s (nothing open on it; cached writes flushed)\n", v.Probe.MountPoint)
+	}
+	if v.Uninspected > 0 {
+		fmt.Fprintf(stdout, "note: %d processes of other users could not be inspected (run as root to see them)\n", v.Uninspected)
+	}
+	return code
+}
+
+// verdict lists why the volume is not safe to remove now; none when it
+// is.
+func verdict(v volume) []string {
+	var reasons []string
 	live := 0
 	for _, h := range v.Holders {
 		if h.blocks() {
 			live++
 		}
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(struct {
-			Safe bool `json:"safe"`
-			volume
-		}{live == 0, v})
-	} else {
-		for _, h := range v.Holders {
-			fmt.Fprintln(stdout, describe(h))
-		}
-		if live == 0 {
-			fmt.Fprintf(stdout, "safe to remove: %s\n", v.Probe.MountPoint)
-		} else {
-			fmt.Fprintf(stdout, "not safe to remove: %s: %d live holder(s)\n", v.Probe.MountPoint, live)
-		}
-	}
 	if live > 0 {
-		return 1
+		reasons = append(reasons, fmt.Sprintf("%d live holder(s)", live))
 	}
-	return 0
+	if len(v.Users) > 0 {
+		var names []string
+		for _, u := range v.Users {
+			names = append(names, fmt.Sprintf("pid %d (%s)", u.PID, u.Command))
+		}
+		reasons = append(reasons, fmt.Sprintf("%d process(es) with files open on it: %s", len(v.Users), strings.Join(names, ", ")))
+	}
+	if v.Mounted && v.UsersErr != nil {
+		reasons = append(reasons, fmt.Sprintf("cannot tell which processes use it: %v", v.UsersErr))
+	}
+	return reasons
+}
+
+// describeUser renders one process using the volume on one line.
+func describeUser(u user) string {
+	what := "open:      "
+	if u.Holder {
+		what = "open (holder):"
+	}
+	return fmt.Sprintf("%s pid %d (%s): %s", what, u.PID, u.Command, strings.Join(u.Files, ", "))
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -119,16 +118,14 @@ func deadMount(cmd, path string, err error, asJSON bool, stdout, stderr io.Write
 		holders = localHolders(abs, 2*time.Second)
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(struct {
-			Error        string        `json:"error"`
+		writeJSON(stdout, struct {
+			header
 			DriveGone    bool          `json:"drive_gone"`
 			Errno        string        `json:"errno"`
 			MountPoint   string        `json:"mount_point,omitempty"`
 			What         string        `json:"what_to_do"`
 			LocalHolders []localHolder `json:"local_holders"`
-		}{what, true, errnoName(errno), mp, todo, holders})
+		}{errorOut(cmd, 2, what), true, errnoName(errno), mp, todo, nonNil(holders)})
 	}
 	fmt.Fprintf(stderr, "ejectsafe %s: %s\n  %s\n", cmd, what, todo)
 	if asJSON || (cmd != "status" && cmd != "check") {

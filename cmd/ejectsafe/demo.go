@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -23,16 +22,14 @@ const (
 )
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	if err := fl.Parse(args); err != nil {
-		return 2
+	in, code := parse("demo", args, stdout, stderr, 0, 1)
+	if in == nil {
+		return code
 	}
-	if fl.NArg() > 1 {
-		fmt.Fprintf(stderr, "ejectsafe demo: at most one directory\n")
-		return 2
+	dir := ""
+	if len(in.pos) == 1 {
+		dir = in.pos[0]
 	}
-	dir := fl.Arg(0)
 	if dir == "" {
 		d, err := os.MkdirTemp("", "ejectsafe-demo-")
 		if err != nil {

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -22,9 +20,8 @@ import (
 	"github.com/ejectsafe/ejectsafe/device"
 )
 
-const doctorUsage = `usage: ejectsafe doctor [--json] PATH
-
-Describe the filesystem holding PATH (mount, type, drive, container and
+// doctorLong is doctor's help text.
+const doctorLong = `Describe the filesystem holding PATH (mount, type, drive, container and
 virtual machine) and say whether ejectsafe can keep its guarantee there,
 then run live checks in a temporary directory it creates in PATH (or in
 PATH's directory, when PATH is a file) and removes again:
@@ -34,16 +31,15 @@ PATH's directory, when PATH is a file) and removes again:
           directory, read the target back
   lock    ejectsafe's lock is taken, refused to a second holder in this
           process, and released
-  shm     two processes map one file MAP_SHARED and each must see the
-          other's stores: what stock SQLite's WAL mode (the -shm file)
-          needs, and why ejectsafe keeps its wal-index in memory instead
+  shm     (informational) two processes map one file MAP_SHARED and each
+          must see the other's stores: what stock SQLite's WAL mode (the
+          -shm file) needs; ejectsafe keeps its wal-index in memory and
+          does not depend on it
 
-Each finding is OK, WARN or FAIL. --json prints one JSON object instead.
-
-exit codes: 0 no FAIL, 1 a FAIL finding, 2 usage or operational error
-`
-
-const doctorShortUsage = "usage: ejectsafe doctor [--json] PATH  (ejectsafe doctor --help explains)\n"
+Each finding is OK, WARN, FAIL or INFO. The verdict (overall) rests on
+what the store depends on: the probe, writing, fsync, rename and lock;
+INFO findings never change it. Exit 1 when a finding the store depends
+on FAILs.`
 
 // Parameters of the live checks.
 const (
@@ -75,6 +71,9 @@ const (
 	statusOK   = "OK"
 	statusWarn = "WARN"
 	statusFail = "FAIL"
+	// statusInfo is a finding the store does not depend on: shown, never
+	// part of the verdict.
+	statusInfo = "INFO"
 )
 
 // finding is one line of the doctor's report.
@@ -124,53 +123,25 @@ var mmapChildCommand = func(ctx context.Context, file string) (*exec.Cmd, error)
 }
 
 func runDoctor(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fl.SetOutput(io.Discard)
-	fl.Usage = func() {}
-	asJSON := fl.Bool("json", false, "")
-	mmapChild := fl.String("mmap-child", "", "") // hidden: the other process of the shm check
-	// Flags may follow PATH: parse, take a positional, parse the rest.
-	var pos []string
-	for {
-		if err := fl.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, doctorUsage)
-				return 0
-			}
-			fmt.Fprintf(stderr, "ejectsafe doctor: %v\n%s", err, doctorShortUsage)
-			return 2
-		}
-		if fl.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fl.Arg(0))
-		args = fl.Args()[1:]
+	in, code := parse("doctor", args, stdout, stderr, 0, -1)
+	if in == nil {
+		return code
 	}
-	if *mmapChild != "" {
-		return runMmapChild(*mmapChild, stdout, stderr)
+	if child := in.str("mmap-child"); child != "" {
+		return runMmapChild(child, stdout, stderr)
 	}
-	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "ejectsafe doctor: want exactly one PATH, got %d\n%s", len(pos), doctorShortUsage)
-		return 2
+	if len(in.pos) != 1 {
+		return in.usageError("want exactly one PATH, got %d", len(in.pos))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, err := doctor(ctx, pos[0])
+	rep, err := doctor(ctx, in.pos[0])
 	if err != nil {
-		if deadMount("doctor", pos[0], err, false, stdout, stderr) {
-			return 2
-		}
-		fmt.Fprintf(stderr, "ejectsafe doctor: %v\n", err)
-		return 2
+		return in.fail(2, err)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "ejectsafe doctor: %v\n", err)
-			return 2
-		}
+	if in.json {
+		writeJSON(stdout, doctorJSON(rep))
 	} else {
 		printReport(stdout, rep)
 	}
@@ -229,19 +200,28 @@ func doctor(ctx context.Context, path string) (*doctorReport, error) {
 	}
 
 	// 3. Overall.
-	rep.Overall = statusOK
-	for _, f := range rep.Findings {
-		switch {
-		case f.Status == statusFail:
-			rep.Overall = statusFail
-		case f.Status == statusWarn && rep.Overall == statusOK:
-			rep.Overall = statusWarn
-		}
-	}
+	rep.Overall = overall(rep.Findings)
 	if rep.Overall == statusFail {
 		rep.ExitCode = 1
 	}
 	return rep, nil
+}
+
+// overall is the verdict: the worst finding the store depends on; INFO
+// findings (the shm probe) are left out.
+func overall(findings []finding) string {
+	v := statusOK
+	for _, f := range findings {
+		switch {
+		case f.Status == statusFail:
+			v = statusFail
+		case f.Status == statusInfo:
+			// not what the store depends on
+		case f.Status == statusWarn && v == statusOK:
+			v = statusWarn
+		}
+	}
+	return v
 }
 
 // liveChecks runs the checks in tmp. Its error is only ctx's.
@@ -424,7 +404,7 @@ func checkSharedMemory(ctx context.Context, rep *doctorReport, fsys device.FS, d
 	coherent := false
 	name := filepath.Join(dir, "shm")
 	warn := func(format string, a ...any) {
-		rep.add("shm", statusWarn, format+"; stock SQLite cannot use WAL mode safely here, ejectsafe keeps its "+
+		rep.add("shm", statusInfo, format+"; stock SQLite cannot use WAL mode safely here, ejectsafe keeps its "+
 			"wal-index in memory and does not need shared mappings", a...)
 	}
 	f, err := fsys.Create(name, 0o600)
@@ -435,12 +415,12 @@ func checkSharedMemory(ctx context.Context, rep *doctorReport, fsys device.FS, d
 		}
 	}
 	if err != nil {
-		rep.add("shm", statusFail, "create %s: %v", name, err)
+		rep.add("shm", statusInfo, "create %s: %v", name, err)
 		return
 	}
 	m, err := device.MapShared(name, shmSize)
 	if errors.Is(err, errors.ErrUnsupported) {
-		rep.add("shm", statusWarn, "not tested on %s", runtime.GOOS)
+		rep.add("shm", statusInfo, "not tested on %s", runtime.GOOS)
 		return
 	}
 	if err != nil {
@@ -454,7 +434,7 @@ func checkSharedMemory(ctx context.Context, rep *doctorReport, fsys device.FS, d
 	defer cancel()
 	cmd, err := mmapChildCommand(ctx, name)
 	if err != nil {
-		rep.add("shm", statusWarn, "not tested: cannot start a second process: %v", err)
+		rep.add("shm", statusInfo, "not tested: cannot start a second process: %v", err)
 		return
 	}
 	var childErr bytes.Buffer
@@ -464,7 +444,7 @@ func checkSharedMemory(ctx context.Context, rep *doctorReport, fsys device.FS, d
 		err = cmd.Start()
 	}
 	if err != nil {
-		rep.add("shm", statusWarn, "not tested: cannot start a second process: %v", err)
+		rep.add("shm", statusInfo, "not tested: cannot start a second process: %v", err)
 		return
 	}
 	lines := make(chan string, 16)
@@ -491,7 +471,7 @@ func checkSharedMemory(ctx context.Context, rep *doctorReport, fsys device.FS, d
 		case l, ok := <-lines:
 			if !ok {
 				werr := wait()
-				rep.add("shm", statusWarn, "not tested: the second process ended before it was ready: %v %s",
+				rep.add("shm", statusInfo, "not tested: the second process ended before it was ready: %v %s",
 					werr, strings.TrimSpace(childErr.String()))
 				return
 			}
@@ -500,7 +480,7 @@ func checkSharedMemory(ctx context.Context, rep *doctorReport, fsys device.FS, d
 		case <-deadline:
 			cancel()
 			wait()
-			rep.add("shm", statusWarn, "not tested: the second process did not get ready in %v", shmReadyWait)
+			rep.add("shm", statusInfo, "not tested: the second process did not get ready in %v", shmReadyWait)
 			return
 		}
 	}
@@ -539,9 +519,9 @@ func checkSharedMemory(ctx context.Context, rep *doctorReport, fsys device.FS, d
 			summary += " (between processes of this kernel only: a process on the host, in another VM or on " +
 				"another machine sharing this folder uses a page cache of its own)"
 		}
-		rep.add("shm", statusOK, "%s", summary)
+		rep.add("shm", statusInfo, "%s", summary)
 	case failure == "" && werr != nil:
-		rep.add("shm", statusWarn, "not concluded: the second process failed: %v %s %s", werr, said, strings.TrimSpace(childErr.String()))
+		rep.add("shm", statusInfo, "not concluded: the second process failed: %v %s %s", werr, said, strings.TrimSpace(childErr.String()))
 	default:
 		rep.SharedMemoryCoherent = &coherent
 		if said != "" {

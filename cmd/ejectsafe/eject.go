@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,144 +17,326 @@ import (
 	"github.com/ejectsafe/ejectsafe/lease"
 )
 
+// ejectHolderOut is one holder's answer to eject, in JSON. Result:
+// "released", "refused" (the application declined), "no_answer" (did not
+// answer within --timeout, or the endpoint failed), "failed" (it could
+// not checkpoint or release), "no_endpoint" (it cannot be asked),
+// "stale" or "invalid" (not asked: the lease is not followed).
+type ejectHolderOut struct {
+	PID       int    `json:"pid"`
+	DB        string `json:"db"`
+	File      string `json:"file"`
+	Result    string `json:"result"`
+	Message   string `json:"message"`
+	ElapsedMS int64  `json:"elapsed_ms"`
+}
+
+// ejectOut is `eject --json`.
+type ejectOut struct {
+	header
+	Volume  volumeOut        `json:"volume"`
+	Busy    []userOut        `json:"busy"` // processes with files open on the volume
+	Holders []ejectHolderOut `json:"holders"`
+	Synced  bool             `json:"synced"`
+	// Unmounted: the volume was unmounted; UnmountMethod says how
+	// ("udisksctl", "umount", "fusermount"), "" when it was not.
+	Unmounted     bool   `json:"unmounted"`
+	UnmountMethod string `json:"unmount_method"`
+	PoweredOff    bool   `json:"powered_off"`
+}
+
 // runEject: ejectsafe eject [--timeout D] [--force] [--no-unmount]
-// [--power-off] PATH. Asks every live holder on PATH's volume to
-// checkpoint and release, waits, then syncs and unmounts (udisksctl when
-// present, else umount(2)) and optionally powers the drive off. Exit 0
-// when done; 1 when a holder refused or did not answer (named), or the
-// unmount failed (busy is reported, not hidden); 2 on usage or
-// operational errors. --force unmounts even when holders did not release,
-// after asking them.
+// [--power-off] [--json] PATH. In order, doing nothing before a refusal:
+// refuse what cannot or must not be ejected (the root filesystem, a
+// volume the kernel does not call removable unless PATH is its mount
+// point, --power-off without udisksctl); refuse when other processes
+// have files open on the volume (named); ask every live holder at once
+// to checkpoint and release, within one --timeout; sync; unmount
+// (udisksctl, falling back to umount(2) and fusermount -u); power off.
+// Exit 0 when unmounted (with --no-unmount: when every holder released),
+// 1 when busy, a holder kept the volume, or the unmount or power-off
+// failed (all named), 2 on usage or operational errors and refusals.
+// --force goes on past busy processes, holders that keep the volume and a
+// volume that is not removable; it exits 0 when the unmount succeeds.
 func runEject(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("eject", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	timeout := fl.Duration("timeout", 30*time.Second, "how long to wait for each holder")
-	force := fl.Bool("force", false, "unmount even if holders refuse or do not answer (after asking)")
-	noUnmount := fl.Bool("no-unmount", false, "only make the holders release; leave the volume mounted")
-	powerOff := fl.Bool("power-off", false, "power the drive off after unmounting (udisksctl)")
-	if err := fl.Parse(args); err != nil || fl.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: ejectsafe eject [--timeout D] [--force] [--no-unmount] [--power-off] PATH")
-		return 2
+	in, code := parse("eject", args, stdout, stderr, 1, 1)
+	if in == nil {
+		return code
 	}
-	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
-	v, err := gather(fl.Arg(0), 2*time.Second)
+	timeout, force, noUnmount, powerOff := in.dur("timeout"), in.bool("force"), in.bool("no-unmount"), in.bool("power-off")
+	if noUnmount && powerOff {
+		return in.usageError("--power-off needs the unmount that --no-unmount skips")
+	}
+	if timeout <= 0 {
+		return in.usageError("--timeout must be positive, got %v", timeout)
+	}
+	out := ejectOut{Busy: []userOut{}, Holders: []ejectHolderOut{}}
+	say := func(format string, a ...any) {
+		if !in.json {
+			fmt.Fprintf(stdout, format+"\n", a...)
+		}
+	}
+	// finish prints the JSON object and returns code; err (if any) goes to
+	// stderr and into the object.
+	finish := func(code int, err error) int {
+		out.header = newHeader("eject", code)
+		if err != nil {
+			out.Error = err.Error()
+			fmt.Fprintf(stderr, "ejectsafe eject: %v\n", err)
+		}
+		if in.json {
+			writeJSON(stdout, out)
+		}
+		return code
+	}
+
+	path := in.pos[0]
+	v, err := gather(path, 2*time.Second)
 	if err != nil {
-		if deadMount("eject", fl.Arg(0), err, false, stdout, stderr) {
-			return 2
+		if deadMount("eject", path, err, in.json, stdout, stderr) {
+			return 2 // a vanished drive: one message saying what to do
 		}
-		fmt.Fprintf(stderr, "ejectsafe eject: %v\n", err)
-		return 2
+		return finish(2, err)
 	}
-	mp := v.Probe.MountPoint
-	if !*noUnmount && (mp == "/" || mp == "") {
-		fmt.Fprintf(stderr, "ejectsafe eject: %s is on the root filesystem; not unmounting it\n", fl.Arg(0))
-		return 2
-	}
+	p := v.Probe
+	mp := p.MountPoint
+	out.Volume = volumeJSON(p, v.Mounted)
 
-	lease.SweepEndpoints() // best effort: sockets of holders proven gone
-
-	// 1. Ask each live holder to checkpoint and release.
-	var kept []string
-	for _, h := range v.Holders {
-		if !h.blocks() {
-			if h.Invalid == "" {
-				say("%s: stale lease (%s); ignored", h.DB, h.Stale)
-				removeDead(h, say)
-			} else {
-				say("%s: invalid lease, not followed: %s", h.File, h.Invalid)
+	if !v.Mounted && mp == "" { // a block device, not mounted
+		say("%s is not mounted: nothing to unmount", p.Device)
+		if powerOff {
+			if err := canPowerOff(); err != nil {
+				return finish(2, err)
 			}
-			continue
+			if err := powerOffDrive(p); err != nil {
+				return finish(1, fmt.Errorf("power off %s: %w", p.Device, err))
+			}
+			out.PoweredOff = true
+			say("powered off %s", p.Device)
 		}
-		who := fmt.Sprintf("pid %d (%s)", h.Lease.PID, h.DB)
-		if h.Lease.Endpoint == "" {
-			kept = append(kept, who+": no control endpoint to ask")
-			say("%s: cannot be asked: no control endpoint", who)
-			continue
+		return finish(0, nil)
+	}
+
+	// 1. Refusals, before anything is asked or done.
+	if !noUnmount {
+		if !v.Mounted {
+			return finish(2, fmt.Errorf("%s is on the root filesystem, not on a volume that can be ejected", path))
 		}
-		say("asking %s to checkpoint and release...", who)
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-		resp, err := lease.Ask(ctx, h.Lease.Endpoint, lease.Request{Op: "eject", TimeoutMS: timeout.Milliseconds()})
-		cancel()
-		switch {
-		case err != nil:
-			kept = append(kept, fmt.Sprintf("%s: no answer: %v", who, err))
-			say("  %s did not answer: %v", who, err)
-		case resp.Refused != "":
-			kept = append(kept, fmt.Sprintf("%s: refused: %s", who, resp.Refused))
-			say("  %s refused: %s", who, resp.Refused)
-		case !resp.OK:
-			kept = append(kept, fmt.Sprintf("%s: failed: %s", who, resp.Error))
-			say("  %s could not release: %s", who, resp.Error)
-		default:
-			say("  released in %v", time.Since(start).Round(time.Millisecond))
+		abs, _ := filepath.Abs(path)
+		if !p.Removable && !p.USB && !force && filepath.Clean(abs) != mp && p.Path != mp {
+			return finish(2, fmt.Errorf("%s is on %s (%s on %s), which the kernel does not report as removable; "+
+				"give its mount point %s to eject it anyway, or --force", path, mp, p.FSType, p.Device, mp))
+		}
+		if powerOff {
+			if err := canPowerOff(); err != nil {
+				return finish(2, err)
+			}
+		}
+		// Busy processes first: asking holders to release a volume that
+		// cannot be unmounted would cost them their databases for
+		// nothing.
+		out.Busy = usersJSON(v.Users)
+		if v.UsersErr != nil && !force {
+			return finish(2, fmt.Errorf("cannot tell which processes use %s: %v (--force goes on)", mp, v.UsersErr))
+		}
+		if len(v.Users) > 0 {
+			for _, u := range v.Users {
+				say("busy: %s", describeUser(u))
+			}
+			if !force {
+				return finish(1, fmt.Errorf("%s is busy: %s; close them and eject again (nothing was asked or unmounted)",
+					mp, names(v.Users)))
+			}
+			say("--force: going on although %d process(es) have files open on %s", len(v.Users), mp)
 		}
 	}
-	if len(kept) > 0 && !*force {
-		fmt.Fprintf(stderr, "ejectsafe eject: %d holder(s) kept the volume:\n  %s\n", len(kept), strings.Join(kept, "\n  "))
-		return 1
+
+	// 2. Ask every live holder, all at once, within one timeout. Sockets
+	// and leases of holders proven gone are removed (best effort).
+	lease.SweepEndpoints()
+	for _, h := range v.Holders {
+		if !h.blocks() && h.Invalid == "" {
+			removeDead(h, say)
+		}
+	}
+	out.Holders = askHolders(v.Holders, timeout, say)
+	var kept []string
+	for _, h := range out.Holders {
+		switch h.Result {
+		case "released", "stale", "invalid":
+		default:
+			kept = append(kept, fmt.Sprintf("pid %d (%s): %s: %s", h.PID, h.DB, h.Result, h.Message))
+		}
+	}
+	if len(kept) > 0 && !force {
+		return finish(1, fmt.Errorf("%d holder(s) kept the volume:\n  %s", len(kept), strings.Join(kept, "\n  ")))
+	}
+	if noUnmount {
+		if len(kept) > 0 {
+			return finish(1, fmt.Errorf("%d holder(s) did not release; %s stays mounted (--no-unmount)", len(kept), mp))
+		}
+		say("all holders released; %s stays mounted (--no-unmount)", mp)
+		return finish(0, nil)
 	}
 	if len(kept) > 0 {
 		say("--force: unmounting although %d holder(s) did not release", len(kept))
 	}
-	if *noUnmount {
-		say("all holders released; %s stays mounted (--no-unmount)", mp)
-		return 0
-	}
 
-	// 2. Sync, unmount, power off.
+	// 3. Sync, unmount, power off.
 	unix.Sync()
+	out.Synced = true
 	say("unmounting %s...", mp)
-	if err := unmount(v.Probe); err != nil {
-		fmt.Fprintf(stderr, "ejectsafe eject: unmount %s: %v\n", mp, err)
-		return 1
-	}
-	say("unmounted %s", mp)
-	if *powerOff {
-		if err := powerOffDrive(v.Probe); err != nil {
-			fmt.Fprintf(stderr, "ejectsafe eject: power off %s: %v\n", v.Probe.Device, err)
-			return 1
+	method, err := unmount(p)
+	if err != nil {
+		if errors.Is(err, unix.EBUSY) {
+			if users, _, uerr := volumeUsers(mp); uerr == nil && len(users) > 0 {
+				out.Busy = usersJSON(users)
+				err = fmt.Errorf("%w; busy: %s", err, names(users))
+			}
 		}
-		say("powered off %s", v.Probe.Device)
+		return finish(1, fmt.Errorf("unmount %s: %w", mp, err))
 	}
-	if len(kept) > 0 {
-		return 1
+	out.Unmounted, out.UnmountMethod = true, method
+	say("unmounted %s (%s)", mp, method)
+	if powerOff {
+		if err := powerOffDrive(p); err != nil {
+			return finish(1, fmt.Errorf("power off %s: %w", p.Device, err))
+		}
+		out.PoweredOff = true
+		say("powered off %s", p.Device)
 	}
-	return 0
+	return finish(0, nil)
 }
 
-// unmount uses udisksctl where it is installed (what a desktop user may
-// do), else umount(2) (root), else fusermount -u for FUSE mounts.
-func unmount(p device.Probe) error {
-	if bin, err := exec.LookPath("udisksctl"); err == nil && strings.HasPrefix(p.Device, "/dev/") {
-		out, err := exec.Command(bin, "unmount", "-b", p.Device).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("udisksctl: %v: %s", err, strings.TrimSpace(string(out)))
-		}
-		return nil
+// names lists processes for a message: "pid 12 (vim), pid 40 (sh)".
+func names(us []user) string {
+	var s []string
+	for _, u := range us {
+		s = append(s, fmt.Sprintf("pid %d (%s)", u.PID, u.Command))
 	}
-	err := unix.Unmount(p.MountPoint, 0)
+	return strings.Join(s, ", ")
+}
+
+// askHolders asks every live holder to checkpoint and release, all at
+// once, waiting at most timeout in all. Results are in holders' order.
+func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ...any)) []ejectHolderOut {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out := make([]ejectHolderOut, len(holders))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	say := func(format string, a ...any) { // from several goroutines
+		mu.Lock()
+		defer mu.Unlock()
+		sayOnce(format, a...)
+	}
+	for i, h := range holders {
+		r := &out[i]
+		r.File, r.DB = h.File, h.DB
+		if h.Lease != nil {
+			r.PID = h.Lease.PID
+		}
+		switch {
+		case h.Invalid != "":
+			r.Result, r.Message = "invalid", h.Invalid
+			say("%s: invalid lease, not followed: %s", h.File, h.Invalid)
+			continue
+		case h.Stale != "":
+			r.Result, r.Message = "stale", h.Stale
+			say("%s: stale lease (%s); ignored", h.DB, h.Stale)
+			continue
+		case h.Lease.Endpoint == "":
+			r.Result, r.Message = "no_endpoint", "the holder has no control endpoint to ask"
+			say("pid %d (%s): cannot be asked: no control endpoint", r.PID, r.DB)
+			continue
+		}
+		say("asking pid %d (%s) to checkpoint and release...", r.PID, r.DB)
+		wg.Add(1)
+		go func(endpoint string) {
+			defer wg.Done()
+			start := time.Now()
+			resp, err := lease.Ask(ctx, endpoint, lease.Request{Op: "eject", TimeoutMS: timeout.Milliseconds()})
+			r.ElapsedMS = time.Since(start).Milliseconds()
+			switch {
+			case err != nil:
+				r.Result, r.Message = "no_answer", err.Error()
+			case resp.Refused != "":
+				r.Result, r.Message = "refused", resp.Refused
+			case !resp.OK:
+				r.Result, r.Message = "failed", resp.Error
+			default:
+				r.Result, r.Message = "released", "checkpointed and released"
+			}
+			switch r.Result {
+			case "released":
+				say("  pid %d released in %v", r.PID, time.Duration(r.ElapsedMS)*time.Millisecond)
+			case "refused":
+				say("  pid %d refused: %s", r.PID, r.Message)
+			case "failed":
+				say("  pid %d could not release: %s", r.PID, r.Message)
+			default:
+				say("  pid %d did not answer: %s", r.PID, r.Message)
+			}
+		}(h.Lease.Endpoint)
+	}
+	wg.Wait()
+	return out
+}
+
+// udisksctl is the udisks client's name; tests put a stand-in on PATH.
+const udisksctl = "udisksctl"
+
+// unmount unmounts p's volume and says how: through udisks where it can
+// act (what a desktop user may do without root), else umount(2) (root),
+// else fusermount -u for a FUSE mount of this user. udisks cannot act
+// when udisksctl is missing, its daemon is not running, or it does not
+// manage the device (a loop device it did not set up): then umount(2) is
+// tried, and a failure reports both.
+func unmount(p device.Probe) (method string, err error) {
+	var udisksErr error
+	if bin, lerr := exec.LookPath(udisksctl); lerr == nil && strings.HasPrefix(p.Device, "/dev/") {
+		out, err := exec.Command(bin, "unmount", "--no-user-interaction", "-b", p.Device).CombinedOutput()
+		if err == nil {
+			return "udisksctl", nil
+		}
+		udisksErr = fmt.Errorf("udisksctl: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	err = unix.Unmount(p.MountPoint, 0)
+	if errors.Is(err, unix.EPERM) && p.Class == device.ClassFUSE {
+		out, ferr := exec.Command("fusermount", "-u", p.MountPoint).CombinedOutput()
+		if ferr == nil {
+			return "fusermount", nil
+		}
+		err = fmt.Errorf("%w; fusermount -u: %v: %s", err, ferr, strings.TrimSpace(string(out)))
+	}
 	switch {
 	case err == nil:
-		return nil
+		return "umount", nil
 	case errors.Is(err, unix.EBUSY):
-		return fmt.Errorf("busy: a process still has files open on it (%w); close them and eject again", err)
-	case errors.Is(err, unix.EPERM) && p.Class == device.ClassFUSE:
-		out, ferr := exec.Command("fusermount", "-u", p.MountPoint).CombinedOutput()
-		if ferr != nil {
-			return fmt.Errorf("fusermount -u: %v: %s", ferr, strings.TrimSpace(string(out)))
-		}
-		return nil
+		err = fmt.Errorf("busy: a process still has files open on it (%w)", err)
 	}
-	return err
+	if udisksErr != nil {
+		err = fmt.Errorf("%w (after %v)", err, udisksErr)
+	}
+	return "", err
+}
+
+// canPowerOff says why --power-off cannot be done, before anything is.
+func canPowerOff() error {
+	bin, err := exec.LookPath(udisksctl)
+	if err != nil {
+		return errors.New("--power-off needs udisksctl (Debian package udisks2), which is not installed; nothing was done")
+	}
+	out, err := exec.Command(bin, "status").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("--power-off needs the udisks daemon, which udisksctl cannot reach (%v: %s); nothing was done",
+			err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 func powerOffDrive(p device.Probe) error {
-	bin, err := exec.LookPath("udisksctl")
-	if err != nil {
-		return errors.New("powering a drive off needs udisksctl (Debian package udisks2)")
-	}
-	out, err := exec.Command(bin, "power-off", "-b", p.Device).CombinedOutput()
+	out, err := exec.Command(udisksctl, "power-off", "--no-user-interaction", "-b", p.Device).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("udisksctl: %v: %s", err, strings.TrimSpace(string(out)))
 	}

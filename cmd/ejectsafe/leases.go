@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/ejectsafe/ejectsafe/device"
@@ -26,24 +28,52 @@ func (h holder) blocks() bool { return h.Lease != nil && h.Invalid == "" && h.St
 
 // volume is what status, check and eject know of PATH's volume.
 type volume struct {
-	Probe   device.Probe `json:"volume"`
-	Holders []holder     `json:"holders"`
+	Probe device.Probe
+	// Mounted: PATH is on a mounted volume other than the root
+	// filesystem (which is never ejected or pulled).
+	Mounted bool
+	Holders []holder
+	// Users are the processes with files open on the volume, apart from
+	// the files lease holders keep for their stores (eject makes them
+	// release those); empty when not Mounted.
+	Users []user
+	// Uninspected counts processes that could not be inspected (another
+	// user's, without root); UsersErr is why none could be.
+	Uninspected int
+	UsersErr    error
 }
 
-// gather finds the leases on PATH's volume and asks live holders for
-// their status.
+// gather finds the leases on PATH's volume, asks live holders for
+// their status, and finds the processes using the volume.
 func gather(path string, timeout time.Duration) (volume, error) {
 	var v volume
 	path, err := realPath(path)
 	if err != nil {
 		return v, err
 	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return v, err
+	}
+	if fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
+		// A block device: the volume is where it is mounted, if anywhere.
+		dev, mp, err := deviceMount(path)
+		if err != nil {
+			return v, err
+		}
+		if mp == "" {
+			v.Probe = device.Probe{Path: dev, Device: dev, MountOptions: []string{}, Notes: []string{}}
+			return v, nil
+		}
+		path = mp
+	}
 	p, err := device.ProbePath(path)
 	if err != nil {
 		return v, err
 	}
 	v.Probe = p
-	_, found, err := lease.Find(path)
+	v.Mounted = p.MountPoint != "" && p.MountPoint != "/"
+	root, found, err := lease.Find(path)
 	if err != nil {
 		return v, err
 	}
@@ -69,7 +99,46 @@ func gather(path string, timeout time.Duration) (volume, error) {
 		}
 		v.Holders = append(v.Holders, h)
 	}
+	if v.Mounted {
+		v.Users, v.Uninspected, v.UsersErr = otherUsers(p.MountPoint, root, v.Holders)
+	}
 	return v, nil
+}
+
+// otherUsers lists the processes using the volume at mp, leaving out the
+// files each live holder keeps for its own store.
+func otherUsers(mp, root string, holders []holder) ([]user, int, error) {
+	all, skipped, err := volumeUsers(mp)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []user
+	for _, u := range all {
+		var dbs []string
+		for _, h := range holders {
+			if h.blocks() && h.Lease.PID == u.PID {
+				dbs = append(dbs, h.DB)
+			}
+		}
+		if len(dbs) > 0 {
+			u.Holder = true
+			var rest []string
+			for _, f := range u.Files {
+				mine := false
+				for _, db := range dbs {
+					mine = mine || storeFile(strings.TrimPrefix(f, "mapped: "), db, root)
+				}
+				if !mine {
+					rest = append(rest, f)
+				}
+			}
+			u.Files = rest
+		}
+		if len(u.Files) > 0 {
+			out = append(out, u)
+		}
+	}
+	return out, skipped, nil
 }
 
 func ask(endpoint string, timeout time.Duration) (*lease.Status, string) {

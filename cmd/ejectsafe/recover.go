@@ -1,11 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
@@ -14,56 +14,81 @@ import (
 // lockSuffix names the lock file a Store holds next to its database.
 const lockSuffix = ".ejectsafe-lock"
 
+// errNotDatabase is what recover and verify say of a path that is not an
+// SQLite database (exit 2, nothing created).
+var errNotDatabase = errors.New("not an SQLite database")
+
 // runRecover: ejectsafe recover [--json] PATH. Exit 0 when the database is
 // in a clean state afterwards, 1 when recovery cannot tell what is right
-// (nothing modified), 2 on usage or operational errors.
+// (nothing modified), 2 on usage or operational errors (a missing path, a
+// directory, a file that is not a database: refused before anything is
+// created).
 func runRecover(args []string, stdout, stderr io.Writer) int {
-	path, asJSON, code := dbArg("recover", args, stderr)
-	if code != 0 {
+	in, path, code := dbArg("recover", args, stdout, stderr)
+	if in == nil {
 		return code
 	}
 	// A live Store must not be recovered under its feet: take its lock.
 	lock, err := device.OS.Lock(path + lockSuffix)
 	if err != nil {
-		if deadMount("recover", path, err, false, stdout, stderr) {
-			return 2
-		}
-		fmt.Fprintf(stderr, "ejectsafe recover: %v\n", err)
-		return 2
+		return in.fail(2, err)
 	}
 	defer lock.Close()
 	rep, err := checkpoint.Recover(device.OS, path)
-	if err != nil && deadMount("recover", path, err, false, stdout, stderr) {
-		return 2
-	}
-	return report("recover", rep, err, asJSON, stdout, stderr)
+	return report(in, rep, err)
 }
 
-// dbArg parses [--json] PATH for the database commands.
-func dbArg(name string, args []string, stderr io.Writer) (path string, asJSON bool, code int) {
-	fl := flag.NewFlagSet(name, flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	fl.BoolVar(&asJSON, "json", false, "print a JSON object")
-	if err := fl.Parse(args); err != nil {
-		return "", false, 2
+// dbArg parses [--json] PATH for the database commands and checks that
+// PATH is an SQLite database (or an empty file, which SQLite takes for an
+// empty database).
+func dbArg(name string, args []string, stdout, stderr io.Writer) (*invocation, string, int) {
+	in, code := parse(name, args, stdout, stderr, 1, 1)
+	if in == nil {
+		return nil, "", code
 	}
-	if fl.NArg() != 1 {
-		fmt.Fprintf(stderr, "usage: ejectsafe %s [--json] PATH\n", name)
-		return "", false, 2
+	abs, err := realPath(in.pos[0]) // the names the Store derives: symlinks resolved
+	if err == nil {
+		err = checkDatabase(abs)
 	}
-	abs, err := realPath(fl.Arg(0)) // the names the Store derives: symlinks resolved
 	if err != nil {
-		if deadMount(name, fl.Arg(0), err, false, io.Discard, stderr) {
-			return "", false, 2
-		}
-		fmt.Fprintf(stderr, "ejectsafe %s: %v\n", name, err)
-		return "", false, 2
+		return nil, "", in.fail(2, err)
 	}
-	return abs, asJSON, 0
+	return in, abs, 0
+}
+
+// checkDatabase refuses a path that is missing, a directory, not a
+// regular file, or a file whose header is not SQLite's. It only reads.
+func checkDatabase(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: no such database", path)
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return fmt.Errorf("%s is a directory; give the database file inside it", path)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s: %w: not a regular file (%s)", path, errNotDatabase, fi.Mode().Type())
+	case fi.Size() == 0:
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	hdr := make([]byte, 16)
+	if n, err := io.ReadFull(f, hdr); n < len(hdr) || string(hdr) != "SQLite format 3\x00" {
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return err
+		}
+		return fmt.Errorf("%s: %w (its header is not SQLite's)", path, errNotDatabase)
+	}
+	return nil
 }
 
 // report prints a recovery report and maps the outcome to an exit code.
-func report(name string, rep checkpoint.Report, err error, asJSON bool, stdout, stderr io.Writer) int {
+func report(in *invocation, rep checkpoint.Report, err error) int {
 	code := 0
 	var unrecoverable *checkpoint.UnrecoverableError
 	switch {
@@ -72,23 +97,19 @@ func report(name string, rep checkpoint.Report, err error, asJSON bool, stdout, 
 	case err != nil:
 		code = 2
 	}
-	if asJSON {
-		out := struct {
-			checkpoint.Report
-			Error string `json:"error,omitempty"`
-		}{Report: rep}
+	if in.json {
+		out := reportJSON(in.cmd.name, code, rep)
 		if err != nil {
 			out.Error = err.Error()
+			fmt.Fprintf(in.stderr, "ejectsafe %s: %v\n", in.cmd.name, err)
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
+		writeJSON(in.stdout, out)
 		return code
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ejectsafe %s: %v\n", name, err)
+		fmt.Fprintf(in.stderr, "ejectsafe %s: %v\n", in.cmd.name, err)
 		return code
 	}
-	fmt.Fprintln(stdout, rep)
+	fmt.Fprintln(in.stdout, rep)
 	return code
 }

@@ -1,45 +1,41 @@
 package main
 
 import (
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 )
 
-// runStatus: ejectsafe status [--json] PATH: the volume and every lease on
-// it, with holder, state and uncheckpointed bytes. Exit 0, or 2 on error.
+// runStatus: ejectsafe status [--json] PATH: the volume, every lease on
+// it with holder, state and uncheckpointed bytes, and every other process
+// using it. Exit 0, or 2 on error.
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("status", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	asJSON := fl.Bool("json", false, "print a JSON object")
-	if err := fl.Parse(args); err != nil || fl.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: ejectsafe status [--json] PATH")
-		return 2
+	in, code := parse("status", args, stdout, stderr, 1, 1)
+	if in == nil {
+		return code
 	}
-	v, err := gather(fl.Arg(0), 2*time.Second)
+	v, err := gather(in.pos[0], 2*time.Second)
 	if err != nil {
-		if deadMount("status", fl.Arg(0), err, *asJSON, stdout, stderr) {
-			return 2
-		}
-		fmt.Fprintf(stderr, "ejectsafe status: %v\n", err)
-		return 2
+		return in.fail(2, err)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(v)
+	if in.json {
+		writeJSON(stdout, statusJSON("status", 0, v))
 		return 0
 	}
 	p := v.Probe
 	fmt.Fprintf(stdout, "volume:     %s (%s, %s on %s)\n", p.MountPoint, p.FSType, p.Class, p.Device)
-	fmt.Fprintf(stdout, "removable:  %s, usb: %s\n", yesNo(p.Removable), yesNo(p.USB))
+	fmt.Fprintf(stdout, "mounted:    %s, removable: %s, usb: %s\n", yesNo(v.Mounted), yesNo(p.Removable), yesNo(p.USB))
 	if len(v.Holders) == 0 {
 		fmt.Fprintln(stdout, "leases:     none")
 	}
 	for _, h := range v.Holders {
 		fmt.Fprintln(stdout, describe(h))
+	}
+	for _, u := range v.Users {
+		fmt.Fprintln(stdout, describeUser(u))
+	}
+	if v.Mounted && v.UsersErr != nil {
+		fmt.Fprintf(stdout, "processes:  cannot tell: %v\n", v.UsersErr)
 	}
 	return 0
 }

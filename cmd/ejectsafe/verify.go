@@ -2,7 +2,6 @@ package main
 
 import (
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -19,8 +18,8 @@ import (
 // of the database file as it is on the drive. Exit 0 when all are clean;
 // 1 otherwise; 2 on usage or operational errors.
 func runVerify(args []string, stdout, stderr io.Writer) int {
-	path, asJSON, code := dbArg("verify", args, stderr)
-	if code != 0 {
+	in, path, code := dbArg("verify", args, stdout, stderr)
+	if in == nil {
 		return code
 	}
 	rep, err := checkpoint.Verify(device.OS, path)
@@ -28,25 +27,22 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err != nil {
-		return report("verify", rep, err, asJSON, stdout, stderr)
+		return report(in, rep, err)
 	}
 	integrity, err := integrityCheck(path)
 	if err != nil && deadMount("verify", path, err, false, stdout, stderr) {
 		return 2
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ejectsafe verify: integrity check: %v\n", err)
-		return 2
+		return in.fail(2, fmt.Errorf("integrity check: %w", err))
 	}
 	ok := integrity == "ok" && rep.Action == checkpoint.ActionNone && !rep.Mismatch
-	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(struct {
-			checkpoint.Report
-			Integrity string `json:"integrity"`
-			OK        bool   `json:"ok"`
-		}{rep, integrity, ok})
+	code = 0
+	if !ok {
+		code = 1
+	}
+	if in.json {
+		writeJSON(stdout, verifyOut{reportJSON("verify", code, rep), integrity, ok})
 	} else {
 		fmt.Fprintln(stdout, rep)
 		fmt.Fprintf(stdout, "integrity_check: %s\n", integrity)

@@ -366,15 +366,32 @@ func TestAvailable_UnknownKind(t *testing.T) {
 	}
 }
 
-func TestUnescapeMount(t *testing.T) {
-	for in, want := range map[string]string{
-		`/tmp/a\040b`:  "/tmp/a b",
-		`/plain`:       "/plain",
-		`/x\134y`:      `/x\y`,
-		`/trailing\04`: `/trailing\04`,
-	} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+// TestFindMount: a mount point with a space (escaped as \040 in
+// mountinfo) is found, with its type, and the topmost of two mounts on
+// one point wins.
+func TestFindMount(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("SKIP LOUDLY: mounting a tmpfs needs root")
+	}
+	point := filepath.Join(t.TempDir(), "a b")
+	if err := os.Mkdir(point, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := findMount(point); err != nil || ok {
+		t.Fatalf("findMount before mounting = %v, %v", ok, err)
+	}
+	for i, opts := range []string{"size=1m", "size=2m,ro"} {
+		flags := uintptr(0)
+		if i == 1 {
+			flags = syscall.MS_RDONLY
 		}
+		if err := syscall.Mount("tmpfs", point, "tmpfs", flags, opts); err != nil {
+			t.Skipf("SKIP LOUDLY: mount tmpfs: %v", err)
+		}
+		defer syscall.Unmount(point, syscall.MNT_DETACH)
+	}
+	m, ok, err := findMount(point)
+	if err != nil || !ok || m.fstype != "tmpfs" || m.point != point || !m.readOnly() {
+		t.Fatalf("findMount(%q) = %+v, %v, %v; want the read-only tmpfs on top", point, m, ok, err)
 	}
 }

@@ -1,7 +1,6 @@
 package realfs
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -125,65 +125,21 @@ func (m mountInfo) readOnly() bool {
 	return m.options == "ro" || strings.HasPrefix(m.options, "ro,")
 }
 
-// findMount returns the topmost mount on point.
-//
-// Line format (proc(5)): id parent major:minor root point options
-// [optional fields...] - fstype source superoptions; paths escape space,
-// tab, newline and backslash as \ooo.
+// findMount returns the topmost mount on point, from the kernel's
+// mountinfo as github.com/moby/sys/mountinfo parses it (escapes in paths
+// undone; of several mounts on point the last listed is on top).
 func findMount(point string) (mountInfo, bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	infos, err := mountinfo.GetMounts(func(i *mountinfo.Info) (skip, stop bool) {
+		return i.Mountpoint != point, false
+	})
 	if err != nil {
-		return mountInfo{}, false, fmt.Errorf("realfs: %w", err)
-	}
-	defer f.Close()
-	var found mountInfo
-	ok := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, f := range fields {
-			if f == "-" && i >= 6 {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || len(fields) < sep+3 || unescapeMount(fields[4]) != point {
-			continue
-		}
-		var m mountInfo
-		if _, err := fmt.Sscanf(fields[2], "%d:%d", &m.major, &m.minor); err != nil {
-			continue
-		}
-		m.point = point
-		m.options = fields[5]
-		m.fstype = fields[sep+1]
-		found, ok = m, true
-	}
-	if err := sc.Err(); err != nil {
 		return mountInfo{}, false, fmt.Errorf("realfs: reading mountinfo: %w", err)
 	}
-	return found, ok, nil
-}
-
-// unescapeMount undoes the \ooo escapes of mountinfo paths.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
+	if len(infos) == 0 {
+		return mountInfo{}, false, nil
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	top := infos[len(infos)-1]
+	return mountInfo{major: uint32(top.Major), minor: uint32(top.Minor), point: top.Mountpoint, fstype: top.FSType, options: top.Options}, true, nil
 }
 
 // isFUSE reports whether fstype is a FUSE filesystem: fuse, fuseblk or

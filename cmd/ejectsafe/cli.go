@@ -1,0 +1,376 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The command line: one table of commands drives parsing, `help`,
+// `CMD --help`, the top-level usage, shell completion and the man page,
+// so they cannot disagree. Parsing is the standard library's flag
+// package, with flags allowed anywhere on the line (`status /mnt
+// --json`): the few dozen lines that takes were preferred to a
+// dependency (cobra, pflag) that would have to be linked into every
+// build for the same result.
+
+// command is one subcommand.
+type command struct {
+	name     string
+	synopsis string // after "ejectsafe ", flags included
+	short    string // one line for the command list
+	long     string // the help text, wrapped by hand at 72 columns
+	// flags declares the command's flags; a flag whose usage is empty is
+	// hidden (internal: not in help, completion or the man page).
+	flags func(fl *flag.FlagSet)
+	// args is what completes positional arguments: "path", "dir" or "".
+	args string
+	run  func(args []string, stdout, stderr io.Writer) int
+}
+
+const jsonFlagUsage = "print one JSON object on stdout (schema: README, \"JSON output\")"
+
+func jsonFlag(fl *flag.FlagSet) { fl.Bool("json", false, jsonFlagUsage) }
+
+// commands is the table, in the order help lists them.
+var commands []*command
+
+func init() {
+	commands = []*command{
+		{
+			name: "status", synopsis: "status [--json] PATH", args: "path",
+			short: "the volume holding PATH, every lease on it and every process using it",
+			long: `Describe the volume holding PATH (mount point, device, filesystem,
+removable or not), every ejectsafe lease on it (holder pid and host, state,
+bytes not yet checkpointed, asked through the holder's control endpoint),
+and every other process with files open on it.`,
+			flags: jsonFlag, run: runStatus,
+		},
+		{
+			name: "check", synopsis: "check [--json] PATH", args: "path",
+			short: "exit 0 only when the volume holding PATH is safe to remove now",
+			long: `Say whether pulling the volume holding PATH now would lose nothing
+anyone wrote. Safe (exit 0) when it is not mounted, or when no live
+ejectsafe holder has it, no process has a file open on it (named, as
+fuser -m does, from /proc/*/fd, cwd, root, exe and maps), and the
+kernel's cached writes have been flushed (check runs sync(2)). Not safe
+(exit 1) names every holder and process. Stale and invalid leases are
+reported and do not block. PATH may be the block device (/dev/sdb1).`,
+			flags: jsonFlag, run: runCheck,
+		},
+		{
+			name: "eject", synopsis: "eject [--timeout D] [--force] [--no-unmount] [--power-off] [--json] PATH", args: "path",
+			short: "ask every holder to checkpoint and release, then unmount",
+			long: `Make the volume holding PATH safe to remove. First, before anything is
+asked of anyone, refuse when processes other than ejectsafe holders have
+files open on the volume (named; --force goes on). Then ask every live
+holder, all at once, to checkpoint and release, waiting at most
+--timeout in all; then sync and unmount (udisksctl when it can act,
+else umount(2), else fusermount -u) and, with --power-off, power the
+drive off (udisksctl; refused before anything is done when it is
+missing). A volume the kernel does not call removable is refused unless
+PATH is its mount point or --force is given. PATH may be the block
+device; one that is not mounted has nothing to unmount (exit 0).`,
+			flags: func(fl *flag.FlagSet) {
+				fl.Duration("timeout", 30*time.Second, "how long to wait for all holders together")
+				fl.Bool("force", false, "go on when processes are busy, holders refuse or the volume is not removable")
+				fl.Bool("no-unmount", false, "only make the holders release; leave the volume mounted")
+				fl.Bool("power-off", false, "power the drive off after unmounting (needs udisksctl)")
+				jsonFlag(fl)
+			},
+			run: runEject,
+		},
+		{
+			name: "recover", synopsis: "recover [--json] PATH", args: "path",
+			short: "roll an interrupted checkpoint back or forward",
+			long: `Bring a database's directory to a clean state after a crash or a pull:
+roll an interrupted checkpoint back or forward, deciding by checksums,
+and remove leftovers. PATH must be an existing SQLite database (or an
+empty file); anything else is refused with exit 2 and nothing is
+created. A database a live store holds is refused.`,
+			flags: jsonFlag, run: runRecover,
+		},
+		{
+			name: "verify", synopsis: "verify [--json] PATH", args: "path",
+			short: "read-only: journal state, checksum, integrity_check",
+			long: `Read-only: the checkpoint journal's state, what recover would do,
+whether the database is what the last checkpoint wrote (size and
+checksum), and SQLite's integrity_check of the database file as it is
+on the drive. PATH must be an existing SQLite database; anything else is
+refused with exit 2.`,
+			flags: jsonFlag, run: runVerify,
+		},
+		{
+			name: "doctor", synopsis: "doctor [--json] PATH", args: "path",
+			short: "is the filesystem holding PATH safe for ejectsafe? (live probes)",
+			long:  doctorLong,
+			flags: func(fl *flag.FlagSet) {
+				jsonFlag(fl)
+				fl.String("mmap-child", "", "") // hidden: the other process of the shm probe
+			},
+			run: runDoctor,
+		},
+		{
+			name: "demo", synopsis: "demo [DIR]", args: "dir",
+			short: "a store in DIR: concurrent commits, the file unchanged until a checkpoint",
+			long: `Open a store in DIR (default: a fresh temporary directory), commit rows
+from several goroutines, show that the database file does not change
+until a checkpoint, then read it back.`,
+			flags: func(*flag.FlagSet) {}, run: runDemo,
+		},
+		{
+			name: "bench", synopsis: "bench [--dir DIR] [--quick] [--json] [--out FILE]",
+			short: "measure the store against stock SQLite on a filesystem",
+			long: `Measure the store against stock SQLite on DIR's filesystem: progress
+on stderr, Markdown tables on stdout (with --json the JSON report on
+stdout and the tables on stderr).`,
+			flags: func(fl *flag.FlagSet) {
+				fl.String("dir", "", "measure on DIR's filesystem (default: a temporary directory)")
+				fl.Bool("quick", false, "small databases and few iterations: under a minute")
+				jsonFlag(fl)
+				fl.String("out", "", "also write the report to FILE, and an SVG chart next to it")
+			},
+			run: runBench,
+		},
+		{
+			name: "version", synopsis: "version [--json]",
+			short: "print the version of ejectsafe, Go and SQLite",
+			long:  `Print ejectsafe's version and the Go and SQLite versions it was built with.`,
+			flags: jsonFlag, run: runVersion,
+		},
+		{
+			name: "help", synopsis: "help [COMMAND]", args: "command",
+			short: "this list, or the full help of COMMAND",
+			long:  `Print the list of commands, or the full help of COMMAND (as COMMAND --help does).`,
+			flags: func(*flag.FlagSet) {}, run: runHelp,
+		},
+		{
+			name: "completion", synopsis: "completion bash", args: "shell",
+			short: "print a bash completion script",
+			long: `Print a bash completion script for ejectsafe. Load it in the current
+shell with: source <(ejectsafe completion bash); or install it as
+/etc/bash_completion.d/ejectsafe.`,
+			flags: func(*flag.FlagSet) {}, run: runCompletion,
+		},
+		{
+			name: "man", synopsis: "man",
+			short: "print the manual page (roff)",
+			long:  `Print ejectsafe's manual page in roff; view it with: ejectsafe man | man -l -`,
+			flags: func(*flag.FlagSet) {}, run: runMan,
+		},
+	}
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// exitCodes is README's exit-code table; help prints it and a test
+// checks README against testdata/exit_codes.golden.
+const exitCodes = `exit codes:
+  0  success; check: safe to remove now; eject: unmounted (or, with
+     --no-unmount, every holder released)
+  1  the command ran and found a problem: check: not safe (holders and
+     processes named); eject: busy processes, a holder that refused or
+     did not answer, or a failed unmount (named); verify: the database
+     is not clean; recover: it cannot tell what is right and changed
+     nothing; doctor: a check the store depends on failed
+  2  usage or operational error: bad flags, a missing path, a directory
+     or a file that is not a database where one is needed, a volume
+     eject refuses (not removable, the root filesystem), --power-off
+     without udisksctl
+`
+
+func topUsage() string {
+	var b strings.Builder
+	b.WriteString("usage: ejectsafe <command> [arguments]   (flags may go anywhere)\n\ncommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-11s %s\n", c.name, c.short)
+	}
+	b.WriteString("\nejectsafe help COMMAND (or COMMAND --help) explains one.\n\n")
+	b.WriteString(exitCodes)
+	return b.String()
+}
+
+// visibleFlags returns c's documented flags, sorted by name.
+func visibleFlags(c *command) []*flag.Flag {
+	fl := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	c.flags(fl)
+	var out []*flag.Flag
+	fl.VisitAll(func(f *flag.Flag) {
+		if f.Usage != "" {
+			out = append(out, f)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// flagArg is the placeholder for f's value in help: "" for a boolean.
+func flagArg(f *flag.Flag) string {
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return ""
+	}
+	switch f.Name {
+	case "timeout":
+		return "D"
+	case "dir":
+		return "DIR"
+	case "out":
+		return "FILE"
+	}
+	return "VALUE"
+}
+
+// commandUsage is c's one usage block: synopsis, text, flags, exit codes.
+func commandUsage(c *command) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: ejectsafe %s\n\n%s\n", c.synopsis, strings.TrimSpace(c.long))
+	if fs := visibleFlags(c); len(fs) > 0 {
+		b.WriteString("\nflags:\n")
+		for _, f := range fs {
+			name := "--" + f.Name
+			if a := flagArg(f); a != "" {
+				name += " " + a
+			}
+			def := ""
+			if f.DefValue != "" && f.DefValue != "false" {
+				def = " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(&b, "  %-14s %s%s\n", name, f.Usage, def)
+		}
+	}
+	b.WriteString("\n" + exitCodes)
+	return b.String()
+}
+
+// invocation is a parsed command line.
+type invocation struct {
+	cmd    *command
+	fl     *flag.FlagSet
+	pos    []string
+	json   bool
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func (in *invocation) bool(name string) bool {
+	return in.fl.Lookup(name).Value.(flag.Getter).Get().(bool)
+}
+func (in *invocation) str(name string) string { return in.fl.Lookup(name).Value.String() }
+func (in *invocation) dur(name string) time.Duration {
+	return in.fl.Lookup(name).Value.(flag.Getter).Get().(time.Duration)
+}
+
+// usageError reports a usage error (exit 2): on stderr with the
+// command's synopsis, and as a JSON object on stdout under --json.
+func (in *invocation) usageError(format string, a ...any) int {
+	msg := fmt.Sprintf(format, a...)
+	fmt.Fprintf(in.stderr, "ejectsafe %s: %s\nusage: ejectsafe %s  (ejectsafe %s --help explains)\n",
+		in.cmd.name, msg, in.cmd.synopsis, in.cmd.name)
+	if in.json {
+		writeJSON(in.stdout, errorOut(in.cmd.name, 2, msg))
+	}
+	return 2
+}
+
+// fail reports an error with exit code code: on stderr, and as a JSON
+// object on stdout under --json.
+func (in *invocation) fail(code int, err error) int {
+	if len(in.pos) > 0 && deadMount(in.cmd.name, in.pos[0], err, in.json, in.stdout, in.stderr) {
+		return 2 // a vanished drive: one message saying what to do
+	}
+	fmt.Fprintf(in.stderr, "ejectsafe %s: %v\n", in.cmd.name, err)
+	if in.json {
+		writeJSON(in.stdout, errorOut(in.cmd.name, code, err.Error()))
+	}
+	return code
+}
+
+// parse parses args for the command name, flags anywhere. It returns nil
+// and the exit code when the command must not run: --help (0, the usage
+// block on stdout) or a usage error (2). nargs bounds the positional
+// arguments: [min, max], max < 0 for no limit.
+func parse(name string, args []string, stdout, stderr io.Writer, minArgs, maxArgs int) (*invocation, int) {
+	c := lookup(name)
+	in := &invocation{cmd: c, stdout: stdout, stderr: stderr}
+	in.fl = flag.NewFlagSet(name, flag.ContinueOnError)
+	in.fl.SetOutput(io.Discard)
+	in.fl.Usage = func() {}
+	c.flags(in.fl)
+	in.json = wantsJSON(args) && in.fl.Lookup("json") != nil
+	for {
+		if err := in.fl.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, commandUsage(c))
+				return nil, 0
+			}
+			return nil, in.usageError("%v", err)
+		}
+		rest := in.fl.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			in.pos = append(in.pos, rest...) // after "--", everything is positional
+			break
+		}
+		in.pos = append(in.pos, rest[0])
+		args = rest[1:]
+	}
+	if j := in.fl.Lookup("json"); j != nil {
+		in.json = j.Value.(flag.Getter).Get().(bool)
+	}
+	switch {
+	case len(in.pos) < minArgs && minArgs == maxArgs && minArgs == 1:
+		return nil, in.usageError("want exactly one PATH, got %d", len(in.pos))
+	case len(in.pos) < minArgs:
+		return nil, in.usageError("want at least %d arguments, got %d", minArgs, len(in.pos))
+	case maxArgs >= 0 && len(in.pos) > maxArgs && maxArgs == 1 && minArgs == 1:
+		return nil, in.usageError("want exactly one PATH, got %d", len(in.pos))
+	case maxArgs >= 0 && len(in.pos) > maxArgs:
+		return nil, in.usageError("unexpected argument %q", in.pos[maxArgs])
+	}
+	return in, 0
+}
+
+// wantsJSON reports whether args ask for JSON, before they are parsed,
+// so that a usage error can be answered in JSON too.
+func wantsJSON(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--json", "-json", "--json=true", "-json=true", "--json=1", "-json=1":
+			return true
+		}
+	}
+	return false
+}
+
+// runHelp: ejectsafe help [COMMAND].
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	in, code := parse("help", args, stdout, stderr, 0, 1)
+	if in == nil {
+		return code
+	}
+	if len(in.pos) == 0 {
+		fmt.Fprint(stdout, topUsage())
+		return 0
+	}
+	c := lookup(in.pos[0])
+	if c == nil {
+		return in.usageError("unknown command %q", in.pos[0])
+	}
+	fmt.Fprint(stdout, commandUsage(c))
+	return 0
+}

@@ -1,0 +1,373 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/ejectsafe/ejectsafe/checkpoint"
+	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/journal"
+)
+
+// The JSON every --json prints: one object on stdout, error or not.
+// Keys are lower-case snake_case; enumerations are names, never numbers;
+// 64-bit checksums are hex strings ("0x" and 16 digits, as jq and
+// JavaScript lose precision on larger numbers); lists are [] when empty,
+// never null; times are RFC 3339; durations are integer milliseconds or
+// nanoseconds, said in the key (_ms, _ns). Every object starts with the
+// header. Adding a key keeps the schema number; renaming or removing one,
+// or changing a value's meaning, increments it.
+// testdata/json_*.golden hold one example of each; README shows them.
+
+// schemaVersion is the "schema" field of every JSON object.
+const schemaVersion = 1
+
+// header starts every JSON object.
+type header struct {
+	Schema   int    `json:"schema"`
+	Command  string `json:"command"`
+	ExitCode int    `json:"exit_code"`
+	// Error is set when the command failed (exit code 2, or 1 when it
+	// could not finish): what went wrong, as on stderr.
+	Error string `json:"error,omitempty"`
+}
+
+func newHeader(cmd string, code int) header {
+	return header{Schema: schemaVersion, Command: cmd, ExitCode: code}
+}
+
+// errorOut is the whole object for a command that failed before it had
+// anything else to say.
+func errorOut(cmd string, code int, msg string) header {
+	h := newHeader(cmd, code)
+	h.Error = msg
+	return h
+}
+
+// writeJSON prints v, indented, with a final newline.
+func writeJSON(w io.Writer, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil { // only for types this file defines: a bug
+		panic(fmt.Sprintf("ejectsafe: JSON output: %v", err))
+	}
+	w.Write(append(b, '\n'))
+}
+
+// nonNil returns s, or an empty slice for nil (so JSON says []).
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// hexSum renders a 64-bit checksum for JSON.
+func hexSum(v uint64) string { return fmt.Sprintf("%#016x", v) }
+
+// volumeOut is a volume (device.Probe) in JSON.
+type volumeOut struct {
+	Path         string   `json:"path"`
+	Mounted      bool     `json:"mounted"` // a volume other than the root filesystem is mounted there
+	MountPoint   string   `json:"mount_point"`
+	Device       string   `json:"device"`
+	FSType       string   `json:"fs_type"`
+	Class        string   `json:"class"`
+	MountOptions []string `json:"mount_options"`
+	ReadOnly     bool     `json:"read_only"`
+	Removable    bool     `json:"removable"`
+	USB          bool     `json:"usb"`
+	Container    string   `json:"container"`
+	VM           string   `json:"vm"`
+	Notes        []string `json:"notes"`
+}
+
+func volumeJSON(p device.Probe, mounted bool) volumeOut {
+	return volumeOut{
+		Path: p.Path, Mounted: mounted, MountPoint: p.MountPoint, Device: p.Device, FSType: p.FSType,
+		Class: p.Class.String(), MountOptions: nonNil(p.MountOptions), ReadOnly: p.ReadOnly,
+		Removable: p.Removable, USB: p.USB, Container: p.Container, VM: p.VM, Notes: nonNil(p.Notes),
+	}
+}
+
+// holderOut is one lease on a volume.
+type holderOut struct {
+	File string `json:"file"` // the lease file
+	DB   string `json:"db"`
+	// State: "live" (its holder answered), "no_answer" (alive, did not
+	// answer), "stale" (its holder is gone), "invalid" (the lease file is
+	// refused, not followed).
+	State  string    `json:"state"`
+	Reason string    `json:"reason,omitempty"` // why stale, invalid or no_answer
+	Blocks bool      `json:"blocks"`           // keeps the volume from being removed
+	Lease  *leaseOut `json:"lease,omitempty"`
+	Live   *liveOut  `json:"live,omitempty"` // the holder's answer
+}
+
+type leaseOut struct {
+	PID      int       `json:"pid"`
+	Host     string    `json:"host"`
+	Boot     string    `json:"boot"`
+	State    string    `json:"state"`
+	Endpoint string    `json:"endpoint"`
+	Since    time.Time `json:"since"`
+}
+
+type liveOut struct {
+	State          string     `json:"state"`
+	DirtyBytes     int64      `json:"dirty_bytes"` // not yet checkpointed
+	WALBytes       int64      `json:"wal_bytes"`
+	Generation     uint64     `json:"generation"`
+	LastCheckpoint *time.Time `json:"last_checkpoint"` // null: never
+}
+
+func holderJSON(h holder) holderOut {
+	o := holderOut{File: h.File, DB: h.DB, Blocks: h.blocks()}
+	switch {
+	case h.Invalid != "":
+		o.State, o.Reason = "invalid", h.Invalid
+	case h.Stale != "":
+		o.State, o.Reason = "stale", h.Stale
+	case h.Live != nil:
+		o.State = "live"
+	default:
+		o.State, o.Reason = "no_answer", h.NoAnswer
+	}
+	if l := h.Lease; l != nil {
+		o.Lease = &leaseOut{PID: l.PID, Host: l.Host, Boot: l.Boot, State: l.State, Endpoint: l.Endpoint, Since: l.Since}
+	}
+	if s := h.Live; s != nil {
+		o.Live = &liveOut{State: s.State, DirtyBytes: s.DirtyBytes, WALBytes: s.WALBytes, Generation: s.Generation}
+		if !s.LastCheckpoint.IsZero() {
+			t := s.LastCheckpoint
+			o.Live.LastCheckpoint = &t
+		}
+	}
+	return o
+}
+
+// userOut is a process with files open on a volume.
+type userOut struct {
+	PID     int      `json:"pid"`
+	Command string   `json:"command"`
+	Holder  bool     `json:"holder"` // it holds a lease: eject asks it to release
+	Files   []string `json:"files"`
+}
+
+func usersJSON(us []user) []userOut {
+	out := []userOut{}
+	for _, u := range us {
+		out = append(out, userOut{PID: u.PID, Command: u.Command, Holder: u.Holder, Files: nonNil(u.Files)})
+	}
+	return out
+}
+
+// statusOut is `status --json`.
+type statusOut struct {
+	header
+	Volume  volumeOut   `json:"volume"`
+	Holders []holderOut `json:"holders"`
+	Users   []userOut   `json:"users"`
+	// Uninspected counts processes whose open files could not be read
+	// (other users' processes, without root): users may miss them.
+	Uninspected int `json:"uninspected"`
+}
+
+func statusJSON(cmd string, code int, v volume) statusOut {
+	o := statusOut{header: newHeader(cmd, code), Volume: volumeJSON(v.Probe, v.Mounted), Holders: []holderOut{}, Users: usersJSON(v.Users), Uninspected: v.Uninspected}
+	for _, h := range v.Holders {
+		o.Holders = append(o.Holders, holderJSON(h))
+	}
+	return o
+}
+
+// checkOut is `check --json`.
+type checkOut struct {
+	statusOut
+	Safe    bool     `json:"safe"`
+	Synced  bool     `json:"synced"`  // sync(2) ran before the verdict
+	Reasons []string `json:"reasons"` // why not safe; [] when safe
+}
+
+// recordOut is a checkpoint journal record.
+type recordOut struct {
+	Kind string `json:"kind"` // began, ready, done, aborted
+	Gen  uint64 `json:"gen"`
+	Size int64  `json:"size"`
+	Sum  string `json:"sum"` // hex
+}
+
+// stateName and actionName are checkpoint's enums as JSON names.
+func stateName(s checkpoint.State) string {
+	switch s {
+	case checkpoint.StateUnknown:
+		return "unknown"
+	case checkpoint.StateClean:
+		return "clean"
+	case checkpoint.StateBegan:
+		return "began"
+	case checkpoint.StateReady:
+		return "ready"
+	case checkpoint.StateDamaged:
+		return "damaged"
+	}
+	return fmt.Sprintf("state_%d", int(s))
+}
+
+func actionName(a checkpoint.Action) string {
+	switch a {
+	case checkpoint.ActionNone:
+		return "none"
+	case checkpoint.ActionClean:
+		return "clean"
+	case checkpoint.ActionRollBack:
+		return "roll_back"
+	case checkpoint.ActionRollForward:
+		return "roll_forward"
+	case checkpoint.ActionFinish:
+		return "finish"
+	case checkpoint.ActionReset:
+		return "reset"
+	case checkpoint.ActionRefused:
+		return "refused"
+	}
+	return fmt.Sprintf("action_%d", int(a))
+}
+
+func kindName(k journal.Kind) string {
+	switch k {
+	case journal.Began, journal.Ready, journal.Done, journal.Aborted:
+		return k.String()
+	}
+	return fmt.Sprintf("kind_%d", uint8(k))
+}
+
+// recoverOut is `recover --json`; verifyOut adds the verify fields.
+type recoverOut struct {
+	header
+	DB         string     `json:"db"`
+	DryRun     bool       `json:"dry_run"`
+	Journal    string     `json:"journal"` // missing, ok, torn, or "damaged: " and why
+	Last       *recordOut `json:"last"`    // null: no trustworthy record
+	State      string     `json:"state"`
+	Action     string     `json:"action"`
+	Gen        uint64     `json:"gen"`
+	Removed    []string   `json:"removed"`
+	MovedAside []string   `json:"moved_aside"`
+	Rewrote    bool       `json:"rewrote"`
+	Mismatch   bool       `json:"mismatch"`
+	Notes      []string   `json:"notes"`
+}
+
+type verifyOut struct {
+	recoverOut
+	Integrity string `json:"integrity"` // integrity_check's lines, joined by "; "
+	OK        bool   `json:"ok"`
+}
+
+func reportJSON(cmd string, code int, r checkpoint.Report) recoverOut {
+	o := recoverOut{
+		header: newHeader(cmd, code), DB: r.DB, DryRun: r.DryRun, Journal: r.Journal,
+		State: stateName(r.State), Action: actionName(r.Action), Gen: r.Gen,
+		Removed: nonNil(r.Removed), MovedAside: nonNil(r.MovedAside), Rewrote: r.Rewrote,
+		Mismatch: r.Mismatch, Notes: nonNil(r.Notes),
+	}
+	if r.Last.Kind != 0 {
+		o.Last = &recordOut{Kind: kindName(r.Last.Kind), Gen: r.Last.Gen, Size: r.Last.Size, Sum: hexSum(r.Last.Sum)}
+	}
+	return o
+}
+
+// version is set at link time (-ldflags "-X main.version=v1.2.3"); else
+// the module version from the build information.
+var version = ""
+
+type versionOut struct {
+	header
+	Version string `json:"version"`
+	Go      string `json:"go"`
+	SQLite  string `json:"sqlite"`
+	OS      string `json:"os"`
+	Arch    string `json:"arch"`
+}
+
+func versionInfo() versionOut {
+	v := version
+	if v == "" {
+		v = "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			if bi.Main.Version != "" {
+				v = bi.Main.Version
+			}
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" && len(s.Value) >= 12 && v == "(devel)" {
+					v = "(devel " + s.Value[:12] + ")"
+				}
+			}
+		}
+	}
+	lib, _, _ := sqlite3.Version()
+	return versionOut{header: newHeader("version", 0), Version: v, Go: runtime.Version(), SQLite: lib, OS: runtime.GOOS, Arch: runtime.GOARCH}
+}
+
+// runVersion: ejectsafe version [--json].
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	in, code := parse("version", args, stdout, stderr, 0, 0)
+	if in == nil {
+		return code
+	}
+	v := versionInfo()
+	if in.json {
+		writeJSON(stdout, v)
+		return 0
+	}
+	fmt.Fprintf(stdout, "ejectsafe %s (%s, SQLite %s, %s/%s)\n", v.Version, v.Go, v.SQLite, v.OS, v.Arch)
+	return 0
+}
+
+// doctorOut is `doctor --json`. Statuses are "ok", "warn", "fail" and
+// "info" (informational: not part of the verdict).
+type doctorOut struct {
+	header
+	Path                 string       `json:"path"`
+	Dir                  string       `json:"dir"`
+	Volume               volumeOut    `json:"volume"`
+	Findings             []findingOut `json:"findings"`
+	Fsync                *fsyncOut    `json:"fsync"`                  // null: not measured
+	SharedMemoryCoherent *bool        `json:"shared_memory_coherent"` // null: not concluded
+	Overall              string       `json:"overall"`
+}
+
+type findingOut struct {
+	Check   string `json:"check"`
+	Status  string `json:"status"`
+	Summary string `json:"summary"`
+}
+
+type fsyncOut struct {
+	Samples int   `json:"samples"`
+	Bytes   int   `json:"bytes"`
+	P50NS   int64 `json:"p50_ns"`
+	P99NS   int64 `json:"p99_ns"`
+}
+
+func doctorJSON(r *doctorReport) doctorOut {
+	o := doctorOut{
+		header: newHeader("doctor", r.ExitCode), Path: r.Path, Dir: r.Dir,
+		Volume:   volumeJSON(r.Probe, r.Probe.MountPoint != "" && r.Probe.MountPoint != "/"),
+		Findings: []findingOut{}, SharedMemoryCoherent: r.SharedMemoryCoherent, Overall: strings.ToLower(r.Overall),
+	}
+	for _, f := range r.Findings {
+		o.Findings = append(o.Findings, findingOut{f.Check, strings.ToLower(f.Status), f.Summary})
+	}
+	if f := r.Fsync; f != nil {
+		o.Fsync = &fsyncOut{f.Samples, f.Bytes, int64(f.P50), int64(f.P99)}
+	}
+	return o
+}
