@@ -31,7 +31,11 @@ func TestMain(m *testing.M) {
 	if file := os.Getenv(writerEnv); file != "" {
 		os.Exit(runWriter(file))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if binPath != "" { // the CLI built for drive_test.go
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
 }
 
 // runHolder is an application holding a store with uncheckpointed rows
