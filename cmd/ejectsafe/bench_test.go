@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ejectsafe/ejectsafe/bench"
 )
@@ -21,12 +20,11 @@ func TestRun_benchQuick(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "report.json")
 	var stdout, stderr bytes.Buffer
-	start := time.Now()
+	// How long --quick takes is measured, not asserted (a wall-clock bound
+	// fails on a loaded machine and proves nothing); that it ran the quick
+	// plan is checked below.
 	if code := run([]string{"bench", "--quick", "--json", "--dir", dir, "--out", out}, &stdout, &stderr); code != 0 {
 		t.Fatalf("bench exit %d\nstderr:\n%s", code, stderr.String())
-	}
-	if el := time.Since(start); el > time.Minute {
-		t.Errorf("bench --quick took %v; want under a minute", el)
 	}
 
 	t.Run("json", func(t *testing.T) {
