@@ -1,6 +1,6 @@
 module github.com/ejectsafe/ejectsafe
 
-go 1.24
+go 1.22
 
 require (
 	github.com/mattn/go-sqlite3 v1.14.52

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -41,18 +42,18 @@ func BenchmarkStore_identity(b *testing.B) {
 			if _, err := db.Exec("CREATE TABLE t(x)"); err != nil {
 				b.Fatal(err)
 			}
-			if err := s.Checkpoint(b.Context()); err != nil {
+			if err := s.Checkpoint(context.Background()); err != nil {
 				b.Fatal(err)
 			}
 			b.Run("stat", func(b *testing.B) {
-				for b.Loop() {
+				for range b.N {
 					if _, err := os.Stat(path); err != nil {
 						b.Fatal(err)
 					}
 				}
 			})
 			b.Run("proof", func(b *testing.B) {
-				for b.Loop() {
+				for range b.N {
 					s.mu.Lock()
 					err := s.ensureAttached()
 					s.mu.Unlock()
@@ -62,11 +63,11 @@ func BenchmarkStore_identity(b *testing.B) {
 				}
 			})
 			b.Run("checkpoint", func(b *testing.B) {
-				for b.Loop() {
+				for range b.N {
 					if _, err := db.Exec("INSERT INTO t VALUES (1)"); err != nil {
 						b.Fatal(err)
 					}
-					if err := s.Checkpoint(b.Context()); err != nil {
+					if err := s.Checkpoint(context.Background()); err != nil {
 						b.Fatal(err)
 					}
 				}
