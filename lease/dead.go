@@ -79,37 +79,27 @@ const endpointGrace = 10 * time.Second
 // refuses too). A holder killed with SIGKILL leaves its socket behind;
 // nothing else ever removes it. Only names Listen makes are considered.
 func SweepEndpoints() (removed []string, err error) {
-	dir, err := runtimeDir()
-	if err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(dir)
+	eps, err := Endpoints()
 	if err != nil {
 		return nil, err
 	}
 	var errs []error
-	for _, e := range entries {
-		m := endpointName.FindStringSubmatch(e.Name())
-		if m == nil || e.Type()&fs.ModeSocket == 0 {
+	for _, ep := range eps {
+		if !EndpointGone(ep.Path) {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		if !EndpointGone(p) {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		fi, err := os.Lstat(p)
+		fi, err := os.Lstat(ep.Path)
 		if err != nil {
 			continue // removed meanwhile
 		}
-		if _, serr := startTime(pid); serr == nil && !exited(pid) && time.Since(fi.ModTime()) < endpointGrace {
+		if _, serr := startTime(ep.PID); serr == nil && !exited(ep.PID) && time.Since(fi.ModTime()) < endpointGrace {
 			continue // perhaps a server being set up
 		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(ep.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 			continue
 		}
-		removed = append(removed, p)
+		removed = append(removed, ep.Path)
 	}
 	return removed, errors.Join(errs...)
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path/filepath"
 	"syscall"
@@ -35,19 +34,7 @@ func checkPathReadOnly(fsys device.FS, path string) error {
 	case fi.Size() == 0:
 		return nil // an empty database
 	}
-	f, err := fsys.Open(path, device.ReadOnly)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	hdr := make([]byte, len(sqliteHeader))
-	if n, err := f.ReadAt(hdr, 0); n < len(hdr) || string(hdr) != sqliteHeader {
-		if err != nil && err != io.EOF {
-			return err
-		}
-		return fmt.Errorf("%w: bad header", ErrNotDatabase)
-	}
-	return nil
+	return checkHeader(fsys, path)
 }
 
 // checkReadOnlyState refuses a database that only a writable Open could

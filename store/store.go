@@ -341,6 +341,12 @@ func checkPath(fsys device.FS, path string) error {
 	case fi.Size() == 0:
 		return nil // SQLite treats an empty file as an empty database
 	}
+	return checkHeader(fsys, path)
+}
+
+// checkHeader refuses a non-empty file whose first bytes are not SQLite's
+// header. It only reads.
+func checkHeader(fsys device.FS, path string) error {
 	f, err := fsys.Open(path, device.ReadOnly)
 	if err != nil {
 		return err
