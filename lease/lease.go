@@ -24,8 +24,9 @@
 //  5. host is 1..255 bytes, boot is 0..64 bytes, both without control
 //     characters;
 //  6. state is "open" or "checkpointing";
-//  7. endpoint is an absolute path of at most 107 bytes (a Unix socket
-//     path) ending in ".sock", or empty.
+//  7. endpoint is empty, or an absolute path of at most 107 bytes (a Unix
+//     socket path) ending in ".sock", or a Windows named pipe of ours:
+//     PipePrefix followed by 1..64 bytes of [0-9a-z-].
 //
 // A lease is Stale when its holder is gone: on this host (same host name
 // and boot id) the pid is not running or runs a process started at another
@@ -44,6 +45,11 @@ import (
 	"time"
 	"unicode"
 )
+
+// PipePrefix begins every Windows endpoint (a named pipe). An endpoint
+// read from a lease is followed only if it is a Unix socket path or a pipe
+// of this name, never any other pipe on the host.
+const PipePrefix = `\\.\pipe\ejectsafe-`
 
 // Version is the lease format version.
 const Version = 1
@@ -127,8 +133,7 @@ func (l Lease) Validate() error {
 		return bad("boot id %q", l.Boot)
 	case l.State != StateOpen && l.State != StateCheckpointing:
 		return bad("state %q", l.State)
-	case l.Endpoint != "" && (!path.IsAbs(l.Endpoint) || len(l.Endpoint) > 107 ||
-		!strings.HasSuffix(l.Endpoint, ".sock") || hasControl(l.Endpoint)):
+	case l.Endpoint != "" && !isSocketPath(l.Endpoint) && !isPipeName(l.Endpoint):
 		return bad("endpoint %q", l.Endpoint)
 	}
 	for _, part := range strings.Split(l.DB, "/") {
@@ -137,6 +142,26 @@ func (l Lease) Validate() error {
 		}
 	}
 	return nil
+}
+
+// isSocketPath: an absolute Unix socket path ending in ".sock" that fits
+// in sockaddr_un.
+func isSocketPath(e string) bool {
+	return path.IsAbs(e) && len(e) <= 107 && strings.HasSuffix(e, ".sock") && !hasControl(e)
+}
+
+// isPipeName: PipePrefix and 1..64 bytes of [0-9a-z-].
+func isPipeName(e string) bool {
+	rest, ok := strings.CutPrefix(e, PipePrefix)
+	if !ok || len(rest) < 1 || len(rest) > 64 {
+		return false
+	}
+	for _, c := range []byte(rest) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func hasControl(s string) bool {
