@@ -17,7 +17,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -355,8 +354,7 @@ func (s *Store) open() (err error) {
 	// the drive, untouched.
 	undo = append(undo, func() { walDiscard(s.path) })
 
-	u := url.URL{Scheme: "file", Path: s.path}
-	dsn := fmt.Sprintf("%s?vfs=%s&_busy_timeout=%d", u.String(), vfsName, s.opts.BusyTimeout.Milliseconds())
+	dsn := FileURI(s.path, fmt.Sprintf("vfs=%s&_busy_timeout=%d", vfsName, s.opts.BusyTimeout.Milliseconds()))
 	s.db = sql.OpenDB(&connector{dsn: dsn, drv: &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
 		return setupConn(c, s.opts.RetainWALBytes)
 	}}})
