@@ -2,17 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os/exec"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/lease"
 )
 
@@ -42,7 +37,7 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	mp := v.Probe.MountPoint
-	if !*noUnmount && (mp == "/" || mp == "") {
+	if !*noUnmount && (mp == "/" || mp == "" || systemVolume(mp)) {
 		fmt.Fprintf(stderr, "ejectsafe eject: %s is on the root filesystem; not unmounting it\n", fl.Arg(0))
 		return 2
 	}
@@ -96,7 +91,7 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// 2. Sync, unmount, power off.
-	unix.Sync()
+	syncAll()
 	say("unmounting %s...", mp)
 	if err := unmount(v.Probe); err != nil {
 		fmt.Fprintf(stderr, "ejectsafe eject: unmount %s: %v\n", mp, err)
@@ -114,42 +109,4 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// unmount uses udisksctl where it is installed (what a desktop user may
-// do), else umount(2) (root), else fusermount -u for FUSE mounts.
-func unmount(p device.Probe) error {
-	if bin, err := exec.LookPath("udisksctl"); err == nil && strings.HasPrefix(p.Device, "/dev/") {
-		out, err := exec.Command(bin, "unmount", "-b", p.Device).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("udisksctl: %v: %s", err, strings.TrimSpace(string(out)))
-		}
-		return nil
-	}
-	err := unix.Unmount(p.MountPoint, 0)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, unix.EBUSY):
-		return fmt.Errorf("busy: a process still has files open on it (%w); close them and eject again", err)
-	case errors.Is(err, unix.EPERM) && p.Class == device.ClassFUSE:
-		out, ferr := exec.Command("fusermount", "-u", p.MountPoint).CombinedOutput()
-		if ferr != nil {
-			return fmt.Errorf("fusermount -u: %v: %s", ferr, strings.TrimSpace(string(out)))
-		}
-		return nil
-	}
-	return err
-}
-
-func powerOffDrive(p device.Probe) error {
-	bin, err := exec.LookPath("udisksctl")
-	if err != nil {
-		return errors.New("powering a drive off needs udisksctl (Debian package udisks2)")
-	}
-	out, err := exec.Command(bin, "power-off", "-b", p.Device).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("udisksctl: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
