@@ -20,7 +20,7 @@
 //  2. version is 1;
 //  3. db is a clean, relative, slash-separated path that does not leave
 //     the volume (no "..", not absolute), at most 1024 bytes;
-//  4. pid is in 1..1<<22, start (process start time in clock ticks) >= 0;
+//  4. pid is in 1..1<<22, start (process start time, see Self) >= 0;
 //  5. host is 1..255 bytes, boot is 0..64 bytes, both without control
 //     characters;
 //  6. state is "open" or "checkpointing";
@@ -71,7 +71,7 @@ type Lease struct {
 	Version  int       `json:"version"`
 	DB       string    `json:"db"`    // relative to the volume root, slash-separated
 	PID      int       `json:"pid"`   // the holder
-	Start    uint64    `json:"start"` // the holder's start time, clock ticks since boot
+	Start    uint64    `json:"start"` // the holder's start time, in its platform's unit (see Self)
 	Host     string    `json:"host"`
 	Boot     string    `json:"boot"` // boot id: the holder's boot
 	State    string    `json:"state"`
