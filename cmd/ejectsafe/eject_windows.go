@@ -118,17 +118,11 @@ func deviceNumber(path string) (uint32, error) {
 // diskInstance finds the present disk with device number num and returns
 // its device instance id.
 func diskInstance(num uint32) (string, error) {
-	var size uint32
-	if err := windows.CM_Get_Device_Interface_List_Size(&size, &guidDevInterfaceDisk, nil,
-		windows.CM_GET_DEVICE_INTERFACE_LIST_PRESENT); err != nil {
+	ifaces, err := windows.CM_Get_Device_Interface_List("", &guidDevInterfaceDisk, windows.CM_GET_DEVICE_INTERFACE_LIST_PRESENT)
+	if err != nil {
 		return "", fmt.Errorf("listing disks: %w", err)
 	}
-	buf := make([]uint16, size)
-	if err := windows.CM_Get_Device_Interface_List(nil, &guidDevInterfaceDisk, buf,
-		windows.CM_GET_DEVICE_INTERFACE_LIST_PRESENT); err != nil {
-		return "", fmt.Errorf("listing disks: %w", err)
-	}
-	for _, iface := range splitMulti(buf) {
+	for _, iface := range ifaces {
 		if n, err := deviceNumber(iface); err != nil || n != num {
 			continue
 		}
@@ -146,20 +140,6 @@ func diskInstance(num uint32) (string, error) {
 		return windows.UTF16ToString(id), nil
 	}
 	return "", fmt.Errorf("no present disk has number %d", num)
-}
-
-// splitMulti splits a REG_MULTI_SZ-style list of NUL-terminated strings.
-func splitMulti(buf []uint16) []string {
-	var out []string
-	for len(buf) > 0 && buf[0] != 0 {
-		i := 0
-		for i < len(buf) && buf[i] != 0 {
-			i++
-		}
-		out = append(out, windows.UTF16ToString(buf[:i]))
-		buf = buf[min(i+1, len(buf)):]
-	}
-	return out
 }
 
 // cmCall calls a Configuration Manager function and turns its CONFIGRET
