@@ -3,7 +3,6 @@ module github.com/ejectsafe/ejectsafe
 go 1.26.8
 
 require (
-	github.com/Microsoft/go-winio v0.6.2
 	github.com/mattn/go-sqlite3 v1.14.52
 	github.com/shirou/gopsutil/v3 v3.24.5
 	golang.org/x/sys v0.49.0

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 
-	"github.com/Microsoft/go-winio"
 	"golang.org/x/sys/windows"
 )
 
@@ -31,7 +30,11 @@ func ListenAt(path string, h Handler) (*Server, error) {
 	}
 	// D:P: a protected DACL (nothing inherited); one ACE: generic all to
 	// the user. No other principal, SYSTEM and Administrators included.
-	ln, err := winio.ListenPipe(path, &winio.PipeConfig{SecurityDescriptor: "D:P(A;;GA;;;" + sid.String() + ")"})
+	sd, err := windows.SecurityDescriptorFromString("D:P(A;;GA;;;" + sid.String() + ")")
+	if err != nil {
+		return nil, fmt.Errorf("lease: listen: %w", err)
+	}
+	ln, err := listenPipe(path, sd)
 	if err != nil {
 		return nil, fmt.Errorf("lease: listen: %w", err)
 	}
@@ -89,5 +92,5 @@ func userSID(tok windows.Token) (*windows.SID, error) {
 
 // dial connects to a holder's named pipe.
 func dial(ctx context.Context, endpoint string) (net.Conn, error) {
-	return winio.DialPipeContext(ctx, endpoint)
+	return dialPipe(ctx, endpoint)
 }
