@@ -63,7 +63,21 @@ func createPipe(path string, sa *windows.SecurityAttributes, first bool) (window
 	return windows.CreateNamedPipe(name, flags, pipeMode, windows.PIPE_UNLIMITED_INSTANCES, 4096, 4096, 0, sa)
 }
 
+// Accept waits for a client on the current instance and, before handing
+// the connection over, creates the next instance, so that the name always
+// has one waiting: a client that finds no instance gets "file not found".
+// A client that came and went before the connect is skipped.
 func (l *pipeListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.accept1()
+		if err == windows.ERROR_NO_DATA {
+			continue
+		}
+		return c, err
+	}
+}
+
+func (l *pipeListener) accept1() (net.Conn, error) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -98,10 +112,26 @@ func (l *pipeListener) Accept() (net.Conn, error) {
 		var n uint32
 		err = windows.GetOverlappedResult(h, &ov, &n, false)
 	}
+	if err == windows.ERROR_NO_DATA {
+		windows.CloseHandle(h)
+		return nil, err
+	}
 	if err != nil && err != windows.ERROR_PIPE_CONNECTED {
 		windows.CloseHandle(h)
 		return nil, &os.PathError{Op: "accept", Path: l.path, Err: err}
 	}
+	next, err := createPipe(l.path, l.sa, false)
+	if err != nil {
+		windows.CloseHandle(h)
+		return nil, &os.PathError{Op: "accept", Path: l.path, Err: err}
+	}
+	l.mu.Lock()
+	if l.closed {
+		windows.CloseHandle(next)
+	} else {
+		l.next = next
+	}
+	l.mu.Unlock()
 	return &pipeConn{h: h, addr: pipeAddr(l.path)}, nil
 }
 
