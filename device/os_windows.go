@@ -60,6 +60,7 @@ func control(f *os.File, fn func(h windows.Handle) error) error {
 //     decided by checksums). With the drive's "Better performance" policy
 //     (write caching on) Windows may still hold it in the drive's cache:
 //     keep removable drives on "Quick removal", Windows' default.
+//
 // Creations and removals are not flushed by anything here; the
 // checkpoint's invariants rest on the rename and the files' own fsyncs.
 func syncDir(dir string) error {
