@@ -132,7 +132,7 @@ func (l *pipeListener) accept1() (net.Conn, error) {
 		l.next = next
 	}
 	l.mu.Unlock()
-	return &pipeConn{h: h, addr: pipeAddr(l.path)}, nil
+	return &pipeConn{h: h, addr: pipeAddr(l.path), server: true}, nil
 }
 
 func (l *pipeListener) Close() error {
@@ -179,8 +179,9 @@ func dialPipe(ctx context.Context, path string) (net.Conn, error) {
 
 // pipeConn is one end of a connected pipe.
 type pipeConn struct {
-	h    windows.Handle
-	addr pipeAddr
+	h      windows.Handle
+	addr   pipeAddr
+	server bool // the server end: flush before closing
 
 	mu       sync.Mutex
 	rdl, wdl time.Time
@@ -191,7 +192,9 @@ func (c *pipeConn) Fd() uintptr { return uintptr(c.h) }
 
 func (c *pipeConn) Read(b []byte) (int, error) {
 	n, err := c.io(false, b)
-	if err == windows.ERROR_BROKEN_PIPE || err == windows.ERROR_PIPE_NOT_CONNECTED || (err == nil && n == 0 && len(b) > 0) {
+	// The other end closed. A zero-byte success is not an end: bufio
+	// retries it.
+	if err == windows.ERROR_BROKEN_PIPE || err == windows.ERROR_PIPE_NOT_CONNECTED {
 		return n, io.EOF
 	}
 	return n, err
@@ -261,6 +264,11 @@ func (c *pipeConn) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
+	if c.server {
+		// Closing the server end drops what the client has not read yet:
+		// wait until it has read the answer (or gone).
+		windows.FlushFileBuffers(c.h)
+	}
 	windows.CancelIoEx(c.h, nil)
 	return windows.CloseHandle(c.h)
 }
