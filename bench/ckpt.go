@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
 
+	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/store"
 )
 
@@ -247,6 +249,14 @@ func RawCopy(src, tmp, dst string) error {
 	}
 	if err := out.Close(); err != nil {
 		return err
+	}
+	if runtime.GOOS == "windows" {
+		// No directory fsync there: the store's rename is MoveFileEx with
+		// write-through, standing in for it (device/os_windows.go).
+		if err := device.OS.Rename(tmp, dst); err != nil {
+			return err
+		}
+		return device.OS.SyncDir(filepath.Dir(dst))
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"time"
@@ -209,7 +208,7 @@ func fileURI(path string) string {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
-	return (&url.URL{Scheme: "file", Path: path}).String()
+	return store.FileURI(path, "")
 }
 
 // commitOnce runs one transaction.

@@ -10,7 +10,6 @@
  * Only the benchmarks use it: it keeps nothing and is not safe for more
  * than one connection per database.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +33,8 @@ typedef struct lim_file {
 	int caps;
 } lim_file;
 
-static pthread_mutex_t lmu = PTHREAD_MUTEX_INITIALIZER;
+/* SQLite's own static mutex, so that this builds wherever SQLite does. */
+#define LMU sqlite3_mutex_alloc(SQLITE_MUTEX_STATIC_VFS2)
 static lim_buf *lbufs;
 static sqlite3_vfs *lbase;
 static sqlite3_vfs lvfs;
@@ -129,10 +129,10 @@ static int limCaps(sqlite3_file *pf) { return ((lim_file *)pf)->caps; }
 
 static int limClose(sqlite3_file *pf) {
 	lim_buf *b = ((lim_file *)pf)->b;
-	pthread_mutex_lock(&lmu);
+	sqlite3_mutex_enter(LMU);
 	b->refs--;
 	if (!b->name && b->refs == 0) freeBuf(b);
-	pthread_mutex_unlock(&lmu);
+	sqlite3_mutex_leave(LMU);
 	return SQLITE_OK;
 }
 
@@ -150,19 +150,19 @@ static int limOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int fla
 	lim_buf *b = 0, **pp;
 	(void)vfs;
 	memset(f, 0, sizeof(*f));
-	pthread_mutex_lock(&lmu);
+	sqlite3_mutex_enter(LMU);
 	if (name && (pp = findLocked(name))) b = *pp;
 	if (!b) {
 		b = calloc(1, sizeof(*b));
 		if (!b) {
-			pthread_mutex_unlock(&lmu);
+			sqlite3_mutex_leave(LMU);
 			return SQLITE_NOMEM;
 		}
 		if (name) {
 			b->name = malloc(strlen(name) + 1);
 			if (!b->name) {
 				free(b);
-				pthread_mutex_unlock(&lmu);
+				sqlite3_mutex_leave(LMU);
 				return SQLITE_NOMEM;
 			}
 			strcpy(b->name, name);
@@ -171,7 +171,7 @@ static int limOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int fla
 		}
 	}
 	b->refs++;
-	pthread_mutex_unlock(&lmu);
+	sqlite3_mutex_leave(LMU);
 	f->b = b;
 	f->caps = (flags & LIM_OPEN_WAL) ? (SQLITE_IOCAP_SEQUENTIAL | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_POWERSAFE_OVERWRITE) : 0;
 	f->pMethods = &limMethods;
@@ -183,7 +183,7 @@ static int limDelete(sqlite3_vfs *vfs, const char *name, int syncDir) {
 	lim_buf **pp;
 	(void)vfs;
 	(void)syncDir;
-	pthread_mutex_lock(&lmu);
+	sqlite3_mutex_enter(LMU);
 	pp = findLocked(name);
 	if (pp) {
 		lim_buf *b = *pp;
@@ -194,7 +194,7 @@ static int limDelete(sqlite3_vfs *vfs, const char *name, int syncDir) {
 			b->size = 0;
 		}
 	}
-	pthread_mutex_unlock(&lmu);
+	sqlite3_mutex_leave(LMU);
 	return SQLITE_OK;
 }
 
@@ -202,10 +202,10 @@ static int limAccess(sqlite3_vfs *vfs, const char *name, int flags, int *res) {
 	lim_buf **pp;
 	(void)vfs;
 	(void)flags;
-	pthread_mutex_lock(&lmu);
+	sqlite3_mutex_enter(LMU);
 	pp = findLocked(name);
 	*res = pp && (*pp)->size > 0;
-	pthread_mutex_unlock(&lmu);
+	sqlite3_mutex_leave(LMU);
 	return SQLITE_OK;
 }
 
@@ -217,7 +217,7 @@ static int limFullPathname(sqlite3_vfs *vfs, const char *name, int nOut, char *o
 	return SQLITE_OK;
 }
 
-static pthread_once_t lonce = PTHREAD_ONCE_INIT;
+static int lregistered;
 static int lrc = SQLITE_ERROR;
 
 static void limRegister(void) {
@@ -237,14 +237,19 @@ static void limRegister(void) {
 }
 
 int es_limit_register(void) {
-	pthread_once(&lonce, limRegister);
+	sqlite3_mutex_enter(LMU);
+	if (!lregistered) {
+		lregistered = 1;
+		limRegister();
+	}
+	sqlite3_mutex_leave(LMU);
 	return lrc;
 }
 
 void es_limit_drop(const char *prefix) {
 	lim_buf **pp;
 	size_t n = strlen(prefix);
-	pthread_mutex_lock(&lmu);
+	sqlite3_mutex_enter(LMU);
 	for (pp = &lbufs; *pp;) {
 		lim_buf *b = *pp;
 		if (b->refs == 0 && strncmp(b->name, prefix, n) == 0) {
@@ -254,5 +259,5 @@ void es_limit_drop(const char *prefix) {
 			pp = &b->next;
 		}
 	}
-	pthread_mutex_unlock(&lmu);
+	sqlite3_mutex_leave(LMU);
 }

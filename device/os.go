@@ -32,7 +32,7 @@ func (osFS) Open(name string, mode OpenMode) (File, error) {
 	default:
 		return nil, fmt.Errorf("device: open %s: unknown mode %d", name, mode)
 	}
-	f, err := os.OpenFile(name, flag, 0)
+	f, err := openFile(name, flag, 0)
 	if err != nil {
 		return nil, err // *os.PathError: errors.Is sees fs sentinels and errnos
 	}
@@ -42,7 +42,7 @@ func (osFS) Open(name string, mode OpenMode) (File, error) {
 // Create creates name with O_EXCL, so an existing name (even a dangling
 // symlink) fails with an error that satisfies errors.Is(err, fs.ErrExist).
 func (osFS) Create(name string, perm os.FileMode) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+	f, err := openFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return nil, err
 	}

@@ -51,10 +51,18 @@ func control(f *os.File, fn func(h windows.Handle) error) error {
 }
 
 // syncDir only checks that dir is a directory. Windows cannot flush a
-// directory handle; instead rename passes MOVEFILE_WRITE_THROUGH, and
-// creations and removals are journaled by NTFS. On FAT volumes with
-// write caching enabled this is weaker than unix: prefer the "quick
-// removal" policy for removable drives.
+// directory handle (FlushFileBuffers on one is "access denied"); instead
+// rename passes MOVEFILE_WRITE_THROUGH, which returns once the rename is
+// on the disk, and is what makes a checkpoint's rename durable:
+//   - NTFS: the rename is also journaled (metadata), so it is atomic;
+//   - FAT32, exFAT: no journal; write-through is all there is, and a pull
+//     during the rename is handled by the checkpoint journal (both names,
+//     decided by checksums). With the drive's "Better performance" policy
+//     (write caching on) Windows may still hold it in the drive's cache:
+//     keep removable drives on "Quick removal", Windows' default.
+//
+// Creations and removals are not flushed by anything here; the
+// checkpoint's invariants rest on the rename and the files' own fsyncs.
 func syncDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {

@@ -3,21 +3,13 @@ package lease
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // The control protocol: the client sends one JSON line, a Request; the
@@ -28,8 +20,18 @@ import (
 //	                                   {"ok":false,"refused":"why"} when the app said no,
 //	                                   {"ok":false,"error":"why"} when it could not.
 //
-// Only processes of the server's own user are answered (SO_PEERCRED);
-// the socket is mode 0600 in a directory of mode 0700 besides.
+// Only processes of the server's own user are answered. The endpoint,
+// per platform (control_unix.go, control_windows.go):
+//
+//   - Linux, macOS: a Unix socket, mode 0600 in a directory of mode 0700,
+//     and the peer's uid checked (Linux SO_PEERCRED, macOS LOCAL_PEERCRED);
+//   - Windows: a named pipe, \\.\pipe\ejectsafe-<pid>-<random>, whose
+//     DACL grants access to the user's SID only and which refuses remote
+//     clients, and the client process's token user SID checked. A named
+//     pipe rather than AF_UNIX: Windows' AF_UNIX has no peer credentials
+//     (SO_PEERCRED does not exist there) and its socket files carry
+//     inherited ACLs, whereas a pipe's DACL is set at creation and the
+//     client's identity can be asked of the kernel.
 
 // Request is what a client asks.
 type Request struct {
@@ -73,78 +75,14 @@ var ErrNotOwner = errors.New("lease: peer is not the endpoint's user")
 
 // Server is a holder's control endpoint.
 type Server struct {
-	ln   *net.UnixListener
+	ln   net.Listener
 	path string
 	h    Handler
 	wg   sync.WaitGroup
 }
 
-// runtimeDir returns the user's private directory for sockets: made if
-// needed, and refused unless it is ours with mode 0700.
-func runtimeDir() (string, error) {
-	uid := os.Getuid()
-	base := os.Getenv("XDG_RUNTIME_DIR")
-	if base == "" {
-		if d := fmt.Sprintf("/run/user/%d", uid); dirOwned(d, uid) {
-			base = d
-		}
-	}
-	dir := filepath.Join(base, "ejectsafe")
-	if base == "" {
-		dir = filepath.Join(os.TempDir(), "ejectsafe-"+strconv.Itoa(uid))
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return "", err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok || int(st.Uid) != uid || fi.Mode().Perm() != 0o700 {
-		return "", fmt.Errorf("lease: %s is not a private directory of uid %d (mode %v)", dir, uid, fi.Mode())
-	}
-	return dir, nil
-}
-
-func dirOwned(d string, uid int) bool {
-	fi, err := os.Stat(d)
-	if err != nil || !fi.IsDir() {
-		return false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == uid
-}
-
-// Listen starts an endpoint for h in the user's runtime directory.
-func Listen(h Handler) (*Server, error) {
-	dir, err := runtimeDir()
-	if err != nil {
-		return nil, err
-	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	return ListenAt(filepath.Join(dir, fmt.Sprintf("%d-%s.sock", os.Getpid(), hex.EncodeToString(rnd[:]))), h)
-}
-
-// ListenAt starts an endpoint for h on the socket path given.
-func ListenAt(path string, h Handler) (*Server, error) {
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("lease: listen: %w", err)
-	}
-	ln.SetUnlinkOnClose(true)
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("lease: %w", err)
-	}
-	s := &Server{ln: ln, path: path, h: h}
-	s.wg.Add(1)
-	go s.serve()
-	return s, nil
-}
-
-// Endpoint is the socket path to put in the lease.
+// Endpoint is the socket path (Windows: the pipe name) to put in the
+// lease.
 func (s *Server) Endpoint() string { return s.path }
 
 // Close stops the endpoint and waits for requests in flight, except one
@@ -158,7 +96,7 @@ func (s *Server) Close() error {
 func (s *Server) serve() {
 	defer s.wg.Done()
 	for {
-		c, err := s.ln.AcceptUnix()
+		c, err := s.ln.Accept()
 		if err != nil {
 			return
 		}
@@ -168,7 +106,7 @@ func (s *Server) serve() {
 	}
 }
 
-func (s *Server) handle(c *net.UnixConn) {
+func (s *Server) handle(c net.Conn) {
 	defer c.Close()
 	reply := func(r Response) { json.NewEncoder(c).Encode(r) }
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -213,33 +151,10 @@ func (s *Server) handle(c *net.UnixConn) {
 	}
 }
 
-// checkPeer refuses a process of another user.
-func checkPeer(c *net.UnixConn) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return err
-	}
-	if cerr != nil {
-		return cerr
-	}
-	if int(cred.Uid) != os.Getuid() {
-		return fmt.Errorf("%w: uid %d", ErrNotOwner, cred.Uid)
-	}
-	return nil
-}
-
 // Ask sends one request to the endpoint and returns the response; ctx
 // bounds the whole exchange.
 func Ask(ctx context.Context, endpoint string, req Request) (Response, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", endpoint)
+	c, err := dial(ctx, endpoint)
 	if err != nil {
 		return Response{}, err
 	}

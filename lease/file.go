@@ -40,7 +40,7 @@ func PlaceFor(fsys device.FS, dbPath string) Place {
 	}
 	p, err := device.ProbePath(filepath.Dir(dbPath))
 	// The root filesystem is not ejected: no lease directory on it.
-	if err != nil || p.MountPoint == "" || p.MountPoint == "/" || p.ReadOnly {
+	if err != nil || p.MountPoint == "" || p.MountPoint == "/" || systemVolume(p.MountPoint) || p.ReadOnly {
 		return fallback
 	}
 	rel, err := filepath.Rel(p.MountPoint, dbPath)

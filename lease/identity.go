@@ -1,16 +1,23 @@
 package lease
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 )
 
 // Self describes this process as a lease holder.
+//
+// Start and Boot come from the platform (identity_linux.go,
+// identity_darwin.go, identity_windows.go); they are only ever compared
+// with values read on the same host, so their units differ by platform:
+//
+//   - Linux: Start in clock ticks since boot (/proc/PID/stat), Boot the
+//     kernel's boot_id;
+//   - macOS: Start in microseconds since the epoch (sysctl kern.proc.pid),
+//     Boot the kernel's kern.bootsessionuuid;
+//   - Windows: Start the process creation time in 100 ns units since 1601
+//     (GetProcessTimes), Boot empty: see identity_windows.go.
 type Self struct {
 	PID   int
 	Start uint64
@@ -33,33 +40,6 @@ var selfOnce = sync.OnceValues(func() (Self, error) {
 
 // Me returns this process's identity.
 func Me() (Self, error) { return selfOnce() }
-
-// startTime reads a process's start time (clock ticks since boot, field 22
-// of /proc/PID/stat): with the pid, it names one process across pid reuse.
-func startTime(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("lease: malformed /proc stat")
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 20 {
-		return 0, errors.New("lease: short /proc stat")
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
-}
-
-func bootID() string {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
 
 // Stale reports whether l's holder is gone, and why.
 func (l Lease) Stale() (bool, string) {

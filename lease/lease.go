@@ -20,12 +20,13 @@
 //  2. version is 1;
 //  3. db is a clean, relative, slash-separated path that does not leave
 //     the volume (no "..", not absolute), at most 1024 bytes;
-//  4. pid is in 1..1<<22, start (process start time in clock ticks) >= 0;
+//  4. pid is in 1..1<<22, start (process start time, see Self) >= 0;
 //  5. host is 1..255 bytes, boot is 0..64 bytes, both without control
 //     characters;
 //  6. state is "open" or "checkpointing";
-//  7. endpoint is an absolute path of at most 107 bytes (a Unix socket
-//     path) ending in ".sock", or empty.
+//  7. endpoint is empty, or an absolute path of at most 107 bytes (a Unix
+//     socket path) ending in ".sock", or a Windows named pipe of ours:
+//     PipePrefix followed by 1..64 bytes of [0-9a-z-].
 //
 // A lease is Stale when its holder is gone: on this host (same host name
 // and boot id) the pid is not running, runs a process started at another
@@ -49,6 +50,11 @@ import (
 	"unicode"
 )
 
+// PipePrefix begins every Windows endpoint (a named pipe). An endpoint
+// read from a lease is followed only if it is a Unix socket path or a pipe
+// of this name, never any other pipe on the host.
+const PipePrefix = `\\.\pipe\ejectsafe-`
+
 // Version is the lease format version.
 const Version = 1
 
@@ -69,7 +75,7 @@ type Lease struct {
 	Version  int       `json:"version"`
 	DB       string    `json:"db"`    // relative to the volume root, slash-separated
 	PID      int       `json:"pid"`   // the holder
-	Start    uint64    `json:"start"` // the holder's start time, clock ticks since boot
+	Start    uint64    `json:"start"` // the holder's start time, in its platform's unit (see Self)
 	Host     string    `json:"host"`
 	Boot     string    `json:"boot"` // boot id: the holder's boot
 	State    string    `json:"state"`
@@ -131,8 +137,7 @@ func (l Lease) Validate() error {
 		return bad("boot id %q", l.Boot)
 	case l.State != StateOpen && l.State != StateCheckpointing:
 		return bad("state %q", l.State)
-	case l.Endpoint != "" && (!path.IsAbs(l.Endpoint) || len(l.Endpoint) > 107 ||
-		!strings.HasSuffix(l.Endpoint, ".sock") || hasControl(l.Endpoint)):
+	case l.Endpoint != "" && !isSocketPath(l.Endpoint) && !isPipeName(l.Endpoint):
 		return bad("endpoint %q", l.Endpoint)
 	}
 	for _, part := range strings.Split(l.DB, "/") {
@@ -141,6 +146,26 @@ func (l Lease) Validate() error {
 		}
 	}
 	return nil
+}
+
+// isSocketPath: an absolute Unix socket path ending in ".sock" that fits
+// in sockaddr_un.
+func isSocketPath(e string) bool {
+	return path.IsAbs(e) && len(e) <= 107 && strings.HasSuffix(e, ".sock") && !hasControl(e)
+}
+
+// isPipeName: PipePrefix and 1..64 bytes of [0-9a-z-].
+func isPipeName(e string) bool {
+	rest, ok := strings.CutPrefix(e, PipePrefix)
+	if !ok || len(rest) < 1 || len(rest) > 64 {
+		return false
+	}
+	for _, c := range []byte(rest) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func hasControl(s string) bool {

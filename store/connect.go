@@ -123,8 +123,7 @@ func (s *Store) dsn() string {
 	if s.opts.ReadOnly {
 		q.Set("mode", "ro")
 	}
-	u := url.URL{Scheme: "file", Path: s.path}
-	return u.String() + "?" + q.Encode()
+	return FileURI(s.path, q.Encode())
 }
 
 // connect sets up every new connection: the Store's own setup, then the

@@ -124,7 +124,7 @@ func TestStore_checkpointErrors(t *testing.T) {
 // checkpoint succeeds.
 func TestStore_checkpointDriveFull(t *testing.T) {
 	fsys := faultinject.New(faultinject.Options{Capacity: 1 << 20})
-	dir := "/vol/full"
+	dir := vol("/vol/full")
 	if err := fsys.MkdirAll(dir); err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ var caseSeq atomic.Int64
 // so parallel cases never share a database path.
 func fiSetup() (*faultinject.FS, error) {
 	fsys := faultinject.New(faultinject.Options{})
-	dir := fmt.Sprintf("/vol/case%d", caseSeq.Add(1))
+	dir := vol(fmt.Sprintf("/vol/case%d", caseSeq.Add(1)))
 	if err := fsys.MkdirAll(dir); err != nil {
 		return nil, err
 	}

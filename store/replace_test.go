@@ -6,21 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ejectsafe/ejectsafe/device"
 )
-
-func inode(t *testing.T, path string) uint64 {
-	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fi.Sys().(*syscall.Stat_t).Ino
-}
 
 // TestStore_checkpointReplacesFile: each checkpoint that changes the
 // database replaces the file (a new inode), never writes it in place; a

@@ -22,7 +22,7 @@
  *
  * Go pointers are never stored here: Go files are named by a uint64 handle.
  */
-#include <pthread.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +49,7 @@ extern int esGoAccess(char *name, int flags, int *res);
 
 /* es_wal is one in-memory WAL file. */
 typedef struct es_wal {
-	pthread_mutex_t mu;
+	sqlite3_mutex *mu;
 	int exists;
 	long long size;
 	long long max;    /* writes past this answer SQLITE_FULL */
@@ -69,7 +69,7 @@ typedef struct es_node {
 	int refs; /* guarded by gmu */
 	struct es_node *next;
 
-	pthread_mutex_t mu; /* guards locks and wal-index below */
+	sqlite3_mutex *mu; /* guards locks and wal-index below */
 
 	/* Main-file locks between this process's connections. */
 	int nShared; /* connections holding SHARED or more */
@@ -101,7 +101,10 @@ struct es_file {
 static int walGrowLocked(es_wal *w, long long end);
 static void walCopyLocked(es_wal *w, unsigned char *buf, long long n, long long off, int toWAL);
 
-static pthread_mutex_t gmu = PTHREAD_MUTEX_INITIALIZER;
+/* GMU guards the node registry: SQLite's static mutex set aside for an
+ * application's VFS (SQLite's own mutexes serve every platform; no
+ * pthreads). Taken only on open, close and stats, never on a commit. */
+#define GMU sqlite3_mutex_alloc(SQLITE_MUTEX_STATIC_VFS3)
 static es_node *gnodes;
 static sqlite3_vfs *gbase; /* the platform VFS we delegate to */
 static sqlite3_vfs gvfs;
@@ -140,8 +143,8 @@ static void nodeUnrefLocked(es_node *p) {
 	walFreeChunks(&p->wal, 0);
 	free(p->wal.chunks);
 	free((void *)p->regions);
-	pthread_mutex_destroy(&p->wal.mu);
-	pthread_mutex_destroy(&p->mu);
+	sqlite3_mutex_free(p->wal.mu);
+	sqlite3_mutex_free(p->mu);
 	free(p->path);
 	free(p);
 }
@@ -149,37 +152,45 @@ static void nodeUnrefLocked(es_node *p) {
 int es_node_acquire(const char *path, long long maxWAL, long long retainWAL) {
 	size_t n = strlen(path);
 	es_node *p;
-	pthread_mutex_lock(&gmu);
+	sqlite3_mutex_enter(GMU);
 	p = nodeFindLocked(path, n);
 	if (!p) {
 		p = calloc(1, sizeof(*p));
 		if (!p || !(p->path = malloc(n + 1))) {
 			free(p);
-			pthread_mutex_unlock(&gmu);
+			sqlite3_mutex_leave(GMU);
+			return SQLITE_NOMEM;
+		}
+		p->mu = sqlite3_mutex_alloc(SQLITE_MUTEX_FAST);
+		p->wal.mu = sqlite3_mutex_alloc(SQLITE_MUTEX_FAST);
+		if (!p->mu || !p->wal.mu) {
+			sqlite3_mutex_free(p->mu);
+			sqlite3_mutex_free(p->wal.mu);
+			free(p->path);
+			free(p);
+			sqlite3_mutex_leave(GMU);
 			return SQLITE_NOMEM;
 		}
 		memcpy(p->path, path, n + 1);
 		p->pathLen = n;
-		pthread_mutex_init(&p->mu, 0);
-		pthread_mutex_init(&p->wal.mu, 0);
 		p->next = gnodes;
 		gnodes = p;
 	}
-	pthread_mutex_lock(&p->wal.mu);
+	sqlite3_mutex_enter(p->wal.mu);
 	p->wal.max = maxWAL;
 	p->wal.retain = retainWAL;
-	pthread_mutex_unlock(&p->wal.mu);
+	sqlite3_mutex_leave(p->wal.mu);
 	p->refs++;
-	pthread_mutex_unlock(&gmu);
+	sqlite3_mutex_leave(GMU);
 	return SQLITE_OK;
 }
 
 void es_node_release(const char *path) {
 	es_node *p;
-	pthread_mutex_lock(&gmu);
+	sqlite3_mutex_enter(GMU);
 	p = nodeFindLocked(path, strlen(path));
 	if (p) nodeUnrefLocked(p);
-	pthread_mutex_unlock(&gmu);
+	sqlite3_mutex_leave(GMU);
 }
 
 /* Offsets in wal-index region 0 (SQLite's documented wal-index format,
@@ -193,10 +204,10 @@ void es_node_release(const char *path) {
 int es_wal_stat(const char *path, es_wal_stats *out) {
 	es_node *p;
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&gmu);
+	sqlite3_mutex_enter(GMU);
 	p = nodeFindLocked(path, strlen(path));
 	if (p) {
-		pthread_mutex_lock(&p->mu);
+		sqlite3_mutex_enter(p->mu);
 		if (p->nRegion > 0) {
 			const volatile unsigned char *hdr = p->regions[0];
 			unsigned mx = *(const volatile unsigned *)(hdr + WI_MXFRAME);
@@ -205,63 +216,63 @@ int es_wal_stat(const char *path, es_wal_stats *out) {
 			if (sz == 1) sz = 65536;
 			if (mx > bf) out->dirty = (long long)(mx - bf) * (sz + WAL_FRAME_HDR);
 		}
-		pthread_mutex_unlock(&p->mu);
-		pthread_mutex_lock(&p->wal.mu);
+		sqlite3_mutex_leave(p->mu);
+		sqlite3_mutex_enter(p->wal.mu);
 		out->size = p->wal.size;
 		out->allocated = (long long)p->wal.nChunk * ES_CHUNK;
 		out->writes = p->wal.writes;
 		out->exists = p->wal.exists;
-		pthread_mutex_unlock(&p->wal.mu);
+		sqlite3_mutex_leave(p->wal.mu);
 	}
-	pthread_mutex_unlock(&gmu);
+	sqlite3_mutex_leave(GMU);
 	return p != 0;
 }
 
 int es_wal_load(const char *path, const void *data, long long n) {
 	es_node *p;
 	int rc = SQLITE_CANTOPEN;
-	pthread_mutex_lock(&gmu);
+	sqlite3_mutex_enter(GMU);
 	p = nodeFindLocked(path, strlen(path));
 	if (p) {
-		pthread_mutex_lock(&p->wal.mu);
+		sqlite3_mutex_enter(p->wal.mu);
 		rc = walGrowLocked(&p->wal, n);
 		if (rc == SQLITE_OK) {
 			walCopyLocked(&p->wal, (unsigned char *)data, n, 0, 1);
 			p->wal.size = n;
 			p->wal.exists = 1;
 		}
-		pthread_mutex_unlock(&p->wal.mu);
+		sqlite3_mutex_leave(p->wal.mu);
 	}
-	pthread_mutex_unlock(&gmu);
+	sqlite3_mutex_leave(GMU);
 	return rc;
 }
 
 void es_wal_discard(const char *path) {
 	es_node *p;
-	pthread_mutex_lock(&gmu);
+	sqlite3_mutex_enter(GMU);
 	p = nodeFindLocked(path, strlen(path));
 	if (p) {
-		pthread_mutex_lock(&p->wal.mu);
+		sqlite3_mutex_enter(p->wal.mu);
 		p->wal.exists = 0;
 		p->wal.size = 0;
 		walFreeChunks(&p->wal, 0);
-		pthread_mutex_unlock(&p->wal.mu);
+		sqlite3_mutex_leave(p->wal.mu);
 	}
-	pthread_mutex_unlock(&gmu);
+	sqlite3_mutex_leave(GMU);
 }
 
 int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser) {
 	es_node *p;
-	pthread_mutex_lock(&gmu);
+	sqlite3_mutex_enter(GMU);
 	p = nodeFindLocked(path, strlen(path));
 	if (p) {
-		pthread_mutex_lock(&p->mu);
+		sqlite3_mutex_enter(p->mu);
 		*nShared = p->nShared;
 		*eLock = p->eLock;
 		*nShmUser = p->nShmUser;
-		pthread_mutex_unlock(&p->mu);
+		sqlite3_mutex_leave(p->mu);
 	}
-	pthread_mutex_unlock(&gmu);
+	sqlite3_mutex_leave(GMU);
 	return p != 0;
 }
 
@@ -270,17 +281,17 @@ static es_node *nodeRef(const char *name, size_t suffix) {
 	size_t n = strlen(name);
 	es_node *p = 0;
 	if (n < suffix) return 0;
-	pthread_mutex_lock(&gmu);
+	sqlite3_mutex_enter(GMU);
 	p = nodeFindLocked(name, n - suffix);
 	if (p) p->refs++;
-	pthread_mutex_unlock(&gmu);
+	sqlite3_mutex_leave(GMU);
 	return p;
 }
 
 static void nodeUnref(es_node *p) {
-	pthread_mutex_lock(&gmu);
+	sqlite3_mutex_enter(GMU);
 	nodeUnrefLocked(p);
-	pthread_mutex_unlock(&gmu);
+	sqlite3_mutex_leave(GMU);
 }
 
 static int isWALName(const char *name) {
@@ -335,7 +346,7 @@ static int walRead(sqlite3_file *pf, void *buf, int amt, sqlite3_int64 off) {
 	es_wal *w = &((es_file *)pf)->node->wal;
 	int rc = SQLITE_OK;
 	long long avail;
-	pthread_mutex_lock(&w->mu);
+	sqlite3_mutex_enter(w->mu);
 	avail = w->size - off;
 	if (avail < 0) avail = 0;
 	if (avail < amt) {
@@ -345,7 +356,7 @@ static int walRead(sqlite3_file *pf, void *buf, int amt, sqlite3_int64 off) {
 		avail = amt;
 	}
 	walCopyLocked(w, buf, avail, off, 0);
-	pthread_mutex_unlock(&w->mu);
+	sqlite3_mutex_leave(w->mu);
 	return rc;
 }
 
@@ -354,9 +365,9 @@ static int walWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 of
 	es_wal *w = &((es_file *)pf)->node->wal;
 	long long end = off + amt;
 	int rc;
-	pthread_mutex_lock(&w->mu);
+	sqlite3_mutex_enter(w->mu);
 	if (w->max > 0 && end > w->max) {
-		pthread_mutex_unlock(&w->mu);
+		sqlite3_mutex_leave(w->mu);
 		return SQLITE_FULL;
 	}
 	rc = walGrowLocked(w, end);
@@ -366,7 +377,7 @@ static int walWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 of
 		if (end > w->size) w->size = end;
 		w->writes++;
 	}
-	pthread_mutex_unlock(&w->mu);
+	sqlite3_mutex_leave(w->mu);
 	return rc;
 }
 
@@ -375,7 +386,7 @@ static int walWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 of
 static int walTruncate(sqlite3_file *pf, sqlite3_int64 size) {
 	es_wal *w = &((es_file *)pf)->node->wal;
 	int rc = SQLITE_OK;
-	pthread_mutex_lock(&w->mu);
+	sqlite3_mutex_enter(w->mu);
 	if (size > w->size) {
 		rc = walGrowLocked(w, size);
 		if (rc == SQLITE_OK) {
@@ -387,7 +398,7 @@ static int walTruncate(sqlite3_file *pf, sqlite3_int64 size) {
 		w->size = size;
 		walFreeChunks(w, (int)((keep + ES_CHUNK - 1) / ES_CHUNK));
 	}
-	pthread_mutex_unlock(&w->mu);
+	sqlite3_mutex_leave(w->mu);
 	return rc;
 }
 
@@ -400,9 +411,9 @@ static int walSync(sqlite3_file *pf, int flags) {
 
 static int walFileSize(sqlite3_file *pf, sqlite3_int64 *size) {
 	es_wal *w = &((es_file *)pf)->node->wal;
-	pthread_mutex_lock(&w->mu);
+	sqlite3_mutex_enter(w->mu);
 	*size = w->size;
-	pthread_mutex_unlock(&w->mu);
+	sqlite3_mutex_leave(w->mu);
 	return SQLITE_OK;
 }
 
@@ -489,9 +500,9 @@ static int mainClose(sqlite3_file *pf) {
 	es_file *f = (es_file *)pf;
 	int rc;
 	mainUnlock(pf, SQLITE_LOCK_NONE);
-	pthread_mutex_lock(&f->node->mu);
+	sqlite3_mutex_enter(f->node->mu);
 	shmUnmapLocked(f);
-	pthread_mutex_unlock(&f->node->mu);
+	sqlite3_mutex_leave(f->node->mu);
 	rc = esGoClose(f->h);
 	nodeUnref(f->node);
 	return rc;
@@ -507,7 +518,7 @@ static int mainLock(sqlite3_file *pf, int lvl) {
 	es_node *n = f->node;
 	int rc = SQLITE_OK;
 	if (f->eLock >= lvl) return SQLITE_OK;
-	pthread_mutex_lock(&n->mu);
+	sqlite3_mutex_enter(n->mu);
 	if (n->eLock != f->eLock && (n->eLock >= SQLITE_LOCK_PENDING || lvl > SQLITE_LOCK_SHARED)) {
 		rc = SQLITE_BUSY;
 	} else if (lvl == SQLITE_LOCK_SHARED) {
@@ -522,7 +533,7 @@ static int mainLock(sqlite3_file *pf, int lvl) {
 	} else {
 		n->eLock = f->eLock = lvl;
 	}
-	pthread_mutex_unlock(&n->mu);
+	sqlite3_mutex_leave(n->mu);
 	return rc;
 }
 
@@ -530,22 +541,22 @@ static int mainUnlock(sqlite3_file *pf, int lvl) {
 	es_file *f = (es_file *)pf;
 	es_node *n = f->node;
 	if (f->eLock <= lvl) return SQLITE_OK;
-	pthread_mutex_lock(&n->mu);
+	sqlite3_mutex_enter(n->mu);
 	if (f->eLock > SQLITE_LOCK_SHARED) n->eLock = SQLITE_LOCK_SHARED;
 	if (lvl == SQLITE_LOCK_NONE) {
 		n->nShared--;
 		if (n->nShared == 0) n->eLock = SQLITE_LOCK_NONE;
 	}
 	f->eLock = lvl;
-	pthread_mutex_unlock(&n->mu);
+	sqlite3_mutex_leave(n->mu);
 	return SQLITE_OK;
 }
 
 static int mainReserved(sqlite3_file *pf, int *res) {
 	es_node *n = ((es_file *)pf)->node;
-	pthread_mutex_lock(&n->mu);
+	sqlite3_mutex_enter(n->mu);
 	*res = n->eLock > SQLITE_LOCK_SHARED;
-	pthread_mutex_unlock(&n->mu);
+	sqlite3_mutex_leave(n->mu);
 	return SQLITE_OK;
 }
 
@@ -577,7 +588,7 @@ static int mainShmMap(sqlite3_file *pf, int iRegion, int szRegion, int extend, v
 	es_file *f = (es_file *)pf;
 	es_node *n = f->node;
 	int rc = SQLITE_OK;
-	pthread_mutex_lock(&n->mu);
+	sqlite3_mutex_enter(n->mu);
 	if (!f->shmMapped) {
 		f->shmMapped = 1;
 		n->nShmUser++;
@@ -600,7 +611,7 @@ static int mainShmMap(sqlite3_file *pf, int iRegion, int szRegion, int extend, v
 		}
 	}
 	if (rc == SQLITE_OK && iRegion < n->nRegion) *pp = n->regions[iRegion];
-	pthread_mutex_unlock(&n->mu);
+	sqlite3_mutex_leave(n->mu);
 	return rc;
 }
 
@@ -634,9 +645,9 @@ static int gateClosedLocked(es_node *n) {
 	long long size;
 	if (n->gate) return 1;
 	if (n->highwater <= 0) return 0;
-	pthread_mutex_lock(&n->wal.mu);
+	sqlite3_mutex_enter(n->wal.mu);
 	size = n->wal.size;
-	pthread_mutex_unlock(&n->wal.mu);
+	sqlite3_mutex_leave(n->wal.mu);
 	return size > n->highwater;
 }
 
@@ -645,41 +656,41 @@ static void gateWaitLocked(es_file *f) {
 	int waited = 0;
 	if (f->shmSharedMask || f->shmExclMask) return;
 	while (waited < ES_GATE_MAX_US && gateClosedLocked(n)) {
-		pthread_mutex_unlock(&n->mu);
+		sqlite3_mutex_leave(n->mu);
 		gbase->xSleep(gbase, ES_GATE_POLL_US);
 		waited += ES_GATE_POLL_US;
-		pthread_mutex_lock(&n->mu);
+		sqlite3_mutex_enter(n->mu);
 	}
 }
 
 int es_gate(const char *path, int closed, long long highwater) {
 	es_node *p;
-	pthread_mutex_lock(&gmu);
+	sqlite3_mutex_enter(GMU);
 	p = nodeFindLocked(path, strlen(path));
 	if (p) {
-		pthread_mutex_lock(&p->mu);
+		sqlite3_mutex_enter(p->mu);
 		if (closed >= 0) p->gate = closed;
 		if (highwater >= 0) p->highwater = highwater;
-		pthread_mutex_unlock(&p->mu);
+		sqlite3_mutex_leave(p->mu);
 	}
-	pthread_mutex_unlock(&gmu);
+	sqlite3_mutex_leave(GMU);
 	return p != 0;
 }
 
 int es_gate_quiet(const char *path) {
 	es_node *p;
 	int i, quiet = 0;
-	pthread_mutex_lock(&gmu);
+	sqlite3_mutex_enter(GMU);
 	p = nodeFindLocked(path, strlen(path));
 	if (p) {
-		pthread_mutex_lock(&p->mu);
+		sqlite3_mutex_enter(p->mu);
 		quiet = !p->shmExcl[0] && !p->shmShared[0];
 		for (i = ES_READ_LOCK0; i < SQLITE_SHM_NLOCK; i++) {
 			if (p->shmShared[i] || p->shmExcl[i]) quiet = 0;
 		}
-		pthread_mutex_unlock(&p->mu);
+		sqlite3_mutex_leave(p->mu);
 	}
-	pthread_mutex_unlock(&gmu);
+	sqlite3_mutex_leave(GMU);
 	return quiet;
 }
 
@@ -692,7 +703,7 @@ static int mainShmLock(sqlite3_file *pf, int ofst, int cnt, int flags) {
 	unsigned mask = ((1u << (ofst + cnt)) - 1u) & ~((1u << ofst) - 1u);
 	int i, rc = SQLITE_OK;
 	if (ofst < 0 || cnt < 1 || ofst + cnt > SQLITE_SHM_NLOCK) return SQLITE_IOERR;
-	pthread_mutex_lock(&n->mu);
+	sqlite3_mutex_enter(n->mu);
 	if (!(flags & SQLITE_SHM_UNLOCK) && (ofst == 0 || ofst >= ES_READ_LOCK0)) gateWaitLocked(f);
 	if (flags & SQLITE_SHM_UNLOCK) {
 		for (i = ofst; i < ofst + cnt; i++) {
@@ -723,7 +734,7 @@ static int mainShmLock(sqlite3_file *pf, int ofst, int cnt, int flags) {
 			f->shmExclMask |= mask;
 		}
 	}
-	pthread_mutex_unlock(&n->mu);
+	sqlite3_mutex_leave(n->mu);
 	return rc;
 }
 
@@ -759,9 +770,9 @@ static void shmUnmapLocked(es_file *f) {
 static int mainShmUnmap(sqlite3_file *pf, int deleteFlag) {
 	es_node *n = ((es_file *)pf)->node;
 	(void)deleteFlag;
-	pthread_mutex_lock(&n->mu);
+	sqlite3_mutex_enter(n->mu);
 	shmUnmapLocked((es_file *)pf);
-	pthread_mutex_unlock(&n->mu);
+	sqlite3_mutex_leave(n->mu);
 	return SQLITE_OK;
 }
 
@@ -800,9 +811,9 @@ static int esOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int flag
 	}
 	memset(f, 0, sizeof(*f));
 	if (flags & SQLITE_OPEN_WAL) {
-		pthread_mutex_lock(&n->wal.mu);
+		sqlite3_mutex_enter(n->wal.mu);
 		n->wal.exists = 1;
-		pthread_mutex_unlock(&n->wal.mu);
+		sqlite3_mutex_leave(n->wal.mu);
 		f->kind = ES_KIND_WAL;
 		f->node = n;
 		f->pMethods = &walMethods;
@@ -834,11 +845,11 @@ static int esDelete(sqlite3_vfs *vfs, const char *name, int syncDir) {
 	if (isWALName(name)) {
 		es_node *n = nodeRef(name, 4);
 		if (n) {
-			pthread_mutex_lock(&n->wal.mu);
+			sqlite3_mutex_enter(n->wal.mu);
 			n->wal.exists = 0;
 			n->wal.size = 0;
 			walFreeChunks(&n->wal, 0);
-			pthread_mutex_unlock(&n->wal.mu);
+			sqlite3_mutex_leave(n->wal.mu);
 			nodeUnref(n);
 			return SQLITE_OK;
 		}
@@ -856,9 +867,9 @@ static int esAccess(sqlite3_vfs *vfs, const char *name, int flags, int *res) {
 	if (isWALName(name)) {
 		es_node *n = nodeRef(name, 4);
 		if (n) {
-			pthread_mutex_lock(&n->wal.mu);
+			sqlite3_mutex_enter(n->wal.mu);
 			*res = n->wal.exists && n->wal.size > 0;
-			pthread_mutex_unlock(&n->wal.mu);
+			sqlite3_mutex_leave(n->wal.mu);
 			nodeUnref(n);
 			return SQLITE_OK;
 		}
@@ -869,17 +880,27 @@ static int esAccess(sqlite3_vfs *vfs, const char *name, int flags, int *res) {
 }
 
 /* xFullPathname: the Store hands SQLite absolute, cleaned paths; keep them
- * byte for byte so registry keys match. */
+ * byte for byte so registry keys match. On Windows the URI's path arrives
+ * as "/C:/dir/app.db": give back "C:\\dir\\app.db", the Store's key. */
 static int esFullPathname(sqlite3_vfs *vfs, const char *name, int nOut, char *out) {
 	size_t n = strlen(name);
 	(void)vfs;
+#ifdef _WIN32
+	if (name[0] == '/' && name[1] && name[2] == ':' &&
+	    ((name[1] >= 'A' && name[1] <= 'Z') || (name[1] >= 'a' && name[1] <= 'z'))) {
+		size_t i;
+		if ((int)n > nOut) return SQLITE_CANTOPEN;
+		for (i = 1; i <= n; i++) out[i - 1] = name[i] == '/' ? '\\' : name[i];
+		return SQLITE_OK;
+	}
+#endif
 	if (name[0] != '/') return gbase->xFullPathname(gbase, name, nOut, out);
 	if ((int)n + 1 > nOut) return SQLITE_CANTOPEN;
 	memcpy(out, name, n + 1);
 	return SQLITE_OK;
 }
 
-static pthread_once_t gonce = PTHREAD_ONCE_INIT;
+static int gregistered;
 static int gregisterRC = SQLITE_ERROR;
 
 static void registerOnce(void) {
@@ -899,6 +920,13 @@ static void registerOnce(void) {
 }
 
 int es_register(void) {
-	pthread_once(&gonce, registerOnce);
-	return gregisterRC;
+	int rc;
+	sqlite3_mutex_enter(GMU);
+	if (!gregistered) {
+		registerOnce();
+		gregistered = 1;
+	}
+	rc = gregisterRC;
+	sqlite3_mutex_leave(GMU);
+	return rc;
 }

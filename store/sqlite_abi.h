@@ -66,9 +66,19 @@ struct sqlite3_vfs {
 
 /* Provided by the SQLite that mattn/go-sqlite3 compiles in. */
 extern sqlite3_vfs *sqlite3_vfs_find(const char *zVfsName);
+
+typedef struct sqlite3_mutex sqlite3_mutex;
+extern sqlite3_mutex *sqlite3_mutex_alloc(int);
+extern void sqlite3_mutex_free(sqlite3_mutex *);
+extern void sqlite3_mutex_enter(sqlite3_mutex *);
+extern void sqlite3_mutex_leave(sqlite3_mutex *);
 extern int sqlite3_vfs_register(sqlite3_vfs *, int makeDflt);
 
 /* Result codes. */
+#define SQLITE_MUTEX_FAST 0
+#define SQLITE_MUTEX_STATIC_VFS2 12 /* bench's limit VFS */
+#define SQLITE_MUTEX_STATIC_VFS3 13 /* for use by an application's VFS */
+
 #define SQLITE_OK 0
 #define SQLITE_ERROR 1
 #define SQLITE_BUSY 5

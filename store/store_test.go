@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -415,6 +416,13 @@ func TestOpen_secondProcess(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	msg := string(out)
+	if !strings.Contains(msg, "is locked by") {
+		t.Fatalf("child was not refused as locked: %s", msg)
+	}
+	if runtime.GOOS != "linux" {
+		t.Logf("holder not named (only Linux can tell, from /proc/locks): %s", msg)
+		return
+	}
 	if !strings.Contains(msg, "locked by process "+strconv.Itoa(os.Getpid())) {
 		t.Errorf("child's error does not name this process (%d): %s", os.Getpid(), msg)
 	}
@@ -449,6 +457,9 @@ func TestOpen_badInput(t *testing.T) {
 		{"NUL byte", "a\x00b", ErrBadOptions},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "read-only directory" && runtime.GOOS == "windows" {
+				t.Skip("SKIP LOUDLY: Windows: a directory's read-only attribute does not stop creating files in it (only ACLs do)")
+			}
 			before := dirState(t, dir)
 			s, err := Open(tc.path, nil)
 			if err == nil {

@@ -5,8 +5,6 @@ import (
 	"io"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // runCheck: ejectsafe check [--json] PATH. Exit 0 only when pulling the
@@ -29,7 +27,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if len(reasons) == 0 && v.Mounted {
 		// Nobody has anything open: make what they wrote durable, so
 		// that "safe" is true of the drive and not of the page cache.
-		unix.Sync()
+		syncAll()
 		synced = true
 	}
 	code = 0

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -335,10 +334,7 @@ func TestEject_notRemovable(t *testing.T) {
 			t.Skip("SKIP LOUDLY: mounting a tmpfs needs root")
 		}
 		mp := t.TempDir()
-		if err := syscall.Mount("tmpfs", mp, "tmpfs", 0, "size=4m"); err != nil {
-			t.Skipf("SKIP LOUDLY: mount tmpfs: %v", err)
-		}
-		t.Cleanup(func() { syscall.Unmount(mp, syscall.MNT_DETACH) })
+		mountTmpfs(t, mp)
 		sub := filepath.Join(mp, "sub")
 		os.Mkdir(sub, 0o755)
 		if code, out, errs := runBin(t, nil, "eject", sub); code != 2 || !mounted(t, mp) {

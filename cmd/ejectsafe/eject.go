@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/lease"
 )
 
@@ -183,12 +178,12 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// 3. Sync, unmount, power off.
-	unix.Sync()
+	syncAll()
 	out.Synced = true
 	say("unmounting %s...", mp)
 	method, err := unmount(p)
 	if err != nil {
-		if errors.Is(err, unix.EBUSY) {
+		if isBusy(err) {
 			if users, _, uerr := volumeUsers(mp); uerr == nil && len(users) > 0 {
 				out.Busy = usersJSON(users)
 				err = fmt.Errorf("%w; busy: %s", err, names(users))
@@ -285,60 +280,3 @@ func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ..
 
 // udisksctl is the udisks client's name; tests put a stand-in on PATH.
 const udisksctl = "udisksctl"
-
-// unmount unmounts p's volume and says how: through udisks where it can
-// act (what a desktop user may do without root), else umount(2) (root),
-// else fusermount -u for a FUSE mount of this user. udisks cannot act
-// when udisksctl is missing, its daemon is not running, or it does not
-// manage the device (a loop device it did not set up): then umount(2) is
-// tried, and a failure reports both.
-func unmount(p device.Probe) (method string, err error) {
-	var udisksErr error
-	if bin, lerr := exec.LookPath(udisksctl); lerr == nil && strings.HasPrefix(p.Device, "/dev/") {
-		out, err := exec.Command(bin, "unmount", "--no-user-interaction", "-b", p.Device).CombinedOutput()
-		if err == nil {
-			return "udisksctl", nil
-		}
-		udisksErr = fmt.Errorf("udisksctl: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	err = unix.Unmount(p.MountPoint, 0)
-	if errors.Is(err, unix.EPERM) && p.Class == device.ClassFUSE {
-		out, ferr := exec.Command("fusermount", "-u", p.MountPoint).CombinedOutput()
-		if ferr == nil {
-			return "fusermount", nil
-		}
-		err = fmt.Errorf("%w; fusermount -u: %v: %s", err, ferr, strings.TrimSpace(string(out)))
-	}
-	switch {
-	case err == nil:
-		return "umount", nil
-	case errors.Is(err, unix.EBUSY):
-		err = fmt.Errorf("busy: a process still has files open on it (%w)", err)
-	}
-	if udisksErr != nil {
-		err = fmt.Errorf("%w (after %v)", err, udisksErr)
-	}
-	return "", err
-}
-
-// canPowerOff says why --power-off cannot be done, before anything is.
-func canPowerOff() error {
-	bin, err := exec.LookPath(udisksctl)
-	if err != nil {
-		return errors.New("--power-off needs udisksctl (Debian package udisks2), which is not installed; nothing was done")
-	}
-	out, err := exec.Command(bin, "status").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("--power-off needs the udisks daemon, which udisksctl cannot reach (%v: %s); nothing was done",
-			err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-func powerOffDrive(p device.Probe) error {
-	out, err := exec.Command(udisksctl, "power-off", "--no-user-interaction", "-b", p.Device).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("udisksctl: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}

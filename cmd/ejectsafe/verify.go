@@ -4,12 +4,12 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"net/url"
 
 	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/store"
 )
 
 // runVerify: ejectsafe verify [--json] PATH. Read-only: the journal's
@@ -57,8 +57,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 // read-only, with no locks, -wal or -shm (immutable=1), through SQLite's
 // default VFS: the file exactly as it is on the drive.
 func integrityCheck(path string) (string, error) {
-	u := url.URL{Scheme: "file", Path: path, RawQuery: "immutable=1&mode=ro"}
-	db, err := sql.Open("sqlite3", u.String())
+	db, err := sql.Open("sqlite3", store.FileURI(path, "immutable=1&mode=ro"))
 	if err != nil {
 		return "", err
 	}
