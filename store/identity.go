@@ -22,8 +22,21 @@ import (
 // that a log belongs to the database on the drive.
 type Identity struct {
 	Volume   device.VolumeID
-	Database checkpoint.Identity
+	Database DatabaseID
 }
+
+// DatabaseID identifies a database by its checkpoint journal: the
+// journal's random id, and the generation, size and checksum of the last
+// durable checkpoint.
+type DatabaseID struct {
+	JournalID uint64 // the journal header's file id; 0 when there is no journal yet
+	Gen       uint64 // the last durable generation; 0 if none
+	Size      int64  // the database's size at Gen (or as Open found it)
+	Sum       uint64 // its checksum; valid when SumKnown
+	SumKnown  bool   // false for a database never checkpointed nor read whole
+}
+
+func (d DatabaseID) String() string { return checkpoint.Identity(d).String() }
 
 // Identity returns what the Store owns. It waits for a commit in
 // progress (the database part is read under the commit's lock).
@@ -32,7 +45,7 @@ func (s *Store) Identity() Identity {
 	id := Identity{Volume: s.vol}
 	s.smu.Unlock()
 	if m, ok := s.state.main.(attachable); ok {
-		id.Database = m.Identity()
+		id.Database = DatabaseID(m.Identity())
 	}
 	return id
 }
