@@ -103,13 +103,13 @@ func (a Action) String() string {
 	return fmt.Sprintf("Action(%d)", int(a))
 }
 
-// MarshalText gives JSON a token: "none", "clean", "rollback",
-// "rollforward", "finish", "reset" or "refused".
+// MarshalText gives JSON a token: "none", "clean", "roll_back",
+// "roll_forward", "finish", "reset" or "refused".
 func (a Action) MarshalText() ([]byte, error) {
 	if a < ActionNone || a > ActionRefused {
 		return nil, fmt.Errorf("checkpoint: invalid action %d", int(a))
 	}
-	return []byte([...]string{"none", "clean", "rollback", "rollforward", "finish", "reset", "refused"}[a]), nil
+	return []byte([...]string{"none", "clean", "roll_back", "roll_forward", "finish", "reset", "refused"}[a]), nil
 }
 
 // Report says what Recover found and did, or what Verify found and

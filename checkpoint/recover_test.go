@@ -244,7 +244,7 @@ func TestVerify_Checksum(t *testing.T) {
 
 func TestReport_JSON(t *testing.T) {
 	b, err := json.Marshal(Report{State: StateReady, Action: ActionRollForward, Last: ready1})
-	if err != nil || !strings.Contains(string(b), `"State":"ready","Action":"rollforward"`) {
+	if err != nil || !strings.Contains(string(b), `"State":"ready","Action":"roll_forward"`) {
 		t.Errorf("JSON %s, %v", b, err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 // checkpoint back or forward and removed what the checkpoint left.
 type RecoveryReport struct {
 	// Action is "none" (nothing to do), "clean" (leftovers removed or a
-	// torn checkpoint journal replaced), "rollback", "rollforward",
+	// torn checkpoint journal replaced), "roll_back", "roll_forward",
 	// "finish" (an interrupted checkpoint completed), "reset" (the
 	// checkpoint journal could vouch for nothing: the database was kept
 	// and a new journal written), or "skipped" (a ReadOnly Store runs no

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -203,41 +204,14 @@ type recordOut struct {
 	Sum  string `json:"sum"` // hex
 }
 
-// stateName and actionName are checkpoint's enums as JSON names.
-func stateName(s checkpoint.State) string {
-	switch s {
-	case checkpoint.StateUnknown:
-		return "unknown"
-	case checkpoint.StateClean:
-		return "clean"
-	case checkpoint.StateBegan:
-		return "began"
-	case checkpoint.StateReady:
-		return "ready"
-	case checkpoint.StateDamaged:
-		return "damaged"
+// enumName is an enum's JSON name (its MarshalText), or fallback for a
+// value the enum does not define.
+func enumName(m encoding.TextMarshaler, fallback string) string {
+	b, err := m.MarshalText()
+	if err != nil {
+		return fallback
 	}
-	return fmt.Sprintf("state_%d", int(s))
-}
-
-func actionName(a checkpoint.Action) string {
-	switch a {
-	case checkpoint.ActionNone:
-		return "none"
-	case checkpoint.ActionClean:
-		return "clean"
-	case checkpoint.ActionRollBack:
-		return "roll_back"
-	case checkpoint.ActionRollForward:
-		return "roll_forward"
-	case checkpoint.ActionFinish:
-		return "finish"
-	case checkpoint.ActionReset:
-		return "reset"
-	case checkpoint.ActionRefused:
-		return "refused"
-	}
-	return fmt.Sprintf("action_%d", int(a))
+	return string(b)
 }
 
 func kindName(k journal.Kind) string {
@@ -274,7 +248,7 @@ type verifyOut struct {
 func reportJSON(cmd string, code int, r checkpoint.Report) recoverOut {
 	o := recoverOut{
 		header: newHeader(cmd, code), DB: r.DB, DryRun: r.DryRun, Journal: r.Journal,
-		State: stateName(r.State), Action: actionName(r.Action), Gen: r.Gen,
+		State: enumName(r.State, fmt.Sprintf("state_%d", int(r.State))), Action: enumName(r.Action, fmt.Sprintf("action_%d", int(r.Action))), Gen: r.Gen,
 		Removed: nonNil(r.Removed), MovedAside: nonNil(r.MovedAside), Rewrote: r.Rewrote,
 		Mismatch: r.Mismatch, Notes: nonNil(r.Notes),
 	}
