@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
 )
 
@@ -166,7 +167,7 @@ func (r *recorder) setFailSync(err error) {
 // withRecorder returns options whose (two-phase) mainFile is wrapped by rec.
 func withRecorder(o Options, rec *recorder) *Options {
 	o.newMain = func(fsys device.FS, path string) (mainFile, error) {
-		m, err := openTwoPhase(fsys, path)
+		m, err := twoPhaseWith(checkpoint.ReadBackAlways)(fsys, path)
 		rec.mainFile = m
 		return rec, err
 	}

@@ -54,12 +54,6 @@ type mainFile interface {
 
 var _ mainFile = (*checkpoint.Main)(nil)
 
-// openTwoPhase opens the default mainFile: package checkpoint's, reading
-// every copy back.
-func openTwoPhase(fsys device.FS, path string) (mainFile, error) {
-	return checkpoint.Open(fsys, path, checkpoint.Options{})
-}
-
 // twoPhaseWith opens package checkpoint's mainFile with the read-back
 // readBackFor chose.
 func twoPhaseWith(rb checkpoint.ReadBack) func(device.FS, string) (mainFile, error) {
@@ -172,7 +166,10 @@ var errFenced = errors.New("store: writes to the drive refused: the drive is not
 
 // writable reports whether the main file may be committed to the drive.
 func (d *dbState) writable() error {
-	if d.abandoned.Load() || d.fenced.Load() {
+	switch {
+	case d.abandoned.Load():
+		return errAbandoned
+	case d.fenced.Load():
 		return errFenced
 	}
 	return nil

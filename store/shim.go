@@ -147,9 +147,6 @@ func (c mainConn) Truncate(size int64) error {
 }
 
 func (c mainConn) Sync() error {
-	if c.d.abandoned.Load() {
-		return errAbandoned
-	}
 	if err := c.d.writable(); err != nil {
 		return err
 	}
