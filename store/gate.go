@@ -91,9 +91,11 @@ func (s *Store) tryRewind(ctx context.Context) (bool, error) {
 	setGate(s.path, 1, -1)
 	defer func() {
 		setGate(s.path, 0, -1)
+		s.smu.Lock() // Stats reads under smu alone
 		if d := time.Since(start); d > s.stats.LongestGateHold {
 			s.stats.LongestGateHold = d
 		}
+		s.smu.Unlock()
 	}()
 	for wait := 20 * time.Microsecond; !gateQuiet(s.path); wait = min(2*wait, time.Millisecond) {
 		if time.Since(start) > gateWait {
@@ -136,7 +138,9 @@ func (s *Store) tryRewind(ctx context.Context) (bool, error) {
 		s.rewindMissedNow()
 		return false, nil
 	}
+	s.smu.Lock()
 	s.stats.Rewinds++
+	s.smu.Unlock()
 	if !s.rewindMissed.IsZero() {
 		s.rewindMissed = time.Time{}
 		s.setHighWater()
@@ -159,7 +163,9 @@ func (s *Store) setHighWater() {
 // rewindMissedNow records a rewind that could not get in, and stops the
 // gate from holding writers back at the high-water mark until one does.
 func (s *Store) rewindMissedNow() {
+	s.smu.Lock()
 	s.stats.RewindsMissed++
+	s.smu.Unlock()
 	s.rewindMissed = time.Now()
 	s.setHighWater()
 }
