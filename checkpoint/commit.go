@@ -41,7 +41,9 @@ func (m *Main) Commit() error {
 	// below copies from the old handle plus the overlay (the same bytes).
 	if m.stale {
 		if f, err := m.fsys.Open(m.p.db, device.ReadOnly); err == nil {
-			m.swapBase(newBaseRef(f, m.disk.size))
+			nb := newBaseRef(f, m.disk.size)
+			nb.sum, nb.summed = m.disk.sum, m.disk.known
+			m.swapBase(nb)
 		} else {
 			m.unfreeze()
 		}
@@ -131,7 +133,11 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 	if tf, err = m.fsys.Create(temp, m.perm); err != nil {
 		return abort("create copy", err)
 	}
-	intended, err := m.writeCopy(tf, pend, size, src)
+	write := m.writeCopy
+	if m.foldable(src) {
+		write = m.writeCopyFold
+	}
+	intended, err := write(tf, pend, size, src)
 	if err != nil {
 		return abort("write copy", err)
 	}
@@ -194,7 +200,7 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 	// the base with the pending writes: the same bytes reads saw. The
 	// pending writes stay: if the rename fails they are committed again.
 	release() // the copy is written and verified: the old base is not needed here
-	m.readFromCopy(temp, size)
+	m.readFromCopy(temp, size, sum)
 
 	// 6. Rename over the database and fsync the directory: the commit
 	// point. If either fails, which file the name holds is unknown: keep
@@ -224,7 +230,7 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 		m.stale = true
 		return &CommitError{Gen: gen, Op: "reopen", Durable: true, Err: err}
 	}
-	m.swapBase(newBaseRef(f, size))
+	m.swapBase(newSummedBaseRef(f, size, sum))
 	m.hint.Store(0) // the next checkpoint sends its own
 	m.noteSig()
 	return nil
@@ -320,12 +326,12 @@ func (m *Main) swapBase(nb *baseRef) {
 // keeping the pending writes, and waits a little for the old base's
 // reads in flight to end so that it is closed. Best effort: if the copy
 // cannot be opened, or reads take long, the old base serves on.
-func (m *Main) readFromCopy(temp string, size int64) {
+func (m *Main) readFromCopy(temp string, size int64, sum uint64) {
 	f, err := m.fsys.Open(temp, device.ReadOnly)
 	if err != nil {
 		return
 	}
-	nb := newBaseRef(f, size)
+	nb := newSummedBaseRef(f, size, sum)
 	m.mu.Lock()
 	old := m.base
 	m.base = nb
@@ -402,7 +408,7 @@ func (m *Main) resolveUnsure() error {
 		m.unsure = nil
 		m.noteSig()
 		if f, err := m.fsys.Open(m.p.db, device.ReadOnly); err == nil {
-			m.swapBase(newBaseRef(f, u.ready.Size))
+			m.swapBase(newSummedBaseRef(f, u.ready.Size, u.ready.Sum))
 		} else {
 			m.stale = true
 		}

@@ -178,6 +178,8 @@ type diskState struct {
 type baseRef struct {
 	f      device.File // nil when there is no database file (empty)
 	size   int64
+	sum    uint64 // the file's checksum, as recorded (journal) or written; valid when summed
+	summed bool   // sum is known: the next commit folds its changes into it (copy.go)
 	refs   atomic.Int64
 	closed chan struct{} // closed once the last reference is released
 	// gone: the file is on a mount that died (Reattach): its close error
@@ -188,6 +190,13 @@ type baseRef struct {
 func newBaseRef(f device.File, size int64) *baseRef {
 	r := &baseRef{f: f, size: size, closed: make(chan struct{})}
 	r.refs.Store(1)
+	return r
+}
+
+// newSummedBaseRef is newBaseRef for a file whose checksum is sum.
+func newSummedBaseRef(f device.File, size int64, sum uint64) *baseRef {
+	r := newBaseRef(f, size)
+	r.sum, r.summed = sum, true
 	return r
 }
 
@@ -248,7 +257,7 @@ func Open(fsys device.FS, dbPath string, opts Options) (*Main, error) {
 	f, err := fsys.Open(p.db, device.ReadOnly)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		m.base = newBaseRef(nil, 0)
+		m.base = newSummedBaseRef(nil, 0, emptySum)
 		m.disk = diskState{size: 0, sum: emptySum, known: true}
 	case err != nil:
 		return fail(err)
@@ -273,6 +282,7 @@ func Open(fsys device.FS, dbPath string, opts Options) (*Main, error) {
 		m.stats.Generation = cp.Gen
 		if f != nil && cp.Ready.Size == m.disk.size {
 			m.disk.sum, m.disk.known = cp.Ready.Sum, true
+			m.base.sum, m.base.summed = cp.Ready.Sum, true
 		}
 	}
 	m.jf = jfile{fsys: fsys, p: p, perm: m.perm, j: j, exists: jexists}

@@ -1,0 +1,167 @@
+package checkpoint
+
+import (
+	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/journal"
+)
+
+// The copy with a folded checksum.
+//
+// A commit whose base has a known checksum (baseRef.sum) writes the copy
+// without reading the base bytes it keeps unchanged: long unchanged
+// stretches go from file to file in the kernel (copyRange:
+// copy_file_range on Linux), and the copy's checksum is the base's with
+// the rewritten blocks folded in (journal.SumPatcher), the bytes cut off
+// taken out (journal.SumTrim) and the bytes beyond the base added
+// (journal.SumConcat). Only the old bytes of the rewritten blocks and the
+// base bytes cut off are read.
+//
+// What the checksum in Ready then proves: that the copy holds the base as
+// it was recorded with the pending writes applied, if the drive kept the
+// base as recorded. It no longer describes what was read from the drive
+// during the commit. A base changed under the store (another program, a
+// failing drive) gives a copy whose bytes disagree with Ready: with
+// ReadBackAlways the commit fails at once (ErrDriveCorrupted); without,
+// recovery after a pull refuses the copy (it checks the copy against
+// Ready before trusting it), and `ejectsafe verify` reports the database
+// as differing from the journal's last checkpoint. The old way, summing
+// the bytes as they were copied, recorded such a change as if it were the
+// store's own data.
+
+// copyMin is the shortest unchanged stretch worth a copyRange of its own:
+// shorter ones are read and written with the blocks around them, in one
+// pwrite, which costs less than three system calls per block.
+const copyMin = 64 << 10
+
+// foldable reports whether this commit can copy with a folded checksum.
+func (m *Main) foldable(src *baseRef) bool {
+	return src.summed && (src.f != nil || src.size == 0) && m.bs <= chunkSize/4
+}
+
+// writeCopyFold is writeCopy for a base whose checksum is known (see
+// above). The copy is written strictly in order, each byte once, as
+// writeCopy does.
+func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseRef) (uint64, error) {
+	keep := min(src.size, pend.cut, size) // base bytes the copy keeps
+	// 1. The checksum of the base bytes kept: the base's, less the bytes
+	// cut off, which are read.
+	prefix := src.sum
+	if keep < src.size {
+		cut, err := sumRange(src.f, keep, src.size, &m.buf)
+		if err != nil {
+			return 0, err
+		}
+		prefix = journal.SumTrim(src.sum, cut, src.size-keep)
+	}
+	// 2. The kept bytes with the pending blocks below keep patched in.
+	all := pendingBlocks(pend)
+	idx := all
+	p := journal.NewSumPatcher(prefix, keep)
+	b := buffer(&m.buf, chunkSize)
+	for pos := int64(0); pos < keep; {
+		next := keep // the next rewritten block below keep
+		if len(idx) > 0 && idx[0]*m.bs < keep {
+			next = idx[0] * m.bs
+		}
+		if next-pos >= copyMin || next == keep {
+			if err := copyRange(tf, src.f, pos, next-pos, b); err != nil {
+				return 0, err
+			}
+			pos = next
+			continue
+		}
+		// A batch from pos over rewritten blocks and the short
+		// unchanged stretches between them, read, patched, written once.
+		end, j := pos, 0
+		for ; j < len(idx); j++ {
+			bo := idx[j] * m.bs
+			hi := min(bo+m.bs, keep)
+			if bo >= keep || bo-end >= copyMin || hi-pos > int64(len(b)) {
+				break
+			}
+			end = hi
+		}
+		c := b[:end-pos]
+		if err := readFull(src.f, c, pos); err != nil {
+			return 0, err
+		}
+		for _, i := range idx[:j] {
+			bo := i * m.bs
+			lo, hi := bo-pos, min(bo+m.bs, keep)-pos
+			blk := pend.blocks[i][:hi-lo]
+			p.Patch(bo, c[lo:hi], blk)
+			copy(c[lo:hi], blk)
+		}
+		if _, err := tf.WriteAt(c, pos); err != nil {
+			return 0, err
+		}
+		pos, idx = end, idx[j:]
+	}
+	// 3. Beyond keep: zeros with the pending blocks there (including the
+	// rest of a block that straddles keep), summed as written.
+	tail := journal.NewSum()
+	idx = all
+	for off := keep; off < size; {
+		c := b[:min(int64(len(b)), size-off)]
+		clear(c)
+		w := int64(len(c))
+		for len(idx) > 0 && idx[0]*m.bs < off+w {
+			bo := idx[0] * m.bs
+			blk := pend.blocks[idx[0]]
+			if bo+int64(len(blk)) <= off { // below: written already
+				idx = idx[1:]
+				continue
+			}
+			lo, hi := max(bo, off), min(bo+int64(len(blk)), off+w)
+			copy(c[lo-off:hi-off], blk[lo-bo:hi-bo])
+			if bo+int64(len(blk)) > off+w {
+				break // continues in the next chunk
+			}
+			idx = idx[1:]
+		}
+		tail.Write(c)
+		if _, err := tf.WriteAt(c, off); err != nil {
+			return 0, err
+		}
+		off += w
+	}
+	return journal.SumConcat(p.Sum64(), tail.Sum64(), size-keep), nil
+}
+
+// sumRange returns the database checksum of f's bytes from off to end.
+func sumRange(f device.File, off, end int64, buf *[]byte) (uint64, error) {
+	h := journal.NewSum()
+	b := buffer(buf, end-off)
+	for off < end {
+		k := min(int64(len(b)), end-off)
+		if err := readFull(f, b[:k], off); err != nil {
+			return 0, err
+		}
+		h.Write(b[:k])
+		off += k
+	}
+	return h.Sum64(), nil
+}
+
+// copyRange copies n bytes at off from src to the same offset in dst: in
+// the kernel where it can (copyKernel), else through buf.
+func copyRange(dst, src device.File, off, n int64, buf []byte) error {
+	if n <= 0 {
+		return nil
+	}
+	done, err := copyKernel(dst, src, off, n)
+	if err != nil {
+		return err
+	}
+	for off, n = off+done, n-done; n > 0; {
+		c := buf[:min(int64(len(buf)), n)]
+		if err := readFull(src, c, off); err != nil {
+			return err
+		}
+		if _, err := dst.WriteAt(c, off); err != nil {
+			return err
+		}
+		off, n = off+int64(len(c)), n-int64(len(c))
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package checkpoint
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/faultinject"
+	"github.com/ejectsafe/ejectsafe/journal"
+)
+
+// countFS counts the bytes read through ReadAt from files that are not
+// copies (the database, that is the base) and passes the descriptor of
+// the OS's files on, so that copy_file_range still sees them.
+type countFS struct {
+	device.FS
+	read atomic.Int64
+}
+
+func (c *countFS) Unwrap() device.FS { return c.FS }
+
+func (c *countFS) Open(name string, mode device.OpenMode) (device.File, error) {
+	f, err := c.FS.Open(name, mode)
+	if err != nil || genSuffix.MatchString(name) {
+		return f, err
+	}
+	if fd, ok := f.(interface{ Fd() uintptr }); ok {
+		return &countFdFile{countFile{f, c}, fd}, nil
+	}
+	return &countFile{f, c}, nil
+}
+
+type countFile struct {
+	device.File
+	c *countFS
+}
+
+func (f *countFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	f.c.read.Add(int64(n))
+	return n, err
+}
+
+type countFdFile struct {
+	countFile
+	fd interface{ Fd() uintptr }
+}
+
+func (f *countFdFile) Fd() uintptr { return f.fd.Fd() }
+
+// TestCommit_FoldedChecksum: commits after the first fold their changes
+// into the base's checksum (copy.go). Through random rounds of scattered
+// writes, runs of blocks, truncates and growth, on the fault injector
+// (copied through user space) and on the OS's filesystem (copied with
+// copy_file_range on Linux), the database on the drive is the model and
+// the checksum the journal records for it is the checksum of its bytes.
+// On Linux, a commit of a few blocks reads a small part of the base, not
+// all of it.
+func TestCommit_FoldedChecksum(t *testing.T) {
+	for _, kind := range []string{"faultinject", "os"} {
+		for _, bs := range []int{512, 4096} {
+			t.Run(kind+"/"+map[int]string{512: "512", 4096: "4096"}[bs], func(t *testing.T) {
+				var inner device.FS
+				db := testDB
+				if kind == "os" {
+					dir := t.TempDir()
+					inner, db = device.OS, filepath.Join(dir, "app.db")
+				} else {
+					inner = newFS(t, faultinject.Options{NoTrace: true})
+				}
+				cfs := &countFS{FS: inner}
+				model := pattern(3<<20+777, 'A')
+				writeFile(t, inner, db, model)
+				m, err := Open(cfs, db, Options{BlockSize: bs, ReadBack: ReadBackNever})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.Close()
+				rng := rand.New(rand.NewPCG(7, uint64(bs)))
+				write := func(off int64, n int) {
+					p := make([]byte, n)
+					for i := range p {
+						p[i] = byte(rng.Uint32())
+					}
+					mustWriteAt(t, m, p, off)
+					if end := off + int64(n); end > int64(len(model)) {
+						model = append(model, make([]byte, end-int64(len(model)))...)
+					}
+					copy(model[off:], p)
+				}
+				for round := range 40 {
+					few := round == 0 || rng.IntN(3) == 0 // a few scattered blocks only
+					if few {
+						for range 1 + rng.IntN(4) {
+							write(rng.Int64N(int64(len(model))), 1+rng.IntN(bs))
+						}
+					} else {
+						for range rng.IntN(30) {
+							write(rng.Int64N(int64(len(model))+int64(3*bs)), 1+rng.IntN(3*bs))
+						}
+						if rng.IntN(3) == 0 { // a run of blocks
+							off := rng.Int64N(int64(len(model)))
+							write(off, 64*bs+rng.IntN(bs))
+						}
+						switch rng.IntN(4) {
+						case 0:
+							size := int64(len(model)) - rng.Int64N(int64(len(model))/8+1) // the base stays large
+							if err := m.Truncate(size); err != nil {
+								t.Fatal(err)
+							}
+							model = model[:size]
+						case 1:
+							size := int64(len(model)) + rng.Int64N(int64(5*bs))
+							if err := m.Truncate(size); err != nil {
+								t.Fatal(err)
+							}
+							model = append(model, make([]byte, size-int64(len(model)))...)
+						}
+					}
+					before := cfs.read.Load()
+					mustCommit(t, m)
+					read := cfs.read.Load() - before
+					got := readFile(t, inner, db)
+					if !bytes.Equal(got, model) {
+						t.Fatalf("round %d: database differs from the model (%d vs %d bytes)", round, len(got), len(model))
+					}
+					id := m.Identity()
+					if want := journal.Sum(got); !id.SumKnown || id.Sum != want || id.Size != int64(len(got)) {
+						t.Fatalf("round %d: the journal records %d bytes, checksum %#016x (known %v); the database is %d bytes, %#016x",
+							round, id.Size, id.Sum, id.SumKnown, len(got), want)
+					}
+					if few && round > 0 && kind == "os" && runtime.GOOS == "linux" && read > int64(len(got))/8 {
+						t.Errorf("round %d: a commit of a few blocks read %d bytes of a %d-byte base", round, read, len(got))
+					}
+				}
+				if rep, err := Verify(cfs, db); err != nil || !strings.Contains(rep.String(), "matches the journal") {
+					t.Errorf("Verify = %v, %v", rep, err)
+				}
+			})
+		}
+	}
+}
+
+// TestCommit_FoldScribbledBase: a base changed on the drive behind the
+// Main's back (same size, in place) is not the base the folded checksum
+// starts from. With ReadBackAlways the commit fails before anything
+// claims the copy; with ReadBackNever the commit goes through and Verify
+// reports the database as differing from the journal: the change is
+// found, not recorded as the store's own data.
+func TestCommit_FoldScribbledBase(t *testing.T) {
+	for _, mode := range []ReadBack{ReadBackAlways, ReadBackNever} {
+		t.Run(map[ReadBack]string{ReadBackAlways: "always", ReadBackNever: "never"}[mode], func(t *testing.T) {
+			fs := newFS(t, faultinject.Options{})
+			fs.WriteFile(testDB, pattern(1<<20, 'A'), 0o644)
+			m := mustOpenMain(t, fs, Options{ReadBack: mode})
+			defer m.Close()
+			mustWriteAt(t, m, []byte("first"), 5000)
+			mustCommit(t, m) // the base's checksum is now known
+			f, err := fs.Open(testDB, device.ReadWrite)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte("scribble"), 700_000); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			mustWriteAt(t, m, []byte("second"), 9000)
+			err = m.Commit()
+			switch mode {
+			case ReadBackAlways:
+				if !errors.Is(err, ErrDriveCorrupted) {
+					t.Fatalf("Commit over a scribbled base = %v; want ErrDriveCorrupted", err)
+				}
+			case ReadBackNever:
+				if err != nil {
+					t.Fatal(err)
+				}
+				rep, err := Verify(fs, testDB)
+				if err != nil || !strings.Contains(rep.String(), "differs") {
+					t.Errorf("Verify after committing over a scribbled base = %v, %v; want it to report the database differs", rep, err)
+				}
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, fsys device.FS, name string, b []byte) {
+	t.Helper()
+	if fi, ok := fsys.(*faultinject.FS); ok {
+		if err := fi.WriteFile(name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, fsys device.FS, name string) []byte {
+	t.Helper()
+	var b []byte
+	var err error
+	if fi, ok := fsys.(*faultinject.FS); ok {
+		b, err = fi.ReadFile(name)
+	} else {
+		b, err = os.ReadFile(name)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
