@@ -161,9 +161,11 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 	// checksum of the bytes written: a drive that returns other bytes
 	// (fusefat corrupts files written out of order) fails the commit
 	// here, before any record claims the copy.
+	// With a folded checksum (copy.go) this also checks that the base
+	// still holds what its checksum says.
 	// Skipped with ReadBackNever, where the read would come from the page
-	// cache and prove nothing: Ready then claims the checksum of the
-	// bytes written, which recovery checks the copy against.
+	// cache and prove nothing: Ready then claims the intended checksum,
+	// which recovery checks the copy against.
 	if m.opts.ReadBack != ReadBackNever {
 		back, err := statSum(m.fsys, temp, &m.buf, func(int64) bool { return true })
 		if err == nil && !back.Exists {

@@ -11,7 +11,9 @@
 //
 //  1. write the base with the overlay patched in to TempName(db, G), in
 //     one pass in order (fusefat corrupts files written otherwise),
-//     checksumming the bytes as they are written; then, unless
+//     checksumming the bytes as they are written, or, once the base's
+//     checksum is known, folding the changes into it without reading
+//     the unchanged bytes (copy.go); then, unless
 //     Options.ReadBack says not to, read it back: its checksum must be
 //     that of the bytes written, else the commit fails with
 //     ErrDriveCorrupted;
@@ -101,8 +103,9 @@ const (
 	// kernel filesystem the read is served from the page cache the write
 	// just filled: it checks the kernel's memory, not the drive.
 	ReadBackAlways ReadBack = iota
-	// ReadBackNever records the checksum of the bytes written, computed
-	// in the write pass, without reading the copy: for filesystems where
+	// ReadBackNever records the checksum the copy must have (computed in
+	// the write pass, or folded from the base's: copy.go), without reading
+	// the copy: for filesystems where
 	// the read-back proves nothing (kernel filesystems). Recovery still
 	// checks every copy by that checksum before it trusts it.
 	ReadBackNever
