@@ -42,9 +42,10 @@ const gfOne = uint32(1) << 31 // x^0
 func newGF(poly uint32, tab *crc32.Table) *gf {
 	g := &gf{poly: poly, tab: tab}
 	g.pow[0] = 1 << 30 // x^1
-	// x * x^-1 = x^32 + (the polynomial's lower terms) - 1 = the
-	// polynomial, which is 0: x^-1 is those lower terms divided by x, plus
-	// x^31.
+	// x^-1 = x^31 + (P(x) - x^32 - 1) / x: then x * x^-1 = P(x) - 1,
+	// which is 1 modulo P (signs do not matter in GF(2)). In the
+	// reflected order, dividing by x is a shift left, which drops the
+	// x^0 term, and x^31 is bit 0.
 	g.ipow[0] = poly<<1 | 1
 	for k := 1; k < len(g.pow); k++ {
 		g.pow[k] = g.mul(g.pow[k-1], g.pow[k-1])
