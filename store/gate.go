@@ -29,7 +29,18 @@ import (
 //
 // Between checkpoints the gate also closes by itself while the WAL is
 // above highWater (half the cap): a writer faster than the checkpoints
-// then waits for the rewind rather than filling the WAL. The Store turns
+// then waits for the rewind rather than filling the WAL. With
+// ManualCheckpoint the mark is armed only while a checkpoint runs (from
+// its copy to its commit): a writer that never pauses would otherwise
+// fill the WAL in a fraction of a second while the checkpoint copies,
+// and fail. Between the application's checkpoints nothing would rewind,
+// so nothing holds writers back: at the cap commits fail with an error
+// IsWALFull recognizes (the application chose when to checkpoint).
+//
+// A transaction waits at the gate at most BusyTimeout, as it would for a
+// lock (Stats.LongestGateWait); past it, it goes on and may find the WAL
+// full. The Store's own connection, on which checkpoints and rewinds
+// run, never waits there (shim.c, ES_FCNTL_NOGATE). The Store turns
 // that off while a rewind cannot get in (a read transaction held open
 // keeps its snapshot in the WAL, and SQLite cannot restart the WAL under
 // it): holding writers back would not help, the WAL grows, and at the cap
@@ -57,11 +68,11 @@ const rewindBusy = 10 * time.Millisecond
 // memory beyond it is returned).
 func (s *Store) rewindAt() int64 { return min(s.opts.MaxWALBytes/4, s.opts.RetainWALBytes) }
 
-// highWater is the WAL size past which new transactions wait for the
-// automatic checkpointer's rewind; 0 (off) with ManualCheckpoint, where
-// nothing would rewind.
+// highWater is the WAL size past which new transactions wait for a
+// checkpoint's rewind: with ManualCheckpoint only while a checkpoint runs,
+// 0 (off) between them, where nothing would rewind. The caller holds s.mu.
 func (s *Store) highWater() int64 {
-	if s.opts.ManualCheckpoint {
+	if s.opts.ManualCheckpoint && !s.checkpointing {
 		return 0
 	}
 	return s.opts.MaxWALBytes / 2

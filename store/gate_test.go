@@ -81,10 +81,10 @@ func TestStore_BusyWriters(t *testing.T) {
 	close(stop)
 	maxWAL := <-peak
 	st := s.Stats()
-	t.Logf("%v of back-to-back transactions: %d transactions (%.0f MiB of rows), %d errors; WAL peak %.1f MiB (cap %d MiB); longest commit %v, mean %v; %d checkpoints, %d rewinds, %d missed, longest gate hold %v",
+	t.Logf("%v of back-to-back transactions: %d transactions (%.0f MiB of rows), %d errors; WAL peak %.1f MiB (cap %d MiB); longest commit %v, mean %v; %d checkpoints, %d rewinds, %d missed, longest gate hold %v, longest wait at the gate %v",
 		*busyDur, txs, float64(bytes)/(1<<20), errs, float64(maxWAL)/(1<<20), DefaultMaxWALBytes>>20,
 		worst.Round(time.Microsecond), (total / time.Duration(max(txs, 1))).Round(time.Microsecond),
-		st.Checkpoints, st.Rewinds, st.RewindsMissed, st.LongestGateHold.Round(time.Microsecond))
+		st.Checkpoints, st.Rewinds, st.RewindsMissed, st.LongestGateHold.Round(time.Microsecond), st.LongestGateWait)
 	if errs > 0 {
 		t.Fatalf("%d of %d transactions failed; first: %v (IsWALFull %v)", errs, txs, firstErr, IsWALFull(firstErr))
 	}

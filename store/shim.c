@@ -83,6 +83,8 @@ typedef struct es_node {
 	int shmExcl[SQLITE_SHM_NLOCK];   /* 1 while a connection holds it EXCLUSIVE */
 	int gate;                        /* 1: new transactions wait (see gateWaitLocked) */
 	long long highwater;             /* >0: new transactions also wait while the WAL is larger */
+	long long gateMaxMs;             /* the longest a transaction waits at the gate (es_gate_limit) */
+	long long gateLongestMs;         /* the longest any did since es_gate_limit */
 
 	es_wal wal;
 } es_node;
@@ -96,6 +98,7 @@ struct es_file {
 	int shmMapped;
 	unsigned shmSharedMask;
 	unsigned shmExclMask;
+	int nogate; /* ES_FCNTL_NOGATE: this connection never waits at the gate */
 };
 
 static int walGrowLocked(es_wal *w, long long end);
@@ -577,6 +580,11 @@ static int mainFileControl(sqlite3_file *pf, int op, void *arg) {
 	case SQLITE_FCNTL_LOCKSTATE:
 		*(int *)arg = f->eLock;
 		return SQLITE_OK;
+	case ES_FCNTL_NOGATE:
+		sqlite3_mutex_enter(f->node->mu);
+		f->nogate = *(int *)arg != 0;
+		sqlite3_mutex_leave(f->node->mu);
+		return SQLITE_OK;
 	}
 	return SQLITE_NOTFOUND;
 }
@@ -630,16 +638,24 @@ static int mainShmMap(sqlite3_file *pf, int iRegion, int szRegion, int extend, v
  * while the gate is closed. Connections holding locks (a transaction in
  * progress) pass, and so does a checkpoint, whose first lock is
  * WAL_CKPT_LOCK (slot 1): the gate never blocks what the rewind waits
- * for. The wait is bounded (ES_GATE_MAX_US): past it the transaction goes
- * on, and the rewind may then not get in.
+ * for. The wait is bounded (gateMaxMs): past it the transaction goes on,
+ * and the rewind may then not get in.
  *
  * The gate also closes by itself while the WAL is larger than a high-water
  * mark the Store sets (es_gate): new transactions then wait for the
  * Store's checkpointer to rewind the WAL instead of running it into the
- * cap. The Store sets the mark only while its checkpointer can rewind. */
+ * cap. The Store sets the mark only while a checkpoint can rewind: always
+ * with automatic checkpoints, for the length of each checkpoint with
+ * ManualCheckpoint.
+ *
+ * The Store's own connection, on which its checkpoints and rewinds run,
+ * never waits here (ES_FCNTL_NOGATE): its statements are what opens the
+ * gate. Everyone else waits at most gateMaxMs (the Store's BusyTimeout,
+ * es_gate_limit), timed on the platform VFS's clock (milliseconds); the
+ * longest wait is kept for the Store's Stats. */
 #define ES_READ_LOCK0 3
 #define ES_GATE_POLL_US 50
-#define ES_GATE_MAX_US 1000000
+#define ES_GATE_MAX_MS 1000 /* until es_gate_limit */
 
 static int gateClosedLocked(es_node *n) {
 	long long size;
@@ -651,16 +667,60 @@ static int gateClosedLocked(es_node *n) {
 	return size > n->highwater;
 }
 
+static long long nowMs(void) {
+	sqlite3_int64 t = 0;
+	if (gbase->iVersion >= 2 && gbase->xCurrentTimeInt64) {
+		gbase->xCurrentTimeInt64(gbase, &t);
+	} else {
+		double d = 0;
+		gbase->xCurrentTime(gbase, &d);
+		t = (sqlite3_int64)(d * 86400000.0);
+	}
+	return (long long)t;
+}
+
 static void gateWaitLocked(es_file *f) {
 	es_node *n = f->node;
-	int waited = 0;
-	if (f->shmSharedMask || f->shmExclMask) return;
-	while (waited < ES_GATE_MAX_US && gateClosedLocked(n)) {
+	long long start, waited = 0, bound;
+	if (f->nogate || f->shmSharedMask || f->shmExclMask) return;
+	if (!gateClosedLocked(n)) return;
+	start = nowMs();
+	bound = n->gateMaxMs > 0 ? n->gateMaxMs : ES_GATE_MAX_MS;
+	do {
 		sqlite3_mutex_leave(n->mu);
 		gbase->xSleep(gbase, ES_GATE_POLL_US);
-		waited += ES_GATE_POLL_US;
 		sqlite3_mutex_enter(n->mu);
+		waited = nowMs() - start;
+	} while (waited < bound && gateClosedLocked(n));
+	if (waited > n->gateLongestMs) n->gateLongestMs = waited;
+}
+
+int es_gate_limit(const char *path, long long maxWaitMs) {
+	es_node *p;
+	sqlite3_mutex_enter(GMU);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->mu);
+		p->gateMaxMs = maxWaitMs;
+		p->gateLongestMs = 0;
+		sqlite3_mutex_leave(p->mu);
 	}
+	sqlite3_mutex_leave(GMU);
+	return p != 0;
+}
+
+long long es_gate_longest(const char *path) {
+	es_node *p;
+	long long ms = 0;
+	sqlite3_mutex_enter(GMU);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->mu);
+		ms = p->gateLongestMs;
+		sqlite3_mutex_leave(p->mu);
+	}
+	sqlite3_mutex_leave(GMU);
+	return ms;
 }
 
 int es_gate(const char *path, int closed, long long highwater) {

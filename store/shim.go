@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/ejectsafe/ejectsafe/device"
@@ -432,6 +433,26 @@ func setGate(path string, closed int, highwater int64) {
 	defer C.free(unsafe.Pointer(cs))
 	C.es_gate(cs, C.int(closed), C.longlong(highwater))
 }
+
+// gateLimit bounds how long a new transaction on path waits at the gate,
+// and forgets the longest wait (es_gate_limit).
+func gateLimit(path string, d time.Duration) {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	C.es_gate_limit(cs, C.longlong(d.Milliseconds()))
+}
+
+// gateLongest reports the longest a transaction on path waited at the
+// gate since gateLimit, to the millisecond.
+func gateLongest(path string) time.Duration {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	return time.Duration(C.es_gate_longest(cs)) * time.Millisecond
+}
+
+// fcntlNoGate is the shim's file-control opcode that lets a connection
+// pass the gate without waiting (ES_FCNTL_NOGATE).
+const fcntlNoGate = C.ES_FCNTL_NOGATE
 
 // gateQuiet reports whether no connection to path holds the WAL writer
 // lock or a reader lock.

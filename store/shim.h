@@ -44,12 +44,26 @@ int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser);
  * es_gate sets the gate of path: closed=1 closes it, 0 opens it, -1 leaves
  * it; highwater>0 makes it close by itself while the WAL is larger, 0 turns
  * that off, -1 leaves it. While it is closed, a connection beginning a
- * transaction waits (up to 1 s) before its first wal-index lock.
+ * transaction waits (up to es_gate_limit's bound) before its first
+ * wal-index lock.
  * es_gate_quiet answers 1 when no connection holds the writer lock or any
  * reader lock, so a TRUNCATE checkpoint gets in at once. Both return 0
  * when path is unknown. See shim.c.
  */
 int es_gate(const char *path, int closed, long long highwater);
 int es_gate_quiet(const char *path);
+
+/* es_gate_limit bounds the wait at the gate of path (milliseconds; 0 gives
+ * 1 s) and forgets the longest wait; es_gate_longest reports the longest
+ * wait since, in milliseconds. */
+int es_gate_limit(const char *path, long long maxWaitMs);
+long long es_gate_longest(const char *path);
+
+/* ES_FCNTL_NOGATE, an xFileControl opcode of the ejectsafe VFS's main
+ * files (sqlite3_file_control with a pointer to an int): nonzero makes
+ * the connection pass the gate without waiting (the Store's own
+ * connection, on which its checkpoints run), 0 undoes it. Far above
+ * SQLite's own SQLITE_FCNTL_ opcodes. */
+#define ES_FCNTL_NOGATE 0x45530001
 
 #endif

@@ -217,6 +217,7 @@ type Stats struct {
 	Rewinds                int64         // WAL rewinds through the gate (gate.go)
 	RewindsMissed          int64         // rewinds that could not get in (a transaction held open)
 	LongestGateHold        time.Duration // the longest time new transactions waited for a rewind
+	LongestGateWait        time.Duration // the longest one transaction waited at the gate, to the millisecond (gate.go)
 }
 
 // Store is an open database. Its methods are safe for concurrent use.
@@ -247,7 +248,8 @@ type Store struct {
 	endpoint *lease.Server // nil if the control endpoint could not start
 	leaseErr error         // why not, for Stats
 
-	rewindMissed time.Time // when a rewind last could not get in; zero after one did (gate.go)
+	rewindMissed  time.Time // when a rewind last could not get in; zero after one did (gate.go)
+	checkpointing bool      // a checkpoint runs (under mu): with ManualCheckpoint, the gate's high-water mark is armed
 
 	stop chan struct{}
 	done chan struct{}
@@ -487,6 +489,17 @@ func (s *Store) open() (err error) {
 		return s.cause(err)
 	}
 	undo = append(undo, func() { s.pin.Close() })
+	// The checkpoints run on the pinned connection: it never waits at the
+	// gate, whose rewind it runs; everyone else waits at most BusyTimeout
+	// (gate.go).
+	if !s.opts.ReadOnly {
+		if err := s.pin.Raw(func(dc any) error {
+			return dc.(*sqlite3.SQLiteConn).SetFileControlInt("main", fcntlNoGate, 1)
+		}); err != nil {
+			return fmt.Errorf("exempt the checkpoint's connection from the gate: %w", err)
+		}
+		gateLimit(s.path, s.opts.BusyTimeout)
+	}
 	if err := s.openWAL(context.Background()); err != nil {
 		return err
 	}
@@ -690,7 +703,19 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 	if s.opts.ReadOnly {
 		return nil // nothing can have been committed
 	}
-	if !s.opts.ManualCheckpoint {
+	// Writers wait at the gate's high-water mark while this checkpoint can
+	// rewind the WAL (gate.go). With ManualCheckpoint the mark is armed
+	// for this checkpoint only: between the application's checkpoints
+	// nothing would rewind, and a WAL at its cap fails commits
+	// (IsWALFull).
+	if s.opts.ManualCheckpoint {
+		s.checkpointing = true
+		s.setHighWater()
+		defer func() {
+			s.checkpointing = false
+			s.setHighWater()
+		}()
+	} else {
 		defer s.setHighWater() // off while checkpoints fail (gate.go)
 	}
 	start := time.Now()
@@ -943,6 +968,7 @@ func (s *Store) Stats() Stats {
 		st.Generation = m.Stats().Generation
 	}
 	st.LeaseError = s.leaseErr
+	st.LongestGateWait = gateLongest(s.path)
 	return st
 }
 
