@@ -72,7 +72,7 @@ func (s *Store) rewindAt() int64 { return min(s.opts.MaxWALBytes/4, s.opts.Retai
 // checkpoint's rewind: with ManualCheckpoint only while a checkpoint runs,
 // 0 (off) between them, where nothing would rewind. The caller holds s.mu.
 func (s *Store) highWater() int64 {
-	if s.opts.ManualCheckpoint && !s.checkpointing {
+	if s.opts.ManualCheckpoint && !s.checkpointing.Load() {
 		return 0
 	}
 	return s.opts.MaxWALBytes / 2

@@ -248,8 +248,8 @@ type Store struct {
 	endpoint *lease.Server // nil if the control endpoint could not start
 	leaseErr error         // why not, for Stats
 
-	rewindMissed  time.Time // when a rewind last could not get in; zero after one did (gate.go)
-	checkpointing bool      // a checkpoint runs (under mu): with ManualCheckpoint, the gate's high-water mark is armed
+	rewindMissed  time.Time   // when a rewind last could not get in; zero after one did (gate.go)
+	checkpointing atomic.Bool // a checkpoint runs (set under mu): with ManualCheckpoint, the gate's high-water mark is armed
 
 	stop chan struct{}
 	done chan struct{}
@@ -709,10 +709,10 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 	// nothing would rewind, and a WAL at its cap fails commits
 	// (IsWALFull).
 	if s.opts.ManualCheckpoint {
-		s.checkpointing = true
+		s.checkpointing.Store(true)
 		s.setHighWater()
 		defer func() {
-			s.checkpointing = false
+			s.checkpointing.Store(false)
 			s.setHighWater()
 		}()
 	} else {

@@ -274,6 +274,90 @@ func TestStore_CheckpointDurableUnderWrites(t *testing.T) {
 	}
 }
 
+// TestStore_ManualCheckpointHoldsWriters: with ManualCheckpoint, a writer
+// that never pauses waits at the gate while a Checkpoint runs, instead of
+// filling the WAL while the checkpoint copies and failing (under a 2 MiB
+// cap it fills in a few milliseconds, less than a checkpoint takes).
+// Between the application's checkpoints nothing holds it back: a commit
+// that began before the checkpoint armed the mark, or after it disarmed it
+// on its way out, may find the WAL full (the test goroutine descheduled
+// for a few milliseconds is enough), and without any checkpoint the WAL
+// runs into the cap and commits get IsWALFull at once.
+func TestStore_ManualCheckpointHoldsWriters(t *testing.T) {
+	const capBytes = 2 << 20
+	s, path := openT(t, &Options{ManualCheckpoint: true, MaxWALBytes: capBytes})
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	var seq atomic.Int64 // odd while the test is inside Checkpoint
+	var stopW atomic.Bool
+	var inside, outside, fullOutside atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for !stopW.Load() {
+			s1, armed := seq.Load(), s.checkpointing.Load()
+			_, err := db.Exec("INSERT INTO t VALUES(randomblob(200))")
+			// Began inside a Checkpoint with the mark armed, and ended
+			// inside the same Checkpoint call.
+			within := armed && s1%2 == 1 && seq.Load() == s1
+			switch {
+			case err == nil && within:
+				inside.Add(1)
+			case err == nil:
+				outside.Add(1)
+			case IsWALFull(err) && !within:
+				fullOutside.Add(1)
+			default:
+				done <- fmt.Errorf("a commit inside Checkpoint failed: %w (IsWALFull %v)", err, IsWALFull(err))
+				return
+			}
+		}
+		done <- nil
+	}()
+	for inside.Load()+outside.Load() < 100 { // the writer runs
+		time.Sleep(time.Millisecond)
+	}
+	stop := make(chan struct{})
+	peak := walWatch(path, stop)
+	// At least 50 checkpoints, and on until the writer has waited at the
+	// gate and committed inside them (a checkpoint with nothing to do
+	// takes microseconds).
+	i := 0
+	for ; i < 5000 && (i < 50 || inside.Load() < 1000 || s.Stats().LongestGateWait == 0); i++ {
+		seq.Add(1)
+		err := s.Checkpoint(context.Background())
+		seq.Add(1)
+		if err != nil {
+			stopW.Store(true)
+			<-done
+			t.Fatalf("checkpoint %d: %v", i, err)
+		}
+	}
+	stopW.Store(true)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	maxWAL := <-peak
+	st := s.Stats()
+	t.Logf("%d commits inside %d checkpoints, %d outside (%d of those WAL full); WAL peak %d (cap %d); %d rewinds; longest wait at the gate %v",
+		inside.Load(), i, outside.Load(), fullOutside.Load(), maxWAL, capBytes, st.Rewinds, st.LongestGateWait)
+	if maxWAL > capBytes {
+		t.Fatalf("WAL reached %d bytes; cap %d", maxWAL, capBytes)
+	}
+	if inside.Load() < 1000 || st.Rewinds == 0 || st.LongestGateWait == 0 {
+		t.Fatalf("%d commits inside checkpoints, %d rewinds, longest wait %v: the test did not exercise the gate", inside.Load(), st.Rewinds, st.LongestGateWait)
+	}
+	// No checkpoint: nothing holds the writer back, and the WAL fills.
+	var err error
+	n := 0
+	for ; n < 10*capBytes/4096 && err == nil; n++ {
+		_, err = db.Exec("INSERT INTO t VALUES(randomblob(200))")
+	}
+	if !IsWALFull(err) {
+		t.Fatalf("after %d commits with no checkpoint: err = %v; want IsWALFull", n, err)
+	}
+}
+
 func TestStore_CheckpointFailureKeepsWAL(t *testing.T) {
 	rec := &recorder{}
 	s, path := openT(t, withRecorder(Options{ManualCheckpoint: true}, rec))
