@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/ejectsafe/ejectsafe/device"
@@ -174,7 +175,35 @@ func (r Report) String() string {
 // it is recovered by the next Recover. It fails, modifying nothing, with
 // ErrUnrecoverable or ErrJournal when it cannot tell what is right.
 func Recover(fsys device.FS, dbPath string) (Report, error) {
-	return recoverDB(fsys, dbPath, true)
+	return recoverDB(fsys, dbPath, true, ChooseNothing)
+}
+
+// Choice is a person's decision for a checkpoint Recover refused to settle
+// by itself (ErrUnrecoverable): a checkpoint whose copy was complete, next
+// to a database that is not provably its base, or next to a -wal or
+// -journal that stock SQLite left. Every file that is not kept at its name
+// is kept under an aside name (Report.MovedAside); nothing is deleted.
+type Choice int
+
+const (
+	// ChooseNothing: recovery acts only on what it has proven.
+	ChooseNothing Choice = iota
+	// ChooseKeepDrive keeps the database as it is on the drive, with the
+	// -wal or -journal stock SQLite left next to it (the next Open folds
+	// them in); the checkpoint's copy is moved aside and the checkpoint
+	// recorded as aborted.
+	ChooseKeepDrive
+	// ChooseRollForward takes the checkpoint's copy, which must match the
+	// journal's Ready record: the database, its -wal, -journal and -shm
+	// are moved aside, and the copy renamed over the database.
+	ChooseRollForward
+)
+
+// RecoverWith is Recover with a person's Choice for a checkpoint Recover
+// would refuse; with ChooseNothing it is Recover. Use it only after
+// reading what Recover refused (the *UnrecoverableError names the files).
+func RecoverWith(fsys device.FS, dbPath string, c Choice) (Report, error) {
+	return recoverDB(fsys, dbPath, true, c)
 }
 
 // Verify inspects dbPath's directory as Recover would, without modifying
@@ -182,7 +211,7 @@ func Recover(fsys device.FS, dbPath string) (Report, error) {
 // whose journal records its checksum, Verify also checks the database
 // against it (reading it whole).
 func Verify(fsys device.FS, dbPath string) (Report, error) {
-	return recoverDB(fsys, dbPath, false)
+	return recoverDB(fsys, dbPath, false, ChooseNothing)
 }
 
 type tempFile struct {
@@ -206,7 +235,7 @@ var sqliteMagic = []byte("SQLite format 3\x00")
 // checkpoint was never reported committed (Done follows the directory
 // fsync that makes the rename, which removes that name, durable), so
 // removing a copy never loses a commit that Commit reported.
-func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
+func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Report, error) {
 	p := newPaths(dbPath)
 	rep := Report{DB: p.db, DryRun: !modify}
 	wrap := func(err error) error { return fmt.Errorf("checkpoint recover %s: %w", p.db, err) }
@@ -228,10 +257,22 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 		}
 		jtemp = jtemp || n == filepath.Base(p.jtemp)
 	}
+	// Stock SQLite's own files next to the database: a -wal or hot
+	// -journal holds writes made on top of the database as it was when
+	// they were written, so they belong to that file only.
+	stock, err := stockFiles(fsys, p, names)
+	if err != nil {
+		return rep, wrap(err)
+	}
 
 	// 2. Read the journal. A newer format, or a record no torn write can
 	// produce (a broken writer), is not ours to overwrite: refuse.
 	data, jexists, err := readJournal(fsys, p.journal)
+	if errors.Is(err, ErrJournal) {
+		// Larger than any journal: refused unread.
+		rep.Journal, rep.Action = "unusable: too large", ActionRefused
+		return rep, wrap(err)
+	}
 	if err != nil {
 		return rep, wrap(err)
 	}
@@ -274,9 +315,11 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 	// 4. Decide, by the rows of DESIGN.md's recovery table. Torn last
 	// record: journal.Decode already dropped it; act on the one before.
 	var (
-		forward string         // the copy to rename over the database
-		record  journal.Record // the record that resolves the checkpoint
-		reset   bool           // the journal cannot vouch for anything
+		forward  string         // the copy to rename over the database
+		keepCopy string         // the copy to keep aside (ChooseKeepDrive)
+		setAside []asideFile    // files to move aside before the roll forward (ChooseRollForward)
+		record   journal.Record // the record that resolves the checkpoint
+		reset    bool           // the journal cannot vouch for anything
 	)
 	unrecoverable := func(reason string, files ...FileSum) (Report, error) {
 		rep.Action = ActionRefused
@@ -303,18 +346,64 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 		cpy := FileSum{Name: p.temp(cp.Gen)}
 		if db.matches(ready.Size, ready.Sum) {
 			// Row "db matches ready, no copy" and FAT's "both names".
+			// Whatever stock SQLite left beside it was written on top
+			// of this very file.
 			rep.Action = ActionFinish
 		} else if cpy, err = statSum(fsys, cpy.Name, &buf, func(n int64) bool { return n == ready.Size }); err != nil {
 			return rep, wrap(err)
 		}
+		// The copy is the intended file: the bytes Ready recorded,
+		// starting like an SQLite database.
+		copyOK := cpy.Exists && cpy.matches(ready.Size, ready.Sum)
+		if copyOK && ready.Size > 0 {
+			if copyOK, err = looksLikeSQLite(fsys, cpy.Name); err != nil {
+				return rep, wrap(err)
+			}
+		}
+		// The database is the checkpoint's base only by a checksum
+		// computed over it just now (statSum above), never by its size;
+		// a missing database is FAT's rename caught halfway.
+		isBase := db.matches(cp.Began.Size, cp.Began.Sum)
+		files := append([]FileSum{db, cpy}, stock...)
 		switch {
 		case rep.Action == ActionFinish:
 			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
-		case cpy.Exists && cpy.matches(ready.Size, ready.Sum):
+		case choice == ChooseKeepDrive:
+			// A person's choice: the drive's database stays, with what
+			// stock SQLite left beside it; the copy is kept aside.
+			rep.Action = ActionRollBack
+			record = journal.Record{Kind: journal.Aborted, Gen: cp.Gen}
+			if cpy.Exists {
+				keepCopy = cpy.Name
+			}
+			rep.Notes = append(rep.Notes, "kept the database as it is on the drive (--keep-drive)")
+		case choice == ChooseRollForward && copyOK:
+			// A person's choice: the copy, with the database and stock
+			// SQLite's files moved aside.
+			rep.Action, forward = ActionRollForward, cpy.Name
+			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
+			if db.Exists {
+				setAside = append(setAside, asideFile{p.db, "db"})
+			}
+			for _, f := range stock {
+				setAside = append(setAside, asideFile{f.Name, stockKind(p, f.Name)})
+			}
+			rep.Notes = append(rep.Notes, "took the checkpoint's copy (--roll-forward)")
+		case choice == ChooseRollForward:
+			return unrecoverable("--roll-forward needs the checkpoint's copy whole, and it is not", files...)
+		case copyOK && (isBase || !db.Exists) && !hasStockData(stock):
 			// Row "copy present, db old", and FAT's "only the copy".
 			rep.Action, forward = ActionRollForward, cpy.Name
 			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
-		case db.matches(cp.Began.Size, cp.Began.Sum):
+		case copyOK && hasStockData(stock):
+			// Stock SQLite wrote on top of the database after the pull:
+			// rolling forward would either drop those writes or apply
+			// them to a file they do not belong to.
+			return unrecoverable("stock SQLite left a -wal or -journal beside a checkpoint that was not finished; choose with ejectsafe recover --keep-drive or --roll-forward", files...)
+		case copyOK:
+			// The database was written outside ejectsafe after the pull.
+			return unrecoverable("the database is neither the checkpoint's base nor its copy (written outside ejectsafe?); choose with ejectsafe recover --keep-drive or --roll-forward", files...)
+		case isBase:
 			// Neither is the copy, and the database is the base: the
 			// rename never landed (FAT may lose the copy's name).
 			rep.Action = ActionRollBack
@@ -325,7 +414,7 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 			reset = true
 			rep.Notes = append(rep.Notes, fmt.Sprintf("database matches neither checkpoint %d nor its base; the torn journal lost later records", cp.Gen))
 		default:
-			return unrecoverable("no file matches the checkpoint in flight or its base", db, cpy)
+			return unrecoverable("no file matches the checkpoint in flight or its base", files...)
 		}
 	}
 	if reset {
@@ -348,6 +437,9 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 	for _, t := range temps {
 		switch {
 		case t.name == forward:
+		case t.name == keepCopy:
+			aside = append(aside, t)
+			rep.MovedAside = append(rep.MovedAside, t.name)
 		case !db.Exists && (reset || !jexists):
 			fi, err := fsys.Stat(t.name)
 			if err != nil {
@@ -409,7 +501,21 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 
 	// 6. Roll forward: the copy matched Ready, so it is whole and synced.
 	// The journal stays as it is until the directory fsync below: a pull
-	// before then decides again by checksums.
+	// before then decides again by checksums. On a person's choice the
+	// database and stock SQLite's files go aside first, the database
+	// last: a pull in between leaves a state the next Recover settles the
+	// same way, or refuses again.
+	for _, a := range setAside {
+		name, err := asideName(fsys, p, a.kind)
+		if err != nil {
+			return rep, wrap(err)
+		}
+		if err := fsys.Rename(a.name, name); err != nil {
+			return rep, wrap(err)
+		}
+		rep.MovedAside = append(rep.MovedAside, a.name+" -> "+name)
+		changed = true
+	}
 	if forward != "" {
 		if err := fsys.Rename(forward, p.db); err != nil {
 			return rep, wrap(err)
@@ -523,4 +629,122 @@ func freeName(fsys device.FS, p paths, gen uint64) (string, error) {
 			return "", err
 		}
 	}
+}
+
+// Stock SQLite's companion files of a database.
+const (
+	stockWAL     = "-wal"
+	stockJournal = "-journal"
+	stockSHM     = "-shm"
+)
+
+// stockFiles returns the -wal and -journal of the database that hold
+// something (stock SQLite ignores empty ones), found in names (the
+// directory's listing), with their sizes; and the -shm, when present.
+func stockFiles(fsys device.FS, p paths, names []string) ([]FileSum, error) {
+	var out []FileSum
+	for _, suf := range []string{stockWAL, stockJournal, stockSHM} {
+		if !slices.Contains(names, p.baseName+suf) {
+			continue
+		}
+		fi, err := fsys.Stat(p.db + suf)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if fi.Size() > 0 || suf == stockSHM {
+			out = append(out, FileSum{Name: p.db + suf, Exists: true, Size: fi.Size()})
+		}
+	}
+	return out, nil
+}
+
+// hasStockData reports whether files (from stockFiles) hold a -wal or a
+// -journal: writes stock SQLite made on top of the database.
+func hasStockData(files []FileSum) bool {
+	for _, f := range files {
+		if !strings.HasSuffix(f.Name, stockSHM) {
+			return true
+		}
+	}
+	return false
+}
+
+// asideFile is a file a person's choice moves out of the way.
+type asideFile struct {
+	name string
+	kind string // "db", "wal", "journal", "shm"
+}
+
+// stockKind names a stock file's kind for its aside name.
+func stockKind(p paths, name string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(name, p.db), "-")
+}
+
+// asideName returns a free name for a file of kind moved aside:
+// <db>.ejectsafe-aside-N.<kind>. It never ends in -wal, -journal or -shm,
+// so neither SQLite nor the shim takes it for a companion file.
+func asideName(fsys device.FS, p paths, kind string) (string, error) {
+	for n := 1; ; n++ {
+		name := fmt.Sprintf("%s%s%d.%s", p.db, asideInfix, n, kind)
+		_, err := fsys.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return name, nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+}
+
+// ResetJournal moves the journal aside, with every checkpoint copy, so
+// that the next Recover starts without one: the way out of a journal
+// that Recover refuses (ErrJournal: larger than MaxJournalSize, a newer
+// format, a broken record). Without a journal nothing vouches for the
+// database, so the caller must first prove that it is a valid SQLite
+// file (the CLI's recover --reset-journal runs integrity_check on it).
+// Nothing is deleted: the journal goes to <db>.ejectsafe-aside-N.jrnl,
+// copies to orphan names. It returns the moves as "from -> to".
+func ResetJournal(fsys device.FS, dbPath string) ([]string, error) {
+	p := newPaths(dbPath)
+	wrap := func(err error) error { return fmt.Errorf("checkpoint reset journal %s: %w", p.db, err) }
+	names, err := fsys.List(p.dir)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	var moved []string
+	move := func(from, to string) error {
+		if err := fsys.Rename(from, to); err != nil {
+			return err
+		}
+		moved = append(moved, from+" -> "+to)
+		return nil
+	}
+	for _, n := range names {
+		var to string
+		switch g, isTemp := journal.ParseTempName(p.baseName, n); {
+		case n == filepath.Base(p.journal):
+			to, err = asideName(fsys, p, "jrnl")
+		case n == filepath.Base(p.jtemp):
+			to, err = asideName(fsys, p, "jrnl-tmp")
+		case isTemp:
+			to, err = freeName(fsys, p, g)
+		default:
+			continue
+		}
+		if err == nil {
+			err = move(filepath.Join(p.dir, n), to)
+		}
+		if err != nil {
+			return moved, wrap(err)
+		}
+	}
+	if len(moved) > 0 {
+		if err := fsys.SyncDir(p.dir); err != nil {
+			return moved, wrap(err)
+		}
+	}
+	return moved, nil
 }

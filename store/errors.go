@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 
+	"github.com/ejectsafe/ejectsafe/checkpoint"
+
 	"github.com/ejectsafe/ejectsafe/device"
 )
 
@@ -93,4 +95,23 @@ var (
 	// they stay in this process's memory and the next Open of the same
 	// database in this process recovers them.
 	ErrWALRetained = errors.New("store: uncheckpointed writes remain in memory")
+
+	// ErrUnrecoverable means Open's recovery found a checkpoint it could
+	// not settle from what it can prove: a copy that was complete, next
+	// to a database that is not the checkpoint's base (written elsewhere
+	// after the drive was pulled), or next to a -wal or -journal stock
+	// SQLite left. Nothing was modified; the error names the files. A
+	// person chooses with "ejectsafe recover --keep-drive" (the
+	// database as it is on the drive) or "--roll-forward" (the
+	// checkpoint's copy); either keeps every other file aside. It is
+	// checkpoint.ErrUnrecoverable.
+	ErrUnrecoverable = checkpoint.ErrUnrecoverable
+
+	// ErrJournal means Open's recovery cannot use the checkpoint journal:
+	// larger than any ejectsafe writes (refused without reading it), of
+	// a newer format, or holding a record a broken writer produced.
+	// Nothing was modified; "ejectsafe recover --reset-journal" moves it
+	// aside once the database passes integrity_check. It is
+	// checkpoint.ErrJournal.
+	ErrJournal = checkpoint.ErrJournal
 )
