@@ -260,7 +260,7 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 	// Stock SQLite's own files next to the database: a -wal or hot
 	// -journal holds writes made on top of the database as it was when
 	// they were written, so they belong to that file only.
-	stock, err := stockFiles(fsys, p, names)
+	stock, stockUsed, err := stockFiles(fsys, p, names)
 	if err != nil {
 		return rep, wrap(err)
 	}
@@ -391,11 +391,11 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 			rep.Notes = append(rep.Notes, "took the checkpoint's copy (--roll-forward)")
 		case choice == ChooseRollForward:
 			return unrecoverable("--roll-forward needs the checkpoint's copy whole, and it is not", files...)
-		case copyOK && (isBase || !db.Exists) && !hasStockData(stock):
+		case copyOK && (isBase || !db.Exists) && !hasStockData(stock, stockUsed, db):
 			// Row "copy present, db old", and FAT's "only the copy".
 			rep.Action, forward = ActionRollForward, cpy.Name
 			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
-		case copyOK && hasStockData(stock):
+		case copyOK && hasStockData(stock, stockUsed, db):
 			// Stock SQLite wrote on top of the database after the pull:
 			// rolling forward would either drop those writes or apply
 			// them to a file they do not belong to.
@@ -638,34 +638,66 @@ const (
 	stockSHM     = "-shm"
 )
 
-// stockFiles returns the -wal and -journal of the database that hold
-// something (stock SQLite ignores empty ones), found in names (the
-// directory's listing), with their sizes; and the -shm, when present.
-func stockFiles(fsys device.FS, p paths, names []string) ([]FileSum, error) {
+// stockFiles returns stock SQLite's files beside the database that
+// exist, found in names (the directory's listing), with their sizes, and
+// which of them SQLite would apply to the database (used).
+func stockFiles(fsys device.FS, p paths, names []string) ([]FileSum, []bool, error) {
 	var out []FileSum
+	var used []bool
 	for _, suf := range []string{stockWAL, stockJournal, stockSHM} {
 		if !slices.Contains(names, p.baseName+suf) {
 			continue
 		}
-		fi, err := fsys.Stat(p.db + suf)
+		name := p.db + suf
+		fi, err := fsys.Stat(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if fi.Size() > 0 || suf == stockSHM {
-			out = append(out, FileSum{Name: p.db + suf, Exists: true, Size: fi.Size()})
+		u := false
+		switch suf {
+		case stockWAL:
+			// Shorter than a WAL header, SQLite ignores it.
+			u = fi.Size() >= 32
+		case stockJournal:
+			// Hot only with SQLite's journal header (a zeroed or
+			// truncated journal is ignored); a database that is missing
+			// or empty is checked by hasStockData.
+			if fi.Size() >= int64(len(rollbackMagic)) {
+				f, err := fsys.Open(name, device.ReadOnly)
+				if err != nil {
+					return nil, nil, err
+				}
+				b := make([]byte, len(rollbackMagic))
+				_, rerr := f.ReadAt(b, 0)
+				f.Close() // read-only
+				if rerr != nil && rerr != io.EOF {
+					return nil, nil, rerr
+				}
+				u = bytes.Equal(b, rollbackMagic)
+			}
 		}
+		out = append(out, FileSum{Name: name, Exists: true, Size: fi.Size()})
+		used = append(used, u)
 	}
-	return out, nil
+	return out, used, nil
 }
 
-// hasStockData reports whether files (from stockFiles) hold a -wal or a
-// -journal: writes stock SQLite made on top of the database.
-func hasStockData(files []FileSum) bool {
-	for _, f := range files {
-		if !strings.HasSuffix(f.Name, stockSHM) {
+// rollbackMagic starts the header of a rollback journal SQLite would play
+// back (pager.c aJournalMagic).
+var rollbackMagic = []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
+
+// hasStockData reports whether stock SQLite would apply one of files (from
+// stockFiles) to the database db: a -wal, or a hot -journal (SQLite plays
+// a journal back only into a database that is not empty).
+func hasStockData(files []FileSum, used []bool, db FileSum) bool {
+	for i, f := range files {
+		switch {
+		case !used[i]:
+		case strings.HasSuffix(f.Name, stockJournal) && (!db.Exists || db.Size == 0):
+		default:
 			return true
 		}
 	}

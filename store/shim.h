@@ -52,4 +52,14 @@ int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser);
 int es_gate(const char *path, int closed, long long highwater);
 int es_gate_quiet(const char *path);
 
+/*
+ * es_wal_cut with cut=1 makes every later write to the in-memory WAL of
+ * path answer SQLITE_READONLY: no transaction commits after it (Close's
+ * clean cut). es_node_acquire clears it. es_writer_busy answers 1 while a
+ * connection holds the WAL writer lock (a transaction writing, or
+ * publishing its commit). Both return 0 when path is unknown.
+ */
+int es_wal_cut(const char *path, int cut);
+int es_writer_busy(const char *path);
+
 #endif

@@ -603,12 +603,16 @@ type connector struct {
 	dsn     string
 	drv     *sqlite3.SQLiteDriver
 	ejected atomic.Bool
+	closing atomic.Bool // Close began: no new connection
 	path    string
 }
 
 func (c *connector) Connect(context.Context) (driver.Conn, error) {
 	if c.ejected.Load() {
 		return nil, fmt.Errorf("store: %s: %w", c.path, ErrEjected)
+	}
+	if c.closing.Load() {
+		return nil, fmt.Errorf("store: %s: %w", c.path, ErrClosed)
 	}
 	return c.drv.Open(c.dsn)
 }
@@ -1012,9 +1016,37 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 		}
 		return nil
 	}
+	// The clean cut: from here no transaction commits (the shim refuses
+	// every WAL write, SQLITE_READONLY) and no connection opens
+	// (ErrClosed). A commit already writing finishes publishing first, so
+	// the checkpoint below holds every transaction acknowledged before
+	// the cut. The cut stays if the checkpoint fails: the Store stays open
+	// for another Close, with nothing committed after the first attempt.
+	s.conn.closing.Store(true)
+	walCut(s.path, true)
+	uncut := func() {
+		// A failed eject leaves the application running as before: only
+		// Close is a cut for good.
+		if eject {
+			walCut(s.path, false)
+			s.conn.closing.Store(false)
+		}
+	}
+	for deadline := time.Now().Add(max(s.opts.BusyTimeout, time.Second)); writerBusy(s.path) && time.Now().Before(deadline); {
+		// A transaction still holding the writer lock past the bound is
+		// one held open: its commit will fail at the cut.
+		time.Sleep(100 * time.Microsecond)
+	}
 	if err := s.checkpointLocked(ctx); err != nil {
+		uncut()
 		s.mu.Unlock()
 		return fmt.Errorf("store: close %s: store still open: %w", s.path, err)
+	}
+	if w, ok := walStats(s.path); ok && w.dirty > 0 {
+		// Unreachable with the cut; if it ever happens, keep the Store.
+		uncut()
+		s.mu.Unlock()
+		return fmt.Errorf("store: close %s: store still open: %w (%d bytes not checkpointed)", s.path, ErrWALRetained, int64(w.dirty))
 	}
 	s.closed, s.ejected = true, eject
 	s.mu.Unlock()
