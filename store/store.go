@@ -412,6 +412,10 @@ func (s *Store) open() (err error) {
 	var undo []func()
 	defer func() {
 		if err != nil {
+			// Closing the connections below runs SQLite's close-time
+			// checkpoint: a failed Open writes nothing to the drive (a
+			// refused -wal must not be folded in on the way out).
+			s.state.abandoned.Store(true)
 			for i := len(undo) - 1; i >= 0; i-- {
 				undo[i]()
 			}
@@ -468,6 +472,9 @@ func (s *Store) open() (err error) {
 		return err
 	}
 	undo = append(undo, func() { nodeRelease(s.path) })
+	if err := checkStockJournal(fsys, s.path); err != nil {
+		return err
+	}
 	stockWAL, err := loadStockWAL(fsys, s.path)
 	if err != nil {
 		return err
@@ -498,6 +505,19 @@ func (s *Store) open() (err error) {
 	// such step: SQLite rolls it back through the shim on the first read
 	// (done above) and syncs the database before deleting the journal.
 	if stockWAL {
+		// Loaded, not yet written anywhere: a -wal whose frames do not fit
+		// this database shows here, and is refused with nothing modified.
+		res, err := quickCheck(context.Background(), s.pin)
+		if err == nil && res != "ok" {
+			err = fmt.Errorf("%w: with %s folded in, quick_check says: %s (or the database itself is damaged); nothing was modified", ErrForeignLog, s.path+walSuffix, res)
+		} else if isCorrupt(err) {
+			err = fmt.Errorf("%w: with %s folded in, the database cannot be read: %w; nothing was modified", ErrForeignLog, s.path+walSuffix, err)
+		} else if err != nil {
+			err = s.cause(err)
+		}
+		if err != nil {
+			return err
+		}
 		if err := s.checkpointLocked(context.Background()); err != nil {
 			return fmt.Errorf("fold in the WAL stock SQLite left: %w", err)
 		}

@@ -119,9 +119,13 @@ deleted: what is set aside is named <db>.ejectsafe-aside-N.KIND or
 			short: "read-only: journal state, checksum, integrity_check",
 			long: `Read-only: the checkpoint journal's state, what recover would do,
 whether the database is what the last checkpoint wrote (size and
-checksum), and SQLite's integrity_check of the database file as it is
-on the drive. PATH must be an existing SQLite database; anything else is
-refused with exit 2.`,
+checksum), SQLite's integrity_check of the database file as it is on
+the drive, and whether a -wal or -journal stock SQLite left beside it
+belongs to it (for a -wal, the fold is tried on copies in a temporary
+directory). Anything not clean exits 1 with the report: a corrupt
+database, a foreign -wal or -journal, a checkpoint to settle. PATH must
+be an existing SQLite database (or a damaged one with a checkpoint
+journal beside it); anything else is refused with exit 2.`,
 			flags: jsonFlag, run: runVerify,
 		},
 		{

@@ -133,6 +133,10 @@ func report(in *invocation, rep checkpoint.Report, err error) int {
 		return code
 	}
 	if err != nil {
+		// A refusal (exit 1) still reports what was found.
+		if code == 1 {
+			fmt.Fprintln(in.stdout, rep)
+		}
 		fmt.Fprintf(in.stderr, "ejectsafe %s: %v\n", in.cmd.name, err)
 		return code
 	}

@@ -1,0 +1,77 @@
+package store
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// foreignWAL makes database a.db (stock SQLite, WAL mode, checkpointed)
+// and, beside it, the -wal another database left (b.db: its own schema
+// and rows, page size bPageSize, rows only in its -wal). It returns a.db's
+// path.
+func foreignWAL(t *testing.T, bPageSize string, aMore ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	stockSQLite(t, a, `PRAGMA journal_mode=WAL;
+CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT);
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<300)
+INSERT INTO a(v) SELECT printf('a row %d', i) FROM c;
+`)
+	for _, sql := range aMore {
+		stockSQLite(t, a, sql)
+	}
+	stockSQLite(t, b, `PRAGMA page_size=`+bPageSize+`;
+PRAGMA journal_mode=WAL;
+CREATE TABLE b1(x);
+CREATE TABLE b2(y);
+INSERT INTO b1 VALUES (1);
+`)
+	stockSQLite(t, b, `.dbconfig no_ckpt_on_close on
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<200)
+INSERT INTO b2 SELECT randomblob(300) FROM c;
+CREATE TABLE b3(z);
+`)
+	w := readFile(t, b+walSuffix)
+	if err := os.WriteFile(a+walSuffix, w, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestOpen_foreignWAL (issue 17, finding 12): a -wal from another
+// database beside the database is refused by Open with ErrForeignLog,
+// nothing modified (the stock sqlite3 shell, folding it in, would report
+// a damaged database).
+func TestOpen_foreignWAL(t *testing.T) {
+	for _, tc := range []struct {
+		name, ps string
+		aMore    []string
+		want     string
+	}{
+		{"same page size", "4096", nil, "quick_check"},
+		{"other page size", "1024", nil, "page size is 1024"},
+		{"other history", "4096", []string{"CREATE TABLE a2(v);\n", "CREATE TABLE a3(v);\n", "CREATE TABLE a4(v);\n"}, "another database's history"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := foreignWAL(t, tc.ps, tc.aMore...)
+			before := dirSums(t, filepath.Dir(a))
+			s, err := Open(a, &Options{ManualCheckpoint: true})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open folded in another database's -wal")
+			}
+			if !errors.Is(err, ErrForeignLog) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open: %v; want ErrForeignLog saying %q", err, tc.want)
+			}
+			t.Logf("Open: %v", err)
+			sameSums(t, "after Open", dirSums(t, filepath.Dir(a)), before)
+			if got := sqlite3CLI(t, a, "SELECT count(*) FROM a; PRAGMA integrity_check"); got != "300\nok" {
+				t.Fatalf("the database file alone: %q", got)
+			}
+		})
+	}
+}
