@@ -12,7 +12,8 @@ import (
 // errors.Is(err, syscall.EIO) works on a checkpoint that met a failing
 // drive, as does errors.Is(err, ErrCheckpoint).
 var (
-	// ErrClosed is returned by methods of a Store after Close succeeded.
+	// ErrClosed is returned by methods of a Store after Close succeeded,
+	// and to a new connection of its *sql.DB once Close began.
 	ErrClosed = errors.New("store: closed")
 
 	// ErrLocked means another process has the database open. The error

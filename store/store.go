@@ -992,10 +992,14 @@ func (s *Store) Recovery() RecoveryReport {
 	return s.recovery
 }
 
-// Close checkpoints and releases the database. If that checkpoint fails,
+// Close checkpoints and releases the database. It is a clean cut: once it
+// starts, no transaction commits (writes fail with SQLite's
+// SQLITE_READONLY, new connections with ErrClosed), and every transaction
+// acknowledged before is in its checkpoint. If that checkpoint fails,
 // Close returns its error (wrapping ErrCheckpoint) and the Store stays open
-// with the WAL in memory, so nothing committed is dropped: fix the cause
-// and call Close again, or, if the drive is gone for good, call Abandon.
+// for reads with the WAL in memory, still refusing writes, so nothing
+// committed is dropped: fix the cause and call Close again, or, if the
+// drive is gone for good, call Abandon.
 // Any other error was met while releasing files, after everything was
 // durable: the Store is closed. Close after a successful Close returns
 // nil. Close waits for the drive however long it takes; CloseContext
