@@ -128,6 +128,23 @@ func TestRecover(t *testing.T) {
 		{name: "newer version",
 			files: map[string][]byte{nDB: stateA, nJ: newer, nTemp1: stateB},
 			err:   ErrJournal},
+		// Issue 17: roll forward only over the proven base, with nothing
+		// stock SQLite wrote on top of it.
+		{name: "ready, copy present, db written elsewhere",
+			files: map[string][]byte{nDB: stateC, nJ: jbytes(0, began1, ready1), nTemp1: stateB},
+			err:   ErrUnrecoverable, notes: "neither the checkpoint's base nor its copy"},
+		{name: "ready, copy present, stock -wal beside the base",
+			files: map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-wal": make([]byte, 4096)},
+			err:   ErrUnrecoverable, notes: "app.db-wal size=4096"},
+		{name: "ready, copy present, hot -journal beside the base",
+			files: map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-journal": append(slices.Clone(rollbackMagic), make([]byte, 504)...)},
+			err:   ErrUnrecoverable, notes: "app.db-journal size=512"},
+		{name: "ready, copy present, zeroed -journal beside the base",
+			files:  map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-journal": make([]byte, 512)},
+			action: ActionRollForward, db: stateB, names: []string{nDB, "app.db-journal", nJ}, last: journal.Done},
+		{name: "ready, copy matches Ready but is not SQLite",
+			files:  map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, rec(journal.Ready, 1, bytes.Repeat([]byte("x"), 8192))), nTemp1: bytes.Repeat([]byte("x"), 8192)},
+			action: ActionRollBack, db: stateA, names: []string{nDB, nJ}, last: journal.Aborted},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
