@@ -58,3 +58,69 @@ func TestMain_claimedSumNotTrusted(t *testing.T) {
 		t.Error("the new database lost bytes of its base or the write")
 	}
 }
+
+// TestRecoverWith_crash: a person's --roll-forward or --keep-drive, cut
+// by a pull at each of its operations under every crash policy, then run
+// again: the outcome is the one chosen, and no byte of the database, the
+// copy or the -wal is lost (each is at its name or aside).
+func TestRecoverWith_crash(t *testing.T) {
+	wal := bytes.Repeat([]byte{0x37}, 4096) // a stand-in: recovery only names it
+	files := map[string][]byte{"app.db": stateA, "app.db.ejectsafe-jrnl": jbytes(0, began1, ready1),
+		"app.db.ejectsafe-tmp-1": stateB, "app.db-wal": wal}
+	setup := func() *faultinject.FS {
+		fs := newFS(t, faultinject.Options{})
+		for n, b := range files {
+			fs.WriteFile(testDir+"/"+n, b, 0o644)
+			fs.SyncDir(testDir)
+		}
+		return fs
+	}
+	for _, choice := range []Choice{ChooseRollForward, ChooseKeepDrive} {
+		want := stateB
+		if choice == ChooseKeepDrive {
+			want = stateA
+		}
+		// The run without a cut, to count its operations.
+		fs := setup()
+		start := fs.OpCount()
+		if _, err := RecoverWith(fs, testDB, choice); err != nil {
+			t.Fatal(err)
+		}
+		n := fs.OpCount() - start
+		for at := 0; at <= n; at++ {
+			for _, pol := range faultinject.AllPolicies() {
+				fs := setup()
+				fs.CrashAt(fs.OpCount()+at, pol, int64(at))
+				RecoverWith(fs, testDB, choice) // cut somewhere: its error is the pull's
+				img := fs.CrashedImage()
+				if img == nil {
+					img = fs.CrashImage(faultinject.DropAll, 0)
+				}
+				if _, err := RecoverWith(img, testDB, choice); err != nil {
+					t.Fatalf("choice %d, cut at %d (%v): run again: %v", choice, at, pol, err)
+				}
+				if got := fileOf(img, testDB); !bytes.Equal(got, want) {
+					t.Fatalf("choice %d, cut at %d (%v): the database is not the one chosen", choice, at, pol)
+				}
+				all := img.Files()
+				for name, b := range map[string][]byte{"database": stateA, "copy": stateB, "-wal": wal} {
+					found := false
+					for _, v := range all {
+						found = found || bytes.Equal(v, b)
+					}
+					if !found {
+						t.Fatalf("choice %d, cut at %d (%v): the %s is gone", choice, at, pol, name)
+					}
+				}
+				if choice == ChooseRollForward {
+					if _, ok := all[testDB+"-wal"]; ok {
+						t.Fatalf("choice %d, cut at %d (%v): a -wal beside the rolled-forward database", choice, at, pol)
+					}
+				}
+				if _, err := Recover(img, testDB); err != nil && choice == ChooseRollForward {
+					t.Fatalf("cut at %d (%v): Recover after the choice: %v", at, pol, err)
+				}
+			}
+		}
+	}
+}

@@ -516,6 +516,13 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 		rep.MovedAside = append(rep.MovedAside, a.name+" -> "+name)
 		changed = true
 	}
+	if len(setAside) > 0 {
+		// Durable before the copy takes the name: a pull must not bring
+		// a -wal back beside the rolled-forward database.
+		if err := fsys.SyncDir(p.dir); err != nil {
+			return rep, wrap(err)
+		}
+	}
 	if forward != "" {
 		if err := fsys.Rename(forward, p.db); err != nil {
 			return rep, wrap(err)
