@@ -124,6 +124,7 @@ func TestClose_failedThenRetry(t *testing.T) {
 	var wg sync.WaitGroup
 	acked := make([][]int, workers)
 	var late, started atomic.Int64
+	var wrongErr atomic.Value
 	for g := 0; g < workers; g++ {
 		wg.Add(1)
 		go func(g int) {
@@ -133,6 +134,9 @@ func TestClose_failedThenRetry(t *testing.T) {
 				_, err := db.Exec("INSERT INTO t(g, n) VALUES (?, ?)", g, n)
 				started.Add(1)
 				if err != nil {
+					if after && !errors.Is(err, ErrClosed) {
+						wrongErr.Store(err.Error())
+					}
 					time.Sleep(100 * time.Microsecond)
 					continue
 				}
@@ -159,6 +163,9 @@ func TestClose_failedThenRetry(t *testing.T) {
 	wg.Wait()
 	if n := late.Load(); n > 0 {
 		t.Errorf("%d inserts begun after Close began succeeded", n)
+	}
+	if e := wrongErr.Load(); e != nil {
+		t.Errorf("an insert begun after the failed Close: %v; want ErrClosed", e)
 	}
 	fsys.ClearRules()
 	if err := s.Close(); err != nil {

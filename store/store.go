@@ -993,13 +993,14 @@ func (s *Store) Recovery() RecoveryReport {
 }
 
 // Close checkpoints and releases the database. It is a clean cut: once it
-// starts, no transaction commits (writes fail with SQLite's
-// SQLITE_READONLY, new connections with ErrClosed), and every transaction
-// acknowledged before is in its checkpoint. If that checkpoint fails,
-// Close returns its error (wrapping ErrCheckpoint) and the Store stays open
-// for reads with the WAL in memory, still refusing writes, so nothing
-// committed is dropped: fix the cause and call Close again, or, if the
-// drive is gone for good, call Abandon.
+// starts, no transaction commits and new work fails (a statement that needs
+// a connection gets ErrClosed; one on a connection already in use, such as
+// an open transaction, fails at commit with SQLite's SQLITE_READONLY), and
+// every transaction acknowledged before is in its checkpoint. If that
+// checkpoint fails, Close returns its error (wrapping ErrCheckpoint) and
+// the Store stays open with the WAL in memory, still refusing new work, so
+// nothing committed is dropped: fix the cause and call Close again, or, if
+// the drive is gone for good, call Abandon.
 // Any other error was met while releasing files, after everything was
 // durable: the Store is closed. Close after a successful Close returns
 // nil. Close waits for the drive however long it takes; CloseContext
@@ -1048,6 +1049,12 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 	// for another Close, with nothing committed after the first attempt.
 	s.conn.closing.Store(true)
 	walCut(s.path, true)
+	if !eject {
+		// Idle connections go, so that new statements need a new one,
+		// which the connector refuses with ErrClosed; a connection in use
+		// (a transaction the application holds) meets the cut at commit.
+		s.db.SetMaxIdleConns(0)
+	}
 	uncut := func() {
 		// A failed eject leaves the application running as before: only
 		// Close is a cut for good.
