@@ -264,7 +264,7 @@ func InspectStock(path string) ([]StockFinding, error) {
 	}
 
 	walPath := path + walSuffix
-	b, err := os.ReadFile(walPath)
+	b, err := readWhole(device.OS, walPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return out, nil
@@ -289,9 +289,34 @@ func InspectStock(path string) ([]StockFinding, error) {
 	return append(out, StockFinding{Path: walPath, Note: fmt.Sprintf("%d committed frames stock SQLite left; they fit the database, and Open folds them in", w.Committed)}), nil
 }
 
+// readWhole reads the file at name through fsys, up to the size Open
+// would load.
+func readWhole(fsys device.FS, name string) ([]byte, error) {
+	f, err := fsys.Open(name, device.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	if n > maxStockWAL || n > DefaultMaxWALBytes*16 {
+		return nil, fmt.Errorf("%s is %d bytes, more than Open loads (checkpoint it with the sqlite3 CLI first)", name, n)
+	}
+	b := make([]byte, n)
+	if k, err := f.ReadAt(b, 0); int64(k) != n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
 // readHead reads up to n bytes at the start of the file at name.
 func readHead(name string, n int) ([]byte, error) {
-	f, err := os.Open(name)
+	f, err := device.OS.Open(name, device.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -314,16 +339,16 @@ func tryFold(path string, wal []byte) (string, error) {
 	}
 	defer os.RemoveAll(dir)
 	cp := filepath.Join(dir, "db")
-	src, err := os.Open(path)
+	src, err := device.OS.Open(path, device.ReadOnly)
 	if err != nil {
 		return "", err
 	}
 	defer src.Close()
-	dst, err := os.Create(cp)
+	dst, err := os.Create(cp) // on the host, in a directory of our own
 	if err != nil {
 		return "", err
 	}
-	_, err = io.Copy(dst, src)
+	_, err = io.Copy(dst, io.NewSectionReader(src, 0, 1<<62))
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
