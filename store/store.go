@@ -992,12 +992,11 @@ func (s *Store) Recovery() RecoveryReport {
 	return s.recovery
 }
 
-// Close checkpoints and releases the database. It is a clean cut: while
-// it runs, no transaction commits and new work fails (a statement that
-// needs a connection gets ErrClosed; one on a connection already in use,
-// such as an open transaction, fails at commit with SQLite's
-// SQLITE_READONLY), and every transaction acknowledged before is in its
-// checkpoint. If that checkpoint fails, Close returns its error (wrapping
+// Close checkpoints and releases the database. It is a clean cut: once
+// it starts, no transaction commits (a write fails with SQLite's
+// SQLITE_READONLY, "attempt to write a readonly database", and a new
+// connection of DB() with ErrClosed), and every transaction acknowledged
+// before is in its checkpoint. If that checkpoint fails, Close returns its error (wrapping
 // ErrCheckpoint) and the Store stays open with the WAL in memory, serving
 // reads but refusing every write (SQLITE_READONLY), so nothing is
 // committed that a retry would not cover: fix the cause and call Close
@@ -1050,22 +1049,13 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 	// for another Close, with nothing committed after the first attempt.
 	s.conn.closing.Store(true)
 	walCut(s.path, true)
-	if !eject {
-		// Idle connections go, so that new statements need a new one,
-		// which the connector refuses with ErrClosed; a connection in use
-		// (a transaction the application holds) meets the cut at commit.
-		s.db.SetMaxIdleConns(0)
-	}
 	uncut := func() {
-		// A failed Close leaves the Store open: reads are served again
-		// (new connections, database/sql's default of 2 idle), writes
-		// stay refused until a Close succeeds. A failed eject leaves the
-		// application running as before.
+		// A failed Close leaves the Store open: it serves reads, and
+		// writes stay refused until a Close succeeds. A failed eject
+		// leaves the application running as before.
 		s.conn.closing.Store(false)
 		if eject {
 			walCut(s.path, false)
-		} else {
-			s.db.SetMaxIdleConns(2)
 		}
 	}
 	for deadline := time.Now().Add(max(s.opts.BusyTimeout, time.Second)); writerBusy(s.path) && time.Now().Before(deadline); {
