@@ -761,11 +761,17 @@ func ResetJournal(fsys device.FS, dbPath string) ([]string, error) {
 		moved = append(moved, from+" -> "+to)
 		return nil
 	}
+	// The copies (and the journal temp) go first, and that is made durable
+	// before the journal moves: a pull that kept the journal's move but
+	// not a copy's would leave a copy under its temp name with no journal,
+	// which the next Recover removes as a leftover.
+	jname := ""
 	for _, n := range names {
 		var to string
 		switch g, isTemp := journal.ParseTempName(p.baseName, n); {
 		case n == filepath.Base(p.journal):
-			to, err = asideName(fsys, p, "jrnl")
+			jname = n
+			continue
 		case n == filepath.Base(p.jtemp):
 			to, err = asideName(fsys, p, "jrnl-tmp")
 		case isTemp:
@@ -782,6 +788,18 @@ func ResetJournal(fsys device.FS, dbPath string) ([]string, error) {
 	}
 	if len(moved) > 0 {
 		if err := fsys.SyncDir(p.dir); err != nil {
+			return moved, wrap(err)
+		}
+	}
+	if jname != "" {
+		to, err := asideName(fsys, p, "jrnl")
+		if err == nil {
+			err = move(p.journal, to)
+		}
+		if err == nil {
+			err = fsys.SyncDir(p.dir)
+		}
+		if err != nil {
 			return moved, wrap(err)
 		}
 	}
