@@ -391,14 +391,17 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 			rep.Notes = append(rep.Notes, "took the checkpoint's copy (--roll-forward)")
 		case choice == ChooseRollForward:
 			return unrecoverable("--roll-forward needs the checkpoint's copy whole, and it is not", files...)
-		case copyOK && (isBase || !db.Exists) && !hasStockData(stock, stockUsed, db):
+		case copyOK && (isBase || !db.Exists) && !hasStockData(stockUsed):
 			// Row "copy present, db old", and FAT's "only the copy".
 			rep.Action, forward = ActionRollForward, cpy.Name
 			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
-		case copyOK && hasStockData(stock, stockUsed, db):
+		case copyOK && hasStockData(stockUsed):
 			// Stock SQLite wrote on top of the database after the pull:
 			// rolling forward would either drop those writes or apply
 			// them to a file they do not belong to.
+			if !db.Exists {
+				return unrecoverable("stock SQLite left a -wal or -journal beside a checkpoint that was not finished, and no database; take the copy with ejectsafe recover --roll-forward (the stock files are kept aside)", files...)
+			}
 			return unrecoverable("stock SQLite left a -wal or -journal beside a checkpoint that was not finished; choose with ejectsafe recover --keep-drive or --roll-forward", files...)
 		case copyOK:
 			// The database was written outside ejectsafe after the pull.
@@ -670,8 +673,8 @@ func stockFiles(fsys device.FS, p paths, names []string) ([]FileSum, []bool, err
 			u = fi.Size() >= 32
 		case stockJournal:
 			// Hot only with SQLite's journal header (a zeroed or
-			// truncated journal is ignored); a database that is missing
-			// or empty is checked by hasStockData.
+			// truncated journal is ignored). SQLite would not play it
+			// into a missing or empty database, but see hasStockData.
 			if fi.Size() >= int64(len(rollbackMagic)) {
 				f, err := fsys.Open(name, device.ReadOnly)
 				if err != nil {
@@ -696,19 +699,13 @@ func stockFiles(fsys device.FS, p paths, names []string) ([]FileSum, []bool, err
 // back (pager.c aJournalMagic).
 var rollbackMagic = []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
 
-// hasStockData reports whether stock SQLite would apply one of files (from
-// stockFiles) to the database db: a -wal, or a hot -journal (SQLite plays
-// a journal back only into a database that is not empty).
-func hasStockData(files []FileSum, used []bool, db FileSum) bool {
-	for i, f := range files {
-		switch {
-		case !used[i]:
-		case strings.HasSuffix(f.Name, stockJournal) && (!db.Exists || db.Size == 0):
-		default:
-			return true
-		}
-	}
-	return false
+// hasStockData reports whether one of files (from stockFiles) holds data
+// stock SQLite would apply: a -wal, or a -journal with SQLite's header.
+// A hot -journal counts even beside a missing or empty database: SQLite
+// ignores it there, but a roll forward puts the (non-empty) copy at the
+// database's name, and SQLite would then play the journal back into it.
+func hasStockData(used []bool) bool {
+	return slices.Contains(used, true)
 }
 
 // asideFile is a file a person's choice moves out of the way.

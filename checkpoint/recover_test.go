@@ -139,6 +139,14 @@ func TestRecover(t *testing.T) {
 		{name: "ready, copy present, hot -journal beside the base",
 			files: map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-journal": append(slices.Clone(rollbackMagic), make([]byte, 504)...)},
 			err:   ErrUnrecoverable, notes: "app.db-journal size=512"},
+		// Review finding 2: SQLite ignores a hot -journal beside a missing
+		// or empty database, but not beside the copy rolled forward.
+		{name: "fresh database, ready, copy present, hot -journal",
+			files: map[string][]byte{nJ: jbytes(0, rec(journal.Began, 1, nil), ready1), nTemp1: stateB, "app.db-journal": append(slices.Clone(rollbackMagic), make([]byte, 504)...)},
+			err:   ErrUnrecoverable, notes: "--roll-forward (the stock files are kept aside)"},
+		{name: "empty database, ready, copy present, hot -journal",
+			files: map[string][]byte{nDB: {}, nJ: jbytes(0, rec(journal.Began, 1, nil), ready1), nTemp1: stateB, "app.db-journal": append(slices.Clone(rollbackMagic), make([]byte, 504)...)},
+			err:   ErrUnrecoverable, notes: "app.db-journal size=512"},
 		{name: "ready, copy present, zeroed -journal beside the base",
 			files:  map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-journal": make([]byte, 512)},
 			action: ActionRollForward, db: stateB, names: []string{nDB, "app.db-journal", nJ}, last: journal.Done},
