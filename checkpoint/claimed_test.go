@@ -2,6 +2,9 @@ package checkpoint
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/ejectsafe/ejectsafe/faultinject"
@@ -62,7 +65,11 @@ func TestMain_claimedSumNotTrusted(t *testing.T) {
 // TestRecoverWith_crash: a person's --roll-forward or --keep-drive, cut
 // by a pull at each of its operations under every crash policy, then run
 // again: the outcome is the one chosen, and no byte of the database, the
-// copy or the -wal is lost (each is at its name or aside).
+// copy or the -wal is lost (each is at its name or aside). From the same
+// cut, the other choice and a plain Recover either refuse or leave a
+// database at its name, with the -wal beside it only if it is the -wal's
+// own database (review finding 3: moving the database aside first left a
+// -wal with no database, which --keep-drive then accepted).
 func TestRecoverWith_crash(t *testing.T) {
 	wal := bytes.Repeat([]byte{0x37}, 4096) // a stand-in: recovery only names it
 	files := map[string][]byte{"app.db": stateA, "app.db.ejectsafe-jrnl": jbytes(0, began1, ready1),
@@ -75,10 +82,43 @@ func TestRecoverWith_crash(t *testing.T) {
 		}
 		return fs
 	}
+	kept := func(img *faultinject.FS, what string) {
+		t.Helper()
+		all := img.Files()
+		for name, b := range map[string][]byte{"database": stateA, "copy": stateB, "-wal": wal} {
+			found := false
+			for _, v := range all {
+				found = found || bytes.Equal(v, b)
+			}
+			if !found {
+				t.Fatalf("%s: the %s is gone", what, name)
+			}
+		}
+	}
+	// safe: after a recovery that did not refuse, a committed database is
+	// at its name, and a -wal beside it only if it is the base.
+	safe := func(img *faultinject.FS, err error, what string) {
+		t.Helper()
+		if err != nil && !errors.Is(err, ErrUnrecoverable) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		kept(img, what)
+		if err != nil {
+			return
+		}
+		db := fileOf(img, testDB)
+		if !bytes.Equal(db, stateA) && !bytes.Equal(db, stateB) {
+			t.Fatalf("%s: succeeded, and the database is %s", what, describe(db, map[string][]byte{"A": stateA, "B": stateB}))
+		}
+		if _, ok := img.Files()[testDB+"-wal"]; ok && !bytes.Equal(db, stateA) {
+			t.Fatalf("%s: succeeded with a -wal beside a database it does not belong to", what)
+		}
+	}
+	clone := func(fs *faultinject.FS) *faultinject.FS { return fs.CrashImage(faultinject.KeepAll, 0) }
 	for _, choice := range []Choice{ChooseRollForward, ChooseKeepDrive} {
-		want := stateB
+		want, other := stateB, ChooseKeepDrive
 		if choice == ChooseKeepDrive {
-			want = stateA
+			want, other = stateA, ChooseRollForward
 		}
 		// The run without a cut, to count its operations.
 		fs := setup()
@@ -89,38 +129,72 @@ func TestRecoverWith_crash(t *testing.T) {
 		n := fs.OpCount() - start
 		for at := 0; at <= n; at++ {
 			for _, pol := range faultinject.AllPolicies() {
-				fs := setup()
-				fs.CrashAt(fs.OpCount()+at, pol, int64(at))
-				RecoverWith(fs, testDB, choice) // cut somewhere: its error is the pull's
-				img := fs.CrashedImage()
-				if img == nil {
-					img = fs.CrashImage(faultinject.DropAll, 0)
+				seeds := 1
+				if pol.Random() {
+					seeds = 4
 				}
-				if _, err := RecoverWith(img, testDB, choice); err != nil {
-					t.Fatalf("choice %d, cut at %d (%v): run again: %v", choice, at, pol, err)
-				}
-				if got := fileOf(img, testDB); !bytes.Equal(got, want) {
-					t.Fatalf("choice %d, cut at %d (%v): the database is not the one chosen", choice, at, pol)
-				}
-				all := img.Files()
-				for name, b := range map[string][]byte{"database": stateA, "copy": stateB, "-wal": wal} {
-					found := false
-					for _, v := range all {
-						found = found || bytes.Equal(v, b)
+				for seed := 0; seed < seeds; seed++ {
+					fs := setup()
+					fs.CrashAt(fs.OpCount()+at, pol, int64(at*10+seed))
+					RecoverWith(fs, testDB, choice) // cut somewhere: its error is the pull's
+					cut := fs.CrashedImage()
+					if cut == nil {
+						cut = fs.CrashImage(faultinject.DropAll, 0)
 					}
-					if !found {
-						t.Fatalf("choice %d, cut at %d (%v): the %s is gone", choice, at, pol, name)
+					what := fmt.Sprintf("choice %d, cut at %d (%v, seed %d)", choice, at, pol, seed)
+
+					img := clone(cut)
+					if _, err := RecoverWith(img, testDB, choice); err != nil {
+						t.Fatalf("%s: run again: %v", what, err)
 					}
-				}
-				if choice == ChooseRollForward {
-					if _, ok := all[testDB+"-wal"]; ok {
-						t.Fatalf("choice %d, cut at %d (%v): a -wal beside the rolled-forward database", choice, at, pol)
+					if got := fileOf(img, testDB); !bytes.Equal(got, want) {
+						t.Fatalf("%s: the database is not the one chosen", what)
 					}
-				}
-				if _, err := Recover(img, testDB); err != nil && choice == ChooseRollForward {
-					t.Fatalf("cut at %d (%v): Recover after the choice: %v", at, pol, err)
+					kept(img, what)
+					if choice == ChooseRollForward {
+						if _, ok := img.Files()[testDB+"-wal"]; ok {
+							t.Fatalf("%s: a -wal beside the rolled-forward database", what)
+						}
+					}
+					if _, err := Recover(img, testDB); err != nil && choice == ChooseRollForward {
+						t.Fatalf("%s: Recover after the choice: %v", what, err)
+					}
+
+					img = clone(cut)
+					_, err := RecoverWith(img, testDB, other)
+					safe(img, err, what+", then the other choice")
+					img = clone(cut)
+					_, err = Recover(img, testDB)
+					safe(img, err, what+", then Recover")
 				}
 			}
 		}
+	}
+}
+
+// TestRecoverWith_keepDriveNoDatabase (review finding 3): --keep-drive
+// with no database, a -wal and a whole copy refuses and modifies nothing;
+// it used to record Aborted and orphan the copy, leaving the -wal for the
+// next Open to fold into an empty database.
+func TestRecoverWith_keepDriveNoDatabase(t *testing.T) {
+	fs := newFS(t, faultinject.Options{})
+	fs.WriteFile(testDir+"/app.db.ejectsafe-jrnl", jbytes(0, began1, ready1), 0o644)
+	fs.WriteFile(testDir+"/app.db.ejectsafe-tmp-1", stateB, 0o644)
+	fs.WriteFile(testDir+"/app.db-wal", bytes.Repeat([]byte{0x37}, 4096), 0o644)
+	fs.SyncDir(testDir)
+	before := fs.Files()
+	rep, err := RecoverWith(fs, testDB, ChooseKeepDrive)
+	if !errors.Is(err, ErrUnrecoverable) || !strings.Contains(err.Error(), "--keep-drive needs a database") {
+		t.Fatalf("RecoverWith(ChooseKeepDrive) = %v, %v; want ErrUnrecoverable (no database to keep)", rep, err)
+	}
+	if !equalFiles(before, fs.Files()) {
+		t.Fatal("a refused --keep-drive modified files")
+	}
+	// The other choice takes the copy and keeps the -wal aside.
+	if rep, err := RecoverWith(fs, testDB, ChooseRollForward); err != nil || !bytes.Equal(fileOf(fs, testDB), stateB) {
+		t.Fatalf("RecoverWith(ChooseRollForward) = %v, %v", rep, err)
+	}
+	if _, ok := fs.Files()[testDB+"-wal"]; ok {
+		t.Fatal("a -wal beside the rolled-forward database")
 	}
 }

@@ -368,6 +368,10 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 		switch {
 		case rep.Action == ActionFinish:
 			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
+		case choice == ChooseKeepDrive && !db.Exists:
+			// Nothing to keep: aborting would leave no database, and
+			// the next Open would fold a -wal into an empty one.
+			return unrecoverable("--keep-drive needs a database on the drive, and there is none", files...)
 		case choice == ChooseKeepDrive:
 			// A person's choice: the drive's database stays, with what
 			// stock SQLite left beside it; the copy is kept aside.
@@ -382,6 +386,7 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 			// SQLite's files moved aside.
 			rep.Action, forward = ActionRollForward, cpy.Name
 			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
+			// The database first (step 6 says why).
 			if db.Exists {
 				setAside = append(setAside, asideFile{p.db, "db"})
 			}
@@ -505,10 +510,19 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 	// 6. Roll forward: the copy matched Ready, so it is whole and synced.
 	// The journal stays as it is until the directory fsync below: a pull
 	// before then decides again by checksums. On a person's choice the
-	// database and stock SQLite's files go aside first, the database
-	// last: a pull in between leaves a state the next Recover settles the
-	// same way, or refuses again.
-	for _, a := range setAside {
+	// database goes aside first, and that is durable before stock
+	// SQLite's files follow: a pull in between leaves the copy with no
+	// database and the stock files at their names, which the next Recover
+	// refuses (as --keep-drive does: no database to keep) and
+	// --roll-forward finishes. Moving the stock files first would leave
+	// the base alone beside the copy, which the next Recover (every Open)
+	// rolls forward over, losing the base the -wal set aside belongs to.
+	for i, a := range setAside {
+		if i == 1 && setAside[0].kind == "db" {
+			if err := fsys.SyncDir(p.dir); err != nil {
+				return rep, wrap(err)
+			}
+		}
 		name, err := asideName(fsys, p, a.kind)
 		if err != nil {
 			return rep, wrap(err)

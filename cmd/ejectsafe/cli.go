@@ -99,7 +99,7 @@ nor its copy, or stock SQLite left a -wal or -journal beside it), it
 changes nothing, names the files and exits 1; a person then chooses:
 --keep-drive keeps the database as it is on the drive (with its -wal or
 -journal, folded in at the next open) and moves the checkpoint's copy
-aside; --roll-forward takes the checkpoint's copy and moves the
+aside (refused when there is no database to keep); --roll-forward takes the checkpoint's copy and moves the
 database and its -wal, -journal and -shm aside. A checkpoint journal
 recover cannot use (larger than any ejectsafe writes, a newer format)
 is refused the same way; --reset-journal moves it and any copies aside,
