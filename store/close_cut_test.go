@@ -207,3 +207,50 @@ func TestClose_failedThenRetry(t *testing.T) {
 		t.Errorf("%d of %d acknowledged inserts lost", lost, total)
 	}
 }
+
+// TestClose_openTransaction (review finding 4): Close while a write
+// transaction is held open. Everything committed is backfilled, so Close
+// succeeds (after waiting out the busy timeout for the transaction) and
+// the Store is closed; the open transaction cannot commit. Close used to
+// report ErrWALRetained from the size of the WAL the open connection kept
+// alive, with the Store already closed, contradicting ErrWALRetained's
+// contract (Store still open).
+func TestClose_openTransaction(t *testing.T) {
+	s, path := openT(t, &Options{BusyTimeout: 50 * time.Millisecond})
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(n INTEGER)")
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("INSERT INTO t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close with a transaction held open, everything committed backfilled: %v", err)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Fatal("a transaction committed after Close returned")
+	}
+	if _, err := db.Exec("INSERT INTO t VALUES (3)"); err == nil {
+		t.Fatal("an insert succeeded after Close returned")
+	}
+	if got := sqlite3CLI(t, path, "SELECT group_concat(n) FROM t"); got != "1" {
+		t.Fatalf("on the drive: %q; want the committed row only", got)
+	}
+	// Closed for good: the next Open of the database in this process
+	// works and finds the same.
+	s2, err := Open(path, nil)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	var got string
+	if err := s2.DB().QueryRow("SELECT group_concat(n) FROM t").Scan(&got); err != nil || got != "1" {
+		t.Fatalf("after reopening: %q, %v", got, err)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -92,13 +92,15 @@ var (
 	ErrDriveLost = errors.New("store: the drive is gone")
 
 	// ErrWALRetained is returned by Close when, after its checkpoint,
-	// the in-memory WAL still holds frames that are not in the database.
-	// Close's clean cut (no transaction commits once Close began) makes
-	// this a safeguard that should never fire: Close then returns it with
-	// the Store still open, so Close can be called again. Should the
-	// close of SQLite's last connection still leave frames, they stay in
-	// this process's memory and the next Open of the same database in
-	// this process recovers them.
+	// the in-memory WAL still holds committed frames that are not in the
+	// database (frames already backfilled never count, so a transaction
+	// held open across Close does not cause it). Close's clean cut (no
+	// transaction commits once Close began) makes this a safeguard that
+	// should never fire: Close then returns it with the Store still open,
+	// so Close can be called again. Should the close of SQLite's last
+	// connection still leave such frames, they stay in this process's
+	// memory and the next Open of the same database in this process
+	// recovers them.
 	ErrWALRetained = errors.New("store: uncheckpointed writes remain in memory")
 
 	// ErrUnrecoverable means Open's recovery found a checkpoint it could

@@ -1005,6 +1005,13 @@ func (s *Store) Recovery() RecoveryReport {
 // durable: the Store is closed. Close after a successful Close returns
 // nil. Close waits for the drive however long it takes; CloseContext
 // bounds the wait.
+//
+// A write transaction held open when Close starts stalls it: Close waits
+// up to the busy timeout (Options.BusyTimeout, at least a second) for the
+// transaction to end, then checkpoints without it. The transaction can no
+// longer commit (its Commit fails); its connection keeps the in-memory WAL
+// (all backfilled) until the transaction ends. End transactions before
+// Close.
 func (s *Store) Close() error { return s.shutdown(context.Background(), false) }
 
 // CloseContext is Close, returning when ctx ends if the drive has not
@@ -1102,9 +1109,13 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 	} else {
 		s.setCond(Closed, nil)
 	}
-	if w, ok := walStats(s.path); ok && w.exists != 0 && w.size > 0 && err == nil {
-		// The close-time checkpoint failed (it deletes the WAL on success).
-		err = fmt.Errorf("store: close %s: %w (%d bytes)", s.path, ErrWALRetained, int64(w.size))
+	if w, ok := walStats(s.path); ok && w.exists != 0 && w.dirty > 0 && err == nil {
+		// Committed frames not in the database after the last
+		// connection's close-time checkpoint. Frames already backfilled
+		// do not count: a connection still held (a transaction open at
+		// the cut, which cannot commit) keeps the WAL alive, and SQLite
+		// deletes it when that connection closes.
+		err = fmt.Errorf("store: close %s: %w (%d bytes)", s.path, ErrWALRetained, int64(w.dirty))
 	}
 	return s.release(err)
 }
