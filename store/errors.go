@@ -91,6 +91,12 @@ var (
 	// then the Store reattaches by itself.
 	ErrDriveLost = errors.New("store: the drive is gone")
 
+	// ErrDamaged means Open found the database file itself damaged
+	// (SQLite's quick_check fails on it alone) while a -wal stock SQLite
+	// left beside it waited to be folded in. Nothing was modified; the
+	// error says how to keep the -wal's data.
+	ErrDamaged = errors.New("store: the database file is damaged")
+
 	// ErrWALRetained is returned by Close when, after its checkpoint,
 	// the in-memory WAL still holds committed frames that are not in the
 	// database (frames already backfilled never count, so a transaction

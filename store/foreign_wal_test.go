@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -74,4 +75,76 @@ func TestOpen_foreignWAL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpen_damagedDatabaseOwnWAL (review finding 5): the database itself
+// is damaged (a page the -wal does not touch), and the -wal beside it is
+// its own. Open refuses, nothing modified, but says the database is
+// damaged (ErrDamaged), not that the -wal is foreign, and how to keep the
+// -wal's data with the stock tool. verify's note on the -wal says the
+// same. A -wal that is foreign beside a sound database stays ErrForeignLog
+// (TestOpen_foreignWAL).
+func TestOpen_damagedDatabaseOwnWAL(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.db")
+	stockSQLite(t, a, `PRAGMA journal_mode=WAL;
+CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT);
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<300)
+INSERT INTO a(v) SELECT printf('a row %d', i) FROM c;
+CREATE TABLE b(x);
+`)
+	root, err := strconv.Atoi(sqlite3CLI(t, a, "SELECT rootpage FROM sqlite_master WHERE name='a'"))
+	if err != nil || root < 2 {
+		t.Fatalf("root page of a: %d, %v", root, err)
+	}
+	stockSQLite(t, a, `.dbconfig no_ckpt_on_close on
+INSERT INTO b VALUES ('only in the -wal');
+`)
+	if fi, err := os.Stat(a + walSuffix); err != nil || fi.Size() == 0 {
+		t.Fatalf("no -wal: %v", err)
+	}
+	// Damage table a's root page in the database file (the -wal does not
+	// hold it): its page type byte.
+	f, err := os.OpenFile(a, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0x42}, int64(root-1)*4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	before := dirSums(t, dir)
+	s, err := Open(a, &Options{ManualCheckpoint: true})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open folded a -wal into a damaged database")
+	}
+	t.Logf("Open: %v", err)
+	if errors.Is(err, ErrForeignLog) || !errors.Is(err, ErrDamaged) {
+		t.Fatalf("Open: %v; want ErrDamaged, not ErrForeignLog", err)
+	}
+	if !strings.Contains(err.Error(), "PRAGMA wal_checkpoint") {
+		t.Errorf("Open: %v; want the way to keep the -wal's data", err)
+	}
+	sameSums(t, "after Open", dirSums(t, dir), before)
+
+	found, err := InspectStock(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var note string
+	for _, f := range found {
+		if f.Path == a+walSuffix {
+			note = f.Note
+			if f.Foreign {
+				t.Errorf("verify calls the database's own -wal foreign: %s", f.Note)
+			}
+		}
+	}
+	t.Logf("InspectStock: %s", note)
+	if !strings.Contains(note, "database alone") || !strings.Contains(note, "PRAGMA wal_checkpoint") {
+		t.Errorf("InspectStock's note on the -wal: %q; want the database alone named damaged and the way to keep the -wal's data", note)
+	}
+	sameSums(t, "after InspectStock", dirSums(t, dir), before)
 }

@@ -159,3 +159,60 @@ func isCorrupt(err error) bool {
 	var se sqlite3.Error
 	return errors.As(err, &se) && (se.Code == sqlite3.ErrCorrupt || se.Code == sqlite3.ErrNotADB)
 }
+
+// maxAloneCheck bounds the database checkAlone reads into memory.
+const maxAloneCheck = 256 << 20
+
+// keepWALData says how a person keeps the data of a -wal that is the
+// database's own when ejectsafe will not fold it in.
+const keepWALData = "if the -wal is this database's own and its data is wanted, fold it in with the stock tool (sqlite3 DB 'PRAGMA wal_checkpoint'), then run ejectsafe verify"
+
+// checkAlone runs quick_check on the database file alone, read through
+// fsys into memory (no -wal, nothing written anywhere): what tells a
+// damaged database from a -wal that does not fit it. checked is false for
+// a database larger than maxAloneCheck.
+func checkAlone(fsys device.FS, path string) (res string, checked bool, err error) {
+	f, err := fsys.Open(path, device.ReadOnly)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close() // read-only
+	n, err := f.Size()
+	if err != nil {
+		return "", false, err
+	}
+	if n > maxAloneCheck {
+		return "", false, nil
+	}
+	b := make([]byte, n)
+	if k, err := f.ReadAt(b, 0); int64(k) != n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", false, err
+	}
+	if len(b) > 19 && b[18] == 2 && b[19] == 2 {
+		// A WAL-mode header: an in-memory database cannot open a WAL,
+		// and here there is none to open.
+		b[18], b[19] = 1, 1
+	}
+	db, err := sql.Open("sqlite3", ":memory:")
+	if err != nil {
+		return "", false, err
+	}
+	defer db.Close()
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	defer c.Close()
+	if err := c.Raw(func(dc any) error { return dc.(*sqlite3.SQLiteConn).Deserialize(b, "main") }); err != nil {
+		return "", false, err
+	}
+	res, err = quickCheck(ctx, c)
+	if isCorrupt(err) {
+		return err.Error(), true, nil
+	}
+	return res, err == nil, err
+}

@@ -236,6 +236,9 @@ type StockFinding struct {
 	// Foreign: the file does not belong to the database; Open refuses
 	// it (ErrForeignLog).
 	Foreign bool
+	// Unchecked: whether the file belongs to the database could not be
+	// told (the database alone is damaged); Note says why. Not clean either.
+	Unchecked bool
 }
 
 // InspectStock checks, reading only, the -wal and -journal beside the
@@ -278,13 +281,17 @@ func InspectStock(path string) ([]StockFinding, error) {
 	case !w.Valid || w.Committed == 0:
 		return append(out, StockFinding{Path: walPath, Note: "holds no committed transaction: SQLite ignores it; Open removes it"}), nil
 	}
-	res, err := tryFold(path, b)
-	if err != nil {
+	alone, res, err := tryFold(path, b)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if res != "ok" {
+	case alone != "ok":
+		// The fold cannot tell whether the -wal fits a damaged database.
+		return append(out, StockFinding{Path: walPath, Unchecked: true,
+			Note: fmt.Sprintf("%d committed frames stock SQLite left; not judged: the database alone fails integrity_check (%s), and Open refuses to fold them in (ErrDamaged); %s", w.Committed, alone, keepWALData)}), nil
+	case res != "ok":
 		return append(out, StockFinding{Path: walPath, Foreign: true,
-			Note: fmt.Sprintf("does not belong to the database: with its %d committed frames folded in, integrity_check says: %s", w.Committed, res)}), nil
+			Note: fmt.Sprintf("does not belong to the database: the database alone passes integrity_check; with its %d committed frames folded in, integrity_check says: %s; %s", w.Committed, res, keepWALData)}), nil
 	}
 	return append(out, StockFinding{Path: walPath, Note: fmt.Sprintf("%d committed frames stock SQLite left; they fit the database, and Open folds them in", w.Committed)}), nil
 }
@@ -329,36 +336,52 @@ func readHead(name string, n int) ([]byte, error) {
 	return b[:k], nil
 }
 
-// tryFold copies the database and wal into a temporary directory and
-// runs integrity_check there through SQLite's default VFS, which folds
-// the WAL in as stock SQLite would.
-func tryFold(path string, wal []byte) (string, error) {
+// tryFold copies the database and wal into a temporary directory of the
+// host and runs integrity_check there through SQLite's default VFS: first
+// on the database alone (alone), then with the WAL beside it (folded),
+// which SQLite folds in as stock SQLite would.
+func tryFold(path string, wal []byte) (alone, folded string, err error) {
+	src, err := device.OS.Open(path, device.ReadOnly)
+	if err != nil {
+		return "", "", err
+	}
+	defer src.Close()
+	size, err := src.Size()
+	if err != nil {
+		return "", "", err
+	}
 	dir, err := os.MkdirTemp("", "ejectsafe-fold-")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer os.RemoveAll(dir)
 	cp := filepath.Join(dir, "db")
-	src, err := device.OS.Open(path, device.ReadOnly)
-	if err != nil {
-		return "", err
-	}
-	defer src.Close()
 	dst, err := os.Create(cp) // on the host, in a directory of our own
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	_, err = io.Copy(dst, io.NewSectionReader(src, 0, 1<<62))
+	_, err = io.Copy(dst, io.NewSectionReader(src, 0, size))
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.WriteFile(cp+walSuffix, wal, 0o600)
-	}
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	db, err := sql.Open("sqlite3", FileURI(cp, ""))
+	if alone, err = integrity(FileURI(cp, "immutable=1&mode=ro")); err != nil || alone != "ok" {
+		return alone, "", err
+	}
+	if err := os.WriteFile(cp+walSuffix, wal, 0o600); err != nil {
+		return "", "", err
+	}
+	folded, err = integrity(FileURI(cp, ""))
+	return alone, folded, err
+}
+
+// integrity runs integrity_check on the database at uri through SQLite's
+// default VFS, the answer's lines joined with "; " (SQLite's error, for
+// a database too damaged to check).
+func integrity(uri string) (string, error) {
+	db, err := sql.Open("sqlite3", uri)
 	if err != nil {
 		return "", err
 	}

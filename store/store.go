@@ -508,15 +508,26 @@ func (s *Store) open() (err error) {
 		// Loaded, not yet written anywhere: a -wal whose frames do not fit
 		// this database shows here, and is refused with nothing modified.
 		res, err := quickCheck(context.Background(), s.pin)
-		if err == nil && res != "ok" {
-			err = fmt.Errorf("%w: with %s folded in, quick_check says: %s (or the database itself is damaged); nothing was modified", ErrForeignLog, s.path+walSuffix, res)
-		} else if isCorrupt(err) {
-			err = fmt.Errorf("%w: with %s folded in, the database cannot be read: %w; nothing was modified", ErrForeignLog, s.path+walSuffix, err)
-		} else if err != nil {
-			err = s.cause(err)
+		if isCorrupt(err) {
+			res, err = err.Error(), nil
 		}
 		if err != nil {
-			return err
+			return s.cause(err)
+		}
+		if res != "ok" {
+			// The database alone tells which file is at fault.
+			wal := s.path + walSuffix
+			alone, checked, err := checkAlone(fsys, s.path)
+			switch {
+			case err != nil:
+				return fmt.Errorf("%w: with %s folded in, quick_check says: %s; checking the database alone: %w; nothing was modified", ErrForeignLog, wal, res, err)
+			case !checked:
+				return fmt.Errorf("%w: with %s folded in, quick_check says: %s (the database alone is too large to check here: it may be the one damaged); nothing was modified; %s", ErrForeignLog, wal, res, keepWALData)
+			case alone != "ok":
+				return fmt.Errorf("%w: %s: quick_check on it alone says: %s; its -wal was not folded in, nothing was modified; %s", ErrDamaged, s.path, alone, keepWALData)
+			default:
+				return fmt.Errorf("%w: the database alone passes quick_check, with %s folded in it says: %s; nothing was modified; %s", ErrForeignLog, wal, res, keepWALData)
+			}
 		}
 		if err := s.checkpointLocked(context.Background()); err != nil {
 			return fmt.Errorf("fold in the WAL stock SQLite left: %w", err)

@@ -251,6 +251,9 @@ type stockOut struct {
 	Path    string `json:"path"`
 	Note    string `json:"note"`
 	Foreign bool   `json:"foreign"` // does not belong to the database: not clean
+	// Whether it belongs could not be told (a damaged or too large
+	// database): not clean either.
+	Unchecked bool `json:"unchecked"`
 }
 
 func reportJSON(cmd string, code int, r checkpoint.Report) recoverOut {

@@ -49,8 +49,8 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	ok := integrity == "ok" && rep.Action == checkpoint.ActionNone && !rep.Mismatch
 	var stockJSON []stockOut
 	for _, f := range stock {
-		ok = ok && !f.Foreign
-		stockJSON = append(stockJSON, stockOut{Path: f.Path, Note: f.Note, Foreign: f.Foreign})
+		ok = ok && !f.Foreign && !f.Unchecked
+		stockJSON = append(stockJSON, stockOut{Path: f.Path, Note: f.Note, Foreign: f.Foreign, Unchecked: f.Unchecked})
 	}
 	code = 0
 	if !ok {
