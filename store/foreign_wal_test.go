@@ -148,3 +148,40 @@ INSERT INTO b VALUES ('only in the -wal');
 	}
 	sameSums(t, "after InspectStock", dirSums(t, dir), before)
 }
+
+// TestInspectStock_foldBounded (review finding 7): verify's trial fold
+// copies the database and -wal to the host's temporary directory only up
+// to a bound, reporting the -wal unchecked beyond it, and leaves nothing
+// in that directory either way.
+func TestInspectStock_foldBounded(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.db")
+	stockSQLite(t, a, `PRAGMA journal_mode=WAL;
+CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT);
+`)
+	stockSQLite(t, a, `.dbconfig no_ckpt_on_close on
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<300)
+INSERT INTO a(v) SELECT printf('a row %d', i) FROM c;
+`)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	walNote := func(want string, unchecked bool) {
+		t.Helper()
+		found, err := InspectStock(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(found) != 1 || found[0].Path != a+walSuffix || found[0].Foreign || found[0].Unchecked != unchecked || !strings.Contains(found[0].Note, want) {
+			t.Fatalf("InspectStock: %+v; want the -wal, unchecked %v, %q", found, unchecked, want)
+		}
+		t.Logf("InspectStock: %s", found[0].Note)
+		if left, _ := os.ReadDir(tmp); len(left) != 0 {
+			t.Fatalf("left in the temporary directory: %v", left)
+		}
+	}
+	walNote("they fit the database", false)
+
+	defer func(old int64) { maxFoldCopy = old }(maxFoldCopy)
+	maxFoldCopy = 4096
+	walNote("not checked: the database and -wal", true)
+}

@@ -237,7 +237,8 @@ type StockFinding struct {
 	// it (ErrForeignLog).
 	Foreign bool
 	// Unchecked: whether the file belongs to the database could not be
-	// told (the database alone is damaged); Note says why. Not clean either.
+	// told (the database alone is damaged, or too large to copy to try
+	// the fold); Note says why. Not clean either.
 	Unchecked bool
 }
 
@@ -282,7 +283,11 @@ func InspectStock(path string) ([]StockFinding, error) {
 		return append(out, StockFinding{Path: walPath, Note: "holds no committed transaction: SQLite ignores it; Open removes it"}), nil
 	}
 	alone, res, err := tryFold(path, b)
+	var tooLarge *foldTooLarge
 	switch {
+	case errors.As(err, &tooLarge):
+		return append(out, StockFinding{Path: walPath, Unchecked: true,
+			Note: fmt.Sprintf("%d committed frames stock SQLite left; not checked: %v (Open checks them before it folds them in)", w.Committed, tooLarge)}), nil
 	case err != nil:
 		return nil, err
 	case alone != "ok":
@@ -294,6 +299,25 @@ func InspectStock(path string) ([]StockFinding, error) {
 			Note: fmt.Sprintf("does not belong to the database: the database alone passes integrity_check; with its %d committed frames folded in, integrity_check says: %s; %s", w.Committed, res, keepWALData)}), nil
 	}
 	return append(out, StockFinding{Path: walPath, Note: fmt.Sprintf("%d committed frames stock SQLite left; they fit the database, and Open folds them in", w.Committed)}), nil
+}
+
+// maxFoldCopy bounds the database and -wal InspectStock copies to the
+// host's temporary directory to try the fold; a variable for tests.
+var maxFoldCopy int64 = 2 << 30
+
+// foldTooLarge is why tryFold did not copy: more than maxFoldCopy, or
+// more than the temporary directory can take.
+type foldTooLarge struct {
+	need, limit int64
+	dir         string
+	free        bool // limit is the directory's free space
+}
+
+func (e *foldTooLarge) Error() string {
+	if e.free {
+		return fmt.Sprintf("the database and -wal (%d bytes) do not fit in %s (%d bytes free)", e.need, e.dir, e.limit)
+	}
+	return fmt.Sprintf("the database and -wal (%d bytes) are more than verify copies to try the fold (%d bytes)", e.need, e.limit)
 }
 
 // readWhole reads the file at name through fsys, up to the size Open
@@ -339,7 +363,9 @@ func readHead(name string, n int) ([]byte, error) {
 // tryFold copies the database and wal into a temporary directory of the
 // host and runs integrity_check there through SQLite's default VFS: first
 // on the database alone (alone), then with the WAL beside it (folded),
-// which SQLite folds in as stock SQLite would.
+// which SQLite folds in as stock SQLite would. It refuses (*foldTooLarge)
+// to copy more than maxFoldCopy or than the directory has free, keeping
+// a tenth of it; the directory is removed on every return.
 func tryFold(path string, wal []byte) (alone, folded string, err error) {
 	src, err := device.OS.Open(path, device.ReadOnly)
 	if err != nil {
@@ -349,6 +375,14 @@ func tryFold(path string, wal []byte) (alone, folded string, err error) {
 	size, err := src.Size()
 	if err != nil {
 		return "", "", err
+	}
+	need := size + int64(len(wal))
+	if need > maxFoldCopy {
+		return "", "", &foldTooLarge{need: need, limit: maxFoldCopy}
+	}
+	tmp := os.TempDir()
+	if free, err := device.OS.FreeSpace(tmp); err == nil && need > free-free/10 {
+		return "", "", &foldTooLarge{need: need, limit: free, dir: tmp, free: true}
 	}
 	dir, err := os.MkdirTemp("", "ejectsafe-fold-")
 	if err != nil {
