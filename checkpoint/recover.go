@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -260,7 +261,7 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 	// Stock SQLite's own files next to the database: a -wal or hot
 	// -journal holds writes made on top of the database as it was when
 	// they were written, so they belong to that file only.
-	stock, stockUsed, err := stockFiles(fsys, p, names)
+	stock, stockUsed, journalFromEmpty, err := stockFiles(fsys, p, names)
 	if err != nil {
 		return rep, wrap(err)
 	}
@@ -396,6 +397,18 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 			rep.Notes = append(rep.Notes, "took the checkpoint's copy (--roll-forward)")
 		case choice == ChooseRollForward:
 			return unrecoverable("--roll-forward needs the checkpoint's copy whole, and it is not", files...)
+		case copyOK && cp.Began.Size == 0 && (!db.Exists || db.Size == 0) && journalFromEmpty && onlyJournal(stock, stockUsed):
+			// A new database entering WAL mode writes its first page
+			// through a rollback journal, and the checkpoint of it runs
+			// before SQLite deletes the journal. Beside an empty base,
+			// a hot journal of a transaction begun on an empty database
+			// says that transaction never committed: played back into
+			// the copy it would leave nothing, so keep the empty
+			// database, as SQLite itself would (it drops a journal
+			// beside an empty database).
+			rep.Action = ActionRollBack
+			record = journal.Record{Kind: journal.Aborted, Gen: cp.Gen}
+			rep.Notes = append(rep.Notes, "a rollback journal of a transaction begun on the empty database was not finished: kept the empty database")
 		case copyOK && (isBase || !db.Exists) && !hasStockData(stockUsed):
 			// Row "copy present, db old", and FAT's "only the copy".
 			rep.Action, forward = ActionRollForward, cpy.Name
@@ -663,11 +676,12 @@ const (
 )
 
 // stockFiles returns stock SQLite's files beside the database that
-// exist, found in names (the directory's listing), with their sizes, and
-// which of them SQLite would apply to the database (used).
-func stockFiles(fsys device.FS, p paths, names []string) ([]FileSum, []bool, error) {
-	var out []FileSum
-	var used []bool
+// exist, found in names (the directory's listing), with their sizes,
+// which of them SQLite would apply to the database (used), and whether the
+// -journal is hot and its header says the database had no page before
+// its transaction (fromEmpty: played back, it truncates the database to
+// nothing).
+func stockFiles(fsys device.FS, p paths, names []string) (out []FileSum, used []bool, fromEmpty bool, err error) {
 	for _, suf := range []string{stockWAL, stockJournal, stockSHM} {
 		if !slices.Contains(names, p.baseName+suf) {
 			continue
@@ -678,7 +692,7 @@ func stockFiles(fsys device.FS, p paths, names []string) ([]FileSum, []bool, err
 			continue
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		u := false
 		switch suf {
@@ -692,21 +706,24 @@ func stockFiles(fsys device.FS, p paths, names []string) ([]FileSum, []bool, err
 			if fi.Size() >= int64(len(rollbackMagic)) {
 				f, err := fsys.Open(name, device.ReadOnly)
 				if err != nil {
-					return nil, nil, err
+					return nil, nil, false, err
 				}
-				b := make([]byte, len(rollbackMagic))
-				_, rerr := f.ReadAt(b, 0)
+				// Magic, record count, nonce, then the database's size
+				// in pages before the transaction (pager.c).
+				b := make([]byte, 20)
+				n, rerr := f.ReadAt(b, 0)
 				f.Close() // read-only
 				if rerr != nil && rerr != io.EOF {
-					return nil, nil, rerr
+					return nil, nil, false, rerr
 				}
-				u = bytes.Equal(b, rollbackMagic)
+				u = bytes.Equal(b[:len(rollbackMagic)], rollbackMagic)
+				fromEmpty = u && n == len(b) && binary.BigEndian.Uint32(b[16:]) == 0
 			}
 		}
 		out = append(out, FileSum{Name: name, Exists: true, Size: fi.Size()})
 		used = append(used, u)
 	}
-	return out, used, nil
+	return out, used, fromEmpty, nil
 }
 
 // rollbackMagic starts the header of a rollback journal SQLite would play
@@ -717,9 +734,25 @@ var rollbackMagic = []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
 // stock SQLite would apply: a -wal, or a -journal with SQLite's header.
 // A hot -journal counts even beside a missing or empty database: SQLite
 // ignores it there, but a roll forward puts the (non-empty) copy at the
-// database's name, and SQLite would then play the journal back into it.
+// database's name, and SQLite would then play the journal back into it
+// (recoverDB settles one begun on an empty database before asking).
 func hasStockData(used []bool) bool {
 	return slices.Contains(used, true)
+}
+
+// onlyJournal reports whether the -journal is the only one of files
+// (from stockFiles) that SQLite would apply.
+func onlyJournal(files []FileSum, used []bool) bool {
+	n := 0
+	for i, f := range files {
+		if used[i] {
+			if !strings.HasSuffix(f.Name, stockJournal) {
+				return false
+			}
+			n++
+		}
+	}
+	return n == 1
 }
 
 // asideFile is a file a person's choice moves out of the way.
