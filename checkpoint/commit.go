@@ -42,7 +42,7 @@ func (m *Main) Commit() error {
 	if m.stale {
 		if f, err := m.fsys.Open(m.p.db, device.ReadOnly); err == nil {
 			nb := newBaseRef(f, m.disk.size)
-			nb.sum, nb.summed = m.disk.sum, m.disk.known
+			nb.sum, nb.summed = m.disk.sum, m.disk.known && !m.disk.claimed
 			m.swapBase(nb)
 		} else {
 			m.unfreeze()
@@ -250,7 +250,7 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 func (m *Main) writeCopy(tf device.File, pend *level, size int64, src *baseRef) (uint64, error) {
 	var baseSum hash.Hash64
 	end := size // the bytes to go through: the copy's, and the base's when hashed
-	if !m.disk.known {
+	if !m.disk.known || m.disk.claimed {
 		baseSum, end = journal.NewSum(), max(size, src.size)
 	}
 	keep := min(src.size, pend.cut) // base bytes the copy keeps
@@ -299,7 +299,7 @@ func (m *Main) writeCopy(tf device.File, pend *level, size int64, src *baseRef) 
 		off += k
 	}
 	if baseSum != nil {
-		m.disk.sum, m.disk.known = baseSum.Sum64(), true
+		m.disk.sum, m.disk.known, m.disk.claimed = baseSum.Sum64(), true, false
 	}
 	return sum.Sum64(), nil
 }

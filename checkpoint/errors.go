@@ -57,9 +57,12 @@ var (
 	// names the files and their checksums, for a human to decide.
 	ErrUnrecoverable = errors.New("checkpoint: unrecoverable")
 
-	// ErrJournal means the journal is of a newer format version, or holds
-	// a record that a broken writer produced. Recovery refuses to act on
-	// it, or to overwrite it, and modifies nothing.
+	// ErrJournal means the journal is of a newer format version, holds
+	// a record that a broken writer produced, or is larger than any
+	// journal this package writes (MaxJournalSize; refused without
+	// reading it). Recovery refuses to act on it, or to overwrite it, and
+	// modifies nothing; ResetJournal ("ejectsafe recover
+	// --reset-journal") moves it aside.
 	ErrJournal = errors.New("checkpoint: journal not usable")
 )
 

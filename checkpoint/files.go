@@ -28,6 +28,10 @@ const (
 	// copy to when it cannot vouch for it and there is no database to
 	// prefer: the copy is kept for a human, out of the way.
 	orphanInfix = ".ejectsafe-orphan-"
+	// asideInfix follows the database path in the name of a file moved
+	// out of the way on a person's choice (RecoverWith, ResetJournal):
+	// the database, stock SQLite's -wal or -journal, a bad journal.
+	asideInfix = ".ejectsafe-aside-"
 )
 
 // paths are the names of one database's files. All are cleaned and in

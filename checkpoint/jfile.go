@@ -11,10 +11,12 @@ import (
 	"github.com/ejectsafe/ejectsafe/journal"
 )
 
-// maxJournalRead bounds the journal bytes read into memory. A journal is
-// Options.JournalLimit bytes (256 KiB by default); one this large was not
-// written by this package.
-const maxJournalRead = 64 << 20
+// MaxJournalSize bounds the journal: Options.JournalLimit (256 KiB by
+// default) is capped at it, and a journal file larger than it was not
+// written by this package. Open, Recover and Verify refuse such a file
+// with ErrJournal after one stat, without reading it: junk of any size
+// costs nothing to refuse, and a slow drive is never read for seconds.
+const MaxJournalSize = 4 << 20
 
 // checkpointSlots is the number of records one checkpoint appends:
 // Began, Ready, then Done or Aborted. A commit starts only with this many
@@ -41,8 +43,9 @@ func readAll(f device.File) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if size > maxJournalRead {
-		return nil, fmt.Errorf("%s: %d bytes, more than any journal this package writes", f.Name(), size)
+	if size > MaxJournalSize {
+		return nil, fmt.Errorf("%w: %s is %d bytes, more than any journal ejectsafe writes (at most %d); ejectsafe recover --reset-journal moves it aside",
+			ErrJournal, f.Name(), size, MaxJournalSize)
 	}
 	data := make([]byte, size)
 	if err := readFull(f, data, 0); err != nil {

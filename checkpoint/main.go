@@ -173,6 +173,12 @@ type diskState struct {
 	size  int64
 	sum   uint64
 	known bool // sum is known; otherwise the next commit computes it
+	// claimed: sum is what the journal's last Done says of a file of
+	// this size, not yet computed over the file. Good enough to name the
+	// database (Identity), never to vouch for it in a Began record: a
+	// stock tool may have rewritten it in place since. The next commit
+	// computes it over the base it copies.
+	claimed bool
 }
 
 // baseRef is a counted reference to a base file, so that readers can use
@@ -232,6 +238,7 @@ func Open(fsys device.FS, dbPath string, opts Options) (*Main, error) {
 	if opts.JournalLimit <= 0 {
 		opts.JournalLimit = DefaultJournalLimit
 	}
+	opts.JournalLimit = min(opts.JournalLimit, MaxJournalSize)
 	fail := func(err error) (*Main, error) { return nil, fmt.Errorf("checkpoint open %s: %w", p.db, err) }
 
 	// The journal says which generation is next and, when its last
@@ -284,8 +291,9 @@ func Open(fsys device.FS, dbPath string, opts Options) (*Main, error) {
 		m.lastDone = []journal.Record{cp.Began, cp.Ready, {Kind: journal.Done, Gen: cp.Gen, Size: cp.Ready.Size, Sum: cp.Ready.Sum}}
 		m.stats.Generation = cp.Gen
 		if f != nil && cp.Ready.Size == m.disk.size {
-			m.disk.sum, m.disk.known = cp.Ready.Sum, true
-			m.base.sum, m.base.summed = cp.Ready.Sum, true
+			// Claimed, not proven: the first commit hashes the base it
+			// copies (Began must name the true base) and folds only after.
+			m.disk.sum, m.disk.known, m.disk.claimed = cp.Ready.Sum, true, true
 		}
 	}
 	m.jf = jfile{fsys: fsys, p: p, perm: m.perm, j: j, exists: jexists}

@@ -2,12 +2,14 @@ package checkpoint
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/ejectsafe/ejectsafe/device"
@@ -174,7 +176,35 @@ func (r Report) String() string {
 // it is recovered by the next Recover. It fails, modifying nothing, with
 // ErrUnrecoverable or ErrJournal when it cannot tell what is right.
 func Recover(fsys device.FS, dbPath string) (Report, error) {
-	return recoverDB(fsys, dbPath, true)
+	return recoverDB(fsys, dbPath, true, ChooseNothing)
+}
+
+// Choice is a person's decision for a checkpoint Recover refused to settle
+// by itself (ErrUnrecoverable): a checkpoint whose copy was complete, next
+// to a database that is not provably its base, or next to a -wal or
+// -journal that stock SQLite left. Every file that is not kept at its name
+// is kept under an aside name (Report.MovedAside); nothing is deleted.
+type Choice int
+
+const (
+	// ChooseNothing: recovery acts only on what it has proven.
+	ChooseNothing Choice = iota
+	// ChooseKeepDrive keeps the database as it is on the drive, with the
+	// -wal or -journal stock SQLite left next to it (the next Open folds
+	// them in); the checkpoint's copy is moved aside and the checkpoint
+	// recorded as aborted.
+	ChooseKeepDrive
+	// ChooseRollForward takes the checkpoint's copy, which must match the
+	// journal's Ready record: the database, its -wal, -journal and -shm
+	// are moved aside, and the copy renamed over the database.
+	ChooseRollForward
+)
+
+// RecoverWith is Recover with a person's Choice for a checkpoint Recover
+// would refuse; with ChooseNothing it is Recover. Use it only after
+// reading what Recover refused (the *UnrecoverableError names the files).
+func RecoverWith(fsys device.FS, dbPath string, c Choice) (Report, error) {
+	return recoverDB(fsys, dbPath, true, c)
 }
 
 // Verify inspects dbPath's directory as Recover would, without modifying
@@ -182,7 +212,7 @@ func Recover(fsys device.FS, dbPath string) (Report, error) {
 // whose journal records its checksum, Verify also checks the database
 // against it (reading it whole).
 func Verify(fsys device.FS, dbPath string) (Report, error) {
-	return recoverDB(fsys, dbPath, false)
+	return recoverDB(fsys, dbPath, false, ChooseNothing)
 }
 
 type tempFile struct {
@@ -206,7 +236,7 @@ var sqliteMagic = []byte("SQLite format 3\x00")
 // checkpoint was never reported committed (Done follows the directory
 // fsync that makes the rename, which removes that name, durable), so
 // removing a copy never loses a commit that Commit reported.
-func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
+func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Report, error) {
 	p := newPaths(dbPath)
 	rep := Report{DB: p.db, DryRun: !modify}
 	wrap := func(err error) error { return fmt.Errorf("checkpoint recover %s: %w", p.db, err) }
@@ -228,10 +258,22 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 		}
 		jtemp = jtemp || n == filepath.Base(p.jtemp)
 	}
+	// Stock SQLite's own files next to the database: a -wal or hot
+	// -journal holds writes made on top of the database as it was when
+	// they were written, so they belong to that file only.
+	stock, stockUsed, journalFromEmpty, err := stockFiles(fsys, p, names)
+	if err != nil {
+		return rep, wrap(err)
+	}
 
 	// 2. Read the journal. A newer format, or a record no torn write can
 	// produce (a broken writer), is not ours to overwrite: refuse.
 	data, jexists, err := readJournal(fsys, p.journal)
+	if errors.Is(err, ErrJournal) {
+		// Larger than any journal: refused unread.
+		rep.Journal, rep.Action = "unusable: too large", ActionRefused
+		return rep, wrap(err)
+	}
 	if err != nil {
 		return rep, wrap(err)
 	}
@@ -274,9 +316,11 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 	// 4. Decide, by the rows of DESIGN.md's recovery table. Torn last
 	// record: journal.Decode already dropped it; act on the one before.
 	var (
-		forward string         // the copy to rename over the database
-		record  journal.Record // the record that resolves the checkpoint
-		reset   bool           // the journal cannot vouch for anything
+		forward  string         // the copy to rename over the database
+		keepCopy string         // the copy to keep aside (ChooseKeepDrive)
+		setAside []asideFile    // files to move aside before the roll forward (ChooseRollForward)
+		record   journal.Record // the record that resolves the checkpoint
+		reset    bool           // the journal cannot vouch for anything
 	)
 	unrecoverable := func(reason string, files ...FileSum) (Report, error) {
 		rep.Action = ActionRefused
@@ -303,18 +347,84 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 		cpy := FileSum{Name: p.temp(cp.Gen)}
 		if db.matches(ready.Size, ready.Sum) {
 			// Row "db matches ready, no copy" and FAT's "both names".
+			// Whatever stock SQLite left beside it was written on top
+			// of this very file.
 			rep.Action = ActionFinish
 		} else if cpy, err = statSum(fsys, cpy.Name, &buf, func(n int64) bool { return n == ready.Size }); err != nil {
 			return rep, wrap(err)
 		}
+		// The copy is the intended file: the bytes Ready recorded,
+		// starting like an SQLite database.
+		copyOK := cpy.Exists && cpy.matches(ready.Size, ready.Sum)
+		if copyOK && ready.Size > 0 {
+			if copyOK, err = looksLikeSQLite(fsys, cpy.Name); err != nil {
+				return rep, wrap(err)
+			}
+		}
+		// The database is the checkpoint's base only by a checksum
+		// computed over it just now (statSum above), never by its size;
+		// a missing database is FAT's rename caught halfway.
+		isBase := db.matches(cp.Began.Size, cp.Began.Sum)
+		files := append([]FileSum{db, cpy}, stock...)
 		switch {
 		case rep.Action == ActionFinish:
 			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
-		case cpy.Exists && cpy.matches(ready.Size, ready.Sum):
+		case choice == ChooseKeepDrive && !db.Exists:
+			// Nothing to keep: aborting would leave no database, and
+			// the next Open would fold a -wal into an empty one.
+			return unrecoverable("--keep-drive needs a database on the drive, and there is none", files...)
+		case choice == ChooseKeepDrive:
+			// A person's choice: the drive's database stays, with what
+			// stock SQLite left beside it; the copy is kept aside.
+			rep.Action = ActionRollBack
+			record = journal.Record{Kind: journal.Aborted, Gen: cp.Gen}
+			if cpy.Exists {
+				keepCopy = cpy.Name
+			}
+			rep.Notes = append(rep.Notes, "kept the database as it is on the drive (--keep-drive)")
+		case choice == ChooseRollForward && copyOK:
+			// A person's choice: the copy, with the database and stock
+			// SQLite's files moved aside.
+			rep.Action, forward = ActionRollForward, cpy.Name
+			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
+			// The database first (step 6 says why).
+			if db.Exists {
+				setAside = append(setAside, asideFile{p.db, "db"})
+			}
+			for _, f := range stock {
+				setAside = append(setAside, asideFile{f.Name, stockKind(p, f.Name)})
+			}
+			rep.Notes = append(rep.Notes, "took the checkpoint's copy (--roll-forward)")
+		case choice == ChooseRollForward:
+			return unrecoverable("--roll-forward needs the checkpoint's copy whole, and it is not", files...)
+		case copyOK && cp.Began.Size == 0 && (!db.Exists || db.Size == 0) && journalFromEmpty && onlyJournal(stock, stockUsed):
+			// A new database entering WAL mode writes its first page
+			// through a rollback journal, and the checkpoint of it runs
+			// before SQLite deletes the journal. Beside an empty base,
+			// a hot journal of a transaction begun on an empty database
+			// says that transaction never committed: played back into
+			// the copy it would leave nothing, so keep the empty
+			// database, as SQLite itself would (it drops a journal
+			// beside an empty database).
+			rep.Action = ActionRollBack
+			record = journal.Record{Kind: journal.Aborted, Gen: cp.Gen}
+			rep.Notes = append(rep.Notes, "a rollback journal of a transaction begun on the empty database was not finished: kept the empty database")
+		case copyOK && (isBase || !db.Exists) && !hasStockData(stockUsed):
 			// Row "copy present, db old", and FAT's "only the copy".
 			rep.Action, forward = ActionRollForward, cpy.Name
 			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
-		case db.matches(cp.Began.Size, cp.Began.Sum):
+		case copyOK && hasStockData(stockUsed):
+			// Stock SQLite wrote on top of the database after the pull:
+			// rolling forward would either drop those writes or apply
+			// them to a file they do not belong to.
+			if !db.Exists {
+				return unrecoverable("stock SQLite left a -wal or -journal beside a checkpoint that was not finished, and no database; take the copy with ejectsafe recover --roll-forward (the stock files are kept aside)", files...)
+			}
+			return unrecoverable("stock SQLite left a -wal or -journal beside a checkpoint that was not finished; choose with ejectsafe recover --keep-drive or --roll-forward", files...)
+		case copyOK:
+			// The database was written outside ejectsafe after the pull.
+			return unrecoverable("the database is neither the checkpoint's base nor its copy (written outside ejectsafe?); choose with ejectsafe recover --keep-drive or --roll-forward", files...)
+		case isBase:
 			// Neither is the copy, and the database is the base: the
 			// rename never landed (FAT may lose the copy's name).
 			rep.Action = ActionRollBack
@@ -325,7 +435,7 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 			reset = true
 			rep.Notes = append(rep.Notes, fmt.Sprintf("database matches neither checkpoint %d nor its base; the torn journal lost later records", cp.Gen))
 		default:
-			return unrecoverable("no file matches the checkpoint in flight or its base", db, cpy)
+			return unrecoverable("no file matches the checkpoint in flight or its base", files...)
 		}
 	}
 	if reset {
@@ -348,6 +458,9 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 	for _, t := range temps {
 		switch {
 		case t.name == forward:
+		case t.name == keepCopy:
+			aside = append(aside, t)
+			rep.MovedAside = append(rep.MovedAside, t.name)
 		case !db.Exists && (reset || !jexists):
 			fi, err := fsys.Stat(t.name)
 			if err != nil {
@@ -409,7 +522,37 @@ func recoverDB(fsys device.FS, dbPath string, modify bool) (Report, error) {
 
 	// 6. Roll forward: the copy matched Ready, so it is whole and synced.
 	// The journal stays as it is until the directory fsync below: a pull
-	// before then decides again by checksums.
+	// before then decides again by checksums. On a person's choice the
+	// database goes aside first, and that is durable before stock
+	// SQLite's files follow: a pull in between leaves the copy with no
+	// database and the stock files at their names, which the next Recover
+	// refuses (as --keep-drive does: no database to keep) and
+	// --roll-forward finishes. Moving the stock files first would leave
+	// the base alone beside the copy, which the next Recover (every Open)
+	// rolls forward over, losing the base the -wal set aside belongs to.
+	for i, a := range setAside {
+		if i == 1 && setAside[0].kind == "db" {
+			if err := fsys.SyncDir(p.dir); err != nil {
+				return rep, wrap(err)
+			}
+		}
+		name, err := asideName(fsys, p, a.kind)
+		if err != nil {
+			return rep, wrap(err)
+		}
+		if err := fsys.Rename(a.name, name); err != nil {
+			return rep, wrap(err)
+		}
+		rep.MovedAside = append(rep.MovedAside, a.name+" -> "+name)
+		changed = true
+	}
+	if len(setAside) > 0 {
+		// Durable before the copy takes the name: a pull must not bring
+		// a -wal back beside the rolled-forward database.
+		if err := fsys.SyncDir(p.dir); err != nil {
+			return rep, wrap(err)
+		}
+	}
 	if forward != "" {
 		if err := fsys.Rename(forward, p.db); err != nil {
 			return rep, wrap(err)
@@ -523,4 +666,186 @@ func freeName(fsys device.FS, p paths, gen uint64) (string, error) {
 			return "", err
 		}
 	}
+}
+
+// Stock SQLite's companion files of a database.
+const (
+	stockWAL     = "-wal"
+	stockJournal = "-journal"
+	stockSHM     = "-shm"
+)
+
+// stockFiles returns stock SQLite's files beside the database that
+// exist, found in names (the directory's listing), with their sizes,
+// which of them SQLite would apply to the database (used), and whether the
+// -journal is hot and its header says the database had no page before
+// its transaction (fromEmpty: played back, it truncates the database to
+// nothing).
+func stockFiles(fsys device.FS, p paths, names []string) (out []FileSum, used []bool, fromEmpty bool, err error) {
+	for _, suf := range []string{stockWAL, stockJournal, stockSHM} {
+		if !slices.Contains(names, p.baseName+suf) {
+			continue
+		}
+		name := p.db + suf
+		fi, err := fsys.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, false, err
+		}
+		u := false
+		switch suf {
+		case stockWAL:
+			// Shorter than a WAL header, SQLite ignores it.
+			u = fi.Size() >= 32
+		case stockJournal:
+			// Hot only with SQLite's journal header (a zeroed or
+			// truncated journal is ignored). SQLite would not play it
+			// into a missing or empty database, but see hasStockData.
+			if fi.Size() >= int64(len(rollbackMagic)) {
+				f, err := fsys.Open(name, device.ReadOnly)
+				if err != nil {
+					return nil, nil, false, err
+				}
+				// Magic, record count, nonce, then the database's size
+				// in pages before the transaction (pager.c).
+				b := make([]byte, 20)
+				n, rerr := f.ReadAt(b, 0)
+				f.Close() // read-only
+				if rerr != nil && rerr != io.EOF {
+					return nil, nil, false, rerr
+				}
+				u = bytes.Equal(b[:len(rollbackMagic)], rollbackMagic)
+				fromEmpty = u && n == len(b) && binary.BigEndian.Uint32(b[16:]) == 0
+			}
+		}
+		out = append(out, FileSum{Name: name, Exists: true, Size: fi.Size()})
+		used = append(used, u)
+	}
+	return out, used, fromEmpty, nil
+}
+
+// rollbackMagic starts the header of a rollback journal SQLite would play
+// back (pager.c aJournalMagic).
+var rollbackMagic = []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
+
+// hasStockData reports whether one of files (from stockFiles) holds data
+// stock SQLite would apply: a -wal, or a -journal with SQLite's header.
+// A hot -journal counts even beside a missing or empty database: SQLite
+// ignores it there, but a roll forward puts the (non-empty) copy at the
+// database's name, and SQLite would then play the journal back into it
+// (recoverDB settles one begun on an empty database before asking).
+func hasStockData(used []bool) bool {
+	return slices.Contains(used, true)
+}
+
+// onlyJournal reports whether the -journal is the only one of files
+// (from stockFiles) that SQLite would apply.
+func onlyJournal(files []FileSum, used []bool) bool {
+	n := 0
+	for i, f := range files {
+		if used[i] {
+			if !strings.HasSuffix(f.Name, stockJournal) {
+				return false
+			}
+			n++
+		}
+	}
+	return n == 1
+}
+
+// asideFile is a file a person's choice moves out of the way.
+type asideFile struct {
+	name string
+	kind string // "db", "wal", "journal", "shm"
+}
+
+// stockKind names a stock file's kind for its aside name.
+func stockKind(p paths, name string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(name, p.db), "-")
+}
+
+// asideName returns a free name for a file of kind moved aside:
+// <db>.ejectsafe-aside-N.<kind>. It never ends in -wal, -journal or -shm,
+// so neither SQLite nor the shim takes it for a companion file.
+func asideName(fsys device.FS, p paths, kind string) (string, error) {
+	for n := 1; ; n++ {
+		name := fmt.Sprintf("%s%s%d.%s", p.db, asideInfix, n, kind)
+		_, err := fsys.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return name, nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+}
+
+// ResetJournal moves the journal aside, with every checkpoint copy, so
+// that the next Recover starts without one: the way out of a journal
+// that Recover refuses (ErrJournal: larger than MaxJournalSize, a newer
+// format, a broken record). Without a journal nothing vouches for the
+// database, so the caller must first prove that it is a valid SQLite
+// file (the CLI's recover --reset-journal runs integrity_check on it).
+// Nothing is deleted: the journal goes to <db>.ejectsafe-aside-N.jrnl,
+// copies to orphan names. It returns the moves as "from -> to".
+func ResetJournal(fsys device.FS, dbPath string) ([]string, error) {
+	p := newPaths(dbPath)
+	wrap := func(err error) error { return fmt.Errorf("checkpoint reset journal %s: %w", p.db, err) }
+	names, err := fsys.List(p.dir)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	var moved []string
+	move := func(from, to string) error {
+		if err := fsys.Rename(from, to); err != nil {
+			return err
+		}
+		moved = append(moved, from+" -> "+to)
+		return nil
+	}
+	// The copies (and the journal temp) go first, and that is made durable
+	// before the journal moves: a pull that kept the journal's move but
+	// not a copy's would leave a copy under its temp name with no journal,
+	// which the next Recover removes as a leftover.
+	jname := ""
+	for _, n := range names {
+		var to string
+		switch g, isTemp := journal.ParseTempName(p.baseName, n); {
+		case n == filepath.Base(p.journal):
+			jname = n
+			continue
+		case n == filepath.Base(p.jtemp):
+			to, err = asideName(fsys, p, "jrnl-tmp")
+		case isTemp:
+			to, err = freeName(fsys, p, g)
+		default:
+			continue
+		}
+		if err == nil {
+			err = move(filepath.Join(p.dir, n), to)
+		}
+		if err != nil {
+			return moved, wrap(err)
+		}
+	}
+	if len(moved) > 0 {
+		if err := fsys.SyncDir(p.dir); err != nil {
+			return moved, wrap(err)
+		}
+	}
+	if jname != "" {
+		to, err := asideName(fsys, p, "jrnl")
+		if err == nil {
+			err = move(p.journal, to)
+		}
+		if err == nil {
+			err = fsys.SyncDir(p.dir)
+		}
+		if err != nil {
+			return moved, wrap(err)
+		}
+	}
+	return moved, nil
 }

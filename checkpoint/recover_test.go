@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"path"
@@ -128,6 +129,43 @@ func TestRecover(t *testing.T) {
 		{name: "newer version",
 			files: map[string][]byte{nDB: stateA, nJ: newer, nTemp1: stateB},
 			err:   ErrJournal},
+		// Issue 17: roll forward only over the proven base, with nothing
+		// stock SQLite wrote on top of it.
+		{name: "ready, copy present, db written elsewhere",
+			files: map[string][]byte{nDB: stateC, nJ: jbytes(0, began1, ready1), nTemp1: stateB},
+			err:   ErrUnrecoverable, notes: "neither the checkpoint's base nor its copy"},
+		{name: "ready, copy present, stock -wal beside the base",
+			files: map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-wal": make([]byte, 4096)},
+			err:   ErrUnrecoverable, notes: "app.db-wal size=4096"},
+		{name: "ready, copy present, hot -journal beside the base",
+			files: map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-journal": append(slices.Clone(rollbackMagic), make([]byte, 504)...)},
+			err:   ErrUnrecoverable, notes: "app.db-journal size=512"},
+		// Review finding 2: SQLite ignores a hot -journal beside a missing
+		// or empty database, but not beside the copy rolled forward. One
+		// whose transaction began on an empty database (a new database
+		// entering WAL mode) would leave nothing of the copy: the empty
+		// database is kept. Any other refuses.
+		{name: "fresh database, ready, copy present, hot -journal from an empty database",
+			files:  map[string][]byte{nJ: jbytes(0, rec(journal.Began, 1, nil), ready1), nTemp1: stateB, "app.db-journal": hotJournal(0)},
+			action: ActionRollBack, names: []string{"app.db-journal", nJ}, last: journal.Aborted, notes: "kept the empty database"},
+		{name: "empty database, ready, copy present, hot -journal from an empty database",
+			files:  map[string][]byte{nDB: {}, nJ: jbytes(0, rec(journal.Began, 1, nil), ready1), nTemp1: stateB, "app.db-journal": hotJournal(0)},
+			action: ActionRollBack, db: []byte{}, names: []string{nDB, "app.db-journal", nJ}, last: journal.Aborted},
+		{name: "fresh database, ready, copy present, hot -journal from a database of 1 page",
+			files: map[string][]byte{nJ: jbytes(0, rec(journal.Began, 1, nil), ready1), nTemp1: stateB, "app.db-journal": hotJournal(1)},
+			err:   ErrUnrecoverable, notes: "--roll-forward (the stock files are kept aside)"},
+		{name: "empty database, ready, copy present, hot -journal from a database of 1 page",
+			files: map[string][]byte{nDB: {}, nJ: jbytes(0, rec(journal.Began, 1, nil), ready1), nTemp1: stateB, "app.db-journal": hotJournal(1)},
+			err:   ErrUnrecoverable, notes: "app.db-journal size=512"},
+		{name: "fresh database, ready, copy present, hot -journal from an empty database and a -wal",
+			files: map[string][]byte{nJ: jbytes(0, rec(journal.Began, 1, nil), ready1), nTemp1: stateB, "app.db-journal": hotJournal(0), "app.db-wal": make([]byte, 4096)},
+			err:   ErrUnrecoverable, notes: "app.db-wal size=4096"},
+		{name: "ready, copy present, zeroed -journal beside the base",
+			files:  map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-journal": make([]byte, 512)},
+			action: ActionRollForward, db: stateB, names: []string{nDB, "app.db-journal", nJ}, last: journal.Done},
+		{name: "ready, copy matches Ready but is not SQLite",
+			files:  map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, rec(journal.Ready, 1, bytes.Repeat([]byte("x"), 8192))), nTemp1: bytes.Repeat([]byte("x"), 8192)},
+			action: ActionRollBack, db: stateA, names: []string{nDB, nJ}, last: journal.Aborted},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -200,6 +238,17 @@ func TestRecover(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hotJournal is a rollback journal header SQLite would play back, of a
+// transaction begun on a database of pages pages, padded to 512 bytes.
+func hotJournal(pages uint32) []byte {
+	b := make([]byte, 512)
+	copy(b, rollbackMagic)
+	binary.BigEndian.PutUint32(b[16:], pages)
+	binary.BigEndian.PutUint32(b[20:], 512)
+	binary.BigEndian.PutUint32(b[24:], 4096)
+	return b
 }
 
 func countReads(trace []faultinject.Event) int {

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 
+	"github.com/ejectsafe/ejectsafe/checkpoint"
+
 	"github.com/ejectsafe/ejectsafe/device"
 )
 
@@ -10,7 +12,8 @@ import (
 // errors.Is(err, syscall.EIO) works on a checkpoint that met a failing
 // drive, as does errors.Is(err, ErrCheckpoint).
 var (
-	// ErrClosed is returned by methods of a Store after Close succeeded.
+	// ErrClosed is returned by methods of a Store after Close succeeded,
+	// and to a new connection of its *sql.DB once Close began.
 	ErrClosed = errors.New("store: closed")
 
 	// ErrLocked means another process has the database open. The error
@@ -88,9 +91,40 @@ var (
 	// then the Store reattaches by itself.
 	ErrDriveLost = errors.New("store: the drive is gone")
 
-	// ErrWALRetained is returned by Close when, after the final
-	// checkpoint, writes that raced with Close could not be made durable:
-	// they stay in this process's memory and the next Open of the same
-	// database in this process recovers them.
+	// ErrDamaged means Open found the database file itself damaged
+	// (SQLite's quick_check fails on it alone) while a -wal stock SQLite
+	// left beside it waited to be folded in. Nothing was modified; the
+	// error says how to keep the -wal's data.
+	ErrDamaged = errors.New("store: the database file is damaged")
+
+	// ErrWALRetained is returned by Close when, after its checkpoint,
+	// the in-memory WAL still holds committed frames that are not in the
+	// database (frames already backfilled never count, so a transaction
+	// held open across Close does not cause it). Close's clean cut (no
+	// transaction commits once Close began) makes this a safeguard that
+	// should never fire: Close then returns it with the Store still open,
+	// so Close can be called again. Should the close of SQLite's last
+	// connection still leave such frames, they stay in this process's
+	// memory and the next Open of the same database in this process
+	// recovers them.
 	ErrWALRetained = errors.New("store: uncheckpointed writes remain in memory")
+
+	// ErrUnrecoverable means Open's recovery found a checkpoint it could
+	// not settle from what it can prove: a copy that was complete, next
+	// to a database that is not the checkpoint's base (written elsewhere
+	// after the drive was pulled), or next to a -wal or -journal stock
+	// SQLite left. Nothing was modified; the error names the files. A
+	// person chooses with "ejectsafe recover --keep-drive" (the
+	// database as it is on the drive) or "--roll-forward" (the
+	// checkpoint's copy); either keeps every other file aside. It is
+	// checkpoint.ErrUnrecoverable.
+	ErrUnrecoverable = checkpoint.ErrUnrecoverable
+
+	// ErrJournal means Open's recovery cannot use the checkpoint journal:
+	// larger than any ejectsafe writes (refused without reading it), of
+	// a newer format, or holding a record a broken writer produced.
+	// Nothing was modified; "ejectsafe recover --reset-journal" moves it
+	// aside once the database passes integrity_check. It is
+	// checkpoint.ErrJournal.
+	ErrJournal = checkpoint.ErrJournal
 )

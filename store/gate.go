@@ -136,7 +136,9 @@ func (s *Store) tryRewind(ctx context.Context) (bool, error) {
 	s.state.deferSync.Store(s.highWater() > 0 && s.stats.LastCheckpointError == nil)
 	err := s.pin.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
 	s.state.deferSync.Store(false)
-	if _, rerr := s.pin.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", s.opts.BusyTimeout.Milliseconds())); err == nil {
+	// Restored whatever ctx says: an expired ctx must not leave the
+	// pinned connection with the rewind's short busy timeout.
+	if _, rerr := s.pin.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout=%d", s.opts.BusyTimeout.Milliseconds())); err == nil {
 		err = rerr
 	}
 	if err != nil {

@@ -55,6 +55,7 @@ typedef struct es_wal {
 	long long max;    /* writes past this answer SQLITE_FULL */
 	long long retain; /* chunk bytes kept across truncation */
 	long long writes;
+	int cut; /* 1: the Store is closing; no frame may enter (es_wal_cut) */
 	unsigned char **chunks;
 	int nChunk; /* allocated chunks */
 	int nSlot;  /* capacity of chunks[] */
@@ -182,6 +183,7 @@ int es_node_acquire(const char *path, long long maxWAL, long long retainWAL) {
 	sqlite3_mutex_enter(p->wal.mu);
 	p->wal.max = maxWAL;
 	p->wal.retain = retainWAL;
+	p->wal.cut = 0; /* a new Store: writes are welcome again */
 	sqlite3_mutex_leave(p->wal.mu);
 	p->refs++;
 	sqlite3_mutex_leave(GMU);
@@ -369,6 +371,12 @@ static int walWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 of
 	long long end = off + amt;
 	int rc;
 	sqlite3_mutex_enter(w->mu);
+	if (w->cut) {
+		/* Close began: no transaction commits after the cut, so the
+		 * checkpoint Close reports on holds every acknowledged one. */
+		sqlite3_mutex_leave(w->mu);
+		return SQLITE_READONLY;
+	}
 	if (w->max > 0 && end > w->max) {
 		sqlite3_mutex_leave(w->mu);
 		return SQLITE_FULL;
@@ -735,6 +743,33 @@ int es_gate(const char *path, int closed, long long highwater) {
 	}
 	sqlite3_mutex_leave(GMU);
 	return p != 0;
+}
+
+int es_wal_cut(const char *path, int cut) {
+	es_node *p;
+	sqlite3_mutex_enter(GMU);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->wal.mu);
+		p->wal.cut = cut;
+		sqlite3_mutex_leave(p->wal.mu);
+	}
+	sqlite3_mutex_leave(GMU);
+	return p != 0;
+}
+
+int es_writer_busy(const char *path) {
+	es_node *p;
+	int busy = 0;
+	sqlite3_mutex_enter(GMU);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->mu);
+		busy = p->shmExcl[0];
+		sqlite3_mutex_leave(p->mu);
+	}
+	sqlite3_mutex_leave(GMU);
+	return busy;
 }
 
 int es_gate_quiet(const char *path) {

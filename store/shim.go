@@ -461,3 +461,20 @@ func gateQuiet(path string) bool {
 	defer C.free(unsafe.Pointer(cs))
 	return C.es_gate_quiet(cs) != 0
 }
+
+// walCut with cut true makes every later write to path's in-memory WAL
+// fail (SQLITE_READONLY): nothing commits after it; false lets writes in
+// again. Open's nodeAcquire clears it.
+func walCut(path string, cut bool) {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	C.es_wal_cut(cs, C.int(boolInt(cut)))
+}
+
+// writerBusy reports whether a connection to path holds the WAL writer
+// lock.
+func writerBusy(path string) bool {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	return C.es_writer_busy(cs) != 0
+}

@@ -66,4 +66,14 @@ long long es_gate_longest(const char *path);
  * SQLite's own SQLITE_FCNTL_ opcodes. */
 #define ES_FCNTL_NOGATE 0x45530001
 
+/*
+ * es_wal_cut with cut=1 makes every later write to the in-memory WAL of
+ * path answer SQLITE_READONLY: no transaction commits after it (Close's
+ * clean cut). es_node_acquire clears it. es_writer_busy answers 1 while a
+ * connection holds the WAL writer lock (a transaction writing, or
+ * publishing its commit). Both return 0 when path is unknown.
+ */
+int es_wal_cut(const char *path, int cut);
+int es_writer_busy(const char *path);
+
 #endif

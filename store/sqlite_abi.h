@@ -82,6 +82,7 @@ extern int sqlite3_vfs_register(sqlite3_vfs *, int makeDflt);
 #define SQLITE_OK 0
 #define SQLITE_ERROR 1
 #define SQLITE_BUSY 5
+#define SQLITE_READONLY 8
 #define SQLITE_NOMEM 7
 #define SQLITE_IOERR 10
 #define SQLITE_NOTFOUND 12

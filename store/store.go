@@ -414,6 +414,10 @@ func (s *Store) open() (err error) {
 	var undo []func()
 	defer func() {
 		if err != nil {
+			// Closing the connections below runs SQLite's close-time
+			// checkpoint: a failed Open writes nothing to the drive (a
+			// refused -wal must not be folded in on the way out).
+			s.state.abandoned.Store(true)
 			for i := len(undo) - 1; i >= 0; i-- {
 				undo[i]()
 			}
@@ -470,6 +474,9 @@ func (s *Store) open() (err error) {
 		return err
 	}
 	undo = append(undo, func() { nodeRelease(s.path) })
+	if err := checkStockJournal(fsys, s.path); err != nil {
+		return err
+	}
 	stockWAL, err := loadStockWAL(fsys, s.path)
 	if err != nil {
 		return err
@@ -511,6 +518,30 @@ func (s *Store) open() (err error) {
 	// such step: SQLite rolls it back through the shim on the first read
 	// (done above) and syncs the database before deleting the journal.
 	if stockWAL {
+		// Loaded, not yet written anywhere: a -wal whose frames do not fit
+		// this database shows here, and is refused with nothing modified.
+		res, err := quickCheck(context.Background(), s.pin)
+		if isCorrupt(err) {
+			res, err = err.Error(), nil
+		}
+		if err != nil {
+			return s.cause(err)
+		}
+		if res != "ok" {
+			// The database alone tells which file is at fault.
+			wal := s.path + walSuffix
+			alone, checked, err := checkAlone(fsys, s.path)
+			switch {
+			case err != nil:
+				return fmt.Errorf("%w: with %s folded in, quick_check says: %s; checking the database alone: %w; nothing was modified", ErrForeignLog, wal, res, err)
+			case !checked:
+				return fmt.Errorf("%w: with %s folded in, quick_check says: %s (the database alone is too large to check here: it may be the one damaged); nothing was modified; %s", ErrForeignLog, wal, res, keepWALData)
+			case alone != "ok":
+				return fmt.Errorf("%w: %s: quick_check on it alone says: %s; its -wal was not folded in, nothing was modified; %s", ErrDamaged, s.path, alone, keepWALData)
+			default:
+				return fmt.Errorf("%w: the database alone passes quick_check, with %s folded in it says: %s; nothing was modified; %s", ErrForeignLog, wal, res, keepWALData)
+			}
+		}
 		if err := s.checkpointLocked(context.Background()); err != nil {
 			return fmt.Errorf("fold in the WAL stock SQLite left: %w", err)
 		}
@@ -616,12 +647,16 @@ type connector struct {
 	dsn     string
 	drv     *sqlite3.SQLiteDriver
 	ejected atomic.Bool
+	closing atomic.Bool // Close began: no new connection
 	path    string
 }
 
 func (c *connector) Connect(context.Context) (driver.Conn, error) {
 	if c.ejected.Load() {
 		return nil, fmt.Errorf("store: %s: %w", c.path, ErrEjected)
+	}
+	if c.closing.Load() {
+		return nil, fmt.Errorf("store: %s: %w", c.path, ErrClosed)
 	}
 	return c.drv.Open(c.dsn)
 }
@@ -838,9 +873,19 @@ func (s *Store) backfill(ctx context.Context) error {
 			// part. Then: SQLite syncs the database only when the backfill
 			// reached the WAL's end as it stood then; make what it wrote
 			// durable.
+			if testHookBeforeRewind != nil {
+				testHookBeforeRewind(ctx)
+			}
 			rerr := s.rewind(ctx)
 			if err := s.state.main.Commit(); err != nil {
 				return fmt.Errorf("%w: %w", ErrCheckpoint, s.cause(err))
+			}
+			// Every frame committed before this checkpoint began is
+			// backfilled and now durable: a rewind that ran out of time
+			// only left the WAL where it was. That is success, not a
+			// failed checkpoint.
+			if rerr != nil && ctx.Err() != nil && errors.Is(rerr, ctx.Err()) {
+				return nil
 			}
 			return rerr
 		}
@@ -857,6 +902,10 @@ func (s *Store) backfill(ctx context.Context) error {
 		}
 	}
 }
+
+// testHookBeforeRewind, when set by a test, runs in backfill after the
+// PASSIVE backfill is complete and before the rewind.
+var testHookBeforeRewind func(ctx context.Context)
 
 // pending reports whether a checkpoint has anything to write: WAL frames
 // not yet backfilled, or pages backfilled but not yet committed. A wrong
@@ -980,14 +1029,26 @@ func (s *Store) Recovery() RecoveryReport {
 	return s.recovery
 }
 
-// Close checkpoints and releases the database. If that checkpoint fails,
-// Close returns its error (wrapping ErrCheckpoint) and the Store stays open
-// with the WAL in memory, so nothing committed is dropped: fix the cause
-// and call Close again, or, if the drive is gone for good, call Abandon.
+// Close checkpoints and releases the database. It is a clean cut: once
+// it starts, no transaction commits (a write fails with SQLite's
+// SQLITE_READONLY, "attempt to write a readonly database", and a new
+// connection of DB() with ErrClosed), and every transaction acknowledged
+// before is in its checkpoint. If that checkpoint fails, Close returns its error (wrapping
+// ErrCheckpoint) and the Store stays open with the WAL in memory, serving
+// reads but refusing every write (SQLITE_READONLY), so nothing is
+// committed that a retry would not cover: fix the cause and call Close
+// again, or, if the drive is gone for good, call Abandon.
 // Any other error was met while releasing files, after everything was
 // durable: the Store is closed. Close after a successful Close returns
 // nil. Close waits for the drive however long it takes; CloseContext
 // bounds the wait.
+//
+// A write transaction held open when Close starts stalls it: Close waits
+// up to the busy timeout (Options.BusyTimeout, at least a second) for the
+// transaction to end, then checkpoints without it. The transaction can no
+// longer commit (its Commit fails); its connection keeps the in-memory WAL
+// (all backfilled) until the transaction ends. End transactions before
+// Close.
 func (s *Store) Close() error { return s.shutdown(context.Background(), false) }
 
 // CloseContext is Close, returning when ctx ends if the drive has not
@@ -1024,9 +1085,38 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 		}
 		return nil
 	}
+	// The clean cut: from here no transaction commits (the shim refuses
+	// every WAL write, SQLITE_READONLY) and no connection opens
+	// (ErrClosed). A commit already writing finishes publishing first, so
+	// the checkpoint below holds every transaction acknowledged before
+	// the cut. The cut stays if the checkpoint fails: the Store stays open
+	// for another Close, with nothing committed after the first attempt.
+	s.conn.closing.Store(true)
+	walCut(s.path, true)
+	uncut := func() {
+		// A failed Close leaves the Store open: it serves reads, and
+		// writes stay refused until a Close succeeds. A failed eject
+		// leaves the application running as before.
+		s.conn.closing.Store(false)
+		if eject {
+			walCut(s.path, false)
+		}
+	}
+	for deadline := time.Now().Add(max(s.opts.BusyTimeout, time.Second)); writerBusy(s.path) && time.Now().Before(deadline); {
+		// A transaction still holding the writer lock past the bound is
+		// one held open: its commit will fail at the cut.
+		time.Sleep(100 * time.Microsecond)
+	}
 	if err := s.checkpointLocked(ctx); err != nil {
+		uncut()
 		s.mu.Unlock()
 		return fmt.Errorf("store: close %s: store still open: %w", s.path, err)
+	}
+	if w, ok := walStats(s.path); ok && w.dirty > 0 {
+		// Unreachable with the cut; if it ever happens, keep the Store.
+		uncut()
+		s.mu.Unlock()
+		return fmt.Errorf("store: close %s: store still open: %w (%d bytes not checkpointed)", s.path, ErrWALRetained, int64(w.dirty))
 	}
 	s.closed, s.ejected = true, eject
 	s.mu.Unlock()
@@ -1056,9 +1146,13 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 	} else {
 		s.setCond(Closed, nil)
 	}
-	if w, ok := walStats(s.path); ok && w.exists != 0 && w.size > 0 && err == nil {
-		// The close-time checkpoint failed (it deletes the WAL on success).
-		err = fmt.Errorf("store: close %s: %w (%d bytes)", s.path, ErrWALRetained, int64(w.size))
+	if w, ok := walStats(s.path); ok && w.exists != 0 && w.dirty > 0 && err == nil {
+		// Committed frames not in the database after the last
+		// connection's close-time checkpoint. Frames already backfilled
+		// do not count: a connection still held (a transaction open at
+		// the cut, which cannot commit) keeps the WAL alive, and SQLite
+		// deletes it when that connection closes.
+		err = fmt.Errorf("store: close %s: %w (%d bytes)", s.path, ErrWALRetained, int64(w.dirty))
 	}
 	return s.release(err)
 }

@@ -85,23 +85,47 @@ device; one that is not mounted has nothing to unmount (exit 0).`,
 			run: runEject,
 		},
 		{
-			name: "recover", synopsis: "recover [--json] PATH", args: "path",
+			name: "recover", synopsis: "recover [--json] [--keep-drive | --roll-forward] [--reset-journal] PATH", args: "path",
 			short: "roll an interrupted checkpoint back or forward",
 			long: `Bring a database's directory to a clean state after a crash or a pull:
 roll an interrupted checkpoint back or forward, deciding by checksums,
 and remove leftovers. PATH must be an existing SQLite database (or an
 empty file); anything else is refused with exit 2 and nothing is
-created. A database a live store holds is refused.`,
-			flags: jsonFlag, run: runRecover,
+created. A database a live store holds is refused.
+
+Recovery acts only on what it can prove. When the drive was written
+elsewhere after the pull (the database is neither the checkpoint's base
+nor its copy, or stock SQLite left a -wal or -journal beside it), it
+changes nothing, names the files and exits 1; a person then chooses:
+--keep-drive keeps the database as it is on the drive (with its -wal or
+-journal, folded in at the next open) and moves the checkpoint's copy
+aside (refused when there is no database to keep); --roll-forward takes the checkpoint's copy and moves the
+database and its -wal, -journal and -shm aside. A checkpoint journal
+recover cannot use (larger than any ejectsafe writes, a newer format)
+is refused the same way; --reset-journal moves it and any copies aside,
+after integrity_check proves the database itself sound. Nothing is
+deleted: what is set aside is named <db>.ejectsafe-aside-N.KIND or
+<db>.ejectsafe-orphan-GEN.`,
+			flags: func(fl *flag.FlagSet) {
+				fl.Bool("keep-drive", false, "settle a refused checkpoint by keeping the database as it is on the drive; the copy goes aside")
+				fl.Bool("roll-forward", false, "settle a refused checkpoint by taking its copy; the database and its -wal, -journal, -shm go aside")
+				fl.Bool("reset-journal", false, "move an unusable checkpoint journal and its copies aside (the database must pass integrity_check)")
+				jsonFlag(fl)
+			},
+			run: runRecover,
 		},
 		{
 			name: "verify", synopsis: "verify [--json] PATH", args: "path",
 			short: "read-only: journal state, checksum, integrity_check",
 			long: `Read-only: the checkpoint journal's state, what recover would do,
 whether the database is what the last checkpoint wrote (size and
-checksum), and SQLite's integrity_check of the database file as it is
-on the drive. PATH must be an existing SQLite database; anything else is
-refused with exit 2.`,
+checksum), SQLite's integrity_check of the database file as it is on
+the drive, and whether a -wal or -journal stock SQLite left beside it
+belongs to it (for a -wal, the fold is tried on copies in a temporary
+directory). Anything not clean exits 1 with the report: a corrupt
+database, a foreign -wal or -journal, a checkpoint to settle. PATH must
+be an existing SQLite database (or a damaged one with a checkpoint
+journal beside it); anything else is refused with exit 2.`,
 			flags: jsonFlag, run: runVerify,
 		},
 		{

@@ -282,7 +282,7 @@ func jsonExamples() map[string]any {
 		"check_safe": checkOut{statusOut: statusJSON("check", 0, vClean), Safe: true, Synced: true, Reasons: []string{}},
 		"eject":      eject,
 		"recover":    reportJSON("recover", 0, rep),
-		"verify":     verifyOut{reportJSON("verify", 0, clean), "ok", true},
+		"verify":     verifyOut{reportJSON("verify", 0, clean), "ok", []stockOut{}, true},
 		"doctor":     doctorJSON(doc),
 		"version":    ver,
 		"error":      errorOut("verify", 2, "/media/usb/photos is a directory; give the database file inside it"),

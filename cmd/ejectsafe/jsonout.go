@@ -241,8 +241,19 @@ type recoverOut struct {
 
 type verifyOut struct {
 	recoverOut
-	Integrity string `json:"integrity"` // integrity_check's lines, joined by "; "
-	OK        bool   `json:"ok"`
+	Integrity string     `json:"integrity"` // integrity_check's lines, joined by "; "
+	Stock     []stockOut `json:"stock"`     // stock SQLite's -wal and -journal beside the database
+	OK        bool       `json:"ok"`
+}
+
+// stockOut is one store.StockFinding.
+type stockOut struct {
+	Path    string `json:"path"`
+	Note    string `json:"note"`
+	Foreign bool   `json:"foreign"` // does not belong to the database: not clean
+	// Whether it belongs could not be told (a damaged or too large
+	// database): not clean either.
+	Unchecked bool `json:"unchecked"`
 }
 
 func reportJSON(cmd string, code int, r checkpoint.Report) recoverOut {

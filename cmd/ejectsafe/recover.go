@@ -18,9 +18,10 @@ const lockSuffix = ".ejectsafe-lock"
 // SQLite database (exit 2, nothing created).
 var errNotDatabase = errors.New("not an SQLite database")
 
-// runRecover: ejectsafe recover [--json] PATH. Exit 0 when the database is
-// in a clean state afterwards, 1 when recovery cannot tell what is right
-// (nothing modified), 2 on usage or operational errors (a missing path, a
+// runRecover: ejectsafe recover [--json] [--keep-drive | --roll-forward]
+// [--reset-journal] PATH. Exit 0 when the database is in a clean state
+// afterwards, 1 when recovery cannot tell what is right (nothing
+// modified), 2 on usage or operational errors (a missing path, a
 // directory, a file that is not a database: refused before anything is
 // created).
 func runRecover(args []string, stdout, stderr io.Writer) int {
@@ -28,13 +29,38 @@ func runRecover(args []string, stdout, stderr io.Writer) int {
 	if in == nil {
 		return code
 	}
+	choice := checkpoint.ChooseNothing
+	switch keep, fwd := in.bool("keep-drive"), in.bool("roll-forward"); {
+	case keep && fwd:
+		return in.usageError("--keep-drive and --roll-forward exclude each other")
+	case keep:
+		choice = checkpoint.ChooseKeepDrive
+	case fwd:
+		choice = checkpoint.ChooseRollForward
+	}
 	// A live Store must not be recovered under its feet: take its lock.
 	lock, err := device.OS.Lock(path + lockSuffix)
 	if err != nil {
 		return in.fail(2, err)
 	}
 	defer lock.Close()
-	rep, err := checkpoint.Recover(device.OS, path)
+	var moved []string
+	if in.bool("reset-journal") {
+		// Without a journal nothing vouches for the database: prove it
+		// sound first, as SQLite reads it alone.
+		integrity, err := integrityCheck(path)
+		if err != nil {
+			return in.fail(2, fmt.Errorf("integrity check: %w", err))
+		}
+		if integrity != "ok" {
+			return in.fail(1, fmt.Errorf("%s: integrity_check: %s; the journal is kept, nothing was changed", path, integrity))
+		}
+		if moved, err = checkpoint.ResetJournal(device.OS, path); err != nil {
+			return in.fail(2, err)
+		}
+	}
+	rep, err := checkpoint.RecoverWith(device.OS, path, choice)
+	rep.MovedAside = append(moved, rep.MovedAside...)
 	return report(in, rep, err)
 }
 
@@ -107,6 +133,10 @@ func report(in *invocation, rep checkpoint.Report, err error) int {
 		return code
 	}
 	if err != nil {
+		// A refusal (exit 1) still reports what was found.
+		if code == 1 {
+			fmt.Fprintln(in.stdout, rep)
+		}
 		fmt.Fprintf(in.stderr, "ejectsafe %s: %v\n", in.cmd.name, err)
 		return code
 	}

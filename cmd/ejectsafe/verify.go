@@ -2,23 +2,29 @@ package main
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 
-	_ "github.com/mattn/go-sqlite3"
+	"github.com/mattn/go-sqlite3"
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/journal"
 	"github.com/ejectsafe/ejectsafe/store"
 )
 
 // runVerify: ejectsafe verify [--json] PATH. Read-only: the journal's
 // state, what recover would do, whether the database is what the journal's
-// last checkpoint wrote (size and checksum), and SQLite's integrity check
-// of the database file as it is on the drive. Exit 0 when all are clean;
-// 1 otherwise; 2 on usage or operational errors.
+// last checkpoint wrote (size and checksum), SQLite's integrity check of
+// the database file as it is on the drive, and whether a -wal or -journal
+// stock SQLite left beside it belongs to it. Exit 0 when all are clean;
+// 1, with the report, for anything that is not (a corrupt database, a
+// foreign -wal or -journal, a checkpoint recover would have to settle or
+// refuses); 2 only on usage or operational errors (no report possible).
 func runVerify(args []string, stdout, stderr io.Writer) int {
-	in, path, code := dbArg("verify", args, stdout, stderr)
+	in, path, code := verifyArg(args, stdout, stderr)
 	if in == nil {
 		return code
 	}
@@ -36,21 +42,53 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return in.fail(2, fmt.Errorf("integrity check: %w", err))
 	}
+	stock, err := store.InspectStock(path)
+	if err != nil {
+		return in.fail(2, fmt.Errorf("inspect -wal and -journal: %w", err))
+	}
 	ok := integrity == "ok" && rep.Action == checkpoint.ActionNone && !rep.Mismatch
+	var stockJSON []stockOut
+	for _, f := range stock {
+		ok = ok && !f.Foreign && !f.Unchecked
+		stockJSON = append(stockJSON, stockOut{Path: f.Path, Note: f.Note, Foreign: f.Foreign, Unchecked: f.Unchecked})
+	}
 	code = 0
 	if !ok {
 		code = 1
 	}
 	if in.json {
-		writeJSON(stdout, verifyOut{reportJSON("verify", code, rep), integrity, ok})
+		writeJSON(stdout, verifyOut{reportJSON("verify", code, rep), integrity, nonNil(stockJSON), ok})
 	} else {
 		fmt.Fprintln(stdout, rep)
 		fmt.Fprintf(stdout, "integrity_check: %s\n", integrity)
+		for _, f := range stock {
+			fmt.Fprintf(stdout, "stock SQLite file %s: %s\n", f.Path, f.Note)
+		}
 	}
-	if !ok {
-		return 1
+	return code
+}
+
+// verifyArg is dbArg for verify: a file whose header is not SQLite's but
+// that has a checkpoint journal beside it is this project's database,
+// damaged: it gets a report (exit 1), not a refusal (exit 2).
+func verifyArg(args []string, stdout, stderr io.Writer) (*invocation, string, int) {
+	in, code := parse("verify", args, stdout, stderr, 1, 1)
+	if in == nil {
+		return nil, "", code
 	}
-	return 0
+	abs, err := realPath(in.pos[0])
+	if err == nil {
+		err = checkDatabase(abs)
+	}
+	if errors.Is(err, errNotDatabase) {
+		if fi, jerr := os.Stat(journal.Name(abs)); jerr == nil && fi.Mode().IsRegular() {
+			return in, abs, 0
+		}
+	}
+	if err != nil {
+		return nil, "", in.fail(2, err)
+	}
+	return in, abs, 0
 }
 
 // integrityCheck runs PRAGMA integrity_check on the database file alone,
@@ -63,6 +101,10 @@ func integrityCheck(path string) (string, error) {
 	}
 	defer db.Close()
 	rows, err := db.Query("PRAGMA integrity_check")
+	if isCorrupt(err) {
+		// Too damaged for SQLite to check: that is the finding.
+		return err.Error(), nil
+	}
 	if err != nil {
 		return "", err
 	}
@@ -78,5 +120,17 @@ func integrityCheck(path string) (string, error) {
 		}
 		out += line
 	}
-	return out, rows.Err()
+	if err := rows.Err(); isCorrupt(err) {
+		return err.Error(), nil
+	} else if err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// isCorrupt reports whether err is SQLite finding the database malformed
+// or not a database.
+func isCorrupt(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrCorrupt || se.Code == sqlite3.ErrNotADB)
 }
