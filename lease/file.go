@@ -31,7 +31,8 @@ type Place struct {
 
 // PlaceFor decides where dbPath's lease lives: in the volume's lease
 // directory when fsys is the OS's and the volume root can hold it (the
-// directory is made if needed), else next to the database. The root
+// directory is made if needed, shared by every user: leaseDir), else
+// next to the database. The root
 // filesystem gets no lease directory: it is not ejected.
 func PlaceFor(fsys device.FS, dbPath string) Place {
 	fallback := Place{Path: dbPath + FallbackSuffix, Root: filepath.Dir(dbPath), DB: filepath.Base(dbPath)}
@@ -47,9 +48,13 @@ func PlaceFor(fsys device.FS, dbPath string) Place {
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 		return fallback
 	}
-	dir := filepath.Join(p.MountPoint, DirName)
 	// Directories are not part of device.FS; this is the OS's filesystem.
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// A lease directory that is a link, or that this process cannot
+	// write (another user's, made before directories were shared), is
+	// found here, before the Store creates anything: the lease goes
+	// next to the database instead.
+	dir, err := leaseDir(p.MountPoint)
+	if err != nil {
 		return fallback
 	}
 	rel = filepath.ToSlash(rel)
@@ -68,7 +73,9 @@ func Write(fsys device.FS, path string, l Lease) error {
 	if err := fsys.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("lease: %w", err)
 	}
-	f, err := fsys.Create(tmp, 0o644)
+	// 0600: a lease names its holder's endpoint; other users have no
+	// business reading it (filesystems without modes ignore this).
+	f, err := fsys.Create(tmp, 0o600)
 	if err != nil {
 		return fmt.Errorf("lease: %w", err)
 	}

@@ -428,6 +428,12 @@ func (s *Store) open() (err error) {
 		}
 		s.recovery = RecoveryReport{Action: "skipped", text: "read-only: recovery not run"}
 	} else {
+		// Where the lease will live, decided before anything is
+		// created: a volume lease directory this process cannot write
+		// (another user's) or that is a link is found now, and the
+		// lease goes next to the database (lease.PlaceFor).
+		s.lease = lease.PlaceFor(fsys, s.path)
+
 		// One process per database: an OS lock, taken before the first
 		// byte is written anywhere.
 		s.lock, err = fsys.Lock(s.path + lockSuffix)
@@ -525,7 +531,9 @@ func (s *Store) takeLease() error {
 	if err != nil {
 		return fmt.Errorf("lease: who am I: %w", err)
 	}
-	s.lease = lease.PlaceFor(s.opts.FS, s.path)
+	if s.lease.Path == "" {
+		s.lease = lease.PlaceFor(s.opts.FS, s.path)
+	}
 	if s.endpoint, s.leaseErr = lease.Listen(endpointHandler{s}); s.leaseErr != nil {
 		s.endpoint = nil
 	}
