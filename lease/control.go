@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -16,11 +17,22 @@ import (
 // server answers one JSON line, a Response, and closes the connection.
 //
 //	{"op":"status"}                 -> {"ok":true,"status":{...}}
-//	{"op":"eject","timeout_ms":N}   -> {"ok":true} once checkpointed and released,
+//	{"op":"eject","db":P,"timeout_ms":N}
+//	                                -> {"ok":true} once checkpointed and released,
 //	                                   {"ok":false,"refused":"why"} when the app said no,
-//	                                   {"ok":false,"error":"why"} when it could not.
+//	                                   {"ok":false,"error":"why"} when it could not,
+//	                                   or when it does not hold the database P.
 //
-// Only processes of the server's own user are answered. The endpoint,
+// A lease is a file on a drive: anyone can copy it to another drive (cp -a
+// of a stick whose holder is live) or plant one naming someone's
+// endpoint. So an endpoint is trusted only for the database it proves it
+// holds: its status names its database's real path and its volume (device
+// number and mount id), which the asker compares with the lease's
+// database on the volume being ejected before it asks for an eject; and
+// an eject names the database it is for, which the server checks against
+// its own (Server.handle), so a misdirected eject releases nothing.
+//
+// Only processes of the server's own user, and root, are answered. The endpoint,
 // per platform (control_unix.go, control_windows.go):
 //
 //   - Linux, macOS: a Unix socket, mode 0600 in a directory of mode 0700,
@@ -35,7 +47,8 @@ import (
 
 // Request is what a client asks.
 type Request struct {
-	Op        string `json:"op"` // "status" or "eject"
+	Op        string `json:"op"`           // "status" or "eject"
+	DB        string `json:"db,omitempty"` // eject: the database to release, as its real path
 	TimeoutMS int64  `json:"timeout_ms,omitempty"`
 }
 
@@ -49,7 +62,13 @@ type Response struct {
 
 // Status is a holder's live state.
 type Status struct {
-	DB             string    `json:"db"`
+	DB string `json:"db"` // the database's real path
+	// The volume the database is on, as the holder identified it when it
+	// opened it (device.VolumeID): device number and mount id prove "the
+	// same mount" to an asker on this host; 0 when unknown.
+	VolumeDev      uint64    `json:"volume_dev,omitempty"`
+	VolumeMount    uint64    `json:"volume_mount,omitempty"`
+	VolumeSerial   string    `json:"volume_serial,omitempty"`
 	State          string    `json:"state"`
 	DirtyBytes     int64     `json:"dirty_bytes"`
 	WALBytes       int64     `json:"wal_bytes"`
@@ -69,6 +88,18 @@ type Handler interface {
 type RefusedError struct{ Reason string }
 
 func (e *RefusedError) Error() string { return "eject refused: " + e.Reason }
+
+// ErrNotHeld begins the answer of an endpoint asked to eject a database
+// it does not hold.
+var ErrNotHeld = errors.New("lease: not the holder of that database")
+
+// SamePath reports whether two real paths of a database name the same
+// file: equal once cleaned. (Case-insensitive filesystems are handled
+// where the paths are made: store.Open and the CLI give the name the
+// directory holds.)
+func SamePath(a, b string) bool {
+	return a != "" && filepath.Clean(a) == filepath.Clean(b)
+}
 
 // ErrNotOwner means a process of another user tried the endpoint.
 var ErrNotOwner = errors.New("lease: peer is not the endpoint's user")
@@ -130,6 +161,13 @@ func (s *Server) handle(c net.Conn) {
 		st := s.h.Status()
 		reply(Response{OK: true, Status: &st})
 	case "eject":
+		// Release only the database the asker means: a lease copied
+		// from another drive, or planted, names this endpoint for a
+		// database it does not hold.
+		if held := s.h.Status().DB; req.DB == "" || !SamePath(req.DB, held) {
+			reply(Response{Error: fmt.Sprintf("%s: this endpoint holds another database; nothing released", ErrNotHeld)})
+			return
+		}
 		timeout := time.Duration(req.TimeoutMS) * time.Millisecond
 		if timeout <= 0 || timeout > 10*time.Minute {
 			timeout = time.Minute

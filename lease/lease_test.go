@@ -242,11 +242,19 @@ func TestServer(t *testing.T) {
 	if err != nil || !resp.OK || resp.Status == nil || resp.Status.DirtyBytes != 42 {
 		t.Fatalf("status: %+v, %v", resp, err)
 	}
-	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject"}); err != nil || !resp.OK || h.ejects != 1 {
+	// An eject for another database, or naming none, releases nothing
+	// (issue 17, finding 8: a lease copied or planted on another volume
+	// names this endpoint).
+	for _, db := range []string{"", "/y/app.db", "/x/other.db"} {
+		if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject", DB: db}); err != nil || resp.OK || !strings.Contains(resp.Error, ErrNotHeld.Error()) || h.ejects != 0 {
+			t.Fatalf("eject for %q: %+v, %v (ejects %d); want refused as not held", db, resp, err, h.ejects)
+		}
+	}
+	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject", DB: "/x/app.db"}); err != nil || !resp.OK || h.ejects != 1 {
 		t.Fatalf("eject: %+v, %v", resp, err)
 	}
 	h.refuse = errors.New("a document is being saved")
-	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject"}); err != nil || resp.OK || resp.Refused != "a document is being saved" {
+	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject", DB: "/x/app.db"}); err != nil || resp.OK || resp.Refused != "a document is being saved" {
 		t.Fatalf("refused eject: %+v, %v", resp, err)
 	}
 	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "format the drive"}); err != nil || resp.OK || resp.Error == "" {

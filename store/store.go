@@ -566,9 +566,13 @@ func (h endpointHandler) Status() lease.Status {
 	if h.s.isClosed() {
 		state = "closed"
 	}
+	h.s.smu.Lock()
+	vol := h.s.vol
+	h.s.smu.Unlock()
 	return lease.Status{
 		DB: h.s.path, State: state, DirtyBytes: st.DirtyBytes, WALBytes: st.WALBytes,
 		Generation: st.Generation, LastCheckpoint: st.LastCheckpoint,
+		VolumeDev: vol.Dev, VolumeMount: vol.Mount, VolumeSerial: vol.Serial,
 	}
 }
 

@@ -86,7 +86,7 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 	}
 
 	path := in.pos[0]
-	v, err := gather(path, 2*time.Second)
+	v, err := gather(path, statusTimeout)
 	if err != nil {
 		if deadMount("eject", path, err, in.json, stdout, stderr) {
 			return 2 // a vanished drive: one message saying what to do
@@ -247,10 +247,12 @@ func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ..
 		}
 		say("asking pid %d (%s) to checkpoint and release...", r.PID, r.DB)
 		wg.Add(1)
-		go func(endpoint string) {
+		go func(endpoint, db string) {
 			defer wg.Done()
 			start := time.Now()
-			resp, err := lease.Ask(ctx, endpoint, lease.Request{Op: "eject", TimeoutMS: timeout.Milliseconds()})
+			// The database is named: an endpoint that does not hold it
+			// releases nothing (lease.Server checks).
+			resp, err := lease.Ask(ctx, endpoint, lease.Request{Op: "eject", DB: db, TimeoutMS: timeout.Milliseconds()})
 			r.ElapsedMS = time.Since(start).Milliseconds()
 			switch {
 			case err != nil:
@@ -272,7 +274,7 @@ func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ..
 			default:
 				say("  pid %d did not answer: %s", r.PID, r.Message)
 			}
-		}(h.Lease.Endpoint)
+		}(h.Lease.Endpoint, h.DB)
 	}
 	wg.Wait()
 	return out

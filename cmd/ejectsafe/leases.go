@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ejectsafe/ejectsafe/device"
@@ -42,6 +44,11 @@ type volume struct {
 	Uninspected int
 	UsersErr    error
 }
+
+// statusTimeout bounds, in all, the status questions status, check and
+// eject ask the holders (all at once): they answer in about a second
+// whatever the leases on the volume say.
+const statusTimeout = time.Second
 
 // gather finds the leases on PATH's volume, asks live holders for
 // their status, and finds the processes using the volume.
@@ -90,15 +97,9 @@ func gather(path string, timeout time.Duration) (volume, error) {
 				h.Stale = "holder gone"
 			}
 		}
-		if h.blocks() {
-			h.Live, h.NoAnswer = ask(h.Lease.Endpoint, timeout)
-			if h.Live == nil {
-				h.Orphaned = orphaned(h)
-				h.Stale = h.Orphaned
-			}
-		}
 		v.Holders = append(v.Holders, h)
 	}
+	askStatus(v.Holders, root, timeout)
 	if v.Mounted {
 		v.Users, v.Uninspected, v.UsersErr = otherUsers(p.MountPoint, root, v.Holders)
 	}
@@ -141,18 +142,66 @@ func otherUsers(mp, root string, holders []holder) ([]user, int, error) {
 	return out, skipped, nil
 }
 
-func ask(endpoint string, timeout time.Duration) (*lease.Status, string) {
+// askStatus asks every holder whose lease looks live for its status, all
+// at once under one deadline: a holder that never answers (a socket that
+// accepts and stays silent) costs the deadline once, not once per lease.
+// A holder that answers must prove it holds the lease's database on this
+// volume (proveHolder); one that does not is marked invalid: its lease
+// was copied from another drive or planted, and it is not asked for
+// anything else. One that does not answer is checked for being orphaned.
+func askStatus(holders []holder, root string, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	vol, volErr := device.VolumeOf(device.OS, root, false)
+	var wg sync.WaitGroup
+	for i := range holders {
+		h := &holders[i]
+		if !h.blocks() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.Live, h.NoAnswer = ask(ctx, h.Lease.Endpoint)
+			if h.Live != nil {
+				if why := proveHolder(*h, h.Live, vol, volErr); why != "" {
+					h.Live, h.Invalid = nil, why
+				}
+				return
+			}
+			h.Orphaned = orphaned(*h)
+			h.Stale = h.Orphaned
+		}()
+	}
+	wg.Wait()
+}
+
+// proveHolder says why a holder's answer does not prove it holds the
+// database its lease names on this volume, or "": its database's real
+// path must be the lease's, and the volume it identified when it opened
+// the database (device number, mount id) must be the one being looked at.
+func proveHolder(h holder, st *lease.Status, vol device.VolumeID, volErr error) string {
+	if !lease.SamePath(st.DB, h.DB) {
+		return fmt.Sprintf("names a holder of another database (pid %d holds %s, not %s); not followed", h.Lease.PID, st.DB, h.DB)
+	}
+	if volErr == nil && st.VolumeDev != 0 && vol.Dev != 0 && !vol.SameMount(device.VolumeID{Dev: st.VolumeDev, Mount: st.VolumeMount}) {
+		return fmt.Sprintf("names a holder of %s on another volume (pid %d); not followed", st.DB, h.Lease.PID)
+	}
+	return ""
+}
+
+func ask(ctx context.Context, endpoint string) (*lease.Status, string) {
 	if endpoint == "" {
 		return nil, "the holder has no control endpoint"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	resp, err := lease.Ask(ctx, endpoint, lease.Request{Op: "status"})
 	switch {
 	case err != nil:
 		return nil, err.Error()
 	case !resp.OK:
 		return nil, resp.Error
+	case resp.Status == nil:
+		return nil, "an answer without a status"
 	}
 	return resp.Status, ""
 }

@@ -14,7 +14,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if in == nil {
 		return code
 	}
-	v, err := gather(in.pos[0], 2*time.Second)
+	v, err := gather(in.pos[0], statusTimeout)
 	if err != nil {
 		return in.fail(2, err)
 	}
