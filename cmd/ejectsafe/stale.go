@@ -12,7 +12,8 @@ import (
 
 // realPath makes path absolute with its symlinks resolved, as store.Open
 // does, so that every name derived from it (lock, journal, lease, volume)
-// is the one the Store uses. A missing last element resolves through its
+// is the one the Store uses (on FAT and exFAT, spelled as the directory
+// holds it). A missing last element resolves through its
 // directory.
 func realPath(path string) (string, error) {
 	abs, err := filepath.Abs(path)
@@ -25,9 +26,14 @@ func realPath(path string) (string, error) {
 		if derr != nil {
 			return "", derr
 		}
-		return filepath.Join(dir, filepath.Base(abs)), nil
+		p, err = filepath.Join(dir, filepath.Base(abs)), nil
 	}
-	return p, err
+	if err != nil {
+		return "", err
+	}
+	// Spelled as the directory holds it on FAT and exFAT, as store.Open
+	// does (device.CanonicalName).
+	return device.CanonicalName(p)
 }
 
 // orphaned says why a holder whose lease looks live (its pid runs) holds
