@@ -16,7 +16,8 @@ import (
 // "released", "refused" (the application declined), "no_answer" (did not
 // answer within --timeout, or the endpoint failed), "failed" (it could
 // not checkpoint or release), "no_endpoint" (it cannot be asked),
-// "stale" or "invalid" (not asked: the lease is not followed).
+// "unreadable" (another user's lease: it cannot be asked by this user;
+// root can), "stale" or "invalid" (not asked: the lease is not followed).
 type ejectHolderOut struct {
 	PID       int    `json:"pid"`
 	DB        string `json:"db"`
@@ -232,6 +233,10 @@ func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ..
 			r.PID = h.Lease.PID
 		}
 		switch {
+		case h.Unreadable != "":
+			r.Result, r.Message = "unreadable", h.Unreadable
+			say("%s: %s; it cannot be asked by this user (root can)", h.File, h.Unreadable)
+			continue
 		case h.Invalid != "":
 			r.Result, r.Message = "invalid", h.Invalid
 			say("%s: invalid lease, not followed: %s", h.File, h.Invalid)

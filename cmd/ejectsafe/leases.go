@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -21,12 +23,19 @@ type holder struct {
 	Stale    string        `json:"stale,omitempty"`   // why its holder is gone
 	Live     *lease.Status `json:"live,omitempty"`    // the holder's answer to status
 	NoAnswer string        `json:"no_answer,omitempty"`
-	Orphaned string        `json:"-"` // why a lease with a running pid holds nothing (see orphaned)
+	// Unreadable: the lease file exists but this user may not read it
+	// (another user's lease, mode 0600): a holder that cannot be seen or
+	// asked, counted as live.
+	Unreadable string `json:"unreadable,omitempty"`
+	Orphaned   string `json:"-"` // why a lease with a running pid holds nothing (see orphaned)
 }
 
 // blocks reports whether the holder keeps the volume from being removed:
-// a valid lease whose holder is alive.
-func (h holder) blocks() bool { return h.Lease != nil && h.Invalid == "" && h.Stale == "" }
+// a valid lease whose holder is alive, or another user's lease this user
+// cannot read (Lease is nil then).
+func (h holder) blocks() bool {
+	return h.Unreadable != "" || h.Lease != nil && h.Invalid == "" && h.Stale == ""
+}
 
 // volume is what status, check and eject know of PATH's volume.
 type volume struct {
@@ -87,6 +96,8 @@ func gather(path string, timeout time.Duration) (volume, error) {
 	for _, f := range found {
 		h := holder{File: f.File}
 		switch {
+		case errors.Is(f.Err, fs.ErrPermission):
+			h.Unreadable = "another user's lease: not readable by this user"
 		case f.Err != nil:
 			h.Invalid = f.Err.Error()
 		default:
@@ -117,7 +128,7 @@ func otherUsers(mp, root string, holders []holder) ([]user, int, error) {
 	for _, u := range all {
 		var dbs []string
 		for _, h := range holders {
-			if h.blocks() && h.Lease.PID == u.PID {
+			if h.blocks() && h.Lease != nil && h.Lease.PID == u.PID {
 				dbs = append(dbs, h.DB)
 			}
 		}
@@ -156,7 +167,7 @@ func askStatus(holders []holder, root string, timeout time.Duration) {
 	var wg sync.WaitGroup
 	for i := range holders {
 		h := &holders[i]
-		if !h.blocks() {
+		if !h.blocks() || h.Lease == nil {
 			continue
 		}
 		wg.Add(1)

@@ -43,6 +43,8 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 // describe renders one holder on one line.
 func describe(h holder) string {
 	switch {
+	case h.Unreadable != "":
+		return fmt.Sprintf("unreadable: %s: %s (counted as live)", h.File, h.Unreadable)
 	case h.Invalid != "":
 		return fmt.Sprintf("invalid:    %s: %s (not followed)", h.File, h.Invalid)
 	case h.Stale != "":
