@@ -30,6 +30,23 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// serveChildEnv makes the test binary serve a fakeHandler at its value
+// until its stdin closes (TestServer_rootMayAsk).
+const serveChildEnv = "EJECTSAFE_LEASE_SERVE"
+
+func serveChild(sock string) int {
+	srv, err := ListenAt(sock, &fakeHandler{})
+	if err != nil {
+		println("listen:", err.Error())
+		return 1
+	}
+	println("ready")
+	var b [1]byte
+	os.Stdin.Read(b[:])
+	srv.Close()
+	return 0
+}
+
 func valid() Lease {
 	return Lease{Version: 1, DB: "notes/app.db", PID: 1234, Start: 99, Host: "laptop", Boot: "b00t",
 		State: StateOpen, Endpoint: "/run/user/1000/ejectsafe/1234-ab.sock", Since: time.Unix(1700000000, 0).UTC()}

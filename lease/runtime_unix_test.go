@@ -120,23 +120,6 @@ func TestRuntimeDir_squatted(t *testing.T) {
 	})
 }
 
-// serveChildEnv makes the test binary serve a fakeHandler at its value
-// until its stdin closes (TestServer_rootMayAsk).
-const serveChildEnv = "EJECTSAFE_LEASE_SERVE"
-
-func serveChild(sock string) int {
-	srv, err := ListenAt(sock, &fakeHandler{})
-	if err != nil {
-		println("listen:", err.Error())
-		return 1
-	}
-	println("ready")
-	var b [1]byte
-	os.Stdin.Read(b[:])
-	srv.Close()
-	return 0
-}
-
 // TestServer_rootMayAsk (finding 11): root may ask a holder of any user
 // (sudo ejectsafe eject must be able to release a user's store); the
 // peer check refused uid 0 before.
