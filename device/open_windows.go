@@ -17,7 +17,9 @@ import (
 // As on unix (open_unix.go), a name on the drive is never followed:
 // FILE_FLAG_OPEN_REPARSE_POINT opens a symbolic link or junction itself,
 // which is then refused (ErrSymlink), and anything but a file on a disk
-// (a directory, a pipe, a device) is refused (ErrNotRegular).
+// (a directory, a pipe, a device) is refused (ErrNotRegular). Every
+// reparse point is refused, not only links and junctions: a cloud
+// placeholder is not a file to checkpoint on a removable drive either.
 func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
 	p, err := windows.UTF16PtrFromString(name)
 	if err != nil {
@@ -38,7 +40,7 @@ func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
 	}
 	attrs := uint32(windows.FILE_ATTRIBUTE_NORMAL | windows.FILE_FLAG_OPEN_REPARSE_POINT)
 	if flag&os.O_CREATE != 0 && perm&0o200 == 0 {
-		attrs = windows.FILE_ATTRIBUTE_READONLY
+		attrs = windows.FILE_ATTRIBUTE_READONLY | windows.FILE_FLAG_OPEN_REPARSE_POINT
 	}
 	h, err := windows.CreateFile(p, access,
 		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE, nil, disp, attrs, 0)
