@@ -59,8 +59,10 @@ func (s *silentServer) stats() (most, accepted int) {
 
 // silentHolders writes, in dir, n leases of "databases" held by this
 // process (a live pid: the leases are not stale), each naming a socket of
-// a silentServer.
-func silentHolders(t *testing.T, dir string, n int) *silentServer {
+// a silentServer. With locked, the test holds each database's OS lock, as
+// a Store that hangs would; without, the leases are planted: nobody holds
+// the databases.
+func silentHolders(t *testing.T, dir string, n int, locked bool) *silentServer {
 	t.Helper()
 	me, err := lease.Me()
 	if err != nil {
@@ -86,20 +88,28 @@ func silentHolders(t *testing.T, dir string, n int) *silentServer {
 		if err := lease.Write(device.OS, filepath.Join(dir, db+lease.FallbackSuffix), l); err != nil {
 			t.Fatal(err)
 		}
+		if locked {
+			lk, err := device.OS.Lock(filepath.Join(dir, db+lease.LockSuffix))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { lk.Close() })
+		}
 	}
 	return s
 }
 
 // TestStatus_silentHolders (issue 17, finding 9): 30 leases naming a live
-// pid and a socket that accepts but never answers. status, check and
-// eject ask all of them at once under one deadline (the silent server
-// sees all 30 connections open together), report each as not answering,
-// and return. Before, status and check asked one after another, 2 s each
-// (60 s), and the server never saw more than one connection at a time.
+// pid and a socket that accepts but never answers, each database's lock
+// held (a hung holder). status, check and eject ask all of them at once
+// under one deadline (the silent server sees all 30 connections open
+// together), report each as not answering, and return. Before, status
+// and check asked one after another, 2 s each (60 s), and the server
+// never saw more than one connection at a time.
 func TestStatus_silentHolders(t *testing.T) {
 	const n = 30
 	dir := t.TempDir()
-	srv := silentHolders(t, dir, n)
+	srv := silentHolders(t, dir, n, true)
 	for _, args := range [][]string{{"status", dir}, {"check", dir}, {"eject", "--no-unmount", "--timeout", "1s", dir}} {
 		t.Run(args[0], func(t *testing.T) {
 			var code int
@@ -126,6 +136,20 @@ func TestStatus_silentHolders(t *testing.T) {
 				t.Errorf("%s reports %d holders as not answering; want %d:\n%s%s", args[0], got, n, out, errs)
 			}
 		})
+	}
+}
+
+// TestCheck_plantedSilentLeases (finding 9): the same 30 silent leases,
+// planted: nobody holds the databases' locks. They hold nothing, and the
+// volume is safe to remove (each reported stale: lock free, endpoint
+// silent). Before, such leases kept it "not safe to remove" for ever.
+func TestCheck_plantedSilentLeases(t *testing.T) {
+	const n = 30
+	dir := t.TempDir()
+	silentHolders(t, dir, n, false)
+	code, out, errs := runCmd(t, "check", dir)
+	if code != 0 || strings.Count(out, "lock is free and its control endpoint does not answer") != n {
+		t.Errorf("check = %d; want 0 with the %d leases stale:\n%s%s", code, n, out, errs)
 	}
 }
 
