@@ -2,7 +2,6 @@ package store
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -180,29 +179,6 @@ func TestOpen_leaseDirSymlink(t *testing.T) {
 	if _, found, err := lease.Find(vol); err != nil || len(found) != 1 || found[0].Lease.PID != os.Getpid() {
 		t.Errorf("Find: %+v, %v; want this process's lease", found, err)
 	}
-}
-
-// sharedOpenEnv makes the test binary open the store at its value and
-// report, as uid 65534 (TestOpen_sharedVolume).
-const sharedOpenEnv = "EJECTSAFE_TEST_SHARED_OPEN"
-
-// sharedOpen is the second user of TestOpen_sharedVolume.
-func sharedOpen(db string) int {
-	s, err := Open(db, nil)
-	if err != nil {
-		fmt.Println("error:", err)
-		return 1
-	}
-	if _, err := s.DB().Exec("CREATE TABLE IF NOT EXISTS t(v); INSERT INTO t VALUES('nobody')"); err != nil {
-		fmt.Println("error:", err)
-		return 1
-	}
-	fmt.Println("lease:", s.lease.Path)
-	if err := s.Close(); err != nil {
-		fmt.Println("error:", err)
-		return 1
-	}
-	return 0
 }
 
 // asNobody runs this test binary, copied where uid 65534 can run it, as
