@@ -1,8 +1,6 @@
 package lease
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -57,9 +55,14 @@ func PlaceFor(fsys device.FS, dbPath string) Place {
 	if err != nil {
 		return fallback
 	}
+	me, err := Me()
+	if err != nil {
+		return fallback
+	}
 	rel = filepath.ToSlash(rel)
-	sum := sha256.Sum256([]byte(rel))
-	return Place{Path: filepath.Join(dir, hex.EncodeToString(sum[:8])+fileExt), Root: p.MountPoint, DB: rel}
+	// The holder is in the file's name too (name.go): another user, who
+	// may not read the lease, can still tell when its holder is gone.
+	return Place{Path: filepath.Join(dir, leaseFileName(rel, me)), Root: p.MountPoint, DB: rel}
 }
 
 // Write replaces the lease at path atomically and durably: a temp file in
@@ -143,6 +146,12 @@ type Found struct {
 	Err   error  // why the file is invalid; Lease is zero then
 	Stale bool   // the holder is gone
 	Why   string // why it is stale
+	// Unreadable: this user may not read the file (another user's lease,
+	// 0600); Err is then fs.ErrPermission, or ErrInvalid for a file
+	// refused by its name alone, and Stale and Why are judged without
+	// reading it (name.go). Owner is the file's owner uid (-1: unknown).
+	Unreadable bool
+	Owner      int
 }
 
 // DBPath is the database the lease names, on this volume.
@@ -206,7 +215,13 @@ func collect(root, dir string) (found []Found) {
 		}
 		f.Lease, f.Err = Read(device.OS, file)
 		if f.Err == nil {
+			checkName(&f)
+		}
+		switch {
+		case f.Err == nil:
 			f.Stale, f.Why = f.Lease.Stale()
+		case isPermission(f.Err):
+			judgeUnreadable(&f)
 		}
 		found = append(found, f)
 	}

@@ -9,7 +9,8 @@
 //	 "endpoint":"/run/user/1000/ejectsafe/1234-ab12cd.sock","since":"2026-..."}
 //
 // Where leases live: in the volume's lease directory,
-// <volume root>/.ejectsafe/leases/<hash of db>.json, so a check of a
+// <volume root>/.ejectsafe/leases/<hash of db>-<pid>-<start>-<hash of
+// host and boot>.json (the holder in the name: see name.go), so a check of a
 // volume finds every lease by listing one directory; when the volume root
 // is not writable (or the filesystem is not the OS's), next to the
 // database as <db>.ejectsafe-lease.

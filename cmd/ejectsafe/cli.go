@@ -64,7 +64,8 @@ fuser -m does, from /proc/*/fd, cwd, root, exe and maps), and the
 kernel's cached writes have been flushed (check runs sync(2)). Not safe
 (exit 1) names every holder and process. Stale and invalid leases are
 reported and do not block; another user's lease, unreadable to this
-user, counts as a live holder. PATH may be the block device (/dev/sdb1).`,
+user, counts as a live holder while the process its file name names
+runs (a fallback lease: while its database's lock is held). PATH may be the block device (/dev/sdb1).`,
 			flags: jsonFlag, run: runCheck,
 		},
 		{

@@ -160,6 +160,8 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 	for _, h := range out.Holders {
 		switch h.Result {
 		case "released", "stale", "invalid":
+		case "unreadable": // no pid or database to name: the file and its owner
+			kept = append(kept, fmt.Sprintf("unreadable lease %s: %s", h.File, h.Message))
 		default:
 			kept = append(kept, fmt.Sprintf("pid %d (%s): %s: %s", h.PID, h.DB, h.Result, h.Message))
 		}
@@ -243,7 +245,11 @@ func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ..
 			continue
 		case h.Stale != "":
 			r.Result, r.Message = "stale", h.Stale
-			say("%s: stale lease (%s); ignored", h.DB, h.Stale)
+			name := h.DB
+			if h.Lease == nil {
+				name = h.File
+			}
+			say("%s: stale lease (%s); ignored", name, h.Stale)
 			continue
 		case h.Lease.Endpoint == "":
 			r.Result, r.Message = "no_endpoint", "the holder has no control endpoint to ask"

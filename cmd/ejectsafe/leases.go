@@ -32,9 +32,12 @@ type holder struct {
 
 // blocks reports whether the holder keeps the volume from being removed:
 // a valid lease whose holder is alive, or another user's lease this user
-// cannot read (Lease is nil then).
+// cannot read and whose holder is not proven gone (Lease is nil then).
 func (h holder) blocks() bool {
-	return h.Unreadable != "" || h.Lease != nil && h.Invalid == "" && h.Stale == ""
+	if h.Invalid != "" || h.Stale != "" {
+		return false
+	}
+	return h.Unreadable != "" || h.Lease != nil
 }
 
 // volume is what status, check and eject know of PATH's volume.
@@ -96,8 +99,21 @@ func gather(path string, timeout time.Duration) (volume, error) {
 	for _, f := range found {
 		h := holder{File: f.File}
 		switch {
-		case errors.Is(f.Err, fs.ErrPermission):
-			h.Unreadable = "another user's lease: not readable by this user"
+		case f.Unreadable:
+			// Judged by its name, or its database's lock, without
+			// reading it (lease.Found): stale, invalid, or live.
+			who := "another user's lease"
+			if f.Owner >= 0 {
+				who = fmt.Sprintf("another user's lease (owner uid %d)", f.Owner)
+			}
+			switch {
+			case f.Err != nil && !errors.Is(f.Err, fs.ErrPermission):
+				h.Invalid = who + ", unreadable: " + f.Err.Error()
+			case f.Stale:
+				h.Stale = who + ", unreadable: " + f.Why
+			default:
+				h.Unreadable = who + ": not readable by this user"
+			}
 		case f.Err != nil:
 			h.Invalid = f.Err.Error()
 		default:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"os"
@@ -189,4 +190,112 @@ func TestSecurity_secondUser(t *testing.T) {
 			t.Errorf("the victim's other store after the eject: %+v, %v; want open", resp, err)
 		}
 	})
+}
+
+// startHolderAs runs this test binary, copied where uid can run it, as a
+// holder of db (see startHolderEnv) as uid/gid uid.
+func startHolderAs(t *testing.T, uid int, db string) *exec.Cmd {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "es-holder-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "cmd.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), holderEnv+"="+db, "XDG_RUNTIME_DIR=", "TMPDIR=/tmp")
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ready") {
+		t.Fatalf("holder as uid %d: %q, %v", uid, line, err)
+	}
+	return cmd
+}
+
+// TestSecurity_unreadableLeaseNotForever (review of issue 17): on a
+// volume two users share, neither of them root, one user's unreadable
+// (0600) lease keeps the volume "not safe to remove" for the other only
+// while its holder lives. Before lease names carried their holder, a
+// holder killed with SIGKILL, or a `{}` written 0600 into the shared
+// lease directory, made `check` say "not safe" (exit 1) for ever: the
+// other user could neither read, ask, nor remove it.
+func TestSecurity_unreadableLeaseNotForever(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("SKIP LOUDLY: needs root to run two other users")
+	}
+	const owner = 65533 // the lease's owner; nobody (65534) checks
+	bin := cli(t)
+	os.Chmod(filepath.Dir(bin), 0o755)
+	vol := sharedTmpfs(t)
+	home := filepath.Join(vol, "owner")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, owner, owner); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"XDG_RUNTIME_DIR=", "TMPDIR=/tmp"}
+
+	h := startHolderAs(t, owner, filepath.Join(home, "app.db"))
+	_, found, err := lease.Find(vol)
+	if err != nil || len(found) != 1 || found[0].Err != nil {
+		t.Fatalf("leases on the volume: %+v, %v", found, err)
+	}
+	if fi, err := os.Stat(found[0].File); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the owner's lease: %v, %v; want 0600", fi, err)
+	}
+	// While it lives, the holder keeps the volume for nobody.
+	if code, out := runAsNobody(t, env, bin, "check", vol); code != 1 || !strings.Contains(out, "uid 65533") {
+		t.Errorf("nobody's check with the owner's holder alive = %d; want 1, naming the owner:\n%s", code, out)
+	}
+
+	// Killed with SIGKILL: its lease stays, unreadable to nobody.
+	h.Process.Kill()
+	h.Wait()
+	if _, err := os.Stat(found[0].File); err != nil {
+		t.Fatalf("the killed holder's lease: %v", err)
+	}
+	if code, out := runAsNobody(t, env, bin, "check", vol); code != 0 {
+		t.Errorf("nobody's check after the owner's holder was killed = %d; want 0 (its holder is gone):\n%s", code, out)
+	}
+
+	// Files the owner plants, 0600: in the lease directory, and beside a
+	// database (whose lock nobody holds).
+	planted := []string{
+		filepath.Join(vol, lease.DirName, "0123456789abcdef.json"),
+		filepath.Join(vol, "x.db"+lease.FallbackSuffix),
+	}
+	for _, p := range planted {
+		cmd := exec.Command("sh", "-c", "umask 077 && echo '{}' > "+p)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: owner, Gid: owner}}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("the owner's plant of %s: %v: %s", p, err, out)
+		}
+	}
+	code, out := runAsNobody(t, env, bin, "check", vol)
+	if code != 0 {
+		t.Errorf("nobody's check with the owner's planted unreadable files = %d; want 0:\n%s", code, out)
+	}
+	for _, p := range planted {
+		if !strings.Contains(out, p) {
+			t.Errorf("nobody's check does not report %s:\n%s", p, out)
+		}
+	}
 }

@@ -47,6 +47,8 @@ func describe(h holder) string {
 		return fmt.Sprintf("unreadable: %s: %s (counted as live)", h.File, h.Unreadable)
 	case h.Invalid != "":
 		return fmt.Sprintf("invalid:    %s: %s (not followed)", h.File, h.Invalid)
+	case h.Stale != "" && h.Lease == nil:
+		return fmt.Sprintf("stale:      %s: %s", h.File, h.Stale)
 	case h.Stale != "":
 		return fmt.Sprintf("stale:      %s: was pid %d on %s: %s", h.DB, h.Lease.PID, h.Lease.Host, h.Stale)
 	case h.Live != nil:
