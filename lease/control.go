@@ -17,11 +17,12 @@ import (
 // server answers one JSON line, a Response, and closes the connection.
 //
 //	{"op":"status"}                 -> {"ok":true,"status":{...}}
-//	{"op":"eject","db":P,"timeout_ms":N}
+//	{"op":"eject","db":P,"volume_dev":D,"volume_mount":M,"timeout_ms":N}
 //	                                -> {"ok":true} once checkpointed and released,
 //	                                   {"ok":false,"refused":"why"} when the app said no,
 //	                                   {"ok":false,"error":"why"} when it could not,
-//	                                   or when it does not hold the database P.
+//	                                   or when it does not hold the database P
+//	                                   on the volume D, M (when given).
 //
 // A lease is a file on a drive: anyone can copy it to another drive (cp -a
 // of a stick whose holder is live) or plant one naming someone's
@@ -50,6 +51,12 @@ type Request struct {
 	Op        string `json:"op"`           // "status" or "eject"
 	DB        string `json:"db,omitempty"` // eject: the database to release, as its real path
 	TimeoutMS int64  `json:"timeout_ms,omitempty"`
+	// Eject: the volume the asker found the database's directory on
+	// (device.VolumeID's Dev and Mount); the server releases nothing
+	// when its own database is on another mount. 0: not given (older
+	// clients), only the path is checked.
+	VolumeDev   uint64 `json:"volume_dev,omitempty"`
+	VolumeMount uint64 `json:"volume_mount,omitempty"`
 }
 
 // Response is the server's answer.
@@ -164,8 +171,16 @@ func (s *Server) handle(c net.Conn) {
 		// Release only the database the asker means: a lease copied
 		// from another drive, or planted, names this endpoint for a
 		// database it does not hold.
-		if held := s.h.Status().DB; req.DB == "" || !SamePath(req.DB, held) {
+		held := s.h.Status()
+		if req.DB == "" || !SamePath(req.DB, held.DB) {
 			reply(Response{Error: fmt.Sprintf("%s: this endpoint holds another database; nothing released", ErrNotHeld)})
+			return
+		}
+		// The same path on another mount (a volume mounted below the
+		// one being ejected, or the same path in another mount
+		// namespace) is not this holder's database.
+		if req.VolumeDev != 0 && held.VolumeDev != 0 && (req.VolumeDev != held.VolumeDev || req.VolumeMount != held.VolumeMount) {
+			reply(Response{Error: fmt.Sprintf("%s: this endpoint holds that path on another volume; nothing released", ErrNotHeld)})
 			return
 		}
 		timeout := time.Duration(req.TimeoutMS) * time.Millisecond

@@ -236,7 +236,7 @@ type fakeHandler struct {
 }
 
 func (h *fakeHandler) Status() Status {
-	return Status{DB: "/x/app.db", State: StateOpen, DirtyBytes: 42}
+	return Status{DB: "/x/app.db", State: StateOpen, DirtyBytes: 42, VolumeDev: 2049, VolumeMount: 77}
 }
 func (h *fakeHandler) Eject(ctx context.Context) error {
 	h.ejects++
@@ -270,8 +270,21 @@ func TestServer(t *testing.T) {
 			t.Fatalf("eject for %q: %+v, %v (ejects %d); want refused as not held", db, resp, err, h.ejects)
 		}
 	}
-	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject", DB: "/x/app.db"}); err != nil || !resp.OK || h.ejects != 1 {
+	// The same path on another mount (review of issue 17: a volume
+	// mounted below the one being ejected) releases nothing either.
+	for _, vol := range [][2]uint64{{2050, 77}, {2049, 78}} {
+		req := Request{Op: "eject", DB: "/x/app.db", VolumeDev: vol[0], VolumeMount: vol[1]}
+		if resp, err := Ask(ctx, srv.Endpoint(), req); err != nil || resp.OK || !strings.Contains(resp.Error, ErrNotHeld.Error()) || h.ejects != 0 {
+			t.Fatalf("eject for /x/app.db on volume %v: %+v, %v (ejects %d); want refused as not held", vol, resp, err, h.ejects)
+		}
+	}
+	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject", DB: "/x/app.db", VolumeDev: 2049, VolumeMount: 77}); err != nil || !resp.OK || h.ejects != 1 {
 		t.Fatalf("eject: %+v, %v", resp, err)
+	}
+	// A client that names no volume (an older CLI) is checked on the
+	// path only.
+	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject", DB: "/x/app.db"}); err != nil || !resp.OK || h.ejects != 2 {
+		t.Fatalf("eject naming no volume: %+v, %v", resp, err)
 	}
 	h.refuse = errors.New("a document is being saved")
 	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject", DB: "/x/app.db"}); err != nil || resp.OK || resp.Refused != "a document is being saved" {

@@ -9,12 +9,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/lease"
 )
 
 // ejectHolderOut is one holder's answer to eject, in JSON. Result:
 // "released", "refused" (the application declined), "no_answer" (did not
-// answer within --timeout, or the endpoint failed), "failed" (it could
+// answer its status or the eject within --timeout, or the endpoint
+// failed; a holder that did not answer its status is not asked to
+// eject), "failed" (it could
 // not checkpoint or release), "no_endpoint" (it cannot be asked),
 // "unreadable" (another user's lease: it cannot be asked by this user;
 // root can), "stale" or "invalid" (not asked: the lease is not followed).
@@ -255,15 +258,24 @@ func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ..
 			r.Result, r.Message = "no_endpoint", "the holder has no control endpoint to ask"
 			say("pid %d (%s): cannot be asked: no control endpoint", r.PID, r.DB)
 			continue
+		case h.Live == nil:
+			// Only a holder that proved, in its status answer, that it
+			// holds this lease's database on this volume is asked to
+			// release: one that did not answer in time proved nothing
+			// (a planted lease naming a slow endpoint).
+			r.Result, r.Message = "no_answer", "did not answer its status, so it is not asked to eject: "+h.NoAnswer
+			say("pid %d (%s): did not answer its status (%s); not asked to eject", r.PID, r.DB, h.NoAnswer)
+			continue
 		}
 		say("asking pid %d (%s) to checkpoint and release...", r.PID, r.DB)
 		wg.Add(1)
-		go func(endpoint, db string) {
+		go func(endpoint, db string, vol device.VolumeID) {
 			defer wg.Done()
 			start := time.Now()
 			// The database is named: an endpoint that does not hold it
 			// releases nothing (lease.Server checks).
-			resp, err := lease.Ask(ctx, endpoint, lease.Request{Op: "eject", DB: db, TimeoutMS: timeout.Milliseconds()})
+			resp, err := lease.Ask(ctx, endpoint, lease.Request{Op: "eject", DB: db, TimeoutMS: timeout.Milliseconds(),
+				VolumeDev: vol.Dev, VolumeMount: vol.Mount})
 			r.ElapsedMS = time.Since(start).Milliseconds()
 			switch {
 			case err != nil:
@@ -285,7 +297,7 @@ func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ..
 			default:
 				say("  pid %d did not answer: %s", r.PID, r.Message)
 			}
-		}(h.Lease.Endpoint, h.DB)
+		}(h.Lease.Endpoint, h.DB, h.dbVol)
 	}
 	wg.Wait()
 	return out

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,10 @@ type holder struct {
 	// asked, counted as live.
 	Unreadable string `json:"unreadable,omitempty"`
 	Orphaned   string `json:"-"` // why a lease with a running pid holds nothing (see orphaned)
+	// dbVol is the volume of the lease's database's directory, as this
+	// process sees it (askStatus); Dev 0 when unknown. An eject request
+	// names it, and the holder checks it against its own.
+	dbVol device.VolumeID
 }
 
 // blocks reports whether the holder keeps the volume from being removed:
@@ -179,7 +184,7 @@ func otherUsers(mp, root string, holders []holder) ([]user, int, error) {
 func askStatus(holders []holder, root string, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	vol, volErr := device.VolumeOf(device.OS, root, false)
+	rootVol, rootErr := device.VolumeOf(device.OS, root, false)
 	var wg sync.WaitGroup
 	for i := range holders {
 		h := &holders[i]
@@ -189,9 +194,17 @@ func askStatus(holders []holder, root string, timeout time.Duration) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// The database's own directory, not the volume root: on
+			// btrfs a subvolume has a device number of its own under
+			// the same mount, and the holder identified its volume from
+			// the database's directory.
+			dbVol, dbErr := device.VolumeOf(device.OS, filepath.Dir(h.DB), false)
+			if dbErr == nil {
+				h.dbVol = dbVol
+			}
 			h.Live, h.NoAnswer = ask(ctx, h.Lease.Endpoint)
 			if h.Live != nil {
-				if why := proveHolder(*h, h.Live, vol, volErr); why != "" {
+				if why := proveHolder(*h, h.Live, rootVol, rootErr, dbVol, dbErr); why != "" {
 					h.Live, h.Invalid = nil, why
 				}
 				return
@@ -205,14 +218,21 @@ func askStatus(holders []holder, root string, timeout time.Duration) {
 
 // proveHolder says why a holder's answer does not prove it holds the
 // database its lease names on this volume, or "": its database's real
-// path must be the lease's, and the volume it identified when it opened
-// the database (device number, mount id) must be the one being looked at.
-func proveHolder(h holder, st *lease.Status, vol device.VolumeID, volErr error) string {
+// path must be the lease's; that database's directory must be on the
+// mount being looked at (rootVol: same mount id; a volume mounted below
+// it is another), and the volume the holder identified when it opened the
+// database (device number, mount id, from the database's directory) must
+// be the one that directory is on now (dbVol). Volumes that cannot be
+// identified are not compared.
+func proveHolder(h holder, st *lease.Status, rootVol device.VolumeID, rootErr error, dbVol device.VolumeID, dbErr error) string {
 	if !lease.SamePath(st.DB, h.DB) {
-		return fmt.Sprintf("names a holder of another database (pid %d holds %s, not %s); not followed", h.Lease.PID, st.DB, h.DB)
+		return fmt.Sprintf("names a holder of another database (pid %d holds %q, not %q); not followed", h.Lease.PID, st.DB, h.DB)
 	}
-	if volErr == nil && st.VolumeDev != 0 && vol.Dev != 0 && !vol.SameMount(device.VolumeID{Dev: st.VolumeDev, Mount: st.VolumeMount}) {
-		return fmt.Sprintf("names a holder of %s on another volume (pid %d); not followed", st.DB, h.Lease.PID)
+	if rootErr == nil && dbErr == nil && rootVol.Mount != 0 && dbVol.Mount != 0 && rootVol.Mount != dbVol.Mount {
+		return fmt.Sprintf("names a holder of %q, on a volume mounted below this one (pid %d); not followed", st.DB, h.Lease.PID)
+	}
+	if dbErr == nil && st.VolumeDev != 0 && dbVol.Dev != 0 && !dbVol.SameMount(device.VolumeID{Dev: st.VolumeDev, Mount: st.VolumeMount}) {
+		return fmt.Sprintf("names a holder of %q on another volume (pid %d); not followed", st.DB, h.Lease.PID)
 	}
 	return ""
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,5 +198,63 @@ func TestEject_misdirected(t *testing.T) {
 	// The original is still ejected normally.
 	if code, out, errs := runCmd(t, "eject", "--no-unmount", orig); code != 0 || !strings.Contains(out, "released") {
 		t.Fatalf("eject of the original = %d:\n%s%s", code, out, errs)
+	}
+}
+
+// slowStatus answers its first status only after the CLI's status
+// deadline, and counts the ejects it is asked for.
+type slowStatus struct {
+	db       string
+	statuses atomic.Int32
+	ejects   atomic.Int32
+}
+
+func (h *slowStatus) Status() lease.Status {
+	if h.statuses.Add(1) == 1 {
+		time.Sleep(statusTimeout + time.Second)
+	}
+	return lease.Status{DB: h.db, State: lease.StateOpen}
+}
+
+func (h *slowStatus) Eject(context.Context) error {
+	h.ejects.Add(1)
+	return nil
+}
+
+// TestEject_unprovenHolderNotAsked (review of issue 17): a holder that
+// did not answer its status in time proved nothing, so eject does not
+// ask it to release; it is reported as not answering. Before, it was
+// asked all the same, and only its own path check stood between a
+// planted lease and a release (a volume mounted below the one ejected
+// defeated that check).
+func TestEject_unprovenHolderNotAsked(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "app.db")
+	h := &slowStatus{db: db}
+	srv, err := lease.Listen(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	me, err := lease.Me()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := lease.Lease{Version: lease.Version, DB: "app.db", PID: me.PID, Start: me.Start, Host: me.Host,
+		Boot: me.Boot, State: lease.StateOpen, Endpoint: srv.Endpoint(), Since: time.Now().UTC()}
+	if err := lease.Write(device.OS, db+lease.FallbackSuffix, l); err != nil {
+		t.Fatal(err)
+	}
+	lk, err := device.OS.Lock(db + lease.LockSuffix) // held: not an orphan
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	code, out, errs := runCmd(t, "eject", "--no-unmount", "--timeout", "10s", dir)
+	if h.ejects.Load() != 0 {
+		t.Errorf("a holder that did not answer its status was asked to eject (exit %d):\n%s%s", code, out, errs)
+	}
+	if code != 1 || !strings.Contains(out+errs, "not asked to eject") {
+		t.Errorf("eject = %d; want 1, the holder reported as not answering:\n%s%s", code, out, errs)
 	}
 }
