@@ -84,3 +84,74 @@ func TestFind_fifo(t *testing.T) {
 		t.Fatal("collect still blocked after a minute")
 	}
 }
+
+// TestLeaseDir_existing (review of issue 17): an existing lease
+// directory is no longer trusted for being writable. One this user owns
+// is made shared (1777: a 0755 directory from an older version); one
+// that other users may write and that is not sticky, or that another
+// user (not root) owns and that is not sticky, is refused (they could
+// replace the leases in it); a sticky one another user owns is shared
+// as meant.
+func TestLeaseDir_existing(t *testing.T) {
+	mode := func(p string) os.FileMode {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode() & (os.ModePerm | os.ModeSticky)
+	}
+	setup := func(t *testing.T, perm os.FileMode, uid int) (root, dir string) {
+		root = t.TempDir()
+		dir = filepath.Join(root, DirName)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, perm); err != nil {
+			t.Fatal(err)
+		}
+		if uid != os.Geteuid() {
+			if os.Geteuid() != 0 {
+				t.Skip("SKIP LOUDLY: another user's directory needs root")
+			}
+			if err := os.Chown(dir, uid, uid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return root, dir
+	}
+	me := os.Geteuid()
+
+	t.Run("mine, 0755: made shared", func(t *testing.T) {
+		root, dir := setup(t, 0o755, me)
+		got, err := leaseDir(root)
+		if err != nil || got != dir {
+			t.Fatalf("leaseDir = %q, %v", got, err)
+		}
+		for _, p := range []string{dir, filepath.Dir(dir)} {
+			if m := mode(p); m != 0o777|os.ModeSticky {
+				t.Errorf("%s: mode %v; want 1777", p, m)
+			}
+		}
+	})
+	t.Run("others may write, not sticky: refused", func(t *testing.T) {
+		root, _ := setup(t, 0o777, 65534)
+		if got, err := leaseDir(root); !errors.Is(err, ErrLeaseDir) {
+			t.Fatalf("leaseDir = %q, %v; want ErrLeaseDir", got, err)
+		}
+	})
+	t.Run("another user's, 0755: refused", func(t *testing.T) {
+		root, _ := setup(t, 0o755, 65534)
+		if got, err := leaseDir(root); !errors.Is(err, ErrLeaseDir) {
+			t.Fatalf("leaseDir = %q, %v; want ErrLeaseDir", got, err)
+		}
+	})
+	t.Run("another user's, 1777: shared", func(t *testing.T) {
+		root, dir := setup(t, 0o777|os.ModeSticky, 65534)
+		if got, err := leaseDir(root); err != nil || got != dir {
+			t.Fatalf("leaseDir = %q, %v", got, err)
+		}
+		if m := mode(dir); m != 0o777|os.ModeSticky {
+			t.Errorf("mode %v changed; want 1777", m)
+		}
+	})
+}
