@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 )
 
 // The control protocol: the client sends one JSON line, a Request; the
@@ -33,7 +35,10 @@ import (
 // an eject names the database it is for, which the server checks against
 // its own (Server.handle), so a misdirected eject releases nothing.
 //
-// Only processes of the server's own user, and root, are answered. The endpoint,
+// Only processes of the server's own user, and root, are answered; and
+// the asker (AskHolder) sends nothing to a server that is not its own
+// user's, root's, or the lease file owner's (Linux, macOS; Windows: TODO
+// in askcheck_windows.go). The endpoint,
 // per platform (control_unix.go, control_windows.go):
 //
 //   - Linux, macOS: a Unix socket, mode 0600 in a directory of mode 0700,
@@ -204,9 +209,23 @@ func (s *Server) handle(c net.Conn) {
 	}
 }
 
+// MaxAnswer bounds the answer Ask reads from an endpoint.
+const MaxAnswer = 64 << 10
+
 // Ask sends one request to the endpoint and returns the response; ctx
-// bounds the whole exchange.
+// bounds the whole exchange. The endpoint's server must be this user's or
+// root's (AskHolder also accepts the lease owner's).
 func Ask(ctx context.Context, endpoint string, req Request) (Response, error) {
+	return AskHolder(ctx, endpoint, req, -1)
+}
+
+// AskHolder is Ask for the endpoint a lease file owned by uid owner
+// names (-1: unknown): the server may also be owner's, so that root can
+// ask any user's holder through that user's lease, and no lease can
+// direct a question to a third user's server. The answer is read up to
+// MaxAnswer bytes, and a status whose text fields hold control
+// characters is refused (they would reach a terminal).
+func AskHolder(ctx context.Context, endpoint string, req Request, owner int) (Response, error) {
 	c, err := dial(ctx, endpoint)
 	if err != nil {
 		return Response{}, err
@@ -215,15 +234,41 @@ func Ask(ctx context.Context, endpoint string, req Request) (Response, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
+	if err := checkServer(c, owner); err != nil {
+		return Response{}, err
+	}
 	werr := json.NewEncoder(c).Encode(req)
 	// Read the answer even if the write failed: a refusal may have come
 	// first.
 	var resp Response
-	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&resp); err != nil {
+	line, rerr := bufio.NewReader(io.LimitReader(c, MaxAnswer+1)).ReadBytes('\n')
+	if len(line) > MaxAnswer {
+		return Response{}, fmt.Errorf("lease: the answer from %s is longer than %d bytes; not read", endpoint, MaxAnswer)
+	}
+	if err := json.Unmarshal(line, &resp); err != nil {
 		if werr != nil {
 			return Response{}, werr
 		}
+		if rerr != nil {
+			err = rerr
+		}
 		return Response{}, fmt.Errorf("lease: no answer from %s: %w", endpoint, err)
 	}
+	if st := resp.Status; st != nil && (hasControl(st.DB) || hasControl(st.State) || hasControl(st.VolumeSerial)) {
+		return Response{}, fmt.Errorf("lease: the answer from %s has control characters in its status; not used", endpoint)
+	}
+	if hasControl(resp.Error) || hasControl(resp.Refused) {
+		resp.Error, resp.Refused = stripControl(resp.Error), stripControl(resp.Refused)
+	}
 	return resp, nil
+}
+
+// stripControl drops control characters from a message to be printed.
+func stripControl(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
 }

@@ -159,23 +159,45 @@ func ListenAt(path string, h Handler) (*Server, error) {
 	return s, nil
 }
 
-// checkPeer refuses a process of another user, root excepted.
-func checkPeer(c net.Conn) error {
+// connPeerUID is the uid of the process at the other end of c.
+func connPeerUID(c net.Conn) (int, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
-		return fmt.Errorf("lease: %T is not a Unix socket", c)
+		return 0, fmt.Errorf("lease: %T is not a Unix socket", c)
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var uid int
 	var cerr error
 	if err := raw.Control(func(fd uintptr) { uid, cerr = peerUID(int(fd)) }); err != nil {
+		return 0, err
+	}
+	return uid, cerr
+}
+
+// checkServer refuses, on the asking side, a server that is neither this
+// user's, root's, nor (owner >= 0) the lease file's owner's: a lease
+// planted by one user naming another user's socket (or a socket of its
+// own standing for someone else's holder) is not followed, and nothing
+// is sent to it.
+func checkServer(c net.Conn, owner int) error {
+	uid, err := connPeerUID(c)
+	if err != nil {
 		return err
 	}
-	if cerr != nil {
-		return cerr
+	if uid != os.Getuid() && uid != 0 && (owner < 0 || uid != owner) {
+		return fmt.Errorf("%w: the endpoint's server is uid %d, neither this user, root, nor the lease's owner; not asked", ErrNotOwner, uid)
+	}
+	return nil
+}
+
+// checkPeer refuses a process of another user, root excepted.
+func checkPeer(c net.Conn) error {
+	uid, err := connPeerUID(c)
+	if err != nil {
+		return err
 	}
 	// Root may ask any holder: `sudo ejectsafe eject` must be able to
 	// release a user's store before unmounting.

@@ -149,7 +149,8 @@ type Found struct {
 	// Unreadable: this user may not read the file (another user's lease,
 	// 0600); Err is then fs.ErrPermission, or ErrInvalid for a file
 	// refused by its name alone, and Stale and Why are judged without
-	// reading it (name.go). Owner is the file's owner uid (-1: unknown).
+	// reading it (name.go). Owner is the file's owner uid (-1: unknown):
+	// the user whose holder the lease may name (AskHolder).
 	Unreadable bool
 	Owner      int
 }
@@ -209,7 +210,7 @@ func collect(root, dir string) (found []Found) {
 	}
 	sort.Strings(files)
 	for _, file := range files {
-		f := Found{File: file, Root: root}
+		f := Found{File: file, Root: root, Owner: fileOwner(file)}
 		if strings.HasSuffix(file, FallbackSuffix) {
 			f.Root = filepath.Dir(file)
 		}

@@ -106,7 +106,6 @@ func (n nameHolder) stale() (bool, string) {
 // (another user's, 0600), without reading it: see the comment above.
 func judgeUnreadable(f *Found) {
 	f.Unreadable = true
-	f.Owner = fileOwner(f.File)
 	if strings.HasSuffix(f.File, FallbackSuffix) {
 		db := strings.TrimSuffix(f.File, FallbackSuffix)
 		if free, err := LockFree(db); err == nil && free {

@@ -4,6 +4,9 @@ package lease
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,8 +154,60 @@ func TestServer_rootMayAsk(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := Ask(ctx, sock, Request{Op: "status"})
+	// Through nobody's lease (owner 65534): answered.
+	resp, err := AskHolder(ctx, sock, Request{Op: "status"}, 65534)
 	if err != nil || !resp.OK || resp.Status == nil {
-		t.Fatalf("root asking nobody's holder: %+v, %v; want an answer", resp, err)
+		t.Fatalf("root asking nobody's holder through nobody's lease: %+v, %v; want an answer", resp, err)
+	}
+	// Through a lease of another owner, or none (review of issue 17: a
+	// lease planted by one user naming another user's server), the
+	// asking side refuses the server before sending anything.
+	for _, owner := range []int{-1, 65533} {
+		if resp, err := AskHolder(ctx, sock, Request{Op: "status"}, owner); !errors.Is(err, ErrNotOwner) {
+			t.Errorf("root asking nobody's holder through a lease of uid %d: %+v, %v; want ErrNotOwner", owner, resp, err)
+		}
+	}
+	if resp, err := Ask(ctx, sock, Request{Op: "status"}); !errors.Is(err, ErrNotOwner) {
+		t.Errorf("Ask of nobody's holder: %+v, %v; want ErrNotOwner", resp, err)
+	}
+}
+
+// TestAsk_answerChecked (review of issue 17): the answer is read up to
+// MaxAnswer bytes, and a status with control characters (an escape
+// sequence for the terminal status prints to) is refused; control
+// characters are dropped from error messages.
+func TestAsk_answerChecked(t *testing.T) {
+	dir, err := os.MkdirTemp("", "lease-ans-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	cases := []struct {
+		name, answer, want string
+	}{
+		{"huge", `{"ok":false,"error":"` + strings.Repeat("x", 1<<20) + `"}` + "\n", "longer than"},
+		{"escape in db", `{"ok":true,"status":{"db":"/x/\u001b]0;owned\u0007app.db","state":"open"}}` + "\n", "control characters"},
+	}
+	for i, c := range cases {
+		sock := filepath.Join(dir, fmt.Sprintf("%d.sock", i))
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func(answer string) {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			conn.Write([]byte(answer))
+		}(c.answer)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		resp, err := Ask(ctx, sock, Request{Op: "status"})
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Ask = %d-byte error field, status %+v, %v; want an error %q", c.name, len(resp.Error), resp.Status, err, c.want)
+		}
 	}
 }

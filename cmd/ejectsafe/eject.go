@@ -269,13 +269,13 @@ func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ..
 		}
 		say("asking pid %d (%s) to checkpoint and release...", r.PID, r.DB)
 		wg.Add(1)
-		go func(endpoint, db string, vol device.VolumeID) {
+		go func(endpoint, db string, vol device.VolumeID, owner int) {
 			defer wg.Done()
 			start := time.Now()
 			// The database is named: an endpoint that does not hold it
 			// releases nothing (lease.Server checks).
-			resp, err := lease.Ask(ctx, endpoint, lease.Request{Op: "eject", DB: db, TimeoutMS: timeout.Milliseconds(),
-				VolumeDev: vol.Dev, VolumeMount: vol.Mount})
+			resp, err := lease.AskHolder(ctx, endpoint, lease.Request{Op: "eject", DB: db, TimeoutMS: timeout.Milliseconds(),
+				VolumeDev: vol.Dev, VolumeMount: vol.Mount}, owner)
 			r.ElapsedMS = time.Since(start).Milliseconds()
 			switch {
 			case err != nil:
@@ -297,7 +297,7 @@ func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ..
 			default:
 				say("  pid %d did not answer: %s", r.PID, r.Message)
 			}
-		}(h.Lease.Endpoint, h.DB, h.dbVol)
+		}(h.Lease.Endpoint, h.DB, h.dbVol, h.owner)
 	}
 	wg.Wait()
 	return out

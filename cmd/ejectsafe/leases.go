@@ -33,6 +33,9 @@ type holder struct {
 	// process sees it (askStatus); Dev 0 when unknown. An eject request
 	// names it, and the holder checks it against its own.
 	dbVol device.VolumeID
+	// owner is the lease file's owner uid (-1: unknown): the holder's
+	// server may be that user's (lease.AskHolder).
+	owner int
 }
 
 // blocks reports whether the holder keeps the volume from being removed:
@@ -102,7 +105,7 @@ func gather(path string, timeout time.Duration) (volume, error) {
 		return v, err
 	}
 	for _, f := range found {
-		h := holder{File: f.File}
+		h := holder{File: f.File, owner: f.Owner}
 		switch {
 		case f.Unreadable:
 			// Judged by its name, or its database's lock, without
@@ -202,7 +205,7 @@ func askStatus(holders []holder, root string, timeout time.Duration) {
 			if dbErr == nil {
 				h.dbVol = dbVol
 			}
-			h.Live, h.NoAnswer = ask(ctx, h.Lease.Endpoint)
+			h.Live, h.NoAnswer = ask(ctx, h.Lease.Endpoint, h.owner)
 			if h.Live != nil {
 				if why := proveHolder(*h, h.Live, rootVol, rootErr, dbVol, dbErr); why != "" {
 					h.Live, h.Invalid = nil, why
@@ -237,11 +240,11 @@ func proveHolder(h holder, st *lease.Status, rootVol device.VolumeID, rootErr er
 	return ""
 }
 
-func ask(ctx context.Context, endpoint string) (*lease.Status, string) {
+func ask(ctx context.Context, endpoint string, owner int) (*lease.Status, string) {
 	if endpoint == "" {
 		return nil, "the holder has no control endpoint"
 	}
-	resp, err := lease.Ask(ctx, endpoint, lease.Request{Op: "status"})
+	resp, err := lease.AskHolder(ctx, endpoint, lease.Request{Op: "status"}, owner)
 	switch {
 	case err != nil:
 		return nil, err.Error()
