@@ -185,3 +185,32 @@ func fcntlGetfl(fd int) (int, error) {
 	}
 	return int(r), nil
 }
+
+// TestOS_OpenLargeFile (review of issue 17): a database larger than
+// 2 GiB opens. openat2 does not add O_LARGEFILE as open(2) does on 64-bit
+// kernels, and Go's unix.O_LARGEFILE is 0 on amd64 and arm64, so the
+// openat2 path answered EOVERFLOW for such a file. (A sparse file: no
+// space is used.)
+func TestOS_OpenLargeFile(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "big.db")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(3 << 30); err != nil {
+		f.Close()
+		t.Skipf("SKIP LOUDLY: no sparse 3 GiB file here: %v", err)
+	}
+	f.Close()
+	for _, mode := range []OpenMode{ReadOnly, ReadWrite} {
+		g, err := OS.Open(name, mode)
+		if err != nil {
+			t.Fatalf("open of a 3 GiB file (mode %v): %v", mode, err)
+		}
+		n, err := g.Size()
+		g.Close()
+		if err != nil || n != 3<<30 {
+			t.Errorf("size %d, %v; want 3 GiB", n, err)
+		}
+	}
+}

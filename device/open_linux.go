@@ -18,7 +18,10 @@ var noOpenat2 atomic.Bool
 // (/proc/self/fd/N) are refused with it.
 func openNoFollow(name string, flags int, perm uint32) (int, error) {
 	if !noOpenat2.Load() {
-		how := unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+		// O_LARGEFILE, as unix.Open adds it: 64-bit kernels force it for
+		// openat2 too, but a 32-bit one would answer EOVERFLOW for a
+		// database over 2 GiB (it is 0 in Go's amd64 and arm64 tables).
+		how := unix.OpenHow{Flags: uint64(flags | unix.O_LARGEFILE), Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 		if flags&unix.O_CREAT != 0 {
 			how.Mode = uint64(perm)
 		}

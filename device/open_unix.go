@@ -25,13 +25,18 @@ import (
 //     again and refused with an error wrapping ErrNotRegular, before one
 //     byte is read or written;
 //  4. then O_NONBLOCK is cleared, so reads and writes of the regular file
-//     behave as usual.
+//     behave as usual;
+//  5. with O_NOCTTY, so that a terminal under the name never becomes the
+//     process's controlling terminal on the way to being refused.
 //
 // With O_CREATE|O_EXCL the kernel never follows a final link anyway;
 // with O_CREATE alone (Lock), O_NOFOLLOW makes a link, dangling or not, an
 // error instead of a file created where it points.
 func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
-	fd, err := openNoFollow(name, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, uint32(perm.Perm()))
+	// O_NOCTTY: a terminal planted under the name is refused below, but
+	// the open itself would make it the controlling terminal of a
+	// session leader that has none (a daemon holding a store).
+	fd, err := openNoFollow(name, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, uint32(perm.Perm()))
 	if err != nil {
 		return nil, openError(name, err)
 	}
