@@ -180,9 +180,9 @@ func TestLease_Stale(t *testing.T) {
 		t.Errorf("pid reuse not caught: %v %q", stale, why)
 	}
 	other := l
-	other.Host = "elsewhere"
-	if stale, _ := other.Stale(); !stale {
-		t.Errorf("another host's lease is live")
+	other.Host = "elsewhere-from-the-file"
+	if stale, why := other.Stale(); !stale || strings.Contains(why, other.Host) {
+		t.Errorf("another host's lease = %v, %q; want stale, without quoting the file's host name", stale, why)
 	}
 	rebooted := l
 	rebooted.Boot = "another-boot"

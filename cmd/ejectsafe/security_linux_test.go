@@ -265,6 +265,12 @@ func TestSecurity_unreadableLeaseNotForever(t *testing.T) {
 	if code, out := runAsNobody(t, env, bin, "check", vol); code != 1 || !strings.Contains(out, "uid 65533") {
 		t.Errorf("nobody's check with the owner's holder alive = %d; want 1, naming the owner:\n%s", code, out)
 	}
+	// nobody's eject keeps the volume, naming the lease file and its
+	// owner (it said "pid 0 ()", review finding 9).
+	code, out := runAsNobody(t, env, bin, "eject", "--no-unmount", "--timeout", "5s", vol)
+	if code != 1 || !strings.Contains(out, "unreadable lease "+found[0].File) || !strings.Contains(out, "owner uid 65533") || strings.Contains(out, "pid 0 ()") {
+		t.Errorf("nobody's eject with the owner's holder alive = %d; want 1, naming the unreadable lease and its owner:\n%s", code, out)
+	}
 
 	// Killed with SIGKILL: its lease stays, unreadable to nobody.
 	h.Process.Kill()
@@ -289,7 +295,7 @@ func TestSecurity_unreadableLeaseNotForever(t *testing.T) {
 			t.Fatalf("the owner's plant of %s: %v: %s", p, err, out)
 		}
 	}
-	code, out := runAsNobody(t, env, bin, "check", vol)
+	code, out = runAsNobody(t, env, bin, "check", vol)
 	if code != 0 {
 		t.Errorf("nobody's check with the owner's planted unreadable files = %d; want 0:\n%s", code, out)
 	}
