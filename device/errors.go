@@ -30,3 +30,14 @@ func (e *LockedError) Error() string {
 
 // Is reports ErrLocked.
 func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// ErrSymlink means a name on the drive is a symbolic link (or, on Linux,
+// passes through one) where a file was expected. The FS never follows
+// such a link: a link planted on a drive could point anywhere on the
+// host. The error also satisfies errors.Is(err, syscall.ELOOP) on unix.
+var ErrSymlink = errors.New("device: symbolic link not followed")
+
+// ErrNotRegular means a name on the drive is not a regular file (a FIFO,
+// a device, a socket, a directory) where one was expected. It is found
+// before anything is read or written, and without blocking.
+var ErrNotRegular = errors.New("device: not a regular file")

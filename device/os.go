@@ -20,8 +20,11 @@ func NewOS() FS { return osFS{} }
 // syncDir, rename).
 type osFS struct{}
 
-// Open opens an existing file; it never passes O_CREATE, so a missing
-// file is an error that satisfies errors.Is(err, fs.ErrNotExist).
+// Open opens an existing regular file; it never passes O_CREATE, so a
+// missing file is an error that satisfies errors.Is(err, fs.ErrNotExist).
+// Like Create and Lock, it never follows a symbolic link (ErrSymlink),
+// never blocks on a FIFO or device, and refuses anything but a regular
+// file (ErrNotRegular): see openFile in open_unix.go.
 func (osFS) Open(name string, mode OpenMode) (File, error) {
 	var flag int
 	switch mode {
@@ -60,9 +63,10 @@ func (osFS) Remove(name string) error { return os.Remove(name) }
 func (osFS) Stat(name string) (os.FileInfo, error) { return os.Stat(name) }
 
 // List returns the names in dir, sorted. It reads names only: no lstat
-// per entry.
+// per entry. dir is opened as openFile opens files: a link is not
+// followed and a FIFO does not block.
 func (osFS) List(dir string) ([]string, error) {
-	d, err := os.Open(dir)
+	d, err := openDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +90,9 @@ func (osFS) SyncDir(dir string) error { return syncDir(dir) }
 // filesystem holding name (statfs f_bavail * f_bsize on unix).
 func (osFS) FreeSpace(name string) (int64, error) { return freeSpace(name) }
 
-// Lock opens (creating if missing, mode 0644) name and takes an
+// Lock opens (creating if missing, mode 0644) name as openFile does (a
+// symbolic link is refused, nothing is created where it points; a FIFO
+// or directory is refused) and takes an
 // exclusive, non-blocking lock on the open file description: flock(2)
 // on unix, LockFileEx on Windows. Both conflict between two descriptions
 // in one process, so a second Store in this process is kept out as well
@@ -95,7 +101,7 @@ func (osFS) FreeSpace(name string) (int64, error) { return freeSpace(name) }
 // On conflict the error is a *LockedError naming the holder's pid where
 // the platform can tell (Linux, from /proc/locks), 0 elsewhere.
 func (osFS) Lock(name string) (io.Closer, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,32 +16,110 @@ import (
 	"syscall"
 )
 
-// runtimeDir returns the user's private directory for sockets: made if
-// needed, and refused unless it is ours with mode 0700.
+// runUser is where systemd makes each user's runtime directory; tests
+// point it elsewhere.
+var runUser = "/run/user"
+
+// runtimeDir returns this user's private directory for sockets, made if
+// needed (runtimeDirs lists every one this user may have).
+//
+// The directory: $XDG_RUNTIME_DIR/ejectsafe, else /run/user/UID/ejectsafe
+// when that is ours, else $TMPDIR/ejectsafe-UID. The last is in a
+// directory every user can write: another user may have made it first
+// (to squat it: its sockets would be theirs to replace), or put a link
+// there. So it is used only if, opened without following a link, it is a
+// directory owned by this user; its mode is then set to 0700. Otherwise
+// an alternative is used: an existing $TMPDIR/ejectsafe-UID-* of ours
+// (mode 0700), else a new one made with a random name (mkdtemp: O_EXCL
+// semantics, mode 0700). Leases name the endpoint's full path, so an
+// eject finds it wherever it is.
 func runtimeDir() (string, error) {
 	uid := os.Getuid()
+	primary, shared := primaryRuntimeDir(uid)
+	if !shared {
+		if err := os.MkdirAll(primary, 0o700); err != nil {
+			return "", err
+		}
+	} else if err := os.Mkdir(primary, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	err := ownDir(primary, uid)
+	if err == nil || !shared {
+		return primary, err
+	}
+	// Squatted: another user's, a link, or not a directory.
+	if alts := altRuntimeDirs(uid); len(alts) > 0 {
+		return alts[0], nil
+	}
+	return os.MkdirTemp(os.TempDir(), altPrefix(uid))
+}
+
+// primaryRuntimeDir is the directory runtimeDir tries first, and whether
+// it is in a directory all users share.
+func primaryRuntimeDir(uid int) (dir string, shared bool) {
 	base := os.Getenv("XDG_RUNTIME_DIR")
 	if base == "" {
-		if d := fmt.Sprintf("/run/user/%d", uid); dirOwned(d, uid) {
+		if d := filepath.Join(runUser, strconv.Itoa(uid)); dirOwned(d, uid) {
 			base = d
 		}
 	}
-	dir := filepath.Join(base, "ejectsafe")
 	if base == "" {
-		dir = filepath.Join(os.TempDir(), "ejectsafe-"+strconv.Itoa(uid))
+		return filepath.Join(os.TempDir(), "ejectsafe-"+strconv.Itoa(uid)), true
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	fi, err := os.Lstat(dir)
+	return filepath.Join(base, "ejectsafe"), false
+}
+
+func altPrefix(uid int) string { return "ejectsafe-" + strconv.Itoa(uid) + "-" }
+
+// altRuntimeDirs lists the alternative runtime directories of this user
+// that pass ownDir, sorted.
+func altRuntimeDirs(uid int) []string {
+	names, err := filepath.Glob(filepath.Join(os.TempDir(), altPrefix(uid)+"*"))
 	if err != nil {
-		return "", err
+		return nil
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok || int(st.Uid) != uid || fi.Mode().Perm() != 0o700 {
-		return "", fmt.Errorf("lease: %s is not a private directory of uid %d (mode %v)", dir, uid, fi.Mode())
+	var out []string
+	for _, d := range names {
+		if ownDir(d, uid) == nil {
+			out = append(out, d)
+		}
 	}
-	return dir, nil
+	return out
+}
+
+// runtimeDirs lists every runtime directory of this user that exists and
+// is ours: the primary one and the alternatives, for Endpoints.
+func runtimeDirs() []string {
+	uid := os.Getuid()
+	var dirs []string
+	if d, _ := primaryRuntimeDir(uid); ownDir(d, uid) == nil {
+		dirs = append(dirs, d)
+	}
+	return append(dirs, altRuntimeDirs(uid)...)
+}
+
+// ownDir checks that dir, opened without following a link, is a
+// directory owned by uid, and makes its mode 0700 (it is ours: a umask or
+// an earlier version may have left it open).
+func ownDir(dir string, uid int) error {
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("lease: %s is not a private directory of uid %d: %w", dir, uid, err)
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	if int(st.Uid) != uid {
+		return fmt.Errorf("lease: %s is not a private directory of uid %d: owned by uid %d", dir, uid, st.Uid)
+	}
+	if st.Mode&0o7777 != 0o700 {
+		if err := syscall.Fchmod(fd, 0o700); err != nil {
+			return &os.PathError{Op: "chmod", Path: dir, Err: err}
+		}
+	}
+	return nil
 }
 
 func dirOwned(d string, uid int) bool {
@@ -79,25 +159,49 @@ func ListenAt(path string, h Handler) (*Server, error) {
 	return s, nil
 }
 
-// checkPeer refuses a process of another user.
-func checkPeer(c net.Conn) error {
+// connPeerUID is the uid of the process at the other end of c.
+func connPeerUID(c net.Conn) (int, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
-		return fmt.Errorf("lease: %T is not a Unix socket", c)
+		return 0, fmt.Errorf("lease: %T is not a Unix socket", c)
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var uid int
 	var cerr error
 	if err := raw.Control(func(fd uintptr) { uid, cerr = peerUID(int(fd)) }); err != nil {
+		return 0, err
+	}
+	return uid, cerr
+}
+
+// checkServer refuses, on the asking side, a server that is neither this
+// user's, root's, nor (owner >= 0) the lease file's owner's: a lease
+// planted by one user naming another user's socket (or a socket of its
+// own standing for someone else's holder) is not followed, and nothing
+// is sent to it.
+func checkServer(c net.Conn, owner int) error {
+	uid, err := connPeerUID(c)
+	if err != nil {
 		return err
 	}
-	if cerr != nil {
-		return cerr
+	if uid != os.Getuid() && uid != 0 && (owner < 0 || uid != owner) {
+		return fmt.Errorf("%w: the endpoint's server is uid %d, neither this user, root, nor the lease's owner; not asked", ErrNotOwner, uid)
 	}
-	if uid != os.Getuid() {
+	return nil
+}
+
+// checkPeer refuses a process of another user, root excepted.
+func checkPeer(c net.Conn) error {
+	uid, err := connPeerUID(c)
+	if err != nil {
+		return err
+	}
+	// Root may ask any holder: `sudo ejectsafe eject` must be able to
+	// release a user's store before unmounting.
+	if uid != os.Getuid() && uid != 0 {
 		return fmt.Errorf("%w: uid %d", ErrNotOwner, uid)
 	}
 	return nil

@@ -74,26 +74,25 @@ func SweepEndpoints() (removed []string, err error) {
 	return removed, errors.Join(errs...)
 }
 
-// Endpoints lists the control sockets in this user's runtime directory
-// (the names Listen makes), sorted, with the pid each name carries: the
+// Endpoints lists the control sockets in this user's runtime directories
+// (the names Listen makes; the alternatives runtimeDir uses when the first
+// is squatted too), sorted by directory then name, with the pid each name carries: the
 // holders on this host, found without reading any drive.
 func Endpoints() ([]Endpoint, error) {
-	dir, err := runtimeDir()
-	if err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
 	var eps []Endpoint
-	for _, e := range entries {
-		m := endpointName.FindStringSubmatch(e.Name())
-		if m == nil || e.Type()&fs.ModeSocket == 0 {
-			continue
+	for _, dir := range runtimeDirs() {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, err
 		}
-		pid, _ := strconv.Atoi(m[1])
-		eps = append(eps, Endpoint{Path: filepath.Join(dir, e.Name()), PID: pid})
+		for _, e := range entries {
+			m := endpointName.FindStringSubmatch(e.Name())
+			if m == nil || e.Type()&fs.ModeSocket == 0 {
+				continue
+			}
+			pid, _ := strconv.Atoi(m[1])
+			eps = append(eps, Endpoint{Path: filepath.Join(dir, e.Name()), PID: pid})
+		}
 	}
 	return eps, nil
 }

@@ -1,8 +1,6 @@
 package lease
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +29,8 @@ type Place struct {
 
 // PlaceFor decides where dbPath's lease lives: in the volume's lease
 // directory when fsys is the OS's and the volume root can hold it (the
-// directory is made if needed), else next to the database. The root
+// directory is made if needed, shared by every user: leaseDir), else
+// next to the database. The root
 // filesystem gets no lease directory: it is not ejected.
 func PlaceFor(fsys device.FS, dbPath string) Place {
 	fallback := Place{Path: dbPath + FallbackSuffix, Root: filepath.Dir(dbPath), DB: filepath.Base(dbPath)}
@@ -47,14 +46,23 @@ func PlaceFor(fsys device.FS, dbPath string) Place {
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 		return fallback
 	}
-	dir := filepath.Join(p.MountPoint, DirName)
 	// Directories are not part of device.FS; this is the OS's filesystem.
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// A lease directory that is a link, or that this process cannot
+	// write (another user's, made before directories were shared), is
+	// found here, before the Store creates anything: the lease goes
+	// next to the database instead.
+	dir, err := leaseDir(p.MountPoint)
+	if err != nil {
+		return fallback
+	}
+	me, err := Me()
+	if err != nil {
 		return fallback
 	}
 	rel = filepath.ToSlash(rel)
-	sum := sha256.Sum256([]byte(rel))
-	return Place{Path: filepath.Join(dir, hex.EncodeToString(sum[:8])+fileExt), Root: p.MountPoint, DB: rel}
+	// The holder is in the file's name too (name.go): another user, who
+	// may not read the lease, can still tell when its holder is gone.
+	return Place{Path: filepath.Join(dir, leaseFileName(rel, me)), Root: p.MountPoint, DB: rel}
 }
 
 // Write replaces the lease at path atomically and durably: a temp file in
@@ -68,7 +76,9 @@ func Write(fsys device.FS, path string, l Lease) error {
 	if err := fsys.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("lease: %w", err)
 	}
-	f, err := fsys.Create(tmp, 0o644)
+	// 0600: a lease names its holder's endpoint; other users have no
+	// business reading it (filesystems without modes ignore this).
+	f, err := fsys.Create(tmp, 0o600)
 	if err != nil {
 		return fmt.Errorf("lease: %w", err)
 	}
@@ -136,6 +146,13 @@ type Found struct {
 	Err   error  // why the file is invalid; Lease is zero then
 	Stale bool   // the holder is gone
 	Why   string // why it is stale
+	// Unreadable: this user may not read the file (another user's lease,
+	// 0600); Err is then fs.ErrPermission, or ErrInvalid for a file
+	// refused by its name alone, and Stale and Why are judged without
+	// reading it (name.go). Owner is the file's owner uid (-1: unknown):
+	// the user whose holder the lease may name (AskHolder).
+	Unreadable bool
+	Owner      int
 }
 
 // DBPath is the database the lease names, on this volume.
@@ -193,13 +210,19 @@ func collect(root, dir string) (found []Found) {
 	}
 	sort.Strings(files)
 	for _, file := range files {
-		f := Found{File: file, Root: root}
+		f := Found{File: file, Root: root, Owner: fileOwner(file)}
 		if strings.HasSuffix(file, FallbackSuffix) {
 			f.Root = filepath.Dir(file)
 		}
 		f.Lease, f.Err = Read(device.OS, file)
 		if f.Err == nil {
+			checkName(&f)
+		}
+		switch {
+		case f.Err == nil:
 			f.Stale, f.Why = f.Lease.Stale()
+		case isPermission(f.Err):
+			judgeUnreadable(&f)
 		}
 		found = append(found, f)
 	}

@@ -49,7 +49,9 @@ func (l Lease) Stale() (bool, string) {
 	}
 	switch {
 	case l.Host != me.Host:
-		return true, fmt.Sprintf("held by host %q, the drive is on %q now", l.Host, me.Host)
+		// The lease's host is not quoted: a message never quotes a file
+		// read from the drive (status shows a valid lease's fields).
+		return true, fmt.Sprintf("held by another host; the drive is on %s now", me.Host)
 	case l.Boot != "" && me.Boot != "" && l.Boot != me.Boot:
 		return true, "held before this host's last boot"
 	}

@@ -9,7 +9,8 @@
 //	 "endpoint":"/run/user/1000/ejectsafe/1234-ab12cd.sock","since":"2026-..."}
 //
 // Where leases live: in the volume's lease directory,
-// <volume root>/.ejectsafe/leases/<hash of db>.json, so a check of a
+// <volume root>/.ejectsafe/leases/<hash of db>-<pid>-<start>-<hash of
+// host and boot>.json (the holder in the name: see name.go), so a check of a
 // volume finds every lease by listing one directory; when the volume root
 // is not writable (or the filesystem is not the OS's), next to the
 // database as <db>.ejectsafe-lease.
@@ -44,6 +45,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 	"time"
@@ -96,7 +98,10 @@ func (l Lease) Encode() ([]byte, error) {
 }
 
 // Parse decodes and validates a lease file. It never follows anything the
-// file names; it only checks it.
+// file names; it only checks it. Its errors never quote the file: a lease
+// is read from a drive anyone may have written (a link planted there to
+// /etc/shadow was once reported with its first byte); they name the field
+// and the reason only.
 func Parse(b []byte) (Lease, error) {
 	var l Lease
 	if len(b) > MaxSize {
@@ -105,7 +110,7 @@ func Parse(b []byte) (Lease, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&l); err != nil {
-		return Lease{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return Lease{}, fmt.Errorf("%w: %s", ErrInvalid, jsonProblem(err))
 	}
 	if dec.More() {
 		return Lease{}, fmt.Errorf("%w: trailing data", ErrInvalid)
@@ -128,21 +133,21 @@ func (l Lease) Validate() error {
 		return bad("db path of %d bytes", len(l.DB))
 	case path.IsAbs(l.DB) || strings.Contains(l.DB, "\\") || path.Clean(l.DB) != l.DB ||
 		l.DB == ".." || strings.HasPrefix(l.DB, "../"):
-		return bad("db path %q leaves the volume or is not clean", l.DB)
+		return bad("db path leaves the volume or is not clean")
 	case l.PID < 1 || l.PID > 1<<22:
 		return bad("pid %d", l.PID)
 	case len(l.Host) < 1 || len(l.Host) > 255 || hasControl(l.Host):
-		return bad("host %q", l.Host)
+		return bad("host name of %d bytes or with control characters", len(l.Host))
 	case len(l.Boot) > 64 || hasControl(l.Boot):
-		return bad("boot id %q", l.Boot)
+		return bad("boot id of %d bytes or with control characters", len(l.Boot))
 	case l.State != StateOpen && l.State != StateCheckpointing:
-		return bad("state %q", l.State)
+		return bad("unknown state")
 	case l.Endpoint != "" && !isSocketPath(l.Endpoint) && !isPipeName(l.Endpoint):
-		return bad("endpoint %q", l.Endpoint)
+		return bad("endpoint is neither a socket path nor a pipe of ours")
 	}
 	for _, part := range strings.Split(l.DB, "/") {
 		if hasControl(part) {
-			return bad("db path %q has control characters", l.DB)
+			return bad("db path has control characters")
 		}
 	}
 	return nil
@@ -170,4 +175,22 @@ func isPipeName(e string) bool {
 
 func hasControl(s string) bool {
 	return strings.IndexFunc(s, unicode.IsControl) >= 0
+}
+
+// jsonProblem describes a decoding error without quoting the input (a
+// json.SyntaxError's message quotes the offending character).
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("not JSON (syntax error at byte %d)", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %s has the wrong type", typ.Field)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated or empty"
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return "a field that is not a lease's"
+	}
+	return "not a lease"
 }

@@ -24,7 +24,27 @@ func TestMain(m *testing.M) {
 		fmt.Printf("resp=%+v err=%v\n", resp, err)
 		os.Exit(0)
 	}
+	if sock := os.Getenv(serveChildEnv); sock != "" {
+		os.Exit(serveChild(sock))
+	}
 	os.Exit(m.Run())
+}
+
+// serveChildEnv makes the test binary serve a fakeHandler at its value
+// until its stdin closes (TestServer_rootMayAsk).
+const serveChildEnv = "EJECTSAFE_LEASE_SERVE"
+
+func serveChild(sock string) int {
+	srv, err := ListenAt(sock, &fakeHandler{})
+	if err != nil {
+		println("listen:", err.Error())
+		return 1
+	}
+	println("ready")
+	var b [1]byte
+	os.Stdin.Read(b[:])
+	srv.Close()
+	return 0
 }
 
 func valid() Lease {
@@ -160,9 +180,9 @@ func TestLease_Stale(t *testing.T) {
 		t.Errorf("pid reuse not caught: %v %q", stale, why)
 	}
 	other := l
-	other.Host = "elsewhere"
-	if stale, _ := other.Stale(); !stale {
-		t.Errorf("another host's lease is live")
+	other.Host = "elsewhere-from-the-file"
+	if stale, why := other.Stale(); !stale || strings.Contains(why, other.Host) {
+		t.Errorf("another host's lease = %v, %q; want stale, without quoting the file's host name", stale, why)
 	}
 	rebooted := l
 	rebooted.Boot = "another-boot"
@@ -216,7 +236,7 @@ type fakeHandler struct {
 }
 
 func (h *fakeHandler) Status() Status {
-	return Status{DB: "/x/app.db", State: StateOpen, DirtyBytes: 42}
+	return Status{DB: "/x/app.db", State: StateOpen, DirtyBytes: 42, VolumeDev: 2049, VolumeMount: 77}
 }
 func (h *fakeHandler) Eject(ctx context.Context) error {
 	h.ejects++
@@ -242,11 +262,32 @@ func TestServer(t *testing.T) {
 	if err != nil || !resp.OK || resp.Status == nil || resp.Status.DirtyBytes != 42 {
 		t.Fatalf("status: %+v, %v", resp, err)
 	}
-	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject"}); err != nil || !resp.OK || h.ejects != 1 {
+	// An eject for another database, or naming none, releases nothing
+	// (issue 17, finding 8: a lease copied or planted on another volume
+	// names this endpoint).
+	for _, db := range []string{"", "/y/app.db", "/x/other.db"} {
+		if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject", DB: db}); err != nil || resp.OK || !strings.Contains(resp.Error, ErrNotHeld.Error()) || h.ejects != 0 {
+			t.Fatalf("eject for %q: %+v, %v (ejects %d); want refused as not held", db, resp, err, h.ejects)
+		}
+	}
+	// The same path on another mount (review of issue 17: a volume
+	// mounted below the one being ejected) releases nothing either.
+	for _, vol := range [][2]uint64{{2050, 77}, {2049, 78}} {
+		req := Request{Op: "eject", DB: "/x/app.db", VolumeDev: vol[0], VolumeMount: vol[1]}
+		if resp, err := Ask(ctx, srv.Endpoint(), req); err != nil || resp.OK || !strings.Contains(resp.Error, ErrNotHeld.Error()) || h.ejects != 0 {
+			t.Fatalf("eject for /x/app.db on volume %v: %+v, %v (ejects %d); want refused as not held", vol, resp, err, h.ejects)
+		}
+	}
+	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject", DB: "/x/app.db", VolumeDev: 2049, VolumeMount: 77}); err != nil || !resp.OK || h.ejects != 1 {
 		t.Fatalf("eject: %+v, %v", resp, err)
 	}
+	// A client that names no volume (an older CLI) is checked on the
+	// path only.
+	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject", DB: "/x/app.db"}); err != nil || !resp.OK || h.ejects != 2 {
+		t.Fatalf("eject naming no volume: %+v, %v", resp, err)
+	}
 	h.refuse = errors.New("a document is being saved")
-	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject"}); err != nil || resp.OK || resp.Refused != "a document is being saved" {
+	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "eject", DB: "/x/app.db"}); err != nil || resp.OK || resp.Refused != "a document is being saved" {
 		t.Fatalf("refused eject: %+v, %v", resp, err)
 	}
 	if resp, err := Ask(ctx, srv.Endpoint(), Request{Op: "format the drive"}); err != nil || resp.OK || resp.Error == "" {

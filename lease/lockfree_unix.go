@@ -11,8 +11,9 @@ import (
 )
 
 func lockFree(name string) (bool, error) {
-	// O_NONBLOCK: a FIFO planted under the name must not hang the open.
-	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO planted under the name must not hang the open;
+	// O_NOCTTY: a terminal there must not become ours (device/open_unix.go).
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return true, nil
 	}

@@ -13,7 +13,9 @@ import (
 // every Open, against a whole Open+Abandon of the same database in the
 // same run: resolving the path (a symlinked one: the links followed) and
 // checking its hard links, and sweeping dead leases and sockets when
-// there are none to remove. Compare the ns/op of the sub-benchmarks.
+// there are none to remove; and issue 17's case-insensitive spelling
+// (canonical-name, included in resolve+links). Compare the ns/op of the
+// sub-benchmarks.
 func BenchmarkOpenAdditions(b *testing.B) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "real", "bench.db")
@@ -51,6 +53,16 @@ func BenchmarkOpenAdditions(b *testing.B) {
 			}
 			if err := checkLinks(device.OS, p); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+	// Issue 17: the case-insensitive spelling (part of resolve+links),
+	// alone, on this case-sensitive directory: one failed lstat per
+	// component with letters.
+	b.Run("canonical-name", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if p, err := device.CanonicalName(path); err != nil || p != path {
+				b.Fatal(p, err)
 			}
 		}
 	})

@@ -36,14 +36,19 @@ func TestStore_ejectRequest(t *testing.T) {
 	ctx := context.Background()
 	ask := func(op string) lease.Response {
 		t.Helper()
-		resp, err := lease.Ask(ctx, l.Endpoint, lease.Request{Op: op})
+		resp, err := lease.Ask(ctx, l.Endpoint, lease.Request{Op: op, DB: path})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return resp
 	}
-	if st := ask("status").Status; st == nil || st.DirtyBytes == 0 || st.DB != path {
-		t.Fatalf("status = %+v; want the database and its dirty bytes", st)
+	if st := ask("status").Status; st == nil || st.DirtyBytes == 0 || st.DB != path || st.VolumeDev == 0 {
+		t.Fatalf("status = %+v; want the database, its volume and its dirty bytes", st)
+	}
+	// An eject for another database (a lease copied or planted elsewhere
+	// names this endpoint) releases nothing and does not ask the app.
+	if resp, err := lease.Ask(ctx, l.Endpoint, lease.Request{Op: "eject", DB: path + "-elsewhere"}); err != nil || resp.OK || asked != 0 {
+		t.Fatalf("eject for another database = %+v, %v (app asked %d times)", resp, err, asked)
 	}
 	if resp := ask("eject"); resp.OK || resp.Refused != refuse.Error() {
 		t.Fatalf("eject under a refusing app = %+v", resp)

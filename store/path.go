@@ -24,6 +24,11 @@ const maxSymlinks = 40
 // is a link to a missing file resolves to the file it would create, as
 // open(O_CREAT) does.
 //
+// On a directory that compares names without case, each existing
+// component is spelled as the directory holds it (device.CanonicalName):
+// "case.db" opens "Case.db", and every name derived from the path must
+// come from one spelling.
+//
 // Only the OS's filesystem has links; another device.FS gets abs back.
 func resolvePath(fsys device.FS, abs string) (string, error) {
 	if fsys != device.OS {
@@ -38,7 +43,9 @@ func resolvePath(fsys device.FS, abs string) (string, error) {
 		p = filepath.Join(dir, filepath.Base(p))
 		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Mode()&fs.ModeSymlink == 0) {
-			return p, nil
+			// One spelling on a case-insensitive volume (FAT, exFAT):
+			// the one the directory holds.
+			return device.CanonicalName(p)
 		}
 		if err != nil {
 			return "", err

@@ -434,6 +434,12 @@ func (s *Store) open() (err error) {
 		}
 		s.recovery = RecoveryReport{Action: "skipped", text: "read-only: recovery not run"}
 	} else {
+		// Where the lease will live, decided before anything is
+		// created: a volume lease directory this process cannot write
+		// (another user's) or that is a link is found now, and the
+		// lease goes next to the database (lease.PlaceFor).
+		s.lease = lease.PlaceFor(fsys, s.path)
+
 		// One process per database: an OS lock, taken before the first
 		// byte is written anywhere.
 		s.lock, err = fsys.Lock(s.path + lockSuffix)
@@ -569,7 +575,9 @@ func (s *Store) takeLease() error {
 	if err != nil {
 		return fmt.Errorf("lease: who am I: %w", err)
 	}
-	s.lease = lease.PlaceFor(s.opts.FS, s.path)
+	if s.lease.Path == "" {
+		s.lease = lease.PlaceFor(s.opts.FS, s.path)
+	}
 	if s.endpoint, s.leaseErr = lease.Listen(endpointHandler{s}); s.leaseErr != nil {
 		s.endpoint = nil
 	}
@@ -602,9 +610,13 @@ func (h endpointHandler) Status() lease.Status {
 	if h.s.isClosed() {
 		state = "closed"
 	}
+	h.s.smu.Lock()
+	vol := h.s.vol
+	h.s.smu.Unlock()
 	return lease.Status{
 		DB: h.s.path, State: state, DirtyBytes: st.DirtyBytes, WALBytes: st.WALBytes,
 		Generation: st.Generation, LastCheckpoint: st.LastCheckpoint,
+		VolumeDev: vol.Dev, VolumeMount: vol.Mount, VolumeSerial: vol.Serial,
 	}
 }
 

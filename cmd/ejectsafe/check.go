@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 )
 
 // runCheck: ejectsafe check [--json] PATH. Exit 0 only when pulling the
@@ -18,7 +17,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if in == nil {
 		return code
 	}
-	v, err := gather(in.pos[0], 2*time.Second)
+	v, err := gather(in.pos[0], statusTimeout)
 	if err != nil {
 		return in.fail(2, err)
 	}

@@ -46,8 +46,12 @@ func init() {
 			short: "the volume holding PATH, every lease on it and every process using it",
 			long: `Describe the volume holding PATH (mount point, device, filesystem,
 removable or not), every ejectsafe lease on it (holder pid and host, state,
-bytes not yet checkpointed, asked through the holder's control endpoint),
-and every other process with files open on it.`,
+bytes not yet checkpointed, asked through the holder's control endpoint:
+all holders at once, within a second in all), and every other process
+with files open on it. A lease whose holder answers for another database
+or volume (copied from another drive, or planted) is reported invalid and
+not followed; another user's lease, which only they and root may read, is
+reported unreadable.`,
 			flags: jsonFlag, run: runStatus,
 		},
 		{
@@ -59,7 +63,9 @@ ejectsafe holder has it, no process has a file open on it (named, as
 fuser -m does, from /proc/*/fd, cwd, root, exe and maps), and the
 kernel's cached writes have been flushed (check runs sync(2)). Not safe
 (exit 1) names every holder and process. Stale and invalid leases are
-reported and do not block. PATH may be the block device (/dev/sdb1).`,
+reported and do not block; another user's lease, unreadable to this
+user, counts as a live holder while the process its file name names
+runs (a fallback lease: while its database's lock is held). PATH may be the block device (/dev/sdb1).`,
 			flags: jsonFlag, run: runCheck,
 		},
 		{
@@ -69,7 +75,9 @@ reported and do not block. PATH may be the block device (/dev/sdb1).`,
 asked of anyone, refuse when processes other than ejectsafe holders have
 files open on the volume (named; --force goes on). Then ask every live
 holder, all at once, to checkpoint and release, waiting at most
---timeout in all; then sync and unmount (udisksctl when it can act,
+--timeout in all: only a holder that proved it holds its lease's
+database on this volume is asked, and the request names that database
+(a holder releases nothing else); then sync and unmount (udisksctl when it can act,
 else umount(2), else fusermount -u) and, with --power-off, power the
 drive off (udisksctl; refused before anything is done when it is
 missing). A volume the kernel does not call removable is refused unless

@@ -160,6 +160,12 @@ func doctor(ctx context.Context, path string) (*doctorReport, error) {
 	if !fi.IsDir() {
 		dir = filepath.Dir(path)
 	}
+	// The live checks open files as the store does, never through a
+	// link (device.OS refuses one anywhere in the path on Linux): use the
+	// directory's real path, as store.Open does.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	rep := &doctorReport{Path: path, Dir: dir}
 
 	// 1. What the kernel says: mount, type, drive, environment.

@@ -357,3 +357,25 @@ func TestDoctor_overall(t *testing.T) {
 		}
 	}
 }
+
+// TestRun_doctorThroughLink: doctor of a directory reached through a
+// symbolic link runs its live checks in the real directory. device.OS
+// refuses a link anywhere in a path it opens (issue 17), so without
+// resolving first every live check failed ("FAIL  rename", "FAIL  lock").
+func TestRun_doctorThroughLink(t *testing.T) {
+	useTestChild(t, false)
+	top := t.TempDir()
+	real := filepath.Join(top, "real")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(top, "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runDoctorCmd(t, link)
+	if code != 0 || strings.Contains(out, "FAIL  ") || !strings.Contains(out, "OK    lock ") {
+		t.Fatalf("doctor through a link = %d:\n%s%s", code, out, errOut)
+	}
+	assertLeftNothing(t, real)
+}

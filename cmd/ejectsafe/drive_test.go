@@ -437,7 +437,8 @@ func TestEject_forceExitsZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := lease.Listen(refuser{})
+	db := filepath.Join(vol.Mount, "app.db")
+	srv, err := lease.Listen(refuser{db: db})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +447,6 @@ func TestEject_forceExitsZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := filepath.Join(vol.Mount, "app.db")
 	place := lease.PlaceFor(device.OS, db)
 	l := lease.Lease{Version: lease.Version, DB: place.DB, PID: me.PID, Start: me.Start, Host: me.Host, Boot: me.Boot,
 		State: lease.StateOpen, Endpoint: srv.Endpoint(), Since: time.Now().UTC().Truncate(time.Second)}
@@ -463,9 +463,11 @@ func TestEject_forceExitsZero(t *testing.T) {
 	}
 }
 
-type refuser struct{}
+// refuser holds db (its status says so, as a Store's does: an eject
+// trusts a holder only for the database it names) and refuses to let go.
+type refuser struct{ db string }
 
-func (refuser) Status() lease.Status { return lease.Status{State: lease.StateOpen} }
+func (r refuser) Status() lease.Status { return lease.Status{DB: r.db, State: lease.StateOpen} }
 func (refuser) Eject(context.Context) error {
 	return &lease.RefusedError{Reason: "not now"}
 }

@@ -9,14 +9,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/lease"
 )
 
 // ejectHolderOut is one holder's answer to eject, in JSON. Result:
 // "released", "refused" (the application declined), "no_answer" (did not
-// answer within --timeout, or the endpoint failed), "failed" (it could
+// answer its status or the eject within --timeout, or the endpoint
+// failed; a holder that did not answer its status is not asked to
+// eject), "failed" (it could
 // not checkpoint or release), "no_endpoint" (it cannot be asked),
-// "stale" or "invalid" (not asked: the lease is not followed).
+// "unreadable" (another user's lease: it cannot be asked by this user;
+// root can), "stale" or "invalid" (not asked: the lease is not followed).
 type ejectHolderOut struct {
 	PID       int    `json:"pid"`
 	DB        string `json:"db"`
@@ -86,7 +90,7 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 	}
 
 	path := in.pos[0]
-	v, err := gather(path, 2*time.Second)
+	v, err := gather(path, statusTimeout)
 	if err != nil {
 		if deadMount("eject", path, err, in.json, stdout, stderr) {
 			return 2 // a vanished drive: one message saying what to do
@@ -159,6 +163,8 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 	for _, h := range out.Holders {
 		switch h.Result {
 		case "released", "stale", "invalid":
+		case "unreadable": // no pid or database to name: the file and its owner
+			kept = append(kept, fmt.Sprintf("unreadable lease %s: %s", h.File, h.Message))
 		default:
 			kept = append(kept, fmt.Sprintf("pid %d (%s): %s: %s", h.PID, h.DB, h.Result, h.Message))
 		}
@@ -232,25 +238,44 @@ func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ..
 			r.PID = h.Lease.PID
 		}
 		switch {
+		case h.Unreadable != "":
+			r.Result, r.Message = "unreadable", h.Unreadable
+			say("%s: %s; it cannot be asked by this user (root can)", h.File, h.Unreadable)
+			continue
 		case h.Invalid != "":
 			r.Result, r.Message = "invalid", h.Invalid
 			say("%s: invalid lease, not followed: %s", h.File, h.Invalid)
 			continue
 		case h.Stale != "":
 			r.Result, r.Message = "stale", h.Stale
-			say("%s: stale lease (%s); ignored", h.DB, h.Stale)
+			name := h.DB
+			if h.Lease == nil {
+				name = h.File
+			}
+			say("%s: stale lease (%s); ignored", name, h.Stale)
 			continue
 		case h.Lease.Endpoint == "":
 			r.Result, r.Message = "no_endpoint", "the holder has no control endpoint to ask"
 			say("pid %d (%s): cannot be asked: no control endpoint", r.PID, r.DB)
 			continue
+		case h.Live == nil:
+			// Only a holder that proved, in its status answer, that it
+			// holds this lease's database on this volume is asked to
+			// release: one that did not answer in time proved nothing
+			// (a planted lease naming a slow endpoint).
+			r.Result, r.Message = "no_answer", "did not answer its status, so it is not asked to eject: "+h.NoAnswer
+			say("pid %d (%s): did not answer its status (%s); not asked to eject", r.PID, r.DB, h.NoAnswer)
+			continue
 		}
 		say("asking pid %d (%s) to checkpoint and release...", r.PID, r.DB)
 		wg.Add(1)
-		go func(endpoint string) {
+		go func(endpoint, db string, vol device.VolumeID, owner int) {
 			defer wg.Done()
 			start := time.Now()
-			resp, err := lease.Ask(ctx, endpoint, lease.Request{Op: "eject", TimeoutMS: timeout.Milliseconds()})
+			// The database is named: an endpoint that does not hold it
+			// releases nothing (lease.Server checks).
+			resp, err := lease.AskHolder(ctx, endpoint, lease.Request{Op: "eject", DB: db, TimeoutMS: timeout.Milliseconds(),
+				VolumeDev: vol.Dev, VolumeMount: vol.Mount}, owner)
 			r.ElapsedMS = time.Since(start).Milliseconds()
 			switch {
 			case err != nil:
@@ -272,7 +297,7 @@ func askHolders(holders []holder, timeout time.Duration, sayOnce func(string, ..
 			default:
 				say("  pid %d did not answer: %s", r.PID, r.Message)
 			}
-		}(h.Lease.Endpoint)
+		}(h.Lease.Endpoint, h.DB, h.dbVol, h.owner)
 	}
 	wg.Wait()
 	return out

@@ -103,7 +103,8 @@ type holderOut struct {
 	DB   string `json:"db"`
 	// State: "live" (its holder answered), "no_answer" (alive, did not
 	// answer), "stale" (its holder is gone), "invalid" (the lease file is
-	// refused, not followed).
+	// refused, not followed), "unreadable" (another user's lease, which
+	// this user may not read: counted as live).
 	State  string    `json:"state"`
 	Reason string    `json:"reason,omitempty"` // why stale, invalid or no_answer
 	Blocks bool      `json:"blocks"`           // keeps the volume from being removed
@@ -131,6 +132,8 @@ type liveOut struct {
 func holderJSON(h holder) holderOut {
 	o := holderOut{File: h.File, DB: h.DB, Blocks: h.blocks()}
 	switch {
+	case h.Unreadable != "":
+		o.State, o.Reason = "unreadable", h.Unreadable
 	case h.Invalid != "":
 		o.State, o.Reason = "invalid", h.Invalid
 	case h.Stale != "":

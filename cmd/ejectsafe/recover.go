@@ -98,13 +98,15 @@ func checkDatabase(path string) error {
 	case fi.Size() == 0:
 		return nil
 	}
-	f, err := os.Open(path)
+	// As every file on the drive: no link followed, no blocking on a
+	// FIFO swapped in since the stat, a regular file only.
+	f, err := device.OS.Open(path, device.ReadOnly)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	hdr := make([]byte, 16)
-	if n, err := io.ReadFull(f, hdr); n < len(hdr) || string(hdr) != "SQLite format 3\x00" {
+	if n, err := f.ReadAt(hdr, 0); n < len(hdr) || string(hdr) != "SQLite format 3\x00" {
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return err
 		}

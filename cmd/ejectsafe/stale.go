@@ -12,7 +12,8 @@ import (
 
 // realPath makes path absolute with its symlinks resolved, as store.Open
 // does, so that every name derived from it (lock, journal, lease, volume)
-// is the one the Store uses. A missing last element resolves through its
+// is the one the Store uses (on FAT and exFAT, spelled as the directory
+// holds it). A missing last element resolves through its
 // directory.
 func realPath(path string) (string, error) {
 	abs, err := filepath.Abs(path)
@@ -25,26 +26,37 @@ func realPath(path string) (string, error) {
 		if derr != nil {
 			return "", derr
 		}
-		return filepath.Join(dir, filepath.Base(abs)), nil
+		p, err = filepath.Join(dir, filepath.Base(abs)), nil
 	}
-	return p, err
+	if err != nil {
+		return "", err
+	}
+	// Spelled as the directory holds it on FAT and exFAT, as store.Open
+	// does (device.CanonicalName).
+	return device.CanonicalName(p)
 }
 
-// orphaned says why a holder whose lease looks live (its pid runs) holds
-// nothing on this host, or "": its control endpoint is gone (missing, or
-// refused: nothing listens) or it has none, and its OS lock
-// (<db>.ejectsafe-lock) is free, tried without blocking. A Store holds
+// orphaned says why a holder whose lease looks live (its pid runs) but
+// that did not answer holds nothing on this host, or "": its OS lock
+// (<db>.ejectsafe-lock), tried without blocking, is free. A Store holds
 // that lock for as long as it has the database open, so nobody on this
-// host has the database. Only asked for holders that did not answer.
+// host has the database, whatever the endpoint does: it may be gone, or
+// accept and never answer (a planted lease naming a silent socket, issue
+// 17: such leases kept a volume "not safe to remove" for ever). Only asked
+// for holders that did not answer; trying the lock for an instant is what
+// lease.LockFree warns of, and a holder that does not answer is suspect.
 func orphaned(h holder) string {
-	if h.Lease == nil || (h.Lease.Endpoint != "" && !lease.EndpointGone(h.Lease.Endpoint)) {
+	if h.Lease == nil {
 		return ""
 	}
 	free, err := lease.LockFree(h.DB)
 	if err != nil || !free {
 		return ""
 	}
-	return fmt.Sprintf("process %d does not hold the database: its lock is free and its control endpoint is gone", h.Lease.PID)
+	if h.Lease.Endpoint == "" || lease.EndpointGone(h.Lease.Endpoint) {
+		return fmt.Sprintf("process %d does not hold the database: its lock is free and its control endpoint is gone", h.Lease.PID)
+	}
+	return fmt.Sprintf("process %d does not hold the database: its lock is free and its control endpoint does not answer", h.Lease.PID)
 }
 
 // removeDead removes the lease of a stale holder when it is proven gone

@@ -14,7 +14,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if in == nil {
 		return code
 	}
-	v, err := gather(in.pos[0], 2*time.Second)
+	v, err := gather(in.pos[0], statusTimeout)
 	if err != nil {
 		return in.fail(2, err)
 	}
@@ -43,8 +43,12 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 // describe renders one holder on one line.
 func describe(h holder) string {
 	switch {
+	case h.Unreadable != "":
+		return fmt.Sprintf("unreadable: %s: %s (counted as live)", h.File, h.Unreadable)
 	case h.Invalid != "":
 		return fmt.Sprintf("invalid:    %s: %s (not followed)", h.File, h.Invalid)
+	case h.Stale != "" && h.Lease == nil:
+		return fmt.Sprintf("stale:      %s: %s", h.File, h.Stale)
 	case h.Stale != "":
 		return fmt.Sprintf("stale:      %s: was pid %d on %s: %s", h.DB, h.Lease.PID, h.Lease.Host, h.Stale)
 	case h.Live != nil:
