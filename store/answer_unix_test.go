@@ -3,6 +3,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -29,7 +30,11 @@ func TestStore_ejectAnsweredFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Write([]byte(`{"op":"eject"}` + "\n")); err != nil {
+	req, err := json.Marshal(map[string]string{"op": "eject", "db": s.Path()}) // with the database asked for, for endpoints that check it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(append(req, '\n')); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
