@@ -231,6 +231,14 @@ func (jf *jfile) rebuild(h journal.Header, recs []journal.Record, limit int64) e
 	if err := f.Sync(); err != nil {
 		return fail(err)
 	}
+	// The old journal is closed before the rename: Windows refuses to
+	// rename over a file that is still open ("Access denied"), and
+	// nothing more is written to it either way. Until the new journal is
+	// opened below, no record is appended (jf.f is nil).
+	if jf.f != nil {
+		jf.f.Close()
+		jf.f = nil
+	}
 	if err := jf.fsys.Rename(jf.p.jtemp, jf.p.journal); err != nil {
 		// The rename may or may not have happened: which journal is at
 		// the name is unknown, so neither is appended to. Both describe
@@ -242,9 +250,6 @@ func (jf *jfile) rebuild(h journal.Header, recs []journal.Record, limit int64) e
 		jf.poison(nil)
 		f.Close()
 		return err
-	}
-	if jf.f != nil {
-		jf.f.Close() // the old journal, now unlinked: nothing more is written to it
 	}
 	// Appends go through a handle opened by the journal's own name, so
 	// that errors and fault rules name the journal, not its temp file.

@@ -96,6 +96,15 @@ type Handler interface {
 	Eject(ctx context.Context) error
 }
 
+// EjectAnswerer is a Handler told when its answer to an eject request
+// has been delivered: written and the connection closed, which on Windows
+// waits until the asker has read it (or is gone). A holder that tells its
+// application of the eject only then cannot lose the answer to an
+// application that exits at once.
+type EjectAnswerer interface {
+	EjectAnswered()
+}
+
 // RefusedError is an eject the holder's application declined.
 type RefusedError struct{ Reason string }
 
@@ -194,6 +203,12 @@ func (s *Server) handle(c net.Conn) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
+		if a, ok := s.h.(EjectAnswerer); ok {
+			// Runs before the deferred c.Close above: close here first,
+			// so that the answer is delivered when the handler hears.
+			defer a.EjectAnswered()
+			defer c.Close()
+		}
 		err := s.h.Eject(ctx)
 		var refused *RefusedError
 		switch {

@@ -70,7 +70,7 @@ func checkLinks(fsys device.FS, path string) error {
 	if err != nil {
 		return nil // missing: Open creates it; other errors: checkPath reports them
 	}
-	if n, ok := linkCount(fi); ok && n > 1 && fi.Mode().IsRegular() {
+	if n, ok := linkCount(path, fi); ok && n > 1 && fi.Mode().IsRegular() {
 		return fmt.Errorf("%w: %s has %d names; remove the others (or copy the file) and open it again", ErrHardLinked, path, n)
 	}
 	return nil

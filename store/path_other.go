@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package store
 
@@ -6,4 +6,4 @@ import "os"
 
 // linkCount cannot tell the number of hard links here: os.FileInfo does
 // not carry it outside unix.
-func linkCount(os.FileInfo) (uint64, bool) { return 0, false }
+func linkCount(string, os.FileInfo) (uint64, bool) { return 0, false }

@@ -23,12 +23,8 @@ func linkedDB(t *testing.T) (real, fileLink, dirLink string) {
 	}
 	real = filepath.Join(dir, "real", "app.db")
 	fileLink = filepath.Join(dir, "link.db")
-	if err := os.Symlink(filepath.Join("real", "app.db"), fileLink); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("real", filepath.Join(dir, "via")); err != nil {
-		t.Fatal(err)
-	}
+	symlink(t, filepath.Join("real", "app.db"), fileLink)
+	symlink(t, "real", filepath.Join(dir, "via"))
 	return real, fileLink, filepath.Join(dir, "via", "app.db")
 }
 
@@ -116,9 +112,7 @@ func TestOpen_danglingSymlink(t *testing.T) {
 	dir := t.TempDir()
 	link := filepath.Join(dir, "link.db")
 	target := filepath.Join(dir, "target.db")
-	if err := os.Symlink("target.db", link); err != nil {
-		t.Fatal(err)
-	}
+	symlink(t, "target.db", link)
 	s, err := Open(link, &Options{ManualCheckpoint: true})
 	if err != nil {
 		t.Fatal(err)

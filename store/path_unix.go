@@ -8,7 +8,7 @@ import (
 )
 
 // linkCount returns the number of hard links of a file the OS described.
-func linkCount(fi os.FileInfo) (uint64, bool) {
+func linkCount(_ string, fi os.FileInfo) (uint64, bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return 0, false

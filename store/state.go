@@ -101,6 +101,11 @@ func (s *Store) setCond(c Condition, err error) {
 	} else if reattached {
 		s.opts.Logger.Info("ejectsafe: reattached", "path", s.path)
 	}
+	if c == Ejected {
+		// Told once the asker has its answer (answer.go).
+		go func() { s.answer.wait(); s.events.post(ev) }()
+		return
+	}
 	s.events.post(ev)
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"syscall"
@@ -156,8 +157,8 @@ func (e *events) wait(t *testing.T, c Condition, reattached bool) Event {
 // what differs), and reattaches to A unchanged, where every row it
 // committed, before and after the pull, is durable after a checkpoint.
 func TestStore_swap(t *testing.T) {
-	const dir = "/vol"
-	dbPath := dir + "/app.db"
+	dir := vol("/vol")
+	dbPath := filepath.Join(dir, "app.db")
 	newDrive := func() *faultinject.FS {
 		f := faultinject.New(faultinject.Options{})
 		if err := f.MkdirAll(dir); err != nil {

@@ -247,6 +247,7 @@ type Store struct {
 	lease    lease.Place   // where this Store's lease lives
 	endpoint *lease.Server // nil if the control endpoint could not start
 	leaseErr error         // why not, for Stats
+	answer   *answerGate   // open once an eject's answer is delivered (answer.go)
 
 	rewindMissed  time.Time   // when a rewind last could not get in; zero after one did (gate.go)
 	checkpointing atomic.Bool // a checkpoint runs (set under mu): with ManualCheckpoint, the gate's high-water mark is armed
@@ -300,7 +301,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		o.newMain = twoPhaseWith(readBack)
 	}
 
-	s := &Store{path: abs, opts: o, events: &eventQueue{f: o.OnStateChange}}
+	s := &Store{path: abs, opts: o, events: &eventQueue{f: o.OnStateChange}, answer: newAnswerGate()}
 	s.cond = State{Condition: Attached, Since: time.Now()}
 	if err := s.open(); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
@@ -491,7 +492,7 @@ func (s *Store) open() (err error) {
 	// the drive, untouched.
 	undo = append(undo, func() { walDiscard(s.path) })
 
-	s.conn = &connector{dsn: s.dsn(), path: s.path, drv: &sqlite3.SQLiteDriver{ConnectHook: s.connect}}
+	s.conn = &connector{dsn: s.dsn(), path: s.path, drv: &sqlite3.SQLiteDriver{ConnectHook: s.connect}, answer: s.answer}
 	s.db = sql.OpenDB(s.conn)
 	undo = append(undo, func() { s.db.Close() })
 	s.pin, err = s.db.Conn(context.Background())
@@ -661,10 +662,12 @@ type connector struct {
 	ejected atomic.Bool
 	closing atomic.Bool // Close began: no new connection
 	path    string
+	answer  *answerGate
 }
 
 func (c *connector) Connect(context.Context) (driver.Conn, error) {
 	if c.ejected.Load() {
+		c.answer.wait()
 		return nil, fmt.Errorf("store: %s: %w", c.path, ErrEjected)
 	}
 	if c.closing.Load() {
@@ -743,6 +746,7 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 func (s *Store) checkpointLocked(ctx context.Context) error {
 	if s.closed {
 		if s.ejected {
+			s.answer.wait()
 			return ErrEjected
 		}
 		return ErrClosed
@@ -1093,6 +1097,7 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 	if s.closed {
 		s.mu.Unlock()
 		if s.ejected {
+			s.answer.wait()
 			return ErrEjected
 		}
 		return nil

@@ -406,13 +406,17 @@ func TestJSON_live(t *testing.T) {
 		".error": true, ".holders[].reason": true, ".holders[].lease": true, ".holders[].live": true,
 		".last": true, ".fsync": true, ".shared_memory_coherent": true,
 	}
+	checkGolden, checkCode := "check_safe", 0
+	if !usersSeen() { // check cannot call the volume safe here
+		checkGolden, checkCode = "check", 1
+	}
 	for _, tc := range []struct {
 		golden string
 		args   []string
 		code   int
 	}{
 		{"status", []string{"status", "--json", dir}, 0},
-		{"check_safe", []string{"check", "--json", dir}, 0},
+		{checkGolden, []string{"check", "--json", dir}, checkCode},
 		{"recover", []string{"recover", "--json", db}, 0},
 		{"verify", []string{"verify", "--json", db}, 0},
 		{"doctor", []string{"doctor", "--json", dir}, 0},

@@ -35,9 +35,14 @@ var (
 	binErr  error
 )
 
-// cli builds ejectsafe once per test run and returns its path.
+// cli builds ejectsafe once per test run and returns its path. Where the
+// test binary cannot run go (under Wine), EJECTSAFE_TEST_CLI names the
+// CLI built for this platform beforehand (.ci/cross does).
 func cli(t *testing.T) string {
 	t.Helper()
+	if p := os.Getenv("EJECTSAFE_TEST_CLI"); p != "" {
+		return p
+	}
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ejectsafe-cli-")
 		if err != nil {
@@ -405,7 +410,7 @@ func TestEject_parallel(t *testing.T) {
 	}
 	var holders []*exec.Cmd
 	for i, db := range dbs {
-		holders = append(holders, startHolderEnv(t, db, waitEnv+"="+markers[i]+":"+strings.Join(markers, ",")))
+		holders = append(holders, startHolderEnv(t, db, waitEnv+"="+markers[i]+"|"+strings.Join(markers, ",")))
 	}
 	code, out, errs := runBin(t, nil, "eject", "--no-unmount", "--timeout", "8s", "--json", dir)
 	var js ejectOut
