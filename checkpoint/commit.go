@@ -110,6 +110,16 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 		return &CommitError{Gen: gen, Op: op, Err: err}
 	}
 
+	// 0. A base found changed behind the store (checkBase) stays refused:
+	// a copy of it would record someone else's bytes, under the pending
+	// writes SQLite made for the old ones, as the store's own data. Read
+	// it again: a drive that misread once may read right now.
+	if m.baseChanged != nil {
+		if err := m.checkBase(src); err != nil {
+			return abort("verify base", err)
+		}
+	}
+
 	// 1. A journal that records can be appended to: created on the first
 	// commit, replaced after a failed write (never fsynced again) or when
 	// its free slots ran out.
@@ -133,8 +143,8 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 	if tf, err = m.fsys.Create(temp, m.perm); err != nil {
 		return abort("create copy", err)
 	}
-	write := m.writeCopy
-	if m.foldable(src) {
+	write, folded := m.writeCopy, m.foldable(src)
+	if folded {
 		write = m.writeCopyFold
 	}
 	intended, err := write(tf, pend, size, src)
@@ -177,11 +187,24 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 		}
 		if back.Size != size || back.Sum != intended {
 			discard()
+			// A folded checksum starts from the base's record: a base
+			// that no longer holds it explains the mismatch as well as
+			// a bad write. Read the base once to tell which.
+			if folded {
+				if err := m.checkBase(src); err != nil {
+					return abort("verify base", err)
+				}
+			}
 			return abort("verify copy", fmt.Errorf("%w: copy %s reads back as %d bytes with checksum %#016x; written: %d bytes, %#016x",
 				ErrDriveCorrupted, temp, back.Size, back.Sum, size, intended))
 		}
 	}
 	sum := intended
+	if folded {
+		m.smu.Lock()
+		m.stats.Folded++
+		m.smu.Unlock()
+	}
 
 	// 5. Began and Ready, fsynced before the rename: from here recovery
 	// can tell a complete copy from the base by checksum, whatever a pull

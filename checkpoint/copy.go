@@ -1,6 +1,8 @@
 package checkpoint
 
 import (
+	"fmt"
+
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/journal"
 )
@@ -20,11 +22,17 @@ import (
 // it was recorded with the pending writes applied, if the drive kept the
 // base as recorded. It no longer describes what was read from the drive
 // during the commit. A base changed under the store (another program, a
-// failing drive) gives a copy whose bytes disagree with Ready: with
-// ReadBackAlways the commit fails at once (ErrDriveCorrupted); without,
-// recovery after a pull refuses the copy (it checks the copy against
-// Ready before trusting it), and `ejectsafe verify` reports the database
-// as differing from the journal's last checkpoint. The old way, summing
+// failing drive) gives a copy whose bytes disagree with Ready. With
+// ReadBackAlways the read-back sees it and the commit reads the base once
+// (checkBase): a base that differs from its recorded checksum fails the
+// commit with ErrChanged, and later commits refuse until it reads as
+// recorded again; a base that matches means the write came back wrong
+// (ErrDriveCorrupted). With ReadBackNever nothing in the commit notices:
+// every later Ready folds from the wrong checksum too, until a read of the
+// whole file does: Prove(true), recovery after a pull (it checks the copy
+// against Ready before trusting it, and refuses it), or `ejectsafe
+// verify`, which reports the database as differing from the journal's
+// last checkpoint. The old way, summing
 // the bytes as they were copied, recorded such a change as if it were the
 // store's own data.
 
@@ -126,6 +134,35 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 		off += w
 	}
 	return journal.SumConcat(p.Sum64(), tail.Sum64(), size-keep), nil
+}
+
+// checkBase reads the whole base and compares its checksum with the one
+// recorded for it (src.sum), which a folded checksum starts from. A
+// mismatch is a base changed behind the store: another program wrote the
+// database in place, or the drive changed it. It returns a *ChangedError
+// (ErrChanged) then, and remembers it: every commit refuses until the base
+// reads as recorded again, so that the change is never copied into a
+// generation as if the store had written it. Nil when the base is as
+// recorded; the drive's error when it cannot be read.
+func (m *Main) checkBase(src *baseRef) error {
+	if !src.summed {
+		return m.baseChanged // nothing to compare with: keep the verdict
+	}
+	got := emptySum
+	if src.f != nil {
+		var err error
+		if got, err = sumFile(src.f, src.size, &m.buf); err != nil {
+			return err
+		}
+	}
+	if got == src.sum {
+		m.baseChanged = nil
+		return nil
+	}
+	m.baseChanged = &ChangedError{DB: m.p.db, What: fmt.Sprintf(
+		"the database on the drive differs from its recorded checksum (%d bytes read as %#016x, recorded %#016x): changed behind the store",
+		src.size, got, src.sum)}
+	return m.baseChanged
 }
 
 // sumRange returns the database checksum of f's bytes from off to end.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -150,10 +151,14 @@ func TestCommit_FoldedChecksum(t *testing.T) {
 
 // TestCommit_FoldScribbledBase: a base changed on the drive behind the
 // Main's back (same size, in place) is not the base the folded checksum
-// starts from. With ReadBackAlways the commit fails before anything
-// claims the copy; with ReadBackNever the commit goes through and Verify
-// reports the database as differing from the journal: the change is
-// found, not recorded as the store's own data.
+// starts from. With ReadBackAlways the read-back disagrees, the commit
+// reads the base once to tell why, and fails with ErrChanged (not
+// ErrDriveCorrupted: the drive returned what was written, the base is
+// what changed); every later commit refuses too, writing nothing, so the
+// scribble is never copied into a generation as the store's own data,
+// until the base reads as recorded again. With ReadBackNever the commit
+// goes through and Verify reports the database as differing from the
+// journal: the change is found, not recorded as the store's own data.
 func TestCommit_FoldScribbledBase(t *testing.T) {
 	for _, mode := range []ReadBack{ReadBackAlways, ReadBackNever} {
 		t.Run(map[ReadBack]string{ReadBackAlways: "always", ReadBackNever: "never"}[mode], func(t *testing.T) {
@@ -163,20 +168,58 @@ func TestCommit_FoldScribbledBase(t *testing.T) {
 			defer m.Close()
 			mustWriteAt(t, m, []byte("first"), 5000)
 			mustCommit(t, m) // the base's checksum is now known
-			f, err := fs.Open(testDB, device.ReadWrite)
-			if err != nil {
-				t.Fatal(err)
+			committed := bytes.Clone(fileOf(fs, testDB))
+			scribble := func(b []byte) {
+				t.Helper()
+				f, err := fs.Open(testDB, device.ReadWrite)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if _, err := f.WriteAt(b, 700_000); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if _, err := f.WriteAt([]byte("scribble"), 700_000); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
+			scribble([]byte("scribble"))
+			scribbled := bytes.Clone(fileOf(fs, testDB))
 			mustWriteAt(t, m, []byte("second"), 9000)
-			err = m.Commit()
+			err := m.Commit()
 			switch mode {
 			case ReadBackAlways:
-				if !errors.Is(err, ErrDriveCorrupted) {
-					t.Fatalf("Commit over a scribbled base = %v; want ErrDriveCorrupted", err)
+				id := m.Identity()
+				for i := range 2 { // the retry refuses too
+					if i > 0 {
+						ops := fs.OpCount()
+						err = m.Commit()
+						const writes = faultinject.OpCreate | faultinject.OpWriteAt | faultinject.OpTruncate | faultinject.OpSync |
+							faultinject.OpRename | faultinject.OpRemove | faultinject.OpSyncDir
+						for _, ev := range fs.Trace() {
+							if ev.Index >= ops && ev.Kind&writes != 0 {
+								t.Fatalf("a commit over a base known to have changed wrote: %v", ev)
+							}
+						}
+					}
+					if !errors.Is(err, ErrChanged) || !errors.Is(err, ErrCommit) || errors.Is(err, ErrDriveCorrupted) ||
+						!strings.Contains(err.Error(), "changed behind the store") {
+						t.Fatalf("commit %d over a scribbled base = %v; want ErrChanged (the base changed), not ErrDriveCorrupted", i, err)
+					}
+					if !bytes.Equal(fileOf(fs, testDB), scribbled) {
+						t.Fatalf("commit %d: the database on the drive changed", i)
+					}
+					if names, _ := fs.List(testDir); !slices.Equal(names, []string{"app.db", "app.db.ejectsafe-jrnl"}) {
+						t.Fatalf("commit %d: files %v; want no copy left", i, names)
+					}
+					if got := m.Identity(); got != id {
+						t.Fatalf("commit %d: identity %v, was %v: a generation was recorded", i, got, id)
+					}
+				}
+				// The base reads as recorded again: the writes commit.
+				scribble(committed[700_000 : 700_000+len("scribble")])
+				mustCommit(t, m)
+				want := bytes.Clone(committed)
+				copy(want[9000:], "second")
+				if !bytes.Equal(fileOf(fs, testDB), want) {
+					t.Fatal("the database after the base was restored is not the committed one with the write")
 				}
 			case ReadBackNever:
 				if err != nil {
@@ -188,6 +231,41 @@ func TestCommit_FoldScribbledBase(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCommit_FoldDriveCorrupted: a folded copy that reads back wrong over
+// a base that still reads as recorded is the drive's fault: the commit
+// fails with ErrDriveCorrupted, not ErrChanged, and a retry on a drive
+// that behaves again folds and commits.
+func TestCommit_FoldDriveCorrupted(t *testing.T) {
+	fs := newFS(t, faultinject.Options{})
+	fs.WriteFile(testDB, pattern(1<<20, 'A'), 0o644)
+	lfs := &lyingFS{FS: fs}
+	m, err := Open(lfs, testDB, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	mustWriteAt(t, m, []byte("first"), 5000)
+	mustCommit(t, m) // hashes the base; the next folds
+	mustWriteAt(t, m, []byte("second"), 9000)
+	lfs.corrupt = true
+	err = m.Commit()
+	if !errors.Is(err, ErrDriveCorrupted) || errors.Is(err, ErrChanged) {
+		t.Fatalf("folded commit on a lying drive = %v; want ErrDriveCorrupted", err)
+	}
+	lfs.corrupt = false
+	folded := m.Stats().Folded
+	mustCommit(t, m)
+	if m.Stats().Folded != folded+1 {
+		t.Error("the retry did not fold")
+	}
+	want := pattern(1<<20, 'A')
+	copy(want[5000:], "first")
+	copy(want[9000:], "second")
+	if !bytes.Equal(fileOf(fs, testDB), want) {
+		t.Fatal("the database after the retry differs")
 	}
 }
 

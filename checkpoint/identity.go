@@ -41,7 +41,10 @@ func (id Identity) String() string {
 // ErrChanged means the database or journal at a Main's path is not the
 // one the Main last wrote: another drive is mounted at the same path, or
 // the database was changed by someone else. The *ChangedError says what
-// differs. Nothing was written.
+// differs. Nothing was written. A Commit returns it (wrapped in a
+// *CommitError) when a folded copy's read-back showed the base no longer
+// holds what its recorded checksum says; every later Commit refuses with
+// it, writing nothing, until the base reads as recorded again.
 var ErrChanged = errors.New("checkpoint: not the database this store last wrote")
 
 // ChangedError names what differs between the drive and a Main's
@@ -338,6 +341,7 @@ func (m *Main) Reattach() error {
 		m.nextGen = next
 	}
 	m.stale = false
+	m.baseChanged = nil // the caller proved the database (Prove(true))
 	m.mu.RLock()
 	m.base.gone.Store(true)
 	m.mu.RUnlock()

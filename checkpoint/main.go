@@ -117,6 +117,7 @@ type Stats struct {
 	Commits      int64         // commits that wrote a generation, in this Main
 	Failures     int64         // commits that failed
 	Rewrites     int64         // journal rewrites (creation, compaction, after a failure)
+	Folded       int64         // commits whose copy's checksum was folded from the base's, not read (copy.go)
 	LastCommit   time.Time     // when the last successful commit ended
 	LastDuration time.Duration // how long it took
 	LastBytes    int64         // the size of the database it wrote
@@ -162,6 +163,10 @@ type Main struct {
 	hint     atomic.Int64
 	buf      []byte
 	sig      fileSig // the database's stat after the last commit (Prove)
+	// baseChanged: a commit found the base's bytes no longer those of
+	// its recorded checksum (checkBase). Commits refuse, writing nothing,
+	// until the base reads as recorded again.
+	baseChanged error
 
 	smu      sync.Mutex
 	stats    Stats
