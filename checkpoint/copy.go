@@ -72,7 +72,7 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 			next = idx[0] * m.bs
 		}
 		if next-pos >= copyMin || next == keep {
-			if err := copyRange(tf, src.f, pos, next-pos, b); err != nil {
+			if err := copyRange(tf, src.f, pos, next-pos, b, &m.noKernelCopy); err != nil {
 				return 0, err
 			}
 			pos = next
@@ -181,16 +181,22 @@ func sumRange(f device.File, off, end int64, buf *[]byte) (uint64, error) {
 }
 
 // copyRange copies n bytes at off from src to the same offset in dst: in
-// the kernel where it can (copyKernel), else through buf.
-func copyRange(dst, src device.File, off, n int64, buf []byte) error {
+// the kernel where it can (copyKernel), else through buf. *noKernel
+// remembers that the kernel refused these files: later calls copy
+// through buf at once, without one failed system call per stretch.
+func copyRange(dst, src device.File, off, n int64, buf []byte, noKernel *bool) error {
 	if n <= 0 {
 		return nil
 	}
-	done, err := copyKernel(dst, src, off, n)
-	if err != nil {
-		return err
+	if !*noKernel {
+		done, unsupported, err := copyKernel(dst, src, off, n)
+		if err != nil {
+			return err
+		}
+		*noKernel = unsupported
+		off, n = off+done, n-done
 	}
-	for off, n = off+done, n-done; n > 0; {
+	for n > 0 {
 		c := buf[:min(int64(len(buf)), n)]
 		if err := readFull(src, c, off); err != nil {
 			return err

@@ -5,4 +5,4 @@ package checkpoint
 import "github.com/ejectsafe/ejectsafe/device"
 
 // copyKernel copies nothing here: the caller copies through user space.
-func copyKernel(dst, src device.File, off, n int64) (int64, error) { return 0, nil }
+func copyKernel(dst, src device.File, off, n int64) (int64, bool, error) { return 0, true, nil }

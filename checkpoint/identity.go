@@ -341,7 +341,8 @@ func (m *Main) Reattach() error {
 		m.nextGen = next
 	}
 	m.stale = false
-	m.baseChanged = nil // the caller proved the database (Prove(true))
+	m.baseChanged = nil    // the caller proved the database (Prove(true))
+	m.noKernelCopy = false // a new mount: perhaps another filesystem
 	m.mu.RLock()
 	m.base.gone.Store(true)
 	m.mu.RUnlock()

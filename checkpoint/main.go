@@ -167,6 +167,9 @@ type Main struct {
 	// its recorded checksum (checkBase). Commits refuse, writing nothing,
 	// until the base reads as recorded again.
 	baseChanged error
+	// noKernelCopy: copy_file_range was refused between the base and a
+	// copy (copyKernel): folded copies go through user space.
+	noKernelCopy bool
 
 	smu      sync.Mutex
 	stats    Stats
