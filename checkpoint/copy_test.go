@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -152,6 +153,76 @@ func TestCommit_FoldedChecksum(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCommit_FoldDenseBatch: rewritten blocks closer together than
+// copyMin are read, patched and written in batches of at most one buffer
+// (chunkSize) each. Dense rewrites spanning several buffers, with 4 KiB
+// blocks (every other block over 3 MiB) and with the largest block size
+// that folds (chunkSize/4: five adjacent blocks are more than a buffer),
+// give the model's bytes and the checksum of those bytes, by a fold.
+func TestCommit_FoldDenseBatch(t *testing.T) {
+	for _, bs := range []int{4096, chunkSize / 4} {
+		t.Run(fmt.Sprint(bs), func(t *testing.T) {
+			fs := newFS(t, faultinject.Options{NoTrace: true})
+			model := pattern(5<<20+1000, 'A')
+			fs.WriteFile(testDB, model, 0o644)
+			m := mustOpenMain(t, fs, Options{BlockSize: bs})
+			defer m.Close()
+			mustWriteAt(t, m, []byte("first"), 100)
+			copy(model[100:], "first")
+			mustCommit(t, m) // hashes the base; the next ones fold
+			rng := rand.New(rand.NewPCG(5, uint64(bs)))
+			write := func(off int64, n int) {
+				p := make([]byte, n)
+				for i := range p {
+					p[i] = byte(rng.Uint32())
+				}
+				mustWriteAt(t, m, p, off)
+				copy(model[off:], p)
+			}
+			check := func(what string, folded int64) {
+				t.Helper()
+				mustCommit(t, m)
+				got := fileOf(fs, testDB)
+				if !bytes.Equal(got, model) {
+					t.Fatalf("%s: database differs from the model", what)
+				}
+				if id := m.Identity(); id.Sum != journal.Sum(got) || id.Size != int64(len(got)) {
+					t.Fatalf("%s: the journal records %d bytes, %#016x; the database is %d bytes, %#016x",
+						what, id.Size, id.Sum, len(got), journal.Sum(got))
+				}
+				if st := m.Stats(); st.Folded != folded {
+					t.Fatalf("%s: %d commits folded; want %d", what, st.Folded, folded)
+				}
+			}
+			if bs == 4096 {
+				// Every other block from 1 MiB + 10 KiB to 4 MiB, one
+				// byte to a whole block each: one run of batches.
+				for off := int64(1<<20 + 10<<10); off < 4<<20; off += 2 * int64(bs) {
+					write(off, 1+rng.IntN(bs))
+				}
+			} else {
+				// Blocks 1 to 5 whole and 9 to 14 in part: each run is
+				// more than a buffer.
+				write(int64(bs), 5*bs)
+				for b := 9; b < 15; b++ {
+					write(int64(b*bs+rng.IntN(bs/2)), 1+rng.IntN(bs/2))
+				}
+			}
+			check("dense", 1)
+			// The same, and the file cut inside the last dense run.
+			for off := int64(2 << 20); off < 4<<20; off += int64(bs) {
+				write(off+int64(rng.IntN(bs/2)), 1+rng.IntN(bs/2))
+			}
+			cut := int64(3<<20 + bs/3)
+			if err := m.Truncate(cut); err != nil {
+				t.Fatal(err)
+			}
+			model = model[:cut]
+			check("dense, cut", 2)
+		})
 	}
 }
 
