@@ -79,7 +79,9 @@ var (
 	// is not the drive or the database this Store last wrote: another
 	// drive mounted at the same path (two sticks with the same label), or
 	// the database changed elsewhere (stock sqlite3, another computer)
-	// while the drive was away. The error names what differs. The Store
+	// while the drive was away, or behind the Store while it was attached
+	// (a checkpoint's folded copy found the database no longer holds its
+	// recorded checksum). The error names what differs. The Store
 	// writes nothing there, not even its lock file or lease, keeps serving
 	// from memory what SQLite can, and reattaches if its own drive and
 	// database come back (Options.OnStateChange, State).

@@ -810,6 +810,12 @@ func (s *Store) failed(err error) error {
 	s.smu.Unlock()
 	switch {
 	case errors.Is(err, ErrDriveLost) || errors.Is(err, ErrDriveChanged) || cur == Detached:
+	case errors.Is(err, checkpoint.ErrChanged):
+		// The commit found the database changed behind the Store (a
+		// folded copy's base no longer has its recorded checksum): what
+		// the full proof would say. Refuse the drive as ensureAttached
+		// does; the Main refuses to commit over that base anyway.
+		return s.changed(vol, err)
 	case isGone(err):
 		s.lost(err)
 	case errors.Is(err, syscall.EIO):
