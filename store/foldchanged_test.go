@@ -18,8 +18,8 @@ import (
 // changes bytes by itself). The next checkpoint's folded copy reads back
 // other bytes than its checksum says; the Main finds the base changed
 // (checkpoint.ErrChanged), and the Store treats it as the proof would:
-// ErrDriveChanged, State DriveChanged, and nothing more is written to the
-// drive on a retry.
+// ErrDriveChanged, State DriveChanged, and a retry refuses too, leaving
+// the database on the drive as it is.
 func TestStore_foldFindsChangedBase(t *testing.T) {
 	dir := vol("/vol")
 	dbPath := filepath.Join(dir, "app.db")
