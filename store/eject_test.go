@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"runtime"
 	"testing"
 
+	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/lease"
 )
 
@@ -42,8 +45,18 @@ func TestStore_ejectRequest(t *testing.T) {
 		}
 		return resp
 	}
-	if st := ask("status").Status; st == nil || st.DirtyBytes == 0 || st.DB != path || st.VolumeDev == 0 {
-		t.Fatalf("status = %+v; want the database, its volume and its dirty bytes", st)
+	// The volume as the Store identified it. Device number and mount id
+	// are a unix notion: on Windows both are 0 and the holder proves its
+	// database's path alone (README, Platforms).
+	vol, err := device.VolumeOf(device.OS, filepath.Dir(path), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" && vol.Dev == 0 {
+		t.Fatalf("VolumeOf(%s) = %+v: no device number", filepath.Dir(path), vol)
+	}
+	if st := ask("status").Status; st == nil || st.DirtyBytes == 0 || st.DB != path || st.VolumeDev != vol.Dev || st.VolumeMount != vol.Mount {
+		t.Fatalf("status = %+v; want the database, its volume (%+v) and its dirty bytes", st, vol)
 	}
 	// An eject for another database (a lease copied or planted elsewhere
 	// names this endpoint) releases nothing and does not ask the app.

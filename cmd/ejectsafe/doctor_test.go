@@ -370,9 +370,7 @@ func TestRun_doctorThroughLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	link := filepath.Join(top, "link")
-	if err := os.Symlink(real, link); err != nil {
-		t.Fatal(err)
-	}
+	symlink(t, real, link)
 	code, out, errOut := runDoctorCmd(t, link)
 	if code != 0 || strings.Contains(out, "FAIL  ") || !strings.Contains(out, "OK    lock ") {
 		t.Fatalf("doctor through a link = %d:\n%s%s", code, out, errOut)
