@@ -122,7 +122,10 @@ func (s *Store) tryRewind(ctx context.Context) (bool, error) {
 	// Nor after a failed checkpoint: the rewind would move the frames into
 	// the MainFile's memory, which the cap does not bound, while the drive
 	// refuses the commits that would free it.
-	s.state.deferSync.Store(s.highWater() > 0 && s.stats.LastCheckpointError == nil)
+	// Nor with a host log: SQLite empties the WAL right after this xSync,
+	// and a crash before the commit would lose the rewound frames from
+	// both the log and the drive.
+	s.state.deferSync.Store(s.highWater() > 0 && s.stats.LastCheckpointError == nil && s.state.hl == nil)
 	err := s.pin.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
 	s.state.deferSync.Store(false)
 	if _, rerr := s.pin.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", s.opts.BusyTimeout.Milliseconds())); err == nil {

@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -166,6 +167,26 @@ type Options struct {
 	// answers at any time either way.
 	OnStateChange func(Event)
 
+	// Durability says what a commit survives once it returned: an
+	// application crash (HostLog), a host power cut too (HostSync), or
+	// neither (Checkpoint). Zero value: DurabilityDefault, which is
+	// HostLog where the platform supports a host log (Linux, macOS, the
+	// BSDs), with the OS filesystem; Checkpoint on other platforms, with
+	// another Options.FS and no HostDir, and for ReadOnly. See README
+	// "What stays on the host computer".
+	//
+	// DANGER: at HostLog and HostSync the database's recently written
+	// pages are in a file on the host's disk (readable by this user and
+	// root) until the Store closes cleanly, and after a crash until the
+	// next Open; Checkpoint writes nothing on the host.
+	Durability Durability
+
+	// HostDir is the directory of host logs. Empty means
+	// os.UserCacheDir()/ejectsafe. Open creates it with mode 0700 and
+	// refuses (ErrHostDir) one that another user owns, that others can
+	// enter, or that is on a removable, network or FUSE filesystem.
+	HostDir string
+
 	// newMain opens the mainFile; nil means package checkpoint's two-phase
 	// one. Tests wrap it to watch the hook calls.
 	newMain func(device.FS, string) (mainFile, error)
@@ -180,6 +201,18 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.FS == nil {
 		o.FS = device.OS
+	}
+	switch {
+	case o.Durability < DurabilityDefault || o.Durability > HostSync:
+		return o, fmt.Errorf("%w: unknown durability %d", ErrBadOptions, int(o.Durability))
+	case o.ReadOnly:
+		o.Durability = Checkpoint // nothing is committed
+	case o.Durability == DurabilityDefault && ((o.FS != device.OS && o.HostDir == "") || !hlSupported()):
+		o.Durability = Checkpoint
+	case o.Durability == DurabilityDefault:
+		o.Durability = defaultDurability
+	case o.Durability != Checkpoint && !hlSupported():
+		return o, ErrHostLogUnsupported
 	}
 	if o.CheckpointIdle == 0 {
 		o.CheckpointIdle = DefaultCheckpointIdle
@@ -468,6 +501,16 @@ func (s *Store) open() (err error) {
 		return err
 	}
 	undo = append(undo, func() { nodeRelease(s.path) })
+	// The host log (hostlog.go): a log an earlier process left is proven
+	// this database's and replayed, or set aside; then the WAL lives in it.
+	var replay int64
+	if s.opts.Durability == HostLog || s.opts.Durability == HostSync {
+		s.state.hl, replay, err = s.hostLogOpen(&s.recovery)
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { walDiscard(s.path); s.state.hl.close() })
+	}
 	stockWAL, err := loadStockWAL(fsys, s.path)
 	if err != nil {
 		return err
@@ -497,6 +540,13 @@ func (s *Store) open() (err error) {
 	// durable remove the stock files. A hot rollback journal needs no
 	// such step: SQLite rolls it back through the shim on the first read
 	// (done above) and syncs the database before deleting the journal.
+	// A replayed host log the same way: its log is then all on the
+	// drive, and stays as the WAL from here on.
+	if replay > 0 && !stockWAL {
+		if err := s.checkpointLocked(context.Background()); err != nil {
+			return fmt.Errorf("replay the host log: %w", err)
+		}
+	}
 	if stockWAL {
 		if err := s.checkpointLocked(context.Background()); err != nil {
 			return fmt.Errorf("fold in the WAL stock SQLite left: %w", err)
@@ -617,7 +667,7 @@ func (c *connector) Driver() driver.Driver { return c.drv }
 // setupConn runs on every new connection of a writable Store. mattn applies its own pragmas
 // first (locking_mode NORMAL, synchronous NORMAL); with the shim's xShm
 // methods in heap memory, NORMAL locking mode can enter WAL.
-func setupConn(c *sqlite3.SQLiteConn, retainWAL int64, pageSize int) error {
+func setupConn(c *sqlite3.SQLiteConn, retainWAL int64, pageSize, syncLevel int) error {
 	if pageSize != 0 {
 		// Before the database enters WAL mode, which writes its first
 		// page; a no-op on a database that has one.
@@ -635,11 +685,13 @@ func setupConn(c *sqlite3.SQLiteConn, retainWAL int64, pageSize int) error {
 	// synchronous=NORMAL: the WAL is memory, so the only syncs are the
 	// checkpoint's, which SQLite issues at NORMAL and above. Never OFF:
 	// then no xSync ends a checkpoint.
-	if _, err := c.Exec(fmt.Sprintf("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=%d", retainWAL), nil); err != nil {
+	// At HostSync, FULL: SQLite then syncs the WAL (the host log) at
+	// every commit.
+	if _, err := c.Exec(fmt.Sprintf("PRAGMA synchronous=%d; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=%d", syncLevel, retainWAL), nil); err != nil {
 		return err
 	}
-	if sync, err := pragma(c, "PRAGMA synchronous"); err != nil || sync != "1" {
-		return fmt.Errorf("store: synchronous is %q, want 1 (NORMAL): %v", sync, err)
+	if sync, err := pragma(c, "PRAGMA synchronous"); err != nil || sync != fmt.Sprint(syncLevel) {
+		return fmt.Errorf("store: synchronous is %q, want %d: %v", sync, syncLevel, err)
 	}
 	return nil
 }
@@ -765,7 +817,7 @@ func (s *Store) backfill(ctx context.Context) error {
 			return err
 		}
 		if rewound {
-			if err := s.state.main.Commit(); err != nil {
+			if err := s.state.hl.commit(s.state.main, s.state.main.Commit); err != nil {
 				return fmt.Errorf("%w: %w", ErrCheckpoint, s.cause(err))
 			}
 			return nil
@@ -814,7 +866,7 @@ func (s *Store) backfill(ctx context.Context) error {
 			// reached the WAL's end as it stood then; make what it wrote
 			// durable.
 			rerr := s.rewind(ctx)
-			if err := s.state.main.Commit(); err != nil {
+			if err := s.state.hl.commit(s.state.main, s.state.main.Commit); err != nil {
 				return fmt.Errorf("%w: %w", ErrCheckpoint, s.cause(err))
 			}
 			return rerr
@@ -1033,6 +1085,12 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 	if w, ok := walStats(s.path); ok && w.exists != 0 && w.size > 0 && err == nil {
 		// The close-time checkpoint failed (it deletes the WAL on success).
 		err = fmt.Errorf("store: close %s: %w (%d bytes)", s.path, ErrWALRetained, int64(w.size))
+	} else if hl := s.state.hl; hl != nil && err == nil {
+		// Everything is on the drive: the host log goes (SQLite's xDelete
+		// of the WAL removed it already, unless no WAL was ever opened).
+		if rerr := os.Remove(hl.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = fmt.Errorf("store: close %s: remove host log: %w", s.path, rerr)
+		}
 	}
 	return s.release(err)
 }
@@ -1078,7 +1136,7 @@ func (s *Store) abandon() error {
 	s.setCond(Closed, nil)
 	s.pin.Close()
 	s.db.Close()
-	walDiscard(s.path)
+	walDiscard(s.path) // a host log stays on the host's disk: the next Open replays it
 	return s.release(nil)
 }
 
@@ -1097,6 +1155,7 @@ func (s *Store) release(err error) error {
 	delete(dbs.m, s.path)
 	dbs.Unlock()
 	nodeRelease(s.path)
+	s.state.hl.close()
 	if cerr := s.state.main.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("store: close %s: %w", s.path, cerr)
 	}

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(replugChildEnv); path != "" {
 		os.Exit(replugChild(path))
 	}
+	if path := os.Getenv(hostLogChildEnv); path != "" {
+		os.Exit(hostLogChild(path))
+	}
 	os.Exit(m.Run())
 }
 

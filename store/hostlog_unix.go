@@ -1,0 +1,65 @@
+//go:build unix
+
+package store
+
+/*
+#include "hostlog.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+func hlSupported() bool { return C.es_hl_supported() != 0 }
+
+// openPrivate opens (create: creates, exclusively) a host log: no
+// symlink followed, mode 0600, owned by this user and by no one else.
+func openPrivate(path string, create bool) (*os.File, error) {
+	flags := os.O_RDWR | syscall.O_NOFOLLOW | syscall.O_CLOEXEC
+	if create {
+		flags |= os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPrivate(path, false); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkPrivate refuses a host-log file or directory that is not this
+// user's alone: another owner, or any permission for group or others.
+func checkPrivate(path string, dir bool) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case dir != fi.IsDir() || (!dir && !fi.Mode().IsRegular()):
+		return fmt.Errorf("%s: not a regular %s", path, map[bool]string{true: "directory", false: "file"}[dir])
+	case !ok || int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("%s: owned by uid %d, not %d", path, st.Uid, os.Geteuid())
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("%s: mode %s lets others in (want %s)", path, fi.Mode().Perm(), map[bool]os.FileMode{true: 0o700, false: 0o600}[dir])
+	}
+	return nil
+}
+
+func dupFd(f *os.File) (int, error) {
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	return fd, err
+}
+
+func closeFd(fd int) { syscall.Close(fd) }
+
+func errnoErr(e int) error { return syscall.Errno(e) }
