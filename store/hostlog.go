@@ -238,8 +238,8 @@ func hostLogName(path string) string {
 
 // hostDir resolves Options.HostDir (default os.UserCacheDir()/ejectsafe),
 // creates it 0700 if missing, and refuses one that another user owns,
-// that others can enter, or that lives on a removable, network, FUSE or
-// unknown filesystem.
+// that others can enter, or that lives on a removable, network or FUSE
+// filesystem.
 func hostDir(dir string) (string, error) {
 	if dir == "" {
 		cache, err := os.UserCacheDir()
@@ -265,7 +265,7 @@ func hostDir(dir string) (string, error) {
 	switch {
 	case p.Removable || p.USB:
 		return "", fmt.Errorf("%w: %s is on a removable or USB drive (%s)", ErrHostDir, dir, p.Device)
-	case p.Class == device.ClassNetwork || p.Class == device.ClassFUSE || p.Class == device.ClassUnknown:
+	case p.Class == device.ClassNetwork || p.Class == device.ClassFUSE:
 		return "", fmt.Errorf("%w: %s is on a %s filesystem (%s)", ErrHostDir, dir, p.Class, p.FSType)
 	}
 	return dir, nil

@@ -622,9 +622,22 @@ func TestHostDir_Refused(t *testing.T) {
 			if err := tc.setup(hostDir); err != nil {
 				t.Skipf("SKIP: %v", err)
 			}
-			_, err := Open(filepath.Join(t.TempDir(), "a.db"), &Options{HostDir: hostDir})
+			_, err := Open(filepath.Join(t.TempDir(), "a.db"), &Options{HostDir: hostDir, Durability: HostLog})
 			if !errors.Is(err, ErrHostDir) {
 				t.Fatalf("Open: %v, want ErrHostDir", err)
+			}
+			// The default level falls back to Checkpoint, and writes
+			// nothing there.
+			s, err := Open(filepath.Join(t.TempDir(), "b.db"), &Options{HostDir: hostDir})
+			if err != nil {
+				t.Fatalf("Open at the default level: %v", err)
+			}
+			defer s.Close()
+			if s.opts.Durability != Checkpoint {
+				t.Errorf("durability %v, want checkpoint", s.opts.Durability)
+			}
+			if names, _ := os.ReadDir(hostDir); len(names) != 0 {
+				t.Errorf("written in the refused directory: %v", names)
 			}
 		})
 	}

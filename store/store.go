@@ -172,8 +172,10 @@ type Options struct {
 	// neither (Checkpoint). Zero value: DurabilityDefault, which is
 	// HostLog where the platform supports a host log (Linux, macOS, the
 	// BSDs), with the OS filesystem; Checkpoint on other platforms, with
-	// another Options.FS and no HostDir, and for ReadOnly. See README
-	// "What stays on the host computer".
+	// another Options.FS and no HostDir, for ReadOnly, and (logged, and
+	// in Recovery().Notes) when the host-log directory is refused. An
+	// explicit HostLog or HostSync fails Open with ErrHostDir instead.
+	// See README "What stays on the host computer".
 	//
 	// DANGER: at HostLog and HostSync the database's recently written
 	// pages are in a file on the host's disk (readable by this user and
@@ -186,6 +188,11 @@ type Options struct {
 	// refuses (ErrHostDir) one that another user owns, that others can
 	// enter, or that is on a removable, network or FUSE filesystem.
 	HostDir string
+
+	// durabilityDefaulted: Durability was the zero value. Then a host-log
+	// directory Open must refuse (ErrHostDir) falls back to Checkpoint,
+	// logged, rather than failing Open.
+	durabilityDefaulted bool
 
 	// newMain opens the mainFile; nil means package checkpoint's two-phase
 	// one. Tests wrap it to watch the hook calls.
@@ -210,7 +217,7 @@ func (o Options) withDefaults() (Options, error) {
 	case o.Durability == DurabilityDefault && ((o.FS != device.OS && o.HostDir == "") || !hlSupported()):
 		o.Durability = Checkpoint
 	case o.Durability == DurabilityDefault:
-		o.Durability = defaultDurability
+		o.Durability, o.durabilityDefaulted = defaultDurability, true
 	case o.Durability != Checkpoint && !hlSupported():
 		return o, ErrHostLogUnsupported
 	}
@@ -506,10 +513,16 @@ func (s *Store) open() (err error) {
 	var replay int64
 	if s.opts.Durability == HostLog || s.opts.Durability == HostSync {
 		s.state.hl, replay, err = s.hostLogOpen(&s.recovery)
-		if err != nil {
+		switch {
+		case err != nil && s.opts.durabilityDefaulted && errors.Is(err, ErrHostDir):
+			s.opts.Logger.Warn("ejectsafe: no host log: commits since the last checkpoint are lost if the application crashes (Durability Checkpoint)", "db", s.path, "err", err)
+			s.recovery.Notes = append(s.recovery.Notes, fmt.Sprintf("no host log, durability checkpoint: %v", err))
+			s.opts.Durability = Checkpoint
+		case err != nil:
 			return err
+		default:
+			undo = append(undo, func() { walDiscard(s.path); s.state.hl.close() })
 		}
-		undo = append(undo, func() { walDiscard(s.path); s.state.hl.close() })
 	}
 	stockWAL, err := loadStockWAL(fsys, s.path)
 	if err != nil {
