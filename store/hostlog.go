@@ -295,6 +295,25 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 		id = m.Identity()
 	}
 
+	// 0. A WAL an earlier Store of this process left in the shim (its
+	// Close returned ErrWALRetained) is still the WAL, mapped from its log
+	// if it had one: keep it, and own that log's header from here on.
+	if w, ok := walStats(s.path); ok && w.allocated > 0 {
+		f, err := openPrivate(hl.path, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, nil // a heap WAL: this Store keeps it in memory
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("host log %s: %w", hl.path, err)
+		}
+		hl.f, hl.created, hl.base = f, time.Now(), id
+		if err := hl.writeHead(); err != nil {
+			f.Close()
+			return nil, 0, err
+		}
+		return hl, 0, nil
+	}
+
 	// 2. A log left by an earlier process: prove it, or set it aside.
 	f, err := openPrivate(hl.path, false)
 	var walBytes int64
