@@ -55,7 +55,7 @@ const rewindBusy = 10 * time.Millisecond
 // rewindAt is the WAL size past which a checkpoint rewinds the WAL: a
 // quarter of the cap, or RetainWALBytes when that is smaller (so that
 // memory beyond it is returned).
-func (s *Store) rewindAt() int64 { return min(s.opts.MaxWALBytes/4, s.opts.RetainWALBytes) }
+func (s *Store) rewindAt() int64 { return min(s.walBudget()/4, s.opts.RetainWALBytes) }
 
 // highWater is the WAL size past which new transactions wait for the
 // automatic checkpointer's rewind; 0 (off) with ManualCheckpoint, where
@@ -64,7 +64,7 @@ func (s *Store) highWater() int64 {
 	if s.opts.ManualCheckpoint {
 		return 0
 	}
-	return s.opts.MaxWALBytes / 2
+	return s.walBudget() / 2
 }
 
 // rewind brings the WAL back to its start through the gate (see above).

@@ -42,6 +42,13 @@ void *es_hl_map(int fd, long long idx, long long chunk) {
 
 void es_hl_unmap(void *p, long long chunk) { munmap(p, (size_t)chunk); }
 
+/* es_hl_drop gives a written chunk's pages back to the page cache: the
+ * process's resident memory stays bounded while a transaction larger
+ * than RAM goes by; a later read faults them in from the file. On a
+ * shared file mapping nothing is lost (dirty pages stay dirty in the
+ * page cache and are written back). */
+void es_hl_drop(void *p, long long chunk) { madvise(p, (size_t)chunk, MADV_DONTNEED); }
+
 /* es_hl_shrink gives back the file's blocks past nChunk chunks. */
 void es_hl_shrink(int fd, long long nChunk, long long chunk) {
 	if (ftruncate(fd, (off_t)(ES_HL_HDR + nChunk * chunk)) != 0) {
@@ -76,6 +83,10 @@ void *es_hl_map(int fd, long long idx, long long chunk) {
 	return 0;
 }
 void es_hl_unmap(void *p, long long chunk) {
+	(void)p;
+	(void)chunk;
+}
+void es_hl_drop(void *p, long long chunk) {
 	(void)p;
 	(void)chunk;
 }

@@ -515,3 +515,35 @@ func (hl *hostLog) close() {
 		hl.f.Close()
 	}
 }
+
+// walBudget is the WAL size the checkpoint policy works with (gate
+// high-water mark, rewind and pressure thresholds): MaxWALBytes, or
+// DefaultMaxWALBytes when the cap came from the host disk.
+func (s *Store) walBudget() int64 {
+	if s.opts.budget > 0 {
+		return s.opts.budget
+	}
+	return s.opts.MaxWALBytes
+}
+
+// hostWALCap sets the WAL cap of a Store with a host log and no
+// MaxWALBytes: half the free space of the log's filesystem, at least
+// DefaultMaxWALBytes. RetainWALBytes, when defaulted, stays at
+// DefaultMaxWALBytes (it is what stays mapped, and on disk, between
+// transactions).
+func (s *Store) hostWALCap() {
+	hl := s.state.hl
+	if hl == nil || !s.opts.maxDefaulted {
+		return
+	}
+	free, err := freeBytes(filepath.Dir(hl.path))
+	if err != nil {
+		s.opts.Logger.Warn("ejectsafe: free space of the host log's disk unknown; WAL cap stays at the default", "dir", filepath.Dir(hl.path), "err", err)
+		return
+	}
+	s.opts.budget = DefaultMaxWALBytes
+	s.opts.MaxWALBytes = max(free/2, DefaultMaxWALBytes)
+	cs := C.CString(s.path)
+	defer C.free(unsafe.Pointer(cs))
+	C.es_wal_limits(cs, C.longlong(s.opts.MaxWALBytes), C.longlong(s.opts.RetainWALBytes))
+}

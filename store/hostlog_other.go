@@ -21,3 +21,5 @@ func checkPrivate(path string, dir bool) error               { return errNoHostL
 func dupFd(f *os.File) (int, error)                          { return -1, errNoHostLog }
 func closeFd(fd int)                                         {}
 func errnoErr(e int) error                                   { return syscall.Errno(e) }
+
+func freeBytes(dir string) (int64, error) { return 0, errNoHostLog }

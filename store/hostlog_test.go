@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -668,5 +670,112 @@ func TestHostLog_OtherUser(t *testing.T) {
 	fi, err := os.Stat(log)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("log mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+}
+
+var hostLogBig = flag.Int("hostlog.bigmib", 256, "TestHostLog_BigTransaction: MiB in the one transaction (issue 13 asks 1024)")
+
+// vmRSS is this process's resident memory, from /proc/self/status.
+func vmRSS(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("SKIP: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Skip("SKIP: no VmRSS")
+	return 0
+}
+
+// TestHostLog_BigTransaction: with the host log the default WAL cap comes
+// from the host disk's free space, so one transaction four times the old
+// 64 MiB cap (1 GiB with -hostlog.bigmib=1024) commits through the store
+// with default options; the process's resident memory grows by far less
+// than the transaction; after the checkpoint the stock sqlite3 CLI reads
+// every row back.
+func TestHostLog_BigTransaction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: -short")
+	}
+	const rowBytes = 4000
+	mib := int64(*hostLogBig)
+	rows := mib << 20 / rowBytes
+	path := filepath.Join(t.TempDir(), "big.db")
+	hostDir := filepath.Join(t.TempDir(), "h")
+	s := openHL(t, path, hostDir, nil)
+	defer s.Close()
+	if s.opts.MaxWALBytes <= DefaultMaxWALBytes {
+		t.Fatalf("MaxWALBytes %d: not raised from the host disk's free space", s.opts.MaxWALBytes)
+	}
+	mustExec(t, s.DB(), "CREATE TABLE big(i INTEGER PRIMARY KEY, v BLOB)")
+	before := vmRSS(t)
+	_, err := s.DB().Exec(fmt.Sprintf("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<%d) INSERT INTO big SELECT i, randomblob(%d) FROM c", rows, rowBytes))
+	if err != nil {
+		t.Fatalf("a %d MiB transaction: %v (IsWALFull %v)", mib, err, IsWALFull(err))
+	}
+	after := vmRSS(t)
+	wal := s.Stats().WALBytes
+	t.Logf("%d MiB transaction: WAL %d MiB; RSS %d MiB before, %d MiB after the commit", mib, wal>>20, before>>20, after>>20)
+	if grew := after - before; grew > wal/2 {
+		t.Errorf("RSS grew by %d MiB for a %d MiB WAL: the log's pages stay resident", grew>>20, wal>>20)
+	}
+	if err := s.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("sqlite3", "file:"+path+"?immutable=1", "SELECT count(*), sum(length(v)) FROM big").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlite3: %v: %s", err, out)
+	}
+	if got, want := strings.TrimSpace(string(out)), fmt.Sprintf("%d|%d", rows, rows*rowBytes); got != want {
+		t.Errorf("stock sqlite3 reads %q, want %q", got, want)
+	}
+}
+
+// TestHostLog_LongReader: a read transaction held open keeps SQLite from
+// rewinding the WAL. In memory the WAL then hits its 64 MiB cap and
+// commits fail (TestStore_LongReader); with the host log at default
+// options it grows on the host disk, as stock SQLite's does, and no
+// commit fails.
+func TestHostLog_LongReader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: -short")
+	}
+	path := filepath.Join(t.TempDir(), "r.db")
+	s, err := Open(path, &Options{HostDir: filepath.Join(t.TempDir(), "h")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+	mustExec(t, db, "INSERT INTO t VALUES(1, randomblob(4000))")
+	tx, err := db.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	const txs = 400 // of 256 KiB: 100 MiB, past the in-memory cap
+	for i := 0; i < txs; i++ {
+		if _, err := db.Exec("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i < 63) INSERT INTO t(v) SELECT randomblob(4000) FROM n"); err != nil {
+			t.Fatalf("transaction %d of %d beside a long reader: %v (IsWALFull %v)", i+1, txs, err, IsWALFull(err))
+		}
+	}
+	if w := s.Stats().WALBytes; w <= DefaultMaxWALBytes {
+		t.Errorf("WAL %d MiB: the reader should have kept it from rewinding past %d MiB", w>>20, DefaultMaxWALBytes>>20)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

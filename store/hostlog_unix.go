@@ -63,3 +63,13 @@ func dupFd(f *os.File) (int, error) {
 func closeFd(fd int) { syscall.Close(fd) }
 
 func errnoErr(e int) error { return syscall.Errno(e) }
+
+// freeBytes is the space an unprivileged user may still use on the
+// filesystem holding dir.
+func freeBytes(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}

@@ -329,6 +329,19 @@ int es_wal_attach(const char *path, int fd, const char *logPath, int synced, lon
 	return rc;
 }
 
+void es_wal_limits(const char *path, long long maxWAL, long long retainWAL) {
+	es_node *p;
+	sqlite3_mutex_enter(GMU);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->wal.mu);
+		p->wal.max = maxWAL;
+		p->wal.retain = retainWAL;
+		sqlite3_mutex_leave(p->wal.mu);
+	}
+	sqlite3_mutex_leave(GMU);
+}
+
 int es_wal_sync(const char *path) {
 	es_node *p;
 	int rc = 0;
@@ -469,6 +482,11 @@ static int walWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 of
 		walCopyLocked(w, (unsigned char *)buf, amt, off, 1);
 		if (end > w->size) w->size = end;
 		w->writes++;
+		/* A host log past the retained size (a big transaction): the
+		 * chunk this write finished leaves the process's memory. */
+		if (w->hasLog && (end - 1) / ES_CHUNK > off / ES_CHUNK && off / ES_CHUNK >= (w->retain + ES_CHUNK - 1) / ES_CHUNK) {
+			es_hl_drop(w->chunks[off / ES_CHUNK], ES_CHUNK);
+		}
 	}
 	sqlite3_mutex_leave(w->mu);
 	return rc;

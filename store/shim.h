@@ -48,6 +48,9 @@ void es_wal_discard(const char *path);
  */
 int es_wal_attach(const char *path, int fd, const char *logPath, int synced, long long size);
 
+/* es_wal_limits sets the cap and retained size of the WAL of path. */
+void es_wal_limits(const char *path, long long maxWAL, long long retainWAL);
+
 /* es_wal_sync flushes the host log of path; it returns 0 or an errno. A
  * failed flush is never retried: later calls return the same errno. */
 int es_wal_sync(const char *path);

@@ -71,7 +71,11 @@ type Options struct {
 	// grow it past the cap fails with SQLite's "database or disk is full"
 	// (IsWALFull reports it) and changes nothing; checkpoints rewind the
 	// WAL, holding new transactions back briefly when writes come back to
-	// back (gate.go). Zero means DefaultMaxWALBytes (64 MiB).
+	// back (gate.go). Zero means DefaultMaxWALBytes (64 MiB) with the WAL
+	// in memory (Durability Checkpoint); with a host log, half the free
+	// space of the host log's filesystem at Open (at least 64 MiB): a
+	// transaction may then be far larger than RAM, and the process keeps
+	// only RetainWALBytes of it resident.
 	MaxWALBytes int64
 
 	// RetainWALBytes is how much WAL memory is kept after a checkpoint for
@@ -194,6 +198,13 @@ type Options struct {
 	// logged, rather than failing Open.
 	durabilityDefaulted bool
 
+	// maxDefaulted: MaxWALBytes was zero; with a host log the cap then
+	// comes from the host disk's free space (hostWALCap), and budget
+	// keeps the checkpoint policy's figures (gate high-water mark,
+	// pressure) at DefaultMaxWALBytes.
+	maxDefaulted bool
+	budget       int64
+
 	// newMain opens the mainFile; nil means package checkpoint's two-phase
 	// one. Tests wrap it to watch the hook calls.
 	newMain func(device.FS, string) (mainFile, error)
@@ -228,7 +239,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if o.MaxWALBytes == 0 {
-		o.MaxWALBytes = DefaultMaxWALBytes
+		o.MaxWALBytes, o.maxDefaulted = DefaultMaxWALBytes, true
 	}
 	if o.RetainWALBytes == 0 {
 		o.RetainWALBytes = o.MaxWALBytes
@@ -522,6 +533,7 @@ func (s *Store) open() (err error) {
 			return err
 		default:
 			undo = append(undo, func() { walDiscard(s.path); s.state.hl.close() })
+			s.hostWALCap()
 		}
 	}
 	stockWAL, err := loadStockWAL(fsys, s.path)
@@ -960,7 +972,7 @@ func (s *Store) autoCheckpoint() {
 			if dirtySince.IsZero() {
 				dirtySince = now
 			}
-			pressed := int64(st.dirty) > s.opts.MaxWALBytes/4
+			pressed := int64(st.dirty) > s.walBudget()/4
 			if !pressed && now.Sub(lastChange) < s.opts.CheckpointIdle && now.Sub(dirtySince) < s.opts.CheckpointInterval {
 				continue
 			}
