@@ -24,6 +24,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/journal"
 	"github.com/ejectsafe/ejectsafe/lease"
 )
 
@@ -423,8 +424,11 @@ func (s *Store) proveHostLog(f *os.File, hl *hostLog, id checkpoint.Identity) (i
 	// under a new journal id.
 	sameState := h.id.Gen == id.Gen && h.id.Size == id.Size &&
 		h.id.SumKnown == id.SumKnown && (!id.SumKnown || h.id.Sum == id.Sum)
-	same := sameState && (h.id.JournalID == id.JournalID || h.inflight > 0)
-	inflight := id.Gen > h.id.Gen && id.Gen <= h.id.Gen+uint64(h.inflight)
+	same := sameState && h.id.JournalID == id.JournalID
+	// A commit in flight: the drive's journal must still hold the log's
+	// base as a durable checkpoint (a rebuilt journal carries it), so a
+	// database that merely has a higher generation is not taken for it.
+	inflight := h.inflight > 0 && (sameState || (id.Gen > h.id.Gen && id.Gen <= h.id.Gen+uint64(h.inflight))) && s.journalVouches(h.id)
 	switch {
 	case same || inflight:
 	case h.id.JournalID != id.JournalID && !inflight:
@@ -440,6 +444,37 @@ func (s *Store) proveHostLog(f *os.File, hl *hostLog, id checkpoint.Identity) (i
 		}
 	}
 	return walBytes, nil
+}
+
+// journalVouches reports whether the checkpoint journal on the drive
+// records base as a durable checkpoint of this database.
+func (s *Store) journalVouches(base checkpoint.Identity) bool {
+	f, err := s.opts.FS.Open(journal.Name(s.path), device.ReadOnly)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	n, err := f.Size()
+	if err != nil || n > 64<<20 {
+		return false
+	}
+	data := make([]byte, n)
+	if got, _ := f.ReadAt(data, 0); int64(got) != n {
+		return false
+	}
+	j, err := journal.Decode(data)
+	if err != nil {
+		return false
+	}
+	if base.Gen == 0 {
+		return base.JournalID == 0 && j.Header.BaseGen == 0 // the first checkpoint of a new database
+	}
+	for _, r := range j.Records {
+		if r.Kind == journal.Done && r.Gen == base.Gen && r.Size == base.Size && (!base.SumKnown || r.Sum == base.Sum) {
+			return true
+		}
+	}
+	return false
 }
 
 // setAside renames a log that will not be applied, and makes the rename
@@ -499,12 +534,12 @@ func (hl *hostLog) commit(main mainFile, f func() error) error {
 		return err // inflight stays: that attempt may have reached the drive
 	}
 	if m, ok := main.(attachable); ok {
-		if id := m.Identity(); id != hl.base {
-			hl.base, hl.inflight = id, 0
-			// A failure here leaves the previous slot, which names this
-			// generation as in flight: still provable.
-			hl.writeHead()
-		}
+		// A new generation becomes the base; none (nothing was pending)
+		// clears the count all the same: the drive is at the base.
+		// A failure here leaves the previous slot, which names this
+		// generation as in flight: still provable.
+		hl.base, hl.inflight = m.Identity(), 0
+		hl.writeHead()
 	}
 	return nil
 }
