@@ -122,6 +122,11 @@ func (d Durability) String() string {
 	return fmt.Sprintf("Durability(%d)", int(d))
 }
 
+// HostDirEnv names the environment variable that, when set, replaces
+// the default host-log directory (Options.HostDir empty): for a portable
+// application that wants its logs elsewhere, and for test suites.
+const HostDirEnv = "EJECTSAFE_HOST_DIR"
+
 // defaultDurability is what DurabilityDefault means (see BENCHMARKS.md
 // for why).
 var defaultDurability = HostLog
@@ -242,6 +247,9 @@ func hostLogName(path string) string {
 // that others can enter, or that lives on a removable, network or FUSE
 // filesystem.
 func hostDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.Getenv(HostDirEnv)
+	}
 	if dir == "" {
 		cache, err := os.UserCacheDir()
 		if err != nil {

@@ -3,12 +3,15 @@
 package store
 
 import (
+	"path"
+
 	"bufio"
 	"context"
 	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ejectsafe/ejectsafe/faultinject"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -778,4 +781,76 @@ func TestHostLog_LongReader(t *testing.T) {
 	if err := s.Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestHostLog_AbandonNothingPending: Abandon of a Store whose commits
+// are all on the drive leaves no host log behind.
+func TestHostLog_AbandonNothingPending(t *testing.T) {
+	hostDir := filepath.Join(t.TempDir(), "h")
+	s := openHL(t, filepath.Join(t.TempDir(), "a.db"), hostDir, nil)
+	mustExec(t, s.DB(), "CREATE TABLE t(v)")
+	if err := s.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Abandon(); err != nil {
+		t.Fatal(err)
+	}
+	if logs, _ := filepath.Glob(filepath.Join(hostDir, "*")); len(logs) != 0 {
+		t.Errorf("left after Abandon with nothing pending: %v", logs)
+	}
+}
+
+// TestHostLog_AbandonFailingDrive: a drive that refuses the checkpoint
+// (full), then Abandon: the commits since the last checkpoint stay in the
+// host log, and the next Open, once the drive has room, replays them.
+func TestHostLog_AbandonFailingDrive(t *testing.T) {
+	fsys := faultinject.New(faultinject.Options{Capacity: 1 << 20})
+	dir := vol("/vol/full")
+	if err := fsys.MkdirAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	fsys.WriteFile(path.Join(dir, caseMarker), nil, 0o644)
+	hostDir := filepath.Join(t.TempDir(), "h")
+	s, err := Open(fiDB(fsys), &Options{FS: fsys, ManualCheckpoint: true, HostDir: hostDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, s.DB(), "CREATE TABLE t(x)")
+	mustExec(t, s.DB(), "INSERT INTO t SELECT randomblob(1000) FROM (WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<200) SELECT i FROM c)")
+	mustCheckpoint(t, s)
+	free, err := fsys.FreeSpace(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := path.Join(dir, "filler")
+	if err := fsys.WriteFile(filler, make([]byte, free-64<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, s.DB(), "INSERT INTO t SELECT randomblob(1000) FROM (WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<100) SELECT i FROM c)")
+	if err := s.Checkpoint(context.Background()); err == nil {
+		t.Fatal("a checkpoint on a full drive succeeded")
+	}
+	if err := s.Abandon(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(fiDB(fsys), &Options{FS: fsys, ManualCheckpoint: true, HostDir: hostDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := countRowsT(t, s); n != 300 || s.Recovery().HostLog != "replayed" {
+		t.Errorf("%d rows, host log %q; want 300, replayed", n, s.Recovery().HostLog)
+	}
+}
+
+func countRowsT(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.DB().QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

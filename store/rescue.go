@@ -40,6 +40,9 @@ type HostLogInfo struct {
 // default), live and kept aside, oldest first.
 func ListHostLogs(dir string) ([]HostLogInfo, error) {
 	if dir == "" {
+		dir = os.Getenv(HostDirEnv)
+	}
+	if dir == "" {
 		cache, err := os.UserCacheDir()
 		if err != nil {
 			return nil, err

@@ -532,7 +532,14 @@ func (s *Store) open() (err error) {
 		case err != nil:
 			return err
 		default:
-			undo = append(undo, func() { walDiscard(s.path); s.state.hl.close() })
+			fresh := replay == 0
+			undo = append(undo, func() {
+				walDiscard(s.path)
+				s.state.hl.close()
+				if fresh { // ours, and nothing was committed into it
+					os.Remove(s.state.hl.path)
+				}
+			})
 			s.hostWALCap()
 		}
 	}
@@ -1159,9 +1166,25 @@ func (s *Store) abandon() error {
 	}
 	s.state.abandoned.Store(true) // the close-time checkpoint fails and writes nothing
 	s.setCond(Closed, nil)
+	pending := s.pending() // read while a connection holds the wal-index
+	// SQLite's close deletes the WAL (and the shim the host log) when every
+	// frame is backfilled, though the backfilled pages may not have
+	// reached the drive (a failed commit): keep the log out of its way.
+	hl, keep := s.state.hl, ""
+	if hl != nil && pending && os.Rename(hl.path, hl.path+".abandoning") == nil {
+		keep = hl.path + ".abandoning"
+	}
 	s.pin.Close()
 	s.db.Close()
 	walDiscard(s.path) // a host log stays on the host's disk: the next Open replays it
+	switch {
+	case keep != "":
+		if err := os.Rename(keep, hl.path); err != nil {
+			s.opts.Logger.Error("ejectsafe: abandoned host log left under another name", "log", keep, "err", err)
+		}
+	case hl != nil && !pending:
+		os.Remove(hl.path) // everything it holds is on the drive
+	}
 	return s.release(nil)
 }
 
