@@ -145,6 +145,7 @@ type hostLog struct {
 	base     checkpoint.Identity
 	inflight uint32
 	created  time.Time
+	fresh    bool // this Open created the file (empty): an Open that fails may remove it
 }
 
 // hlHead is one decoded header slot.
@@ -316,6 +317,7 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 			return nil, 0, fmt.Errorf("host log %s: %w", hl.path, err)
 		}
 		hl.f, hl.created, hl.base = f, time.Now(), id
+		hl.adoptSeq()
 		if err := hl.writeHead(); err != nil {
 			f.Close()
 			return nil, 0, err
@@ -352,6 +354,7 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 		if f, err = openPrivate(hl.path, true); err != nil {
 			return nil, 0, fmt.Errorf("host log %s: %w", hl.path, err)
 		}
+		hl.fresh = true
 	}
 	if walBytes == 0 {
 		if err := f.Truncate(hlHeader); err != nil {
@@ -365,6 +368,7 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 	hl.f = f
 	hl.created = time.Now()
 	hl.base = id
+	hl.adoptSeq()
 	if err := hl.writeHead(); err != nil {
 		f.Close()
 		return nil, 0, err
@@ -493,6 +497,15 @@ func setAside(path string) (string, error) {
 		return "", err
 	}
 	return kept, device.OS.SyncDir(filepath.Dir(path))
+}
+
+// adoptSeq continues the seq of a file reused (replayed, emptied, or kept
+// from a retained WAL): a header written with a lower seq than a slot
+// left by the earlier writer would lose to that stale slot on disk.
+func (hl *hostLog) adoptSeq() {
+	if h, err := readHead(hl.f); err == nil && h.seq > hl.seq {
+		hl.seq = h.seq
+	}
 }
 
 // writeHead writes the header to the slot not holding the current one;

@@ -532,7 +532,10 @@ func (s *Store) open() (err error) {
 		case err != nil:
 			return err
 		default:
-			fresh := replay == 0
+			// Only a log this Open created is removed: a log replayed or
+			// reused (a WAL retained in memory from a failed Close, step
+			// 0) may hold acknowledged commits.
+			fresh := replay == 0 && s.state.hl != nil && s.state.hl.fresh
 			undo = append(undo, func() {
 				walDiscard(s.path)
 				s.state.hl.close()
