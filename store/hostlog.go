@@ -59,7 +59,12 @@ import (
 //	56   8   created, Unix ns
 //	64   8   updated, Unix ns
 //	72   40  boot id of the host that wrote it
-//	112  392 database path (informative; truncated)
+//	112  360 database path (informative; truncated)
+//	472  8   pending generation } the Ready record of the drive commit in
+//	480  8   pending size       } flight (0: none), written before that
+//	488  8   pending checksum   } record: the one generation past the base
+//	                              a replay accepts (proveHostLog)
+//	496  8   zero
 //	504  8   CRC-64 (ECMA) of bytes 0..503
 //
 // A slot is valid when (1) its magic matches, (2) its CRC matches, (3)
@@ -78,7 +83,7 @@ const (
 	hlHeader    = 65536
 	hlSlot      = 512
 	hlMagic     = "ESHLOG1\n"
-	hlPathMax   = 392
+	hlPathMax   = 360
 	hlSuffix    = ".eslog"
 	hlKeptInfix = ".kept-"
 )
@@ -144,6 +149,7 @@ type hostLog struct {
 	seq      uint64
 	base     checkpoint.Identity
 	inflight uint32
+	pending  journal.Record // the Ready of the commit in flight (Gen 0: none)
 	created  time.Time
 	fresh    bool // this Open created the file (empty): an Open that fails may remove it
 }
@@ -154,6 +160,7 @@ type hlHead struct {
 	id       checkpoint.Identity
 	level    Durability
 	inflight uint32
+	pending  journal.Record
 	created  time.Time
 	updated  time.Time
 	boot     string
@@ -185,6 +192,9 @@ func (h hlHead) encode() []byte {
 	le.PutUint64(b[64:], uint64(h.updated.UnixNano()))
 	copy(b[72:112], h.boot)
 	copy(b[112:112+hlPathMax], p)
+	le.PutUint64(b[472:], h.pending.Gen)
+	le.PutUint64(b[480:], uint64(h.pending.Size))
+	le.PutUint64(b[488:], h.pending.Sum)
 	le.PutUint64(b[504:], crc64.Checksum(b[:504], crcTable))
 	return b
 }
@@ -207,6 +217,7 @@ func decodeSlot(b []byte) (hlHead, error) {
 	h.id = checkpoint.Identity{JournalID: le.Uint64(b[16:]), Gen: le.Uint64(b[24:]), Size: int64(le.Uint64(b[32:])), Sum: le.Uint64(b[40:]), SumKnown: b[48] == 1}
 	h.level = Checkpoint + Durability(b[49])
 	h.inflight = le.Uint32(b[52:])
+	h.pending = journal.Record{Kind: journal.Ready, Gen: le.Uint64(b[472:]), Size: int64(le.Uint64(b[480:])), Sum: le.Uint64(b[488:])}
 	h.created = time.Unix(0, int64(le.Uint64(b[56:])))
 	h.updated = time.Unix(0, int64(le.Uint64(b[64:])))
 	h.boot = strings.TrimRight(string(b[72:112]), "\x00")
@@ -440,7 +451,22 @@ func (s *Store) proveHostLog(f *os.File, hl *hostLog, id checkpoint.Identity) (i
 	// A commit in flight: the drive's journal must still hold the log's
 	// base as a durable checkpoint (a rebuilt journal carries it), so a
 	// database that merely has a higher generation is not taken for it.
-	inflight := h.inflight > 0 && (sameState || (id.Gen > h.id.Gen && id.Gen <= h.id.Gen+uint64(h.inflight))) && s.journalVouches(h.id)
+	// Past the base, only the generation this log's process recorded as
+	// in flight before its Ready record (pending: generation, size and
+	// checksum of the bytes it was writing) is accepted: any other higher
+	// generation may be another host's commit made after this log's
+	// process died, and a replay over it would lose that host's work.
+	// Such a log is kept aside.
+	pending := h.inflight > 0 && h.pending.Gen != 0 && id.SumKnown &&
+		id.Gen == h.pending.Gen && id.Size == h.pending.Size && id.Sum == h.pending.Sum
+	inflight := h.inflight > 0 && (sameState && id.SumKnown || pending) && s.journalVouches(h.id)
+	// A base never checkpointed nor read whole (a database stock SQLite
+	// created) has no checksum: its size alone cannot tell stock SQLite's
+	// later changes from it. Only an empty base (the database did not
+	// exist yet) is proven by its size.
+	if !h.id.SumKnown && h.id.Size != 0 {
+		return 0, fmt.Errorf("%w: the log's base (%d bytes) has no checksum: a change by stock SQLite could not be told from it", ErrHostLogGeneration, h.id.Size)
+	}
 	switch {
 	case same || inflight:
 	case h.id.JournalID != id.JournalID && !inflight:
@@ -512,7 +538,7 @@ func (hl *hostLog) adoptSeq() {
 // at HostSync it is flushed before writeHead returns.
 func (hl *hostLog) writeHead() error {
 	hl.seq++
-	h := hlHead{seq: hl.seq, id: hl.base, level: hl.level, inflight: hl.inflight, created: hl.created, updated: time.Now(), boot: hl.boot, db: hl.db}
+	h := hlHead{seq: hl.seq, id: hl.base, level: hl.level, inflight: hl.inflight, pending: hl.pending, created: hl.created, updated: time.Now(), boot: hl.boot, db: hl.db}
 	if _, err := hl.f.WriteAt(h.encode(), int64(hl.seq%2)*hlSlot); err != nil {
 		return fmt.Errorf("host log %s: header: %w", hl.path, err)
 	}
@@ -546,9 +572,19 @@ func (hl *hostLog) commit(main mainFile, f func() error) error {
 	hl.mu.Lock()
 	defer hl.mu.Unlock()
 	hl.inflight++
+	hl.pending = journal.Record{}
 	if err := hl.writeHead(); err != nil {
 		hl.inflight--
 		return err
+	}
+	if m, ok := main.(interface {
+		SetBeforeReady(func(journal.Record) error)
+	}); ok {
+		// Called inside f, with hl.mu held by this goroutine.
+		m.SetBeforeReady(func(r journal.Record) error {
+			hl.pending = r
+			return hl.writeHead()
+		})
 	}
 	err := f()
 	if err != nil {
@@ -559,7 +595,7 @@ func (hl *hostLog) commit(main mainFile, f func() error) error {
 		// clears the count all the same: the drive is at the base.
 		// A failure here leaves the previous slot, which names this
 		// generation as in flight: still provable.
-		hl.base, hl.inflight = m.Identity(), 0
+		hl.base, hl.inflight, hl.pending = m.Identity(), 0, journal.Record{}
 		hl.writeHead()
 	}
 	return nil
