@@ -87,3 +87,21 @@ func TestHostLog_ReuseSeq(t *testing.T) {
 		t.Errorf("header read back names %q, want %q (a stale slot won)", h.db, path)
 	}
 }
+
+// TestHostLog_HardLinkRefused: a log name that is a second link to a file
+// is refused (fstat of the opened fd, one link): fails without the fix.
+func TestHostLog_HardLinkRefused(t *testing.T) {
+	dir := t.TempDir()
+	orig := filepath.Join(dir, "other")
+	if err := os.WriteFile(orig, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "x"+hlSuffix)
+	if err := os.Link(orig, log); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := openPrivate(log, false); err == nil {
+		f.Close()
+		t.Fatal("openPrivate accepted a file with 2 links")
+	}
+}

@@ -26,7 +26,19 @@ func openPrivate(path string, create bool) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPrivate(path, false); err != nil {
+	// The file opened, not the name (which could be swapped meanwhile):
+	// fstat of the fd, and one link only (a hard link to another file
+	// of this user's would otherwise pass).
+	fi, err := f.Stat()
+	if err == nil {
+		err = privateInfo(path, fi, false)
+	}
+	if err == nil {
+		if st := fi.Sys().(*syscall.Stat_t); st.Nlink != 1 { // privateInfo checked the type
+			err = fmt.Errorf("%s: %d links, want 1", path, st.Nlink)
+		}
+	}
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -40,6 +52,10 @@ func checkPrivate(path string, dir bool) error {
 	if err != nil {
 		return err
 	}
+	return privateInfo(path, fi, dir)
+}
+
+func privateInfo(path string, fi os.FileInfo, dir bool) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	switch {
 	case dir != fi.IsDir() || (!dir && !fi.Mode().IsRegular()):

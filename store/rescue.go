@@ -196,10 +196,10 @@ func ExportHostLog(log, base, dst string) (err error) {
 			}
 		}
 	}()
-	if err := copyFile(base, dst, 0o644); err != nil {
+	if err := copyFile(base, dst, 0o600); err != nil {
 		return fmt.Errorf("store: export: base %w", err)
 	}
-	if err := copyFile(journal.Name(base), journal.Name(dst), 0o644); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := copyFile(journal.Name(base), journal.Name(dst), 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("store: export: journal %w", err)
 	}
 	if err := copyFile(log, filepath.Join(work, hostLogName(dst)), 0o600); err != nil {

@@ -51,6 +51,9 @@ func TestHostLog_Rescue(t *testing.T) {
 		if err := ExportHostLog(saved, path, dst); err != nil {
 			t.Fatal(err)
 		}
+		if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("exported database: %v, %v; want mode 0600 (it holds the log's pages)", fi, err)
+		}
 		if got := stockCountTable(t, dst); got != 20 {
 			t.Errorf("exported database: %d rows, want 20", got)
 		}
