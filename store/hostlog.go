@@ -86,6 +86,9 @@ const (
 	hlPathMax   = 360
 	hlSuffix    = ".eslog"
 	hlKeptInfix = ".kept-"
+	// hlAbandoning is the name Abandon gives a log during SQLite's close
+	// (store.go); a process that died in that window leaves it.
+	hlAbandoning = ".abandoning"
 )
 
 // Durability says what a commit survives once Commit returned.
@@ -337,6 +340,23 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 	}
 
 	// 2. A log left by an earlier process: prove it, or set it aside.
+	// A process that died inside Abandon's rename window left it as
+	// <log>.abandoning: it is the log (this Open holds the database's
+	// lock, so that process is gone), unless a log is also there, in
+	// which case it is set aside, never applied.
+	if _, aerr := os.Lstat(hl.path + hlAbandoning); aerr == nil {
+		if _, err := os.Lstat(hl.path); errors.Is(err, fs.ErrNotExist) {
+			if err := os.Rename(hl.path+hlAbandoning, hl.path); err != nil {
+				return nil, 0, fmt.Errorf("host log %s: %w", hl.path+hlAbandoning, err)
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("host log %s: found under %s (an Abandon interrupted)", hl.path, hl.path+hlAbandoning))
+		} else if kept, err := setAsideAs(hl.path+hlAbandoning, hl.path); err != nil {
+			return nil, 0, fmt.Errorf("host log %s: %w", hl.path+hlAbandoning, err)
+		} else {
+			rep.KeptAside = append(rep.KeptAside, kept)
+			rep.Notes = append(rep.Notes, fmt.Sprintf("host log %s not applied (a log %s is there too), kept as %s", hl.path+hlAbandoning, hl.path, kept))
+		}
+	}
 	f, err := openPrivate(hl.path, false)
 	var walBytes int64
 	switch {
@@ -517,8 +537,11 @@ func (s *Store) journalVouches(base checkpoint.Identity) bool {
 
 // setAside renames a log that will not be applied, and makes the rename
 // durable; it returns the new name.
-func setAside(path string) (string, error) {
-	kept := path + hlKeptInfix + time.Now().UTC().Format("20060102T150405.000000000Z")
+func setAside(path string) (string, error) { return setAsideAs(path, path) }
+
+// setAsideAs renames path to the kept name of the log named as.
+func setAsideAs(path, as string) (string, error) {
+	kept := as + hlKeptInfix + time.Now().UTC().Format("20060102T150405.000000000Z")
 	if err := os.Rename(path, kept); err != nil {
 		return "", err
 	}

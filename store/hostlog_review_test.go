@@ -105,3 +105,24 @@ func TestHostLog_HardLinkRefused(t *testing.T) {
 		t.Fatal("openPrivate accepted a file with 2 links")
 	}
 }
+
+// TestHostLog_AbandoningLeft: a process that died inside Abandon's
+// rename window left <log>.abandoning: rescue lists it and the next Open
+// replays it. Fails without the fix (not listed; 0 rows after Open).
+func TestHostLog_AbandoningLeft(t *testing.T) {
+	hostDir := filepath.Join(t.TempDir(), "h")
+	path := filepath.Join(t.TempDir(), "a.db")
+	log := leftLog(t, path, hostDir)
+	if err := os.Rename(log, log+hlAbandoning); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := ListHostLogs(hostDir)
+	if err != nil || len(infos) != 1 || infos[0].Path != log+hlAbandoning {
+		t.Errorf("ListHostLogs = %+v, %v; want the .abandoning log", infos, err)
+	}
+	s := openHL(t, path, hostDir, nil)
+	defer s.Close()
+	if got := countT(t, s); got != 20 || s.Recovery().HostLog != "replayed" {
+		t.Errorf("%d rows, Recovery().HostLog %q; want 20, replayed", got, s.Recovery().HostLog)
+	}
+}

@@ -58,7 +58,7 @@ func ListHostLogs(dir string) ([]HostLogInfo, error) {
 	}
 	var out []HostLogInfo
 	for _, n := range names {
-		if !strings.HasSuffix(n.Name(), hlSuffix) && !strings.Contains(n.Name(), hlSuffix+hlKeptInfix) {
+		if !strings.HasSuffix(n.Name(), hlSuffix) && !strings.Contains(n.Name(), hlSuffix+hlKeptInfix) && !strings.HasSuffix(n.Name(), hlSuffix+hlAbandoning) {
 			continue
 		}
 		out = append(out, ReadHostLog(filepath.Join(dir, n.Name())))

@@ -1174,8 +1174,8 @@ func (s *Store) abandon() error {
 	// frame is backfilled, though the backfilled pages may not have
 	// reached the drive (a failed commit): keep the log out of its way.
 	hl, keep := s.state.hl, ""
-	if hl != nil && pending && os.Rename(hl.path, hl.path+".abandoning") == nil {
-		keep = hl.path + ".abandoning"
+	if hl != nil && pending && os.Rename(hl.path, hl.path+hlAbandoning) == nil {
+		keep = hl.path + hlAbandoning
 	}
 	s.pin.Close()
 	s.db.Close()
