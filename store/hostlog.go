@@ -53,9 +53,9 @@ import (
 //	48   1   checksum known (0/1)
 //	49   1   level: 1 HostLog, 2 HostSync
 //	50   2   path length (bytes of the path that fit)
-//	52   4   inflight: drive commits begun since generation (each may
-//	         have reached the drive: generation+1 .. generation+inflight
-//	         are this log's too)
+//	52   4   inflight: drive commits begun since generation (one may
+//	         have reached the drive; only the pending one below is
+//	         provably this log's)
 //	56   8   created, Unix ns
 //	64   8   updated, Unix ns
 //	72   40  boot id of the host that wrote it
