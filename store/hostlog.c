@@ -21,7 +21,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Linux only: elsewhere ftruncate leaves the mapped chunks sparse (a full
+ * host disk then kills the process with SIGBUS on a store into the
+ * mapping) and fdatasync is not a flush to stable storage on macOS
+ * (F_FULLFSYNC is), so the Go half falls back to Checkpoint. */
+#ifdef __linux__
 int es_hl_supported(void) { return 1; }
+#else
+int es_hl_supported(void) { return 0; }
+#endif
 
 /* es_hl_map makes the file cover chunk idx, then maps it shared. */
 void *es_hl_map(int fd, long long idx, long long chunk) {
