@@ -603,11 +603,13 @@ func (hl *hostLog) commit(main mainFile, f func() error) error {
 	if m, ok := main.(interface {
 		SetBeforeReady(func(journal.Record) error)
 	}); ok {
-		// Called inside f, with hl.mu held by this goroutine.
+		// Called inside f, with hl.mu held by this goroutine; cleared
+		// after it, so no commit outside hl.commit touches the header.
 		m.SetBeforeReady(func(r journal.Record) error {
 			hl.pending = r
 			return hl.writeHead()
 		})
+		defer m.SetBeforeReady(nil)
 	}
 	err := f()
 	if err != nil {
