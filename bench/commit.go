@@ -38,6 +38,12 @@ var VariantDesc = map[string]string{
 }
 
 // fsyncBound reports the variants whose every commit waits for the drive.
+
+// StoreDurability is the durability level of the store variant of the
+// commit benchmarks; the zero value is the store's default (issue 13:
+// store.HostLog where supported).
+var StoreDurability store.Durability
+
 func fsyncBound(name string) bool { return name == WALFull || name == RollbackFull }
 
 // Schema is the table every commit benchmark writes.
@@ -138,7 +144,7 @@ func OpenCommitSet(dir string, names []string, rows, perRound, fsyncDiv int) (cs
 		path := filepath.Join(dir, mode+"-"+name+".db")
 		switch name {
 		case Store:
-			s, err := openStore(path, store.Options{ManualCheckpoint: true})
+			s, err := openStore(path, store.Options{ManualCheckpoint: true, Durability: StoreDurability})
 			if err != nil {
 				return cs, err
 			}

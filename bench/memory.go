@@ -70,7 +70,10 @@ func memChild(cs childSpec) (childResult, error) {
 	if cs.Fill {
 		name = "fill.db"
 	}
-	s, err := openStore(filepath.Join(cs.Dir, name), store.Options{ManualCheckpoint: true, MaxWALBytes: cs.Cap})
+	// The WAL in memory (Durability Checkpoint): this measures the heap
+	// WAL at its cap, and the Abandon below would otherwise leave a host
+	// log with these rows in the user's cache directory.
+	s, err := openStore(filepath.Join(cs.Dir, name), store.Options{ManualCheckpoint: true, MaxWALBytes: cs.Cap, Durability: store.Checkpoint})
 	if err != nil {
 		return res, err
 	}

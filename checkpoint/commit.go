@@ -211,6 +211,12 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 	// leaves at either name.
 	began := journal.Record{Kind: journal.Began, Gen: gen, Size: m.disk.size, Sum: m.disk.sum}
 	ready := journal.Record{Kind: journal.Ready, Gen: gen, Size: size, Sum: sum}
+	if m.ready != nil {
+		if err := m.ready(ready); err != nil {
+			discard()
+			return abort("before ready", err)
+		}
+	}
 	if err := m.jf.append(began, ready); err != nil {
 		// Ready may be durable: recovery decides by checksums, and the
 		// copy is removed now, so it rolls back.

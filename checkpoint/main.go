@@ -170,6 +170,7 @@ type Main struct {
 	// noKernelCopy: copy_file_range was refused between the base and a
 	// copy (copyKernel): folded copies go through user space.
 	noKernelCopy bool
+	ready        func(journal.Record) error // SetBeforeReady
 
 	smu      sync.Mutex
 	stats    Stats
@@ -392,3 +393,16 @@ func (m *Main) isClosed() bool {
 
 // newLevel returns an empty overlay level.
 func newLevel() *level { return &level{blocks: map[int64][]byte{}, cut: math.MaxInt64} }
+
+// SetBeforeReady sets a function each commit calls with its Ready record
+// (the generation, size and checksum the database will have) before the
+// record is written, so before any byte of that generation reaches the
+// drive under the database's name; an error aborts the commit. The store
+// records it in its host log: a crash with that commit in flight leaves
+// a log that proves the generation on the drive its own. Call it before
+// the first commit (it is read under the commit lock).
+func (m *Main) SetBeforeReady(f func(journal.Record) error) {
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
+	m.ready = f
+}

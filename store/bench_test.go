@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ejectsafe/ejectsafe/bench"
+	"github.com/ejectsafe/ejectsafe/store"
 )
 
 // The measurement code is package bench's, shared with `ejectsafe bench`,
@@ -17,6 +18,7 @@ import (
 var (
 	benchDir = flag.String("bench.dir", "", "directory for benchmark databases (default: a temporary directory)")
 	benchBig = flag.Bool("bench.big", false, "also run the 256 MiB database cases")
+	benchDur = flag.String("bench.durability", "", "durability of the store variant in the commit benchmarks: checkpoint, hostlog, hostsync (default: the store's default)")
 )
 
 // dirB returns a fresh directory on the filesystem under test.
@@ -62,6 +64,17 @@ func benchCommit(b *testing.B, rows, perRound int) {
 	unprepared := rows < 0
 	if unprepared {
 		rows, names = 1, bench.UnpreparedVariants
+	}
+	switch *benchDur {
+	case "":
+	case "checkpoint":
+		bench.StoreDurability = store.Checkpoint
+	case "hostlog":
+		bench.StoreDurability = store.HostLog
+	case "hostsync":
+		bench.StoreDurability = store.HostSync
+	default:
+		b.Fatalf("-bench.durability %q: want checkpoint, hostlog or hostsync", *benchDur)
 	}
 	cs, err := bench.OpenCommitSet(dirB(b), names, rows, perRound, 50)
 	if err != nil {

@@ -134,7 +134,7 @@ func (s *Store) connect(c *sqlite3.SQLiteConn) error {
 		if _, err := c.Exec("PRAGMA query_only=1", nil); err != nil {
 			return err
 		}
-	} else if err := setupConn(c, s.opts.RetainWALBytes, s.opts.PageSize); err != nil {
+	} else if err := setupConn(c, s.opts.RetainWALBytes, s.opts.PageSize, s.syncLevel()); err != nil {
 		return err
 	}
 	if s.opts.ConnectHook == nil {
@@ -143,17 +143,27 @@ func (s *Store) connect(c *sqlite3.SQLiteConn) error {
 	if err := s.opts.ConnectHook(c); err != nil {
 		return fmt.Errorf("store: Options.ConnectHook: %w", err)
 	}
-	return checkSetup(c, s.opts.ReadOnly)
+	return checkSetup(c, s.opts.ReadOnly, s.syncLevel())
+}
+
+// syncLevel is the synchronous setting of the Store's connections: FULL
+// (2) at HostSync, where SQLite's xSync of the WAL flushes the host log
+// at each commit; NORMAL (1) otherwise.
+func (s *Store) syncLevel() int {
+	if s.opts.Durability == HostSync {
+		return 2
+	}
+	return 1
 }
 
 // checkSetup refuses a connection whose ConnectHook changed what the Store
 // depends on.
-func checkSetup(c *sqlite3.SQLiteConn, readOnly bool) error {
+func checkSetup(c *sqlite3.SQLiteConn, readOnly bool, syncLevel int) error {
 	want := []struct{ pragma, value, why string }{
 		{"journal_mode", "wal", "the WAL must stay in the Store's memory"},
 		{"locking_mode", "normal", "every pooled connection shares the database"},
 		{"wal_autocheckpoint", "0", "the Store alone decides when to checkpoint"},
-		{"synchronous", "1", "checkpoints are durable only at synchronous=NORMAL"},
+		{"synchronous", fmt.Sprint(syncLevel), "checkpoints are durable only at synchronous=NORMAL, and HostSync commits only at FULL"},
 	}
 	if readOnly {
 		want = []struct{ pragma, value, why string }{

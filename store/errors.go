@@ -129,4 +129,28 @@ var (
 	// aside once the database passes integrity_check. It is
 	// checkpoint.ErrJournal.
 	ErrJournal = checkpoint.ErrJournal
+	// ErrHostDir means the host-log directory (Options.HostDir) cannot
+	// be used: not this user's alone, on a removable, network or FUSE
+	// filesystem, or the host disk is full. Open refuses.
+	ErrHostDir = errors.New("store: host log directory refused")
+
+	// ErrHostLogUnsupported means this platform has no host log: use
+	// Durability Checkpoint.
+	ErrHostLogUnsupported = errors.New("store: host log not supported on this platform")
+
+	// The reasons a host log left by an earlier process was not applied
+	// (RecoveryReport.HostLogErr); the log was renamed aside, untouched.
+	//
+	// ErrHostLogForeign: it belongs to another database (another
+	// checkpoint journal id).
+	ErrHostLogForeign = errors.New("store: host log of another database")
+	// ErrHostLogGeneration: the database on the drive is not the one the
+	// log continues (written elsewhere meanwhile, by stock SQLite or
+	// another host).
+	ErrHostLogGeneration = errors.New("store: host log of another generation of the database")
+	// ErrHostLogTorn: its header is unreadable (garbage, or torn).
+	ErrHostLogTorn = errors.New("store: host log torn or garbage")
+	// ErrHostLogOtherBoot: written at level HostLog before the host
+	// restarted, so its pages may have reached the disk out of order.
+	ErrHostLogOtherBoot = errors.New("store: host log from before a restart of the host")
 )

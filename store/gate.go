@@ -66,7 +66,7 @@ const rewindBusy = 10 * time.Millisecond
 // rewindAt is the WAL size past which a checkpoint rewinds the WAL: a
 // quarter of the cap, or RetainWALBytes when that is smaller (so that
 // memory beyond it is returned).
-func (s *Store) rewindAt() int64 { return min(s.opts.MaxWALBytes/4, s.opts.RetainWALBytes) }
+func (s *Store) rewindAt() int64 { return min(s.walBudget()/4, s.opts.RetainWALBytes) }
 
 // highWater is the WAL size past which new transactions wait for a
 // checkpoint's rewind: with ManualCheckpoint only while a checkpoint runs,
@@ -75,7 +75,7 @@ func (s *Store) highWater() int64 {
 	if s.opts.ManualCheckpoint && !s.checkpointing.Load() {
 		return 0
 	}
-	return s.opts.MaxWALBytes / 2
+	return s.walBudget() / 2
 }
 
 // rewind brings the WAL back to its start through the gate (see above).
@@ -133,7 +133,10 @@ func (s *Store) tryRewind(ctx context.Context) (bool, error) {
 	// Nor after a failed checkpoint: the rewind would move the frames into
 	// the MainFile's memory, which the cap does not bound, while the drive
 	// refuses the commits that would free it.
-	s.state.deferSync.Store(s.highWater() > 0 && s.stats.LastCheckpointError == nil)
+	// Nor with a host log: SQLite empties the WAL right after this xSync,
+	// and a crash before the commit would lose the rewound frames from
+	// both the log and the drive.
+	s.state.deferSync.Store(s.highWater() > 0 && s.stats.LastCheckpointError == nil && s.state.hl == nil)
 	err := s.pin.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
 	s.state.deferSync.Store(false)
 	// Restored whatever ctx says: an expired ctx must not leave the

@@ -156,6 +156,10 @@ type dbState struct {
 	// after: the WAL rewind inside the gate (gate.go).
 	deferSync atomic.Bool
 
+	// hl is the host log (hostlog.go), nil at Durability Checkpoint:
+	// every commit of the main file to the drive goes through hl.commit.
+	hl *hostLog
+
 	// fenced refuses the same while the Store's drive is lost, changed or
 	// held by another process (ensureAttached).
 	fenced atomic.Bool

@@ -26,6 +26,14 @@ type RecoveryReport struct {
 	KeptAside []string
 	// Notes are further findings, in words.
 	Notes []string
+	// HostLog is what Open did with a host log an earlier process left:
+	// "" (none, or an empty one), "replayed", or "kept_aside" (its new
+	// name is in KeptAside, the reason in HostLogErr).
+	HostLog string
+	// HostLogErr says why a host log was kept aside: it wraps
+	// ErrHostLogForeign, ErrHostLogGeneration, ErrHostLogTorn or
+	// ErrHostLogOtherBoot.
+	HostLogErr error
 
 	text string
 }

@@ -28,6 +28,14 @@
 
 #include "sqlite_abi.h"
 #include "shim.h"
+#include "hostlog.h"
+
+#ifndef SQLITE_MISUSE
+#define SQLITE_MISUSE 21
+#endif
+#ifndef SQLITE_IOERR_FSYNC
+#define SQLITE_IOERR_FSYNC (SQLITE_IOERR | (4 << 8))
+#endif
 
 /* Exported from shim.go. */
 extern int esGoOpen(char *name, int flags, int kind, uint64_t *handle);
@@ -59,6 +67,14 @@ typedef struct es_wal {
 	unsigned char **chunks;
 	int nChunk; /* allocated chunks */
 	int nSlot;  /* capacity of chunks[] */
+
+	/* The host log (hostlog.c, hostlog.go): when hasLog, the chunks are
+	 * a shared mapping of fd, which this WAL owns. */
+	int hasLog;
+	int fd;
+	int synced;  /* HostSync: xSync flushes the log (fdatasync) */
+	int syncErr; /* a failed flush: never retried, every later xSync fails */
+	char *logPath;
 } es_wal;
 
 typedef struct es_file es_file;
@@ -126,9 +142,23 @@ static es_node *nodeFindLocked(const char *path, size_t n) {
 static void walFreeChunks(es_wal *w, int keep) {
 	while (w->nChunk > keep) {
 		w->nChunk--;
-		free(w->chunks[w->nChunk]);
+		if (w->hasLog) es_hl_unmap(w->chunks[w->nChunk], ES_CHUNK);
+		else free(w->chunks[w->nChunk]);
 		w->chunks[w->nChunk] = 0;
 	}
+}
+
+/* walDetachLog unmaps the host log and closes it; the file stays (for
+ * the next Open's replay) unless the caller removes it. */
+static void walDetachLog(es_wal *w) {
+	if (!w->hasLog) return;
+	walFreeChunks(w, 0);
+	es_hl_close(w->fd);
+	w->hasLog = 0;
+	w->synced = 0;
+	w->syncErr = 0;
+	free(w->logPath);
+	w->logPath = 0;
 }
 
 /* nodeUnrefLocked drops a reference; a node whose WAL holds data is kept so
@@ -144,6 +174,7 @@ static void nodeUnrefLocked(es_node *p) {
 			break;
 		}
 	}
+	walDetachLog(&p->wal);
 	walFreeChunks(&p->wal, 0);
 	free(p->wal.chunks);
 	free((void *)p->regions);
@@ -260,10 +291,77 @@ void es_wal_discard(const char *path) {
 		sqlite3_mutex_enter(p->wal.mu);
 		p->wal.exists = 0;
 		p->wal.size = 0;
+		walDetachLog(&p->wal); /* the log file stays, for the next Open */
 		walFreeChunks(&p->wal, 0);
 		sqlite3_mutex_leave(p->wal.mu);
 	}
 	sqlite3_mutex_leave(GMU);
+}
+
+int es_wal_attach(const char *path, int fd, const char *logPath, int synced, long long size) {
+	es_node *p;
+	int rc = SQLITE_CANTOPEN;
+	sqlite3_mutex_enter(GMU);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->wal.mu);
+		if (p->wal.hasLog || p->wal.nChunk > 0 || p->wal.size > 0) {
+			rc = SQLITE_MISUSE; /* a WAL already in memory */
+		} else if (!es_hl_supported()) {
+			rc = SQLITE_CANTOPEN;
+		} else if (!(p->wal.logPath = malloc(strlen(logPath) + 1))) {
+			rc = SQLITE_NOMEM;
+		} else {
+			memcpy(p->wal.logPath, logPath, strlen(logPath) + 1);
+			p->wal.hasLog = 1;
+			p->wal.fd = fd;
+			p->wal.synced = synced;
+			p->wal.syncErr = 0;
+			rc = walGrowLocked(&p->wal, size);
+			if (rc == SQLITE_OK) {
+				p->wal.size = size;
+				p->wal.exists = size > 0;
+			} else {
+				walFreeChunks(&p->wal, 0);
+				free(p->wal.logPath);
+				p->wal.logPath = 0;
+				p->wal.hasLog = 0;
+			}
+		}
+		sqlite3_mutex_leave(p->wal.mu);
+	}
+	sqlite3_mutex_leave(GMU);
+	return rc;
+}
+
+void es_wal_limits(const char *path, long long maxWAL, long long retainWAL) {
+	es_node *p;
+	sqlite3_mutex_enter(GMU);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->wal.mu);
+		p->wal.max = maxWAL;
+		p->wal.retain = retainWAL;
+		sqlite3_mutex_leave(p->wal.mu);
+	}
+	sqlite3_mutex_leave(GMU);
+}
+
+int es_wal_sync(const char *path) {
+	es_node *p;
+	int rc = 0;
+	sqlite3_mutex_enter(GMU);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->wal.mu);
+		if (p->wal.hasLog) {
+			if (p->wal.syncErr) rc = p->wal.syncErr;
+			else if ((rc = es_hl_sync(p->wal.fd)) != 0) p->wal.syncErr = rc;
+		}
+		sqlite3_mutex_leave(p->wal.mu);
+	}
+	sqlite3_mutex_leave(GMU);
+	return rc;
 }
 
 int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser) {
@@ -320,7 +418,15 @@ static int walGrowLocked(es_wal *w, long long end) {
 		w->nSlot = slots;
 	}
 	while (w->nChunk < need) {
-		unsigned char *m = malloc(ES_CHUNK);
+		unsigned char *m;
+		if (w->hasLog) {
+			/* Blocks reserved when mapped: a full host disk is SQLITE_FULL
+			 * here, never a SIGBUS on a later store into the mapping. */
+			m = es_hl_map(w->fd, w->nChunk, ES_CHUNK);
+			if (!m) return SQLITE_FULL;
+		} else {
+			m = malloc(ES_CHUNK);
+		}
 		if (!m) return SQLITE_IOERR_NOMEM;
 		w->chunks[w->nChunk++] = m;
 	}
@@ -387,6 +493,11 @@ static int walWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 of
 		walCopyLocked(w, (unsigned char *)buf, amt, off, 1);
 		if (end > w->size) w->size = end;
 		w->writes++;
+		/* A host log past the retained size (a big transaction): the
+		 * chunk this write finished leaves the process's memory. */
+		if (w->hasLog && (end - 1) / ES_CHUNK > off / ES_CHUNK && off / ES_CHUNK >= (w->retain + ES_CHUNK - 1) / ES_CHUNK) {
+			es_hl_drop(w->chunks[off / ES_CHUNK], ES_CHUNK);
+		}
 	}
 	sqlite3_mutex_leave(w->mu);
 	return rc;
@@ -406,18 +517,38 @@ static int walTruncate(sqlite3_file *pf, sqlite3_int64 size) {
 		}
 	} else {
 		long long keep = size > w->retain ? size : w->retain;
+		int keepChunks = (int)((keep + ES_CHUNK - 1) / ES_CHUNK);
+		/* A WAL truncated below its header holds no log: zero the header
+		 * so that bytes left from before (in a host log, on disk) are
+		 * never taken for frames. Past a header, SQLite's salts and
+		 * checksums end the log at its true end. */
+		if (size < 32 && w->nChunk > 0) memset(w->chunks[0] + size, 0, (size_t)(32 - size));
 		w->size = size;
-		walFreeChunks(w, (int)((keep + ES_CHUNK - 1) / ES_CHUNK));
+		if (w->hasLog && w->nChunk > keepChunks) {
+			walFreeChunks(w, keepChunks);
+			es_hl_shrink(w->fd, keepChunks, ES_CHUNK);
+		}
+		walFreeChunks(w, keepChunks);
 	}
 	sqlite3_mutex_leave(w->mu);
 	return rc;
 }
 
-/* xSync: the WAL is memory; durability comes from the checkpoint. */
+/* xSync: a WAL in memory, or a host log at HostLog, is made durable by
+ * the checkpoint; at HostSync the log is flushed to the host's disk
+ * (SQLite calls this per commit at synchronous=FULL). A failed flush is
+ * never retried: every later xSync fails too. */
 static int walSync(sqlite3_file *pf, int flags) {
-	(void)pf;
+	es_wal *w = &((es_file *)pf)->node->wal;
+	int rc = SQLITE_OK;
 	(void)flags;
-	return SQLITE_OK;
+	sqlite3_mutex_enter(w->mu);
+	if (w->hasLog && w->synced) {
+		if (!w->syncErr) w->syncErr = es_hl_sync(w->fd);
+		if (w->syncErr) rc = SQLITE_IOERR_FSYNC;
+	}
+	sqlite3_mutex_leave(w->mu);
+	return rc;
 }
 
 static int walFileSize(sqlite3_file *pf, sqlite3_int64 *size) {
@@ -461,7 +592,10 @@ static int sector4K(sqlite3_file *pf) {
 /* The WAL is heap memory, so it may claim what memory gives: sequential,
  * safe-append, powersafe overwrite (no frame padding). */
 static int walCaps(sqlite3_file *pf) {
-	(void)pf;
+	/* At HostSync the log is a file on a local disk that must survive a
+	 * power cut: claim what os_unix.c claims for one (powersafe
+	 * overwrite), so SQLite syncs a new WAL header before its frames. */
+	if (((es_file *)pf)->node->wal.synced) return SQLITE_IOCAP_POWERSAFE_OVERWRITE;
 	return SQLITE_IOCAP_SEQUENTIAL | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_POWERSAFE_OVERWRITE;
 }
 
@@ -943,6 +1077,12 @@ static int esDelete(sqlite3_vfs *vfs, const char *name, int syncDir) {
 			sqlite3_mutex_enter(n->wal.mu);
 			n->wal.exists = 0;
 			n->wal.size = 0;
+			if (n->wal.hasLog) {
+				/* Everything is checkpointed (SQLite deletes the WAL only
+				 * then): the host log goes too. */
+				es_hl_remove(n->wal.logPath);
+				walDetachLog(&n->wal);
+			}
 			walFreeChunks(&n->wal, 0);
 			sqlite3_mutex_leave(n->wal.mu);
 			nodeUnref(n);

@@ -154,7 +154,7 @@ func (c mainConn) Sync() error {
 	if c.d.deferSync.Load() {
 		return nil // the Store commits right after (gate.go)
 	}
-	return c.d.main.Sync()
+	return c.d.hl.commit(c.d.main, c.d.main.Sync)
 }
 
 func (c mainConn) fileControl(op int, arg int64) error {

@@ -37,6 +37,24 @@ int es_wal_load(const char *path, const void *data, long long n);
  * are lost. Only for a Store being abandoned, with no connection open. */
 void es_wal_discard(const char *path);
 
+/*
+ * es_wal_attach backs the WAL of path with the host log open on fd (see
+ * hostlog.go), before any connection opens: the WAL's chunks become a
+ * shared mapping of the file, whose first size bytes (after its header)
+ * are taken as the WAL (a replay), or none. The WAL owns fd from then on.
+ * synced (HostSync) makes SQLite's xSync of the WAL flush the file.
+ * xDelete of the WAL removes logPath; es_wal_discard keeps it. It returns
+ * an SQLite code.
+ */
+int es_wal_attach(const char *path, int fd, const char *logPath, int synced, long long size);
+
+/* es_wal_limits sets the cap and retained size of the WAL of path. */
+void es_wal_limits(const char *path, long long maxWAL, long long retainWAL);
+
+/* es_wal_sync flushes the host log of path; it returns 0 or an errno. A
+ * failed flush is never retried: later calls return the same errno. */
+int es_wal_sync(const char *path);
+
 /* es_lock_state reports the main-file lock table of path (for tests). */
 int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser);
 

@@ -259,7 +259,7 @@ func InspectStock(path string) ([]StockFinding, error) {
 		out = append(out, StockFinding{Path: path + journalSuffix, Note: err.Error(), Foreign: true})
 	} else if err != nil {
 		return nil, err
-	} else if hdr, err := readHead(path+journalSuffix, 28); err == nil && ps != 0 {
+	} else if hdr, err := readFileHead(path+journalSuffix, 28); err == nil && ps != 0 {
 		if hot, _ := checkJournal(hdr, ps); hot {
 			out = append(out, StockFinding{Path: path + journalSuffix, Note: "a hot rollback journal stock SQLite left: Open rolls it back"})
 		}
@@ -345,8 +345,8 @@ func readWhole(fsys device.FS, name string) ([]byte, error) {
 	return b, nil
 }
 
-// readHead reads up to n bytes at the start of the file at name.
-func readHead(name string, n int) ([]byte, error) {
+// readFileHead reads up to n bytes at the start of the file at name.
+func readFileHead(name string, n int) ([]byte, error) {
 	f, err := device.OS.Open(name, device.ReadOnly)
 	if err != nil {
 		return nil, err

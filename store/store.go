@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -70,7 +71,11 @@ type Options struct {
 	// grow it past the cap fails with SQLite's "database or disk is full"
 	// (IsWALFull reports it) and changes nothing; checkpoints rewind the
 	// WAL, holding new transactions back briefly when writes come back to
-	// back (gate.go). Zero means DefaultMaxWALBytes (64 MiB).
+	// back (gate.go). Zero means DefaultMaxWALBytes (64 MiB) with the WAL
+	// in memory (Durability Checkpoint); with a host log, half the free
+	// space of the host log's filesystem at Open (at least 64 MiB): a
+	// transaction may then be far larger than RAM, and the process keeps
+	// only RetainWALBytes of it resident.
 	MaxWALBytes int64
 
 	// RetainWALBytes is how much WAL memory is kept after a checkpoint for
@@ -166,6 +171,40 @@ type Options struct {
 	// answers at any time either way.
 	OnStateChange func(Event)
 
+	// Durability says what a commit survives once it returned: an
+	// application crash (HostLog), a host power cut too (HostSync), or
+	// neither (Checkpoint). Zero value: DurabilityDefault, which is
+	// HostLog where the platform supports a host log (Linux, macOS, the
+	// BSDs), with the OS filesystem; Checkpoint on other platforms, with
+	// another Options.FS and no HostDir, for ReadOnly, and (logged, and
+	// in Recovery().Notes) when the host-log directory is refused. An
+	// explicit HostLog or HostSync fails Open with ErrHostDir instead.
+	// See README "What stays on the host computer".
+	//
+	// DANGER: at HostLog and HostSync the database's recently written
+	// pages are in a file on the host's disk (readable by this user and
+	// root) until the Store closes cleanly, and after a crash until the
+	// next Open; Checkpoint writes nothing on the host.
+	Durability Durability
+
+	// HostDir is the directory of host logs. Empty means
+	// os.UserCacheDir()/ejectsafe. Open creates it with mode 0700 and
+	// refuses (ErrHostDir) one that another user owns, that others can
+	// enter, or that is on a removable, network or FUSE filesystem.
+	HostDir string
+
+	// durabilityDefaulted: Durability was the zero value. Then a host-log
+	// directory Open must refuse (ErrHostDir) falls back to Checkpoint,
+	// logged, rather than failing Open.
+	durabilityDefaulted bool
+
+	// maxDefaulted: MaxWALBytes was zero; with a host log the cap then
+	// comes from the host disk's free space (hostWALCap), and budget
+	// keeps the checkpoint policy's figures (gate high-water mark,
+	// pressure) at DefaultMaxWALBytes.
+	maxDefaulted bool
+	budget       int64
+
 	// newMain opens the mainFile; nil means package checkpoint's two-phase
 	// one. Tests wrap it to watch the hook calls.
 	newMain func(device.FS, string) (mainFile, error)
@@ -181,6 +220,18 @@ func (o Options) withDefaults() (Options, error) {
 	if o.FS == nil {
 		o.FS = device.OS
 	}
+	switch {
+	case o.Durability < DurabilityDefault || o.Durability > HostSync:
+		return o, fmt.Errorf("%w: unknown durability %d", ErrBadOptions, int(o.Durability))
+	case o.ReadOnly:
+		o.Durability = Checkpoint // nothing is committed
+	case o.Durability == DurabilityDefault && ((o.FS != device.OS && o.HostDir == "") || !hlSupported()):
+		o.Durability = Checkpoint
+	case o.Durability == DurabilityDefault:
+		o.Durability, o.durabilityDefaulted = defaultDurability, true
+	case o.Durability != Checkpoint && !hlSupported():
+		return o, ErrHostLogUnsupported
+	}
 	if o.CheckpointIdle == 0 {
 		o.CheckpointIdle = DefaultCheckpointIdle
 	}
@@ -188,7 +239,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if o.MaxWALBytes == 0 {
-		o.MaxWALBytes = DefaultMaxWALBytes
+		o.MaxWALBytes, o.maxDefaulted = DefaultMaxWALBytes, true
 	}
 	if o.RetainWALBytes == 0 {
 		o.RetainWALBytes = o.MaxWALBytes
@@ -484,6 +535,33 @@ func (s *Store) open() (err error) {
 	if err := checkStockJournal(fsys, s.path); err != nil {
 		return err
 	}
+	// The host log (hostlog.go): a log an earlier process left is proven
+	// this database's and replayed, or set aside; then the WAL lives in it.
+	var replay int64
+	if s.opts.Durability == HostLog || s.opts.Durability == HostSync {
+		s.state.hl, replay, err = s.hostLogOpen(&s.recovery)
+		switch {
+		case err != nil && s.opts.durabilityDefaulted && errors.Is(err, ErrHostDir):
+			s.opts.Logger.Warn("ejectsafe: no host log: commits since the last checkpoint are lost if the application crashes (Durability Checkpoint)", "db", s.path, "err", err)
+			s.recovery.Notes = append(s.recovery.Notes, fmt.Sprintf("no host log, durability checkpoint: %v", err))
+			s.opts.Durability = Checkpoint
+		case err != nil:
+			return err
+		default:
+			// Only a log this Open created is removed: a log replayed or
+			// reused (a WAL retained in memory from a failed Close, step
+			// 0) may hold acknowledged commits.
+			fresh := replay == 0 && s.state.hl != nil && s.state.hl.fresh
+			undo = append(undo, func() {
+				walDiscard(s.path)
+				s.state.hl.close()
+				if fresh { // ours, and nothing was committed into it
+					os.Remove(s.state.hl.path)
+				}
+			})
+			s.hostWALCap()
+		}
+	}
 	stockWAL, err := loadStockWAL(fsys, s.path)
 	if err != nil {
 		return err
@@ -524,6 +602,13 @@ func (s *Store) open() (err error) {
 	// durable remove the stock files. A hot rollback journal needs no
 	// such step: SQLite rolls it back through the shim on the first read
 	// (done above) and syncs the database before deleting the journal.
+	// A replayed host log the same way: its log is then all on the
+	// drive, and stays as the WAL from here on.
+	if replay > 0 && !stockWAL {
+		if err := s.checkpointLocked(context.Background()); err != nil {
+			return fmt.Errorf("replay the host log: %w", err)
+		}
+	}
 	if stockWAL {
 		// Loaded, not yet written anywhere: a -wal whose frames do not fit
 		// this database shows here, and is refused with nothing modified.
@@ -680,7 +765,7 @@ func (c *connector) Driver() driver.Driver { return c.drv }
 // setupConn runs on every new connection of a writable Store. mattn applies its own pragmas
 // first (locking_mode NORMAL, synchronous NORMAL); with the shim's xShm
 // methods in heap memory, NORMAL locking mode can enter WAL.
-func setupConn(c *sqlite3.SQLiteConn, retainWAL int64, pageSize int) error {
+func setupConn(c *sqlite3.SQLiteConn, retainWAL int64, pageSize, syncLevel int) error {
 	if pageSize != 0 {
 		// Before the database enters WAL mode, which writes its first
 		// page; a no-op on a database that has one.
@@ -698,11 +783,13 @@ func setupConn(c *sqlite3.SQLiteConn, retainWAL int64, pageSize int) error {
 	// synchronous=NORMAL: the WAL is memory, so the only syncs are the
 	// checkpoint's, which SQLite issues at NORMAL and above. Never OFF:
 	// then no xSync ends a checkpoint.
-	if _, err := c.Exec(fmt.Sprintf("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=%d", retainWAL), nil); err != nil {
+	// At HostSync, FULL: SQLite then syncs the WAL (the host log) at
+	// every commit.
+	if _, err := c.Exec(fmt.Sprintf("PRAGMA synchronous=%d; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=%d", syncLevel, retainWAL), nil); err != nil {
 		return err
 	}
-	if sync, err := pragma(c, "PRAGMA synchronous"); err != nil || sync != "1" {
-		return fmt.Errorf("store: synchronous is %q, want 1 (NORMAL): %v", sync, err)
+	if sync, err := pragma(c, "PRAGMA synchronous"); err != nil || sync != fmt.Sprint(syncLevel) {
+		return fmt.Errorf("store: synchronous is %q, want %d: %v", sync, syncLevel, err)
 	}
 	return nil
 }
@@ -847,7 +934,7 @@ func (s *Store) backfill(ctx context.Context) error {
 			return err
 		}
 		if rewound {
-			if err := s.state.main.Commit(); err != nil {
+			if err := s.state.hl.commit(s.state.main, s.state.main.Commit); err != nil {
 				return fmt.Errorf("%w: %w", ErrCheckpoint, s.cause(err))
 			}
 			return nil
@@ -899,7 +986,7 @@ func (s *Store) backfill(ctx context.Context) error {
 				testHookBeforeRewind(ctx)
 			}
 			rerr := s.rewind(ctx)
-			if err := s.state.main.Commit(); err != nil {
+			if err := s.state.hl.commit(s.state.main, s.state.main.Commit); err != nil {
 				return fmt.Errorf("%w: %w", ErrCheckpoint, s.cause(err))
 			}
 			// Every frame committed before this checkpoint began is
@@ -991,7 +1078,7 @@ func (s *Store) autoCheckpoint() {
 			if dirtySince.IsZero() {
 				dirtySince = now
 			}
-			pressed := int64(st.dirty) > s.opts.MaxWALBytes/4
+			pressed := int64(st.dirty) > s.walBudget()/4
 			if !pressed && now.Sub(lastChange) < s.opts.CheckpointIdle && now.Sub(dirtySince) < s.opts.CheckpointInterval {
 				continue
 			}
@@ -1176,6 +1263,12 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 		// the cut, which cannot commit) keeps the WAL alive, and SQLite
 		// deletes it when that connection closes.
 		err = fmt.Errorf("store: close %s: %w (%d bytes)", s.path, ErrWALRetained, int64(w.dirty))
+	} else if hl := s.state.hl; hl != nil && err == nil {
+		// Everything is on the drive: the host log goes (SQLite's xDelete
+		// of the WAL removed it already, unless no WAL was ever opened).
+		if rerr := os.Remove(hl.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = fmt.Errorf("store: close %s: remove host log: %w", s.path, rerr)
+		}
 	}
 	return s.release(err)
 }
@@ -1219,9 +1312,25 @@ func (s *Store) abandon() error {
 	}
 	s.state.abandoned.Store(true) // the close-time checkpoint fails and writes nothing
 	s.setCond(Closed, nil)
+	pending := s.pending() // read while a connection holds the wal-index
+	// SQLite's close deletes the WAL (and the shim the host log) when every
+	// frame is backfilled, though the backfilled pages may not have
+	// reached the drive (a failed commit): keep the log out of its way.
+	hl, keep := s.state.hl, ""
+	if hl != nil && pending && os.Rename(hl.path, hl.path+hlAbandoning) == nil {
+		keep = hl.path + hlAbandoning
+	}
 	s.pin.Close()
 	s.db.Close()
-	walDiscard(s.path)
+	walDiscard(s.path) // a host log stays on the host's disk: the next Open replays it
+	switch {
+	case keep != "":
+		if err := os.Rename(keep, hl.path); err != nil {
+			s.opts.Logger.Error("ejectsafe: abandoned host log left under another name", "log", keep, "err", err)
+		}
+	case hl != nil && !pending:
+		os.Remove(hl.path) // everything it holds is on the drive
+	}
 	return s.release(nil)
 }
 
@@ -1240,6 +1349,7 @@ func (s *Store) release(err error) error {
 	delete(dbs.m, s.path)
 	dbs.Unlock()
 	nodeRelease(s.path)
+	s.state.hl.close()
 	if cerr := s.state.main.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("store: close %s: %w", s.path, cerr)
 	}

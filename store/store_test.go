@@ -37,6 +37,19 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(sharedOpenEnv); path != "" {
 		os.Exit(sharedOpen(path))
 	}
+	if path := os.Getenv(hostLogChildEnv); path != "" {
+		os.Exit(hostLogChild(path))
+	}
+	// Host logs of the tests' stores (and their children's) in a
+	// directory of this run, not the user's cache.
+	if os.Getenv(HostDirEnv) == "" {
+		if dir, err := os.MkdirTemp("", "ejectsafe-hostlogs-"); err == nil {
+			os.Setenv(HostDirEnv, dir)
+			code := m.Run()
+			os.RemoveAll(dir)
+			os.Exit(code)
+		}
+	}
 	os.Exit(m.Run())
 }
 

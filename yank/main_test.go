@@ -49,6 +49,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(replugChildEnv); path != "" {
 		os.Exit(replugChild(path))
 	}
+	if path := os.Getenv(hostLogChildEnv); path != "" {
+		os.Exit(hostLogChild(path))
+	}
 	flag.Parse()
 	start := time.Now()
 	code := m.Run()

@@ -147,6 +147,23 @@ journal beside it); anything else is refused with exit 2.`,
 			run: runDoctor,
 		},
 		{
+			name: "rescue", synopsis: "rescue [--host-dir DIR] list | export LOG BASE DST | apply LOG DB", args: "path",
+			short: "host logs: list them, export one as a database, apply one to its database",
+			long: `The commits a store kept in its host log (Durability HostLog or
+HostSync) when its drive is gone, or in a log an open kept aside. list
+names each log in DIR (default: the user's cache directory, ejectsafe):
+its database, the checkpoint it continues, its level and how many
+committed transactions it holds. export writes DST, a complete SQLite
+database: BASE (the database, from the drive when readable) with LOG's
+transactions on top, proven to continue BASE; LOG and BASE are only
+read. apply replays LOG onto its database DB, and refuses (exit 1, DB
+unchanged) a log of another database or another generation of it.`,
+			flags: func(fl *flag.FlagSet) {
+				fl.String("host-dir", "", "the host-log directory (default: the user's cache directory/ejectsafe)")
+			},
+			run: runRescue,
+		},
+		{
 			name: "demo", synopsis: "demo [DIR]", args: "dir",
 			short: "a store in DIR: concurrent commits, the file unchanged until a checkpoint",
 			long: `Open a store in DIR (default: a fresh temporary directory), commit rows
@@ -215,7 +232,8 @@ const exitCodes = `exit codes:
      processes named); eject: busy processes, a holder that refused or
      did not answer, or a failed unmount (named); verify: the database
      is not clean; recover: it cannot tell what is right and changed
-     nothing; doctor: a check the store depends on failed
+     nothing; doctor: a check the store depends on failed; rescue:
+     export or apply refused the log (nothing changed)
   2  usage or operational error: bad flags, a missing path, a directory
      or a file that is not a database where one is needed, a volume
      eject refuses (not removable, the root filesystem), --power-off

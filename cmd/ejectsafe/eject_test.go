@@ -31,7 +31,19 @@ func TestMain(m *testing.M) {
 	if file := os.Getenv(writerEnv); file != "" {
 		os.Exit(runWriter(file))
 	}
+	// Host logs of the tests' stores (and their holders') in a directory
+	// of this run, not the user's cache.
+	var hostLogs string
+	if os.Getenv(store.HostDirEnv) == "" {
+		if dir, err := os.MkdirTemp("", "ejectsafe-hostlogs-"); err == nil {
+			os.Setenv(store.HostDirEnv, dir)
+			hostLogs = dir
+		}
+	}
 	code := m.Run()
+	if hostLogs != "" {
+		os.RemoveAll(hostLogs)
+	}
 	if binPath != "" { // the CLI built for drive_test.go
 		os.RemoveAll(filepath.Dir(binPath))
 	}
