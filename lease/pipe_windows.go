@@ -16,6 +16,21 @@ import (
 // waited for on its own event (never an I/O completion port: Wine 8 never
 // completes a pending ConnectNamedPipe on one, so a port-based listener
 // hangs there), deadlines by a timed wait and CancelIoEx.
+//
+// The OVERLAPPED of an operation lives in a heap object (pipeListener,
+// pipeConn), never in a local variable: x/sys passes it to the system as
+// a uintptr, so a local one stays on the goroutine's stack, which Go may
+// move (grow) between ReadFile's "pending" and the wait; the system then
+// completes the operation into the old stack, and GetOverlappedResult on
+// the moved copy says ERROR_IO_INCOMPLETE, or worse.
+
+// pipeOp is one direction's overlapped operation; its mutex lets one
+// operation at a time use it.
+type pipeOp struct {
+	mu sync.Mutex
+	ov windows.Overlapped
+	n  uint32
+}
 
 type pipeAddr string
 
@@ -30,6 +45,7 @@ type pipeListener struct {
 	mu      sync.Mutex
 	next    windows.Handle // the instance the next Accept waits on
 	closed  bool
+	conn    pipeOp // ConnectNamedPipe's; Accept runs one at a time
 }
 
 const pipeMode = windows.PIPE_TYPE_BYTE | windows.PIPE_READMODE_BYTE | windows.PIPE_WAIT | windows.PIPE_REJECT_REMOTE_CLIENTS
@@ -98,19 +114,20 @@ func (l *pipeListener) accept1() (net.Conn, error) {
 		return nil, err
 	}
 	defer windows.CloseHandle(ev)
-	ov := windows.Overlapped{HEvent: ev}
-	err = windows.ConnectNamedPipe(h, &ov)
+	op := &l.conn
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.ov = windows.Overlapped{HEvent: ev}
+	err = windows.ConnectNamedPipe(h, &op.ov)
 	if err == windows.ERROR_IO_PENDING {
 		r, werr := windows.WaitForMultipleObjects([]windows.Handle{ev, l.closeEv}, false, windows.INFINITE)
 		if werr != nil || r != windows.WAIT_OBJECT_0 {
-			windows.CancelIoEx(h, &ov)
-			var n uint32
-			windows.GetOverlappedResult(h, &ov, &n, true)
+			windows.CancelIoEx(h, &op.ov)
+			windows.GetOverlappedResult(h, &op.ov, &op.n, true)
 			windows.CloseHandle(h)
 			return nil, net.ErrClosed
 		}
-		var n uint32
-		err = windows.GetOverlappedResult(h, &ov, &n, false)
+		err = windows.GetOverlappedResult(h, &op.ov, &op.n, false)
 	}
 	if err == windows.ERROR_NO_DATA {
 		windows.CloseHandle(h)
@@ -186,6 +203,8 @@ type pipeConn struct {
 	mu       sync.Mutex
 	rdl, wdl time.Time
 	closed   bool
+
+	rop, wop pipeOp
 }
 
 func (c *pipeConn) Fd() uintptr { return uintptr(c.h) }
@@ -236,23 +255,29 @@ func (c *pipeConn) io(write bool, b []byte) (int, error) {
 		return 0, err
 	}
 	defer windows.CloseHandle(ev)
-	ov := windows.Overlapped{HEvent: ev}
-	var n uint32
+	op := &c.rop
 	if write {
-		err = windows.WriteFile(c.h, b, &n, &ov)
+		op = &c.wop
+	}
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.ov = windows.Overlapped{HEvent: ev}
+	op.n = 0
+	if write {
+		err = windows.WriteFile(c.h, b, &op.n, &op.ov)
 	} else {
-		err = windows.ReadFile(c.h, b, &n, &ov)
+		err = windows.ReadFile(c.h, b, &op.n, &op.ov)
 	}
 	if err == windows.ERROR_IO_PENDING {
 		r, werr := windows.WaitForSingleObject(ev, wait)
 		if werr != nil || r != windows.WAIT_OBJECT_0 {
-			windows.CancelIoEx(c.h, &ov)
-			windows.GetOverlappedResult(c.h, &ov, &n, true)
-			return int(n), os.ErrDeadlineExceeded
+			windows.CancelIoEx(c.h, &op.ov)
+			windows.GetOverlappedResult(c.h, &op.ov, &op.n, true)
+			return int(op.n), os.ErrDeadlineExceeded
 		}
-		err = windows.GetOverlappedResult(c.h, &ov, &n, false)
+		err = windows.GetOverlappedResult(c.h, &op.ov, &op.n, false)
 	}
-	return int(n), err
+	return int(op.n), err
 }
 
 // Close cancels what is in flight on the handle and closes it.
