@@ -121,7 +121,7 @@ func countFrames(r io.ReaderAt) (frames, commits int) {
 	if page < 512 || page > 65536 || page&(page-1) != 0 {
 		return 0, 0
 	}
-	s1, s2 := walSum(big, hdr[:24], 0, 0)
+	s1, s2 := walChecksum(big, hdr[:24], 0, 0)
 	if s1 != binary.BigEndian.Uint32(hdr[24:]) || s2 != binary.BigEndian.Uint32(hdr[28:]) {
 		return 0, 0
 	}
@@ -133,8 +133,8 @@ func countFrames(r io.ReaderAt) (frames, commits int) {
 		if string(frame[8:16]) != string(hdr[16:24]) { // salts
 			return frames, commits
 		}
-		s1, s2 = walSum(big, frame[:8], s1, s2)
-		s1, s2 = walSum(big, frame[24:], s1, s2)
+		s1, s2 = walChecksum(big, frame[:8], s1, s2)
+		s1, s2 = walChecksum(big, frame[24:], s1, s2)
 		if s1 != binary.BigEndian.Uint32(frame[16:]) || s2 != binary.BigEndian.Uint32(frame[20:]) {
 			return frames, commits
 		}
@@ -143,19 +143,6 @@ func countFrames(r io.ReaderAt) (frames, commits int) {
 			commits++
 		}
 	}
-}
-
-// walSum is SQLite's WAL checksum (wal.c walChecksumBytes).
-func walSum(big bool, b []byte, s1, s2 uint32) (uint32, uint32) {
-	var ord binary.ByteOrder = binary.LittleEndian
-	if big {
-		ord = binary.BigEndian
-	}
-	for i := 0; i+8 <= len(b); i += 8 {
-		s1 += ord.Uint32(b[i:]) + s2
-		s2 += ord.Uint32(b[i+4:]) + s1
-	}
-	return s1, s2
 }
 
 // ExportHostLog writes to dst a complete SQLite database: the database
