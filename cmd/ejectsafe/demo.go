@@ -68,7 +68,7 @@ func demo(path string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p("opened; the WAL lives in memory; this demo checkpoints by hand")
+	p("opened; the WAL lives off the drive (mapped from a log on this computer's disk at the default durability, HostLog; in memory alone at Checkpoint); this demo checkpoints by hand")
 	p("database file: %s", before)
 
 	p("committing %d rows from %d goroutines, one transaction each...", demoWriters*demoRows, demoWriters)
@@ -95,7 +95,7 @@ func demo(path string, out io.Writer) error {
 	el := time.Since(start)
 	p("  done in %v (%.0f commits/s)", el.Round(time.Millisecond), float64(demoWriters*demoRows)/el.Seconds())
 	st := s.Stats()
-	p("WAL in memory: %s, of which not yet checkpointed: %s", bytesStr(st.WALBytes), bytesStr(st.DirtyBytes))
+	p("WAL off the drive: %s, of which not yet checkpointed: %s", bytesStr(st.WALBytes), bytesStr(st.DirtyBytes))
 	mid, err := fileState(path)
 	if err != nil {
 		return err
