@@ -102,47 +102,17 @@ func (i HostLogInfo) String() string {
 		i.Path, kept, i.DB, i.Database, i.Level, i.Commits, i.Frames, i.WALBytes, i.Updated.Format(time.RFC3339))
 }
 
-// countFrames walks an SQLite WAL as SQLite's recovery does (header,
-// salts, cumulative checksums) and counts its valid frames and commits.
+// countFrames counts a WAL's valid frames and its commits, as SQLite's
+// recovery would find them (walkWAL).
 func countFrames(r io.ReaderAt) (frames, commits int) {
-	hdr := make([]byte, 32)
-	if _, err := r.ReadAt(hdr, 0); err != nil {
-		return 0, 0
-	}
-	magic := binary.BigEndian.Uint32(hdr)
-	if magic != 0x377f0682 && magic != 0x377f0683 {
-		return 0, 0
-	}
-	big := magic&1 == 1
-	page := int64(binary.BigEndian.Uint32(hdr[8:]))
-	if page == 1 {
-		page = 65536
-	}
-	if page < 512 || page > 65536 || page&(page-1) != 0 {
-		return 0, 0
-	}
-	s1, s2 := walChecksum(big, hdr[:24], 0, 0)
-	if s1 != binary.BigEndian.Uint32(hdr[24:]) || s2 != binary.BigEndian.Uint32(hdr[28:]) {
-		return 0, 0
-	}
-	frame := make([]byte, 24+page)
-	for off := int64(32); ; off += int64(len(frame)) {
-		if _, err := r.ReadAt(frame, off); err != nil {
-			return frames, commits
-		}
-		if string(frame[8:16]) != string(hdr[16:24]) { // salts
-			return frames, commits
-		}
-		s1, s2 = walChecksum(big, frame[:8], s1, s2)
-		s1, s2 = walChecksum(big, frame[24:], s1, s2)
-		if s1 != binary.BigEndian.Uint32(frame[16:]) || s2 != binary.BigEndian.Uint32(frame[20:]) {
-			return frames, commits
-		}
+	walkWAL(r, func(_ int64, h, _ []byte) bool {
 		frames++
-		if binary.BigEndian.Uint32(frame[4:]) != 0 {
+		if binary.BigEndian.Uint32(h[4:]) != 0 {
 			commits++
 		}
-	}
+		return true
+	})
+	return frames, commits
 }
 
 // ExportHostLog writes to dst a complete SQLite database: the database

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/binary"
 	"errors"
@@ -85,40 +86,11 @@ type walInfo struct {
 func checkWAL(b []byte, dbPage1 []byte) walInfo {
 	var w walInfo
 	dbPageSize := headerPageSize(dbPage1)
-	if len(b) < walHeaderSize {
-		return w
-	}
-	magic := binary.BigEndian.Uint32(b[0:])
-	if magic&^1 != 0x377f0682 {
-		return w
-	}
-	bigEnd := magic&1 == 1
-	ps := int(binary.BigEndian.Uint32(b[8:]))
-	if binary.BigEndian.Uint32(b[4:]) != walVersion || ps < 512 || ps > 65536 || ps&(ps-1) != 0 {
-		return w
-	}
-	s1, s2 := walChecksum(bigEnd, b[:24], 0, 0)
-	if s1 != binary.BigEndian.Uint32(b[24:]) || s2 != binary.BigEndian.Uint32(b[28:]) {
-		return w
-	}
-	w.Valid, w.PageSize = true, ps
-	salt := b[16:24]
-	frame := walFrameHeaderSize + ps
 	var problem string
 	var commits []walCommit
 	var page1 []byte // page 1 in the transaction being read
-	for off := walHeaderSize; off+frame <= len(b); off += frame {
-		h := b[off : off+walFrameHeaderSize]
-		if string(h[8:16]) != string(salt) {
-			break
-		}
-		s1, s2 = walChecksum(bigEnd, h[:8], s1, s2)
-		s1, s2 = walChecksum(bigEnd, b[off+walFrameHeaderSize:off+frame], s1, s2)
-		if s1 != binary.BigEndian.Uint32(h[16:]) || s2 != binary.BigEndian.Uint32(h[20:]) {
-			break
-		}
+	ps := walkWAL(bytes.NewReader(b), func(off int64, h, page []byte) bool {
 		pgno, commit := binary.BigEndian.Uint32(h[0:]), binary.BigEndian.Uint32(h[4:])
-		page := b[off+walFrameHeaderSize : off+frame]
 		switch {
 		case problem != "":
 		case pgno == 0:
@@ -127,21 +99,26 @@ func checkWAL(b []byte, dbPage1 []byte) walInfo {
 			problem = fmt.Sprintf("frame at %d commits page %d of a %d-page database", off, pgno, commit)
 		case pgno == 1 && string(page[:len(sqliteHeader)]) != sqliteHeader:
 			problem = fmt.Sprintf("frame at %d holds a page 1 without SQLite's header", off)
-		case pgno == 1 && headerPageSize(page) != ps:
-			problem = fmt.Sprintf("frame at %d holds a page 1 naming page size %d in a WAL of %d", off, headerPageSize(page), ps)
+		case pgno == 1 && headerPageSize(page) != len(page):
+			problem = fmt.Sprintf("frame at %d holds a page 1 naming page size %d in a WAL of %d", off, headerPageSize(page), len(page))
 		}
 		if pgno == 1 {
-			page1 = page
+			page1 = bytes.Clone(page) // the walk reuses its buffer
 		}
 		if commit != 0 {
-			w.Committed = (off-walHeaderSize)/frame + 1
+			w.Committed = int((off-walHeaderSize)/int64(walFrameHeaderSize+len(page))) + 1
 			if problem != "" && w.Problem == "" {
 				w.Problem = problem
 			}
 			commits = append(commits, walCommit{size: commit, page1: page1})
 			page1 = nil
 		}
+		return true
+	})
+	if ps == 0 {
+		return w
 	}
+	w.Valid, w.PageSize = true, ps
 	switch {
 	case w.Committed == 0 || w.Problem != "" || dbPageSize == 0:
 	case ps != dbPageSize:
@@ -150,6 +127,50 @@ func checkWAL(b []byte, dbPage1 []byte) walInfo {
 		w.Problem = walLineage(commits, dbPage1)
 	}
 	return w
+}
+
+// walkWAL walks an SQLite WAL as SQLite's recovery does: a header SQLite
+// accepts (magic, version, page size, checksum), then frames for as long
+// as their salts and cumulative checksums hold. fn sees each valid frame:
+// its offset, its 24-byte header and its page (both in a buffer the walk
+// reuses); it returns false to stop. walkWAL returns the WAL's page size,
+// 0 when SQLite would not use the file.
+func walkWAL(r io.ReaderAt, fn func(off int64, h, page []byte) bool) int {
+	hdr := make([]byte, walHeaderSize)
+	if _, err := r.ReadAt(hdr, 0); err != nil {
+		return 0
+	}
+	magic := binary.BigEndian.Uint32(hdr[0:])
+	if magic&^1 != 0x377f0682 {
+		return 0
+	}
+	bigEnd := magic&1 == 1
+	ps := int(binary.BigEndian.Uint32(hdr[8:]))
+	if binary.BigEndian.Uint32(hdr[4:]) != walVersion || ps < 512 || ps > 65536 || ps&(ps-1) != 0 {
+		return 0
+	}
+	s1, s2 := walChecksum(bigEnd, hdr[:24], 0, 0)
+	if s1 != binary.BigEndian.Uint32(hdr[24:]) || s2 != binary.BigEndian.Uint32(hdr[28:]) {
+		return 0
+	}
+	frame := make([]byte, walFrameHeaderSize+ps)
+	for off := int64(walHeaderSize); ; off += int64(len(frame)) {
+		if n, _ := r.ReadAt(frame, off); n < len(frame) {
+			return ps
+		}
+		h := frame[:walFrameHeaderSize]
+		if string(h[8:16]) != string(hdr[16:24]) { // salts
+			return ps
+		}
+		s1, s2 = walChecksum(bigEnd, h[:8], s1, s2)
+		s1, s2 = walChecksum(bigEnd, frame[walFrameHeaderSize:], s1, s2)
+		if s1 != binary.BigEndian.Uint32(h[16:]) || s2 != binary.BigEndian.Uint32(h[20:]) {
+			return ps
+		}
+		if !fn(off, h, frame[walFrameHeaderSize:]) {
+			return ps
+		}
+	}
 }
 
 // walCommit is one committed transaction of a WAL: the size it commits
