@@ -14,6 +14,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/journal"
+	"github.com/ejectsafe/ejectsafe/layout"
 )
 
 // State is what recovery found on the drive.
@@ -221,7 +222,7 @@ type tempFile struct {
 }
 
 // sqliteMagic starts every SQLite database file.
-var sqliteMagic = []byte("SQLite format 3\x00")
+var sqliteMagic = []byte(layout.SQLiteHeader)
 
 // recoverDB is the recovery pipeline: read what is on the drive (steps 1
 // to 3), decide (step 4, decide: a row of the recovery table), then stop
@@ -391,28 +392,25 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 	// --roll-forward finishes. Moving the stock files first would leave
 	// the base alone beside the copy, which the next Recover (every Open)
 	// rolls forward over, losing the base the -wal set aside belongs to.
+	// Each move is durable (device.Rename) where the next step must
+	// not overtake it: the database before the stock files, and the
+	// last before the copy takes the name (a pull must not bring a -wal
+	// back beside the rolled-forward database).
 	for i, a := range setAside {
-		if i == 1 && setAside[0].kind == "db" {
-			if err := fsys.SyncDir(p.dir); err != nil {
-				return rep, wrap(err)
-			}
-		}
 		name, err := asideName(fsys, p, a.kind)
 		if err != nil {
 			return rep, wrap(err)
 		}
-		if err := fsys.Rename(a.name, name); err != nil {
+		if a.kind == "db" || i == len(setAside)-1 {
+			err = device.Rename(fsys, a.name, name)
+		} else {
+			err = fsys.Rename(a.name, name)
+		}
+		if err != nil {
 			return rep, wrap(err)
 		}
 		rep.MovedAside = append(rep.MovedAside, a.name+" -> "+name)
 		changed = true
-	}
-	if len(setAside) > 0 {
-		// Durable before the copy takes the name: a pull must not bring
-		// a -wal back beside the rolled-forward database.
-		if err := fsys.SyncDir(p.dir); err != nil {
-			return rep, wrap(err)
-		}
 	}
 	if forward != "" {
 		if err := fsys.Rename(forward, p.db); err != nil {
@@ -531,9 +529,9 @@ func freeName(fsys device.FS, p paths, gen uint64) (string, error) {
 
 // Stock SQLite's companion files of a database.
 const (
-	stockWAL     = "-wal"
-	stockJournal = "-journal"
-	stockSHM     = "-shm"
+	stockWAL     = layout.WALSuffix
+	stockJournal = layout.RollbackSuffix
+	stockSHM     = layout.SharedMemorySuffix
 )
 
 // stockFiles returns stock SQLite's files beside the database that
@@ -589,7 +587,7 @@ func stockFiles(fsys device.FS, p paths, names []string) (out []FileSum, used []
 
 // rollbackMagic starts the header of a rollback journal SQLite would play
 // back (pager.c aJournalMagic).
-var rollbackMagic = []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
+var rollbackMagic = []byte(layout.RollbackMagic)
 
 // hasStockData reports whether one of files (from stockFiles) holds data
 // stock SQLite would apply: a -wal, or a -journal with SQLite's header.
@@ -702,7 +700,7 @@ func ResetJournal(fsys device.FS, dbPath string) ([]string, error) {
 			err = move(p.journal, to)
 		}
 		if err == nil {
-			err = fsys.SyncDir(p.dir)
+			err = device.SyncDirOf(fsys, p.journal)
 		}
 		if err != nil {
 			return moved, wrap(err)

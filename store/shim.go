@@ -20,6 +20,7 @@ import (
 	"unsafe"
 
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/layout"
 )
 
 // vfsName is the name the shim registers with SQLite.
@@ -48,10 +49,10 @@ const (
 	fcntlSizeHint     = 5
 	fcntlCkptDone     = 37
 	fcntlCkptStart    = 39
-	journalSuffix     = "-journal"
-	lockSuffix        = ".ejectsafe-lock"
-	walSuffix         = "-wal"
-	shmSuffix         = "-shm"
+	journalSuffix     = layout.RollbackSuffix
+	lockSuffix        = layout.LockSuffix
+	walSuffix         = layout.WALSuffix
+	shmSuffix         = layout.SharedMemorySuffix
 	registerFailedFmt = "store: register VFS: SQLite code %d"
 )
 
