@@ -88,7 +88,7 @@ type jfile struct {
 
 	// poisoned means a write or fsync of f failed: what the file holds on
 	// the drive is unknown, and since an fsync is never retried on a file
-	// after it failed (DESIGN invariant 6), f is closed and never written
+	// after it failed (invariant fsync-fails-the-checkpoint), f is closed and never written
 	// again. The next commit replaces the journal whole.
 	poisoned bool
 
