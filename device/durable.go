@@ -184,9 +184,11 @@ func CreateFile(fsys FS, name string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return &ReplaceError{Op: OpCreate, Name: name, Err: err}
 	}
-	if _, err := f.WriteAt(data, 0); err != nil {
-		f.Close()
-		return &ReplaceError{Op: OpWrite, Name: name, Err: err}
+	if len(data) > 0 {
+		if _, err := f.WriteAt(data, 0); err != nil {
+			f.Close()
+			return &ReplaceError{Op: OpWrite, Name: name, Err: err}
+		}
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()

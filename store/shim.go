@@ -324,11 +324,7 @@ func esGoDelete(name *C.char, syncDir C.int) C.int {
 	// (it asks only at synchronous=EXTRA): a rollback journal that comes
 	// back after a power cut is hot, and would be rolled back over the
 	// checkpoints that followed its deletion.
-	err := d.fs.Remove(path)
-	if err == nil {
-		err = d.fs.SyncDir(dirOf(path))
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := device.Remove(d.fs, path); err != nil {
 		d.noteErr(err)
 		return ioerrDelete
 	}
