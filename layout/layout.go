@@ -57,8 +57,11 @@ const (
 	// LeaseSuffix follows the database path in the name of its lease
 	// when the volume has no lease directory.
 	LeaseSuffix = ".ejectsafe-lease"
+	// StateDir is ejectsafe's directory below a volume root; it holds
+	// only LeaseDir.
+	StateDir = ".ejectsafe"
 	// LeaseDir is the lease directory, below the volume root.
-	LeaseDir = ".ejectsafe/leases"
+	LeaseDir = StateDir + "/leases"
 	// LeaseExt ends every lease file's name in LeaseDir.
 	LeaseExt = ".json"
 	// LeaseTempInfix follows a lease's path in the name it is written
