@@ -1020,7 +1020,8 @@ var testHookBeforeRewind func(ctx context.Context)
 
 // pending reports whether a checkpoint has anything to write: WAL frames
 // not yet backfilled, or pages backfilled but not yet committed. A wrong
-// "no" only skips Prepare: the commit then copies by itself.
+// "no" only skips Prepare: the commit then computes the base's checksum
+// itself, while it writes the copy.
 func (s *Store) pending() bool {
 	if w, _ := walStats(s.path); w.dirty > 0 {
 		return true
