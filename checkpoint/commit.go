@@ -76,192 +76,237 @@ func (m *Main) failed(err error) error {
 	return err
 }
 
-// commit writes one generation. The caller holds cmu and has frozen pend;
-// src is its reference to the base, which commit releases.
+// attempt is one commit of generation gen: what its steps share, and the
+// cleanup it owes. Each step is a method; commit runs them in order.
+type attempt struct {
+	m    *Main
+	gen  uint64
+	pend *level
+	size int64
+	src  *baseRef // the caller's reference to the base; release drops it
+	// copy is the new generation under its temporary name, until the
+	// rename (device.Pending).
+	copy     *device.Pending
+	folded   bool   // the copy's checksum was folded from the base's (copy.go)
+	intended uint64 // the checksum of the bytes written
+	began    journal.Record
+	ready    journal.Record
+}
+
+// release drops the attempt's reference to the old base, once.
+func (a *attempt) release() {
+	if a.src != nil {
+		a.m.releaseBase(a.src)
+		a.src = nil
+	}
+}
+
+// abort fails the attempt before the rename: the database is untouched,
+// so the copy is discarded (invariant fsync-fails-the-checkpoint: no fsync
+// is retried on it), the pending writes go back to the overlay, and the
+// next commit starts afresh with a new generation.
+func (a *attempt) abort(op string, err error) error {
+	if a.copy != nil {
+		a.copy.Abort()
+	}
+	a.m.unfreeze()
+	return &CommitError{Gen: a.gen, Op: op, Err: err}
+}
+
+// commit writes one generation, by the steps of the checkpoint protocol
+// (package doc; the same numbers there). The caller holds cmu and has
+// frozen pend; src is its reference to the base, which commit releases.
 func (m *Main) commit(pend *level, size int64, src *baseRef) error {
-	// src is the caller's reference to the base; commit releases it, as
-	// early as it can (see 5b).
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			m.releaseBase(src)
-		}
-	}
-	defer release()
-	gen := m.nextGen
+	a := &attempt{m: m, gen: m.nextGen, pend: pend, size: size, src: src}
 	m.nextGen++
-	temp := m.p.temp(gen)
-	var tf device.File
-	discard := func() {
-		if m.fsys.Remove(temp) == nil {
-			m.fsys.SyncDir(m.p.dir) // best effort: Recover removes a leftover
+	defer a.release()
+	if op, err := a.verifyBase(); err != nil { // 1
+		return a.abort(op, err)
+	}
+	if err := m.ensureJournal(a.gen); err != nil { // 2
+		return a.abort("journal", err)
+	}
+	if op, err := a.writeCopy(); err != nil { // 3
+		return a.abort(op, err)
+	}
+	if err := a.copy.Sync(); err != nil { // 4
+		op := "fsync copy"
+		if re := (*device.ReplaceError)(nil); errors.As(err, &re) && re.Op == device.OpClose {
+			op = "close copy"
 		}
+		return a.abort(op, errors.Unwrap(err))
 	}
-	abort := func(op string, err error) error {
-		// Before the rename the database is untouched: discard the copy,
-		// keep the overlay, and the next commit starts afresh (DESIGN
-		// invariant 6: no fsync is retried on the copy).
-		if tf != nil {
-			tf.Close() // the commit's error is the one to report
-			discard()
+	var failed error
+	err := a.copy.Commit(func() error { // 8, after 5-7
+		op, err := a.readBack() // 5
+		if err == nil {
+			op, err = a.recordReady() // 6
 		}
-		m.unfreeze()
-		return &CommitError{Gen: gen, Op: op, Err: err}
-	}
-
-	// 0. A base found changed behind the store (checkBase) stays refused:
-	// a copy of it would record someone else's bytes, under the pending
-	// writes SQLite made for the old ones, as the store's own data. Read
-	// it again: a drive that misread once may read right now.
-	if m.baseChanged != nil {
-		if err := m.checkBase(src); err != nil {
-			return abort("verify base", err)
+		if err != nil {
+			failed = a.abort(op, err)
+			return failed
 		}
+		a.readFromCopy() // 7
+		return nil
+	})
+	switch {
+	case failed != nil:
+		return failed
+	case err != nil:
+		// 8 failed: which file the name holds is unknown. Keep both
+		// the old base and the pending writes, and settle it by
+		// checksum before the next commit (resolveUnsure).
+		op := "rename"
+		if re := (*device.ReplaceError)(nil); errors.As(err, &re) && re.Op == device.OpSyncDir {
+			op = "fsync dir"
+		}
+		m.unsure = &unsure{gen: a.gen, began: a.began, ready: a.ready}
+		return &CommitError{Gen: a.gen, Op: op, Err: fmt.Errorf("%w: %w", ErrUnsure, errors.Unwrap(err))}
 	}
+	a.recordDone()     // 9
+	return a.newBase() // 10
+}
 
-	// 1. A journal that records can be appended to: created on the first
-	// commit, replaced after a failed write (never fsynced again) or when
-	// its free slots ran out.
-	if err := m.ensureJournal(gen); err != nil {
-		return abort("journal", err)
+// verifyBase is step 1. A base found changed behind the store (checkBase)
+// stays refused: a copy of it would record someone else's bytes, under
+// the pending writes SQLite made for the old ones, as the store's own
+// data. Read it again: a drive that misread once may read right now.
+func (a *attempt) verifyBase() (string, error) {
+	if a.m.baseChanged == nil {
+		return "", nil
 	}
+	return "verify base", a.m.checkBase(a.src)
+}
 
-	// 2. The copy, written in one pass in order: the base with the
-	// overlay patched in. Check the free space first: running out halfway
-	// is slower and says less. A drive that cannot tell (fusefat's statfs)
-	// is not checked: the writes report ENOSPC themselves.
-	need := max(size, m.hint.Load())
+// writeCopy is step 3 (step 2, ensureJournal, made the journal
+// appendable): the copy, written in one pass in order, the base with the
+// overlay patched in. Check the free space first: running out halfway is
+// slower and says less. A drive that cannot tell (fusefat's statfs) is
+// not checked: the writes report ENOSPC themselves.
+func (a *attempt) writeCopy() (string, error) {
+	m := a.m
+	need := max(a.size, m.hint.Load())
 	free, err := m.fsys.FreeSpace(m.p.dir)
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):
 	case err != nil:
-		return abort("free space", err)
+		return "free space", err
 	case free < need:
-		return abort("free space", fmt.Errorf("%w: %d bytes free, the copy needs %d", ErrNoSpace, free, need))
+		return "free space", fmt.Errorf("%w: %d bytes free, the copy needs %d", ErrNoSpace, free, need)
 	}
-	if tf, err = m.fsys.Create(temp, m.perm); err != nil {
-		return abort("create copy", err)
+	if a.copy, err = device.CreatePending(m.fsys, m.p.db, m.p.temp(a.gen), m.perm, false); err != nil {
+		return "create copy", errors.Unwrap(err)
 	}
-	write, folded := m.writeCopy, m.foldable(src)
-	if folded {
+	write := m.writeCopy
+	if a.folded = m.foldable(a.src); a.folded {
 		write = m.writeCopyFold
 	}
-	intended, err := write(tf, pend, size, src)
-	if err != nil {
-		return abort("write copy", err)
+	if a.intended, err = write(a.copy.File(), a.pend, a.size, a.src); err != nil {
+		return "write copy", err
 	}
+	return "", nil
+}
 
-	// 3. fsync the copy before any record claims it (Ready): without the
-	// fsync a pull could leave a torn copy that the journal calls ready.
-	// Close it too: a close error may report lost writes (NFS).
-	if err := tf.Sync(); err != nil {
-		return abort("fsync copy", err)
+// readBack is step 5 (step 4 fsynced the copy before any record claims
+// it, else a pull could leave a torn copy the journal calls ready). The
+// copy's checksum, read back through a new handle (a FUSE driver is
+// asked again, not the page cache of the handle that wrote): what Ready
+// claims is what the file holds. It must be the checksum of the bytes
+// written: a drive that returns other bytes (fusefat corrupts files
+// written out of order) fails the commit here, before any record claims
+// the copy. With a folded checksum (copy.go) this also checks that the
+// base still holds what its checksum says. Skipped with ReadBackNever,
+// where the read would come from the page cache and prove nothing: Ready
+// then claims the intended checksum, which recovery checks the copy
+// against.
+func (a *attempt) readBack() (string, error) {
+	m := a.m
+	if m.opts.ReadBack == ReadBackNever {
+		return "", nil
 	}
-	err = tf.Close()
-	tf = nil
+	temp := a.copy.Name()
+	back, err := statSum(m.fsys, temp, &m.buf, func(int64) bool { return true })
+	if err == nil && !back.Exists {
+		err = fmt.Errorf("copy %s: %w", temp, fs.ErrNotExist)
+	}
 	if err != nil {
-		discard()
-		return abort("close copy", err)
+		return "checksum copy", err
 	}
+	if back.Size == a.size && back.Sum == a.intended {
+		return "", nil
+	}
+	// A folded checksum starts from the base's record: a base that no
+	// longer holds it explains the mismatch as well as a bad write. Read
+	// the base once to tell which.
+	if a.folded {
+		if err := m.checkBase(a.src); err != nil {
+			return "verify base", err
+		}
+	}
+	return "verify copy", fmt.Errorf("%w: copy %s reads back as %d bytes with checksum %#016x; written: %d bytes, %#016x",
+		ErrDriveCorrupted, temp, back.Size, back.Sum, a.size, a.intended)
+}
 
-	// 4. The copy's checksum, read back through a new handle (a FUSE
-	// driver is asked again, not the page cache of the handle that
-	// wrote): what Ready claims is what the file holds. It must be the
-	// checksum of the bytes written: a drive that returns other bytes
-	// (fusefat corrupts files written out of order) fails the commit
-	// here, before any record claims the copy.
-	// With a folded checksum (copy.go) this also checks that the base
-	// still holds what its checksum says.
-	// Skipped with ReadBackNever, where the read would come from the page
-	// cache and prove nothing: Ready then claims the intended checksum,
-	// which recovery checks the copy against.
-	if m.opts.ReadBack != ReadBackNever {
-		back, err := statSum(m.fsys, temp, &m.buf, func(int64) bool { return true })
-		if err == nil && !back.Exists {
-			err = fmt.Errorf("copy %s: %w", temp, fs.ErrNotExist)
-		}
-		if err != nil {
-			discard()
-			return abort("checksum copy", err)
-		}
-		if back.Size != size || back.Sum != intended {
-			discard()
-			// A folded checksum starts from the base's record: a base
-			// that no longer holds it explains the mismatch as well as
-			// a bad write. Read the base once to tell which.
-			if folded {
-				if err := m.checkBase(src); err != nil {
-					return abort("verify base", err)
-				}
-			}
-			return abort("verify copy", fmt.Errorf("%w: copy %s reads back as %d bytes with checksum %#016x; written: %d bytes, %#016x",
-				ErrDriveCorrupted, temp, back.Size, back.Sum, size, intended))
-		}
-	}
-	sum := intended
-	if folded {
+// recordReady is step 6: Began and Ready, fsynced before the rename
+// (invariant journal-ahead): from here recovery can tell a complete copy
+// from the base by checksum, whatever a pull leaves at either name.
+func (a *attempt) recordReady() (string, error) {
+	m := a.m
+	if a.folded {
 		m.smu.Lock()
 		m.stats.Folded++
 		m.smu.Unlock()
 	}
-
-	// 5. Began and Ready, fsynced before the rename: from here recovery
-	// can tell a complete copy from the base by checksum, whatever a pull
-	// leaves at either name.
-	began := journal.Record{Kind: journal.Began, Gen: gen, Size: m.disk.size, Sum: m.disk.sum}
-	ready := journal.Record{Kind: journal.Ready, Gen: gen, Size: size, Sum: sum}
+	a.began = journal.Record{Kind: journal.Began, Gen: a.gen, Size: m.disk.size, Sum: m.disk.sum}
+	a.ready = journal.Record{Kind: journal.Ready, Gen: a.gen, Size: a.size, Sum: a.intended}
 	if m.ready != nil {
-		if err := m.ready(ready); err != nil {
-			discard()
-			return abort("before ready", err)
+		if err := m.ready(a.ready); err != nil {
+			return "before ready", err
 		}
 	}
-	if err := m.jf.append(began, ready); err != nil {
+	if err := m.jf.append(a.began, a.ready); err != nil {
 		// Ready may be durable: recovery decides by checksums, and the
-		// copy is removed now, so it rolls back.
-		discard()
-		return abort("journal ready", err)
+		// copy is removed now (abort), so it rolls back.
+		return "journal ready", err
 	}
+	return "", nil
+}
 
-	// 5b. Reads move to the verified copy, and the old database file is
-	// closed, before the rename: libfuse hides a file that is still open
-	// when it is renamed over (.fuse_hidden*), and a pull then leaves the
-	// hidden file, the size of the database, on the drive. The copy holds
-	// the base with the pending writes: the same bytes reads saw. The
-	// pending writes stay: if the rename fails they are committed again.
-	release() // the copy is written and verified: the old base is not needed here
-	m.readFromCopy(temp, size, sum)
+// readFromCopy is step 7: reads move to the verified copy, and the old
+// database file is closed, before the rename: libfuse hides a file that
+// is still open when it is renamed over (.fuse_hidden*), and a pull then
+// leaves the hidden file, the size of the database, on the drive. The
+// copy holds the base with the pending writes: the same bytes reads saw.
+// The pending writes stay: if the rename fails they are committed again.
+func (a *attempt) readFromCopy() {
+	a.release() // the copy is written and verified: the old base is not needed here
+	a.m.readFromCopy(a.copy.Name(), a.size, a.intended)
+}
 
-	// 6. Rename over the database and fsync the directory: the commit
-	// point. If either fails, which file the name holds is unknown: keep
-	// both the old base and the pending writes, and settle it by checksum
-	// before the next commit.
-	if err := m.fsys.Rename(temp, m.p.db); err != nil {
-		m.unsure = &unsure{gen: gen, began: began, ready: ready}
-		return &CommitError{Gen: gen, Op: "rename", Err: fmt.Errorf("%w: %w", ErrUnsure, err)}
-	}
-	if err := m.fsys.SyncDir(m.p.dir); err != nil {
-		m.unsure = &unsure{gen: gen, began: began, ready: ready}
-		return &CommitError{Gen: gen, Op: "fsync dir", Err: fmt.Errorf("%w: %w", ErrUnsure, err)}
-	}
-
-	// 7. Done. The commit is durable already: a failure here only poisons
-	// the journal, which the next commit replaces; recovery finds Ready
-	// and a database that matches it, and records Done itself.
-	m.markDone(began, ready)
+// recordDone is step 9 (step 8, the rename over the database and the
+// directory fsync, is the commit point). The commit is durable already: a
+// failure here only poisons the journal, which the next commit replaces;
+// recovery finds Ready and a database that matches it, and records Done
+// itself.
+func (a *attempt) recordDone() {
+	m := a.m
+	m.markDone(a.began, a.ready)
 	if m.jf.usable() {
 		m.jf.append(m.lastDone[2]) // an error poisons the journal; see above
 	}
+}
 
-	// 8. The new base. If it cannot be opened the commit still stands;
-	// the old handle and the pending writes keep serving the same bytes.
+// newBase is step 10: the database reopened as the base, the overlay
+// dropped. If it cannot be opened the commit still stands; the old handle
+// and the pending writes keep serving the same bytes.
+func (a *attempt) newBase() error {
+	m := a.m
 	f, err := m.fsys.Open(m.p.db, device.ReadOnly)
 	if err != nil {
 		m.stale = true
-		return &CommitError{Gen: gen, Op: "reopen", Durable: true, Err: err}
+		return &CommitError{Gen: a.gen, Op: "reopen", Durable: true, Err: err}
 	}
-	m.swapBase(newSummedBaseRef(f, size, sum))
+	m.swapBase(newSummedBaseRef(f, a.size, a.intended))
 	m.hint.Store(0) // the next checkpoint sends its own
 	m.noteSig()
 	return nil

@@ -10,28 +10,29 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/journal"
+	"github.com/ejectsafe/ejectsafe/layout"
 )
 
 // chunkSize is the unit of copies and checksums: large enough that the
 // per-call cost vanishes, small enough to keep memory flat.
 const chunkSize = 1 << 20
 
-// File names next to the database. The journal and the copies are named
-// by package journal; the two below are this package's own.
+// File names next to the database, from the table in package layout. The
+// journal and the copies are named by package journal.
 const (
 	// journalTempSuffix follows the journal's name in the name of a new
 	// journal being written (created, compacted or rebuilt) before it is
 	// renamed over the journal. Recover removes it: it only ever carries
 	// history that is already resolved.
-	journalTempSuffix = ".tmp"
+	journalTempSuffix = layout.JournalTempSuffix
 	// orphanInfix follows the database path in the name recovery moves a
 	// copy to when it cannot vouch for it and there is no database to
 	// prefer: the copy is kept for a human, out of the way.
-	orphanInfix = ".ejectsafe-orphan-"
+	orphanInfix = layout.OrphanInfix
 	// asideInfix follows the database path in the name of a file moved
 	// out of the way on a person's choice (RecoverWith, ResetJournal):
 	// the database, stock SQLite's -wal or -journal, a bad journal.
-	asideInfix = ".ejectsafe-aside-"
+	asideInfix = layout.AsideInfix
 )
 
 // paths are the names of one database's files. All are cleaned and in

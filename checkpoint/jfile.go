@@ -88,7 +88,7 @@ type jfile struct {
 
 	// poisoned means a write or fsync of f failed: what the file holds on
 	// the drive is unknown, and since an fsync is never retried on a file
-	// after it failed (DESIGN invariant 6), f is closed and never written
+	// after it failed (invariant fsync-fails-the-checkpoint), f is closed and never written
 	// again. The next commit replaces the journal whole.
 	poisoned bool
 
@@ -187,11 +187,10 @@ func (jf *jfile) poison(err error) error {
 
 // rebuild replaces the journal with a new one holding h and recs, then
 // free slots up to limit bytes (and at least checkpointSlots of them): a
-// new file id, so no frame of the old file ever counts. Write the new file
-// under the journal's temporary name, fsync it (else a crash could leave
-// a journal with a torn or zero-length header, renameio's lesson), rename
-// it over the journal, fsync the directory (else the rename itself may
-// not survive). The records carried over describe checkpoints that are
+// new file id, so no frame of the old file ever counts. The new file
+// replaces the old through device's durable-write module (temp, fsync,
+// rename, directory fsync): no crash leaves a journal with a torn or
+// zero-length header. The records carried over describe checkpoints that are
 // already resolved, so a crash at any step leaves a journal recovery can
 // use: the old one, or the new one.
 func (jf *jfile) rebuild(h journal.Header, recs []journal.Record, limit int64) error {
@@ -209,51 +208,48 @@ func (jf *jfile) rebuild(h journal.Header, recs []journal.Record, limit int64) e
 	jf.tryID = h.FileID
 	jf.noteTried(recs...)
 	b = append(b, make([]byte, j.Free*journal.RecordSize)...)
-	f, err := jf.fsys.Create(jf.p.jtemp, jf.perm)
-	if errors.Is(err, fs.ErrExist) {
-		// A leftover of an earlier attempt: it never holds anything that
-		// is not also in the journal.
-		if err = jf.fsys.Remove(jf.p.jtemp); err == nil {
-			f, err = jf.fsys.Create(jf.p.jtemp, jf.perm)
-		}
-	}
+	// Steps 1-3 of device's durable-write module; a leftover temp of an
+	// earlier attempt never holds anything the journal does not.
+	pf, err := device.CreatePending(jf.fsys, jf.p.journal, jf.p.jtemp, jf.perm, true)
 	if err != nil {
+		return errors.Unwrap(err)
+	}
+	if _, err := pf.File().WriteAt(b, 0); err != nil {
+		pf.Abort() // best effort: Recover removes it too
 		return err
 	}
-	fail := func(err error) error {
-		f.Close()
-		jf.fsys.Remove(jf.p.jtemp) // best effort: Recover removes it too
-		return err
+	if err := pf.Sync(); err != nil {
+		pf.Abort()
+		return errors.Unwrap(err)
 	}
-	if _, err := f.WriteAt(b, 0); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	// The old journal is closed before the rename: Windows refuses to
-	// rename over a file that is still open ("Access denied"), and
-	// nothing more is written to it either way. Until the new journal is
-	// opened below, no record is appended (jf.f is nil).
-	if jf.f != nil {
-		jf.f.Close()
-		jf.f = nil
-	}
-	if err := jf.fsys.Rename(jf.p.jtemp, jf.p.journal); err != nil {
+	err = pf.Commit(func() error {
+		// The old journal is closed before the rename: Windows refuses
+		// to rename over a file that is still open ("Access denied"),
+		// and nothing more is written to it either way. Until the new
+		// journal is opened below, no record is appended (jf.f is nil).
+		if jf.f != nil {
+			jf.f.Close()
+			jf.f = nil
+		}
+		return nil
+	})
+	var re *device.ReplaceError
+	switch {
+	case errors.As(err, &re) && re.Op == device.OpRename:
 		// The rename may or may not have happened: which journal is at
 		// the name is unknown, so neither is appended to. Both describe
 		// the same resolved state.
 		jf.poison(nil)
-		return fail(err)
-	}
-	if err := jf.fsys.SyncDir(jf.p.dir); err != nil {
+		pf.Abort()
+		return re.Err
+	case errors.As(err, &re):
 		jf.poison(nil)
-		f.Close()
+		return re.Err
+	case err != nil:
 		return err
 	}
 	// Appends go through a handle opened by the journal's own name, so
 	// that errors and fault rules name the journal, not its temp file.
-	f.Close() // written and fsynced: nothing is lost if this fails
 	jf.f, jf.j, jf.exists, jf.poisoned = nil, j, true, false
 	g, err := jf.fsys.Open(jf.p.journal, device.ReadWrite)
 	if err != nil {

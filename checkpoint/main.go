@@ -7,29 +7,44 @@
 //
 // A Main serves the database as a durable base file, opened read-only,
 // under an in-memory overlay of every write since the last commit. Commit
-// makes the overlay durable in one generation G:
+// makes the overlay durable in one generation G, by these steps (commit()
+// in commit.go carries the same numbers, one method of attempt each; the
+// invariants are named as in docs/ARCHITECTURE.md):
 //
-//  1. write the base with the overlay patched in to TempName(db, G), in
-//     one pass in order (fusefat corrupts files written otherwise),
+//  1. if a commit found the base changed behind the store, read it again
+//     and refuse while it still is (a copy would record someone else's
+//     bytes as ours);
+//  2. make the journal appendable, with room for three records: created
+//     on the first commit, replaced whole after a failed write or when its
+//     free slots ran out;
+//  3. check the free space, then write the base with the overlay patched
+//     in to TempName(db, G) through device's durable-write module, in one
+//     pass in order (fusefat corrupts files written otherwise),
 //     checksumming the bytes as they are written, or, once the base's
-//     checksum is known, folding the changes into it without reading
-//     the unchanged bytes (copy.go); then, unless
-//     Options.ReadBack says not to, read it back: its checksum must be
-//     that of the bytes written, else the commit fails with
-//     ErrDriveCorrupted;
-//  2. fsync the copy: Ready must never claim data that may not be there;
-//  3. append Began{G, base} and Ready{G, copy} to the journal and fsync
-//     it: the rename below must only happen once recovery can tell the
-//     copy is complete (DESIGN invariant 3);
-//  4. rename the copy over the database, fsync the directory: only now
-//     does the new state survive a pull;
-//  5. append Done{G} and fsync, so that after Commit returns nothing of
-//     the checkpoint is left for the kernel to write later (invariant 1);
-//  6. reopen the database read-only as the new base, drop the overlay.
+//     checksum is known, folding the changes into it without reading the
+//     unchanged bytes (copy.go);
+//  4. fsync the copy and close it: Ready must never claim data that may
+//     not be there;
+//  5. unless Options.ReadBack says not to, read the copy back through a
+//     new handle: its checksum must be that of the bytes written, else the
+//     commit fails with ErrDriveCorrupted;
+//  6. append Began{G, base} and Ready{G, copy} to the journal and fsync
+//     it: the rename must only happen once recovery can tell the copy is
+//     complete (invariant journal-ahead);
+//  7. move reads to the verified copy and close the old base (libfuse
+//     hides a file renamed over while open);
+//  8. rename the copy over the database and fsync the directory: the
+//     commit point; only now does the new state survive a pull
+//     (invariant replace-by-rename);
+//  9. append Done{G} and fsync, so that after Commit returns nothing of
+//     the checkpoint is left for the kernel to write later (invariant
+//     quiet-between-checkpoints);
+//  10. reopen the database read-only as the new base, drop the overlay.
 //
-// A failure before step 4 discards the copy and keeps the overlay: the
-// database on the drive is untouched and reads are unchanged. A failure
-// of the rename or of the directory fsync leaves the name undecided: the
+// A failure before step 8 discards the copy and keeps the overlay: the
+// database on the drive is untouched and reads are unchanged
+// (invariant fsync-fails-the-checkpoint). A failure of the rename or of
+// the directory fsync leaves the name undecided: the
 // Main keeps serving the same bytes and the next Commit settles the name
 // by checksum before anything else (ErrUnsure). A failed journal write is
 // never fsynced again: the next commit replaces the journal whole, as it
@@ -131,6 +146,11 @@ type Stats struct {
 // replacing the base. It satisfies store.MainFile. ReadAt and Size are
 // safe to call concurrently with every method; WriteAt and Truncate are
 // serialized by the caller (SQLite's locks) and may run during Commit.
+//
+// Lock order: cmu, then mu, then smu; wmu, then mu. mu and smu are
+// leaves (nothing is locked while either is held, and mu is never held
+// across I/O); cmu and wmu are never held together, so that WriteAt runs
+// during a Commit's long copy.
 type Main struct {
 	fsys device.FS
 	opts Options

@@ -15,14 +15,17 @@ import (
 // the same question to the level below; at the bottom, the base file's
 // byte if x < the base's size, else zero.
 //
-// Invariants, relied on by reads and by every partial-block write:
-//  1. every block holds exactly the block size in bytes;
-//  2. a level never lacks the block containing its cut when the cut is not
-//     block-aligned (Truncate stores it), so a block below the cut is
-//     wholly below it;
-//  3. the raw view is zero at and beyond the logical size: the size only
-//     shrinks by Truncate, which sets the cut and zeroes the rest of the
-//     cut block, and only grows over bytes that are already zero.
+// The overlay's own rules (not the protocol's invariants, which
+// docs/ARCHITECTURE.md lists), relied on by reads and by every
+// partial-block write:
+//   - whole blocks: every block holds exactly the block size in bytes;
+//   - cut block kept: a level never lacks the block containing its cut
+//     when the cut is not block-aligned (Truncate stores it), so a block
+//     below the cut is wholly below it;
+//   - zero past size: the raw view is zero at and beyond the logical
+//     size: the size only shrinks by Truncate, which sets the cut and
+//     zeroes the rest of the cut block, and only grows over bytes that
+//     are already zero.
 type level struct {
 	blocks  map[int64][]byte
 	cut     int64 // the lowest size truncated to in this level; math.MaxInt64 if none
@@ -93,7 +96,7 @@ func (m *Main) planRead(p []byte, off int64) []span {
 }
 
 // readRaw reads the raw view: what ReadAt would return without the cut at
-// the logical size (beyond which the raw view is zero, invariant 3).
+// the logical size (beyond which the raw view is zero: rule zero past size).
 func (m *Main) readRaw(p []byte, off int64) error {
 	m.mu.RLock()
 	if m.closed {
@@ -229,11 +232,11 @@ func (m *Main) Truncate(size int64) error {
 			}
 		}
 		if blk != nil {
-			m.dirty.blocks[b] = blk // invariant 2
+			m.dirty.blocks[b] = blk // rule cut block kept
 		}
 		m.dirty.cut = min(m.dirty.cut, size)
 	}
-	m.size = size // growing: the raw view is already zero there (invariant 3)
+	m.size = size // growing: the raw view is already zero there (rule zero past size)
 	m.dirty.changed = true
 	return nil
 }

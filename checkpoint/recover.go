@@ -14,6 +14,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/journal"
+	"github.com/ejectsafe/ejectsafe/layout"
 )
 
 // State is what recovery found on the drive.
@@ -221,26 +222,17 @@ type tempFile struct {
 }
 
 // sqliteMagic starts every SQLite database file.
-var sqliteMagic = []byte("SQLite format 3\x00")
+var sqliteMagic = []byte(layout.SQLiteHeader)
 
-// recoverDB is the recovery pipeline; modify=false stops it after the
-// decision (Verify).
-//
-// The argument the decisions rest on: the protocol (package doc) writes
-// the journal only at moments when the database name holds a committed
-// state, and fsyncs each write before the next step. Between a rename and
-// the directory fsync that settles it, the journal is quiet and ends with
-// a synced Ready. So a journal damaged by a pull (a torn append, or a torn
-// sector that also wiped records synced before it) means the database
-// name holds a committed state. And a copy's name survives only while its
-// checkpoint was never reported committed (Done follows the directory
-// fsync that makes the rename, which removes that name, durable), so
-// removing a copy never loses a commit that Commit reported.
+// recoverDB is the recovery pipeline: read what is on the drive (steps 1
+// to 3), decide (step 4, decide: a row of the recovery table), then stop
+// there (modify=false: Verify) or apply the decision (steps 5 to 9).
 func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Report, error) {
 	p := newPaths(dbPath)
 	rep := Report{DB: p.db, DryRun: !modify}
 	wrap := func(err error) error { return fmt.Errorf("checkpoint recover %s: %w", p.db, err) }
 	var buf []byte
+	f := facts{choice: choice}
 
 	// 1. List the directory: which copies and journal temps exist. Names
 	// say what a file was meant to be, never what it holds.
@@ -261,195 +253,65 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 	// Stock SQLite's own files next to the database: a -wal or hot
 	// -journal holds writes made on top of the database as it was when
 	// they were written, so they belong to that file only.
-	stock, stockUsed, journalFromEmpty, err := stockFiles(fsys, p, names)
+	f.stock, f.stockUsed, f.journalFromEmpty, err = stockFiles(fsys, p, names)
 	if err != nil {
 		return rep, wrap(err)
 	}
 
 	// 2. Read the journal. A newer format, or a record no torn write can
-	// produce (a broken writer), is not ours to overwrite: refuse.
+	// produce (a broken writer), is not ours to overwrite: decide
+	// refuses it.
 	data, jexists, err := readJournal(fsys, p.journal)
-	if errors.Is(err, ErrJournal) {
-		// Larger than any journal: refused unread.
-		rep.Journal, rep.Action = "unusable: too large", ActionRefused
-		return rep, wrap(err)
-	}
-	if err != nil {
-		return rep, wrap(err)
-	}
-	var j journal.Journal
-	var jerr error
-	if jexists {
-		j, jerr = journal.Decode(data)
-	}
-	if errors.Is(jerr, journal.ErrVersion) || errors.Is(jerr, journal.ErrRecord) {
-		rep.Journal, rep.Action = "unusable: "+jerr.Error(), ActionRefused
-		return rep, wrap(fmt.Errorf("%w: %s: %w", ErrJournal, p.journal, jerr))
-	}
-	damaged := jerr != nil      // the header: nothing in the journal can be trusted
-	torn := j.Torn || j.Damaged // the tail: a pull during an append
-	cp, inFlight := j.Latest()  // the last checkpoint, if any
-	inFlight = inFlight && cp.InFlight()
 	switch {
-	case !jexists:
-		rep.Journal = "missing"
-	case damaged:
-		rep.Journal = "damaged: " + jerr.Error()
-	case torn:
-		rep.Journal = "torn"
-	default:
-		rep.Journal = "ok"
-	}
-	rep.Last, _ = j.Last()
-	maxGen = max(maxGen, rep.Last.Gen, j.Header.BaseGen)
-
-	// 3. The database: its size, and its checksum where it could match
-	// the checkpoint in flight.
-	wantSum := func(size int64) bool {
-		return inFlight && !damaged && cp.State == journal.Ready && (size == cp.Began.Size || size == cp.Ready.Size)
-	}
-	db, err := statSum(fsys, p.db, &buf, wantSum)
-	if err != nil {
+	case errors.Is(err, ErrJournal):
+		f.jreadErr = err
+	case err != nil:
 		return rep, wrap(err)
+	case jexists:
+		f.jexists = true
+		f.j, f.jerr = journal.Decode(data)
 	}
 
-	// 4. Decide, by the rows of DESIGN.md's recovery table. Torn last
-	// record: journal.Decode already dropped it; act on the one before.
-	var (
-		forward  string         // the copy to rename over the database
-		keepCopy string         // the copy to keep aside (ChooseKeepDrive)
-		setAside []asideFile    // files to move aside before the roll forward (ChooseRollForward)
-		record   journal.Record // the record that resolves the checkpoint
-		reset    bool           // the journal cannot vouch for anything
-	)
-	unrecoverable := func(reason string, files ...FileSum) (Report, error) {
-		rep.Action = ActionRefused
-		return rep, &UnrecoverableError{DB: p.db, Reason: reason, Began: cp.Began, Ready: cp.Ready, Files: files}
-	}
-	switch {
-	case damaged:
-		// A damaged header (not a row of DESIGN.md's table): by the
-		// argument above the database holds a committed state; check
-		// below that it looks like a database, and start a new journal.
-		rep.State, reset = StateDamaged, true
-	case !inFlight:
-		// Row "nothing / last is done or aborted": leftovers only.
-		rep.State, rep.Action = StateClean, ActionClean
-	case cp.State == journal.Began:
-		// Row "began, not ready": the copy was never complete.
-		rep.State, rep.Action, rep.Gen = StateBegan, ActionRollBack, cp.Gen
-		record = journal.Record{Kind: journal.Aborted, Gen: cp.Gen}
-	default:
-		// Rows "ready": decide by checksums, never by names. The copy
-		// was fsynced before Ready, so a match means it is whole.
-		rep.State, rep.Gen = StateReady, cp.Gen
-		ready := cp.Ready
-		cpy := FileSum{Name: p.temp(cp.Gen)}
-		if db.matches(ready.Size, ready.Sum) {
-			// Row "db matches ready, no copy" and FAT's "both names".
-			// Whatever stock SQLite left beside it was written on top
-			// of this very file.
-			rep.Action = ActionFinish
-		} else if cpy, err = statSum(fsys, cpy.Name, &buf, func(n int64) bool { return n == ready.Size }); err != nil {
+	// 3. The database, summed where it could match the checkpoint in
+	// flight; the copy of a Ready checkpoint unless the database is it;
+	// the first bytes of each where a decision needs them.
+	cp, inFlight := f.inFlight()
+	if f.jreadErr == nil && !errors.Is(f.jerr, journal.ErrVersion) && !errors.Is(f.jerr, journal.ErrRecord) {
+		if f.db, err = statSum(fsys, p.db, &buf, f.wantDBSum); err != nil {
 			return rep, wrap(err)
 		}
-		// The copy is the intended file: the bytes Ready recorded,
-		// starting like an SQLite database.
-		copyOK := cpy.Exists && cpy.matches(ready.Size, ready.Sum)
-		if copyOK && ready.Size > 0 {
-			if copyOK, err = looksLikeSQLite(fsys, cpy.Name); err != nil {
+		if (f.jerr != nil || f.j.Torn || f.j.Damaged) && f.db.Exists && f.db.Size > 0 {
+			if f.dbSQLite, err = looksLikeSQLite(fsys, p.db); err != nil {
 				return rep, wrap(err)
 			}
 		}
-		// The database is the checkpoint's base only by a checksum
-		// computed over it just now (statSum above), never by its size;
-		// a missing database is FAT's rename caught halfway.
-		isBase := db.matches(cp.Began.Size, cp.Began.Sum)
-		files := append([]FileSum{db, cpy}, stock...)
-		switch {
-		case rep.Action == ActionFinish:
-			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
-		case choice == ChooseKeepDrive && !db.Exists:
-			// Nothing to keep: aborting would leave no database, and
-			// the next Open would fold a -wal into an empty one.
-			return unrecoverable("--keep-drive needs a database on the drive, and there is none", files...)
-		case choice == ChooseKeepDrive:
-			// A person's choice: the drive's database stays, with what
-			// stock SQLite left beside it; the copy is kept aside.
-			rep.Action = ActionRollBack
-			record = journal.Record{Kind: journal.Aborted, Gen: cp.Gen}
-			if cpy.Exists {
-				keepCopy = cpy.Name
-			}
-			rep.Notes = append(rep.Notes, "kept the database as it is on the drive (--keep-drive)")
-		case choice == ChooseRollForward && copyOK:
-			// A person's choice: the copy, with the database and stock
-			// SQLite's files moved aside.
-			rep.Action, forward = ActionRollForward, cpy.Name
-			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
-			// The database first (step 6 says why).
-			if db.Exists {
-				setAside = append(setAside, asideFile{p.db, "db"})
-			}
-			for _, f := range stock {
-				setAside = append(setAside, asideFile{f.Name, stockKind(p, f.Name)})
-			}
-			rep.Notes = append(rep.Notes, "took the checkpoint's copy (--roll-forward)")
-		case choice == ChooseRollForward:
-			return unrecoverable("--roll-forward needs the checkpoint's copy whole, and it is not", files...)
-		case copyOK && cp.Began.Size == 0 && (!db.Exists || db.Size == 0) && journalFromEmpty && onlyJournal(stock, stockUsed):
-			// A new database entering WAL mode writes its first page
-			// through a rollback journal, and the checkpoint of it runs
-			// before SQLite deletes the journal. Beside an empty base,
-			// a hot journal of a transaction begun on an empty database
-			// says that transaction never committed: played back into
-			// the copy it would leave nothing, so keep the empty
-			// database, as SQLite itself would (it drops a journal
-			// beside an empty database).
-			rep.Action = ActionRollBack
-			record = journal.Record{Kind: journal.Aborted, Gen: cp.Gen}
-			rep.Notes = append(rep.Notes, "a rollback journal of a transaction begun on the empty database was not finished: kept the empty database")
-		case copyOK && (isBase || !db.Exists) && !hasStockData(stockUsed):
-			// Row "copy present, db old", and FAT's "only the copy".
-			rep.Action, forward = ActionRollForward, cpy.Name
-			record = journal.Record{Kind: journal.Done, Gen: cp.Gen, Size: ready.Size, Sum: ready.Sum}
-		case copyOK && hasStockData(stockUsed):
-			// Stock SQLite wrote on top of the database after the pull:
-			// rolling forward would either drop those writes or apply
-			// them to a file they do not belong to.
-			if !db.Exists {
-				return unrecoverable("stock SQLite left a -wal or -journal beside a checkpoint that was not finished, and no database; take the copy with ejectsafe recover --roll-forward (the stock files are kept aside)", files...)
-			}
-			return unrecoverable("stock SQLite left a -wal or -journal beside a checkpoint that was not finished; choose with ejectsafe recover --keep-drive or --roll-forward", files...)
-		case copyOK:
-			// The database was written outside ejectsafe after the pull.
-			return unrecoverable("the database is neither the checkpoint's base nor its copy (written outside ejectsafe?); choose with ejectsafe recover --keep-drive or --roll-forward", files...)
-		case isBase:
-			// Neither is the copy, and the database is the base: the
-			// rename never landed (FAT may lose the copy's name).
-			rep.Action = ActionRollBack
-			record = journal.Record{Kind: journal.Aborted, Gen: cp.Gen}
-		case torn:
-			// A torn write after Ready may have wiped later records: the
-			// database is a later committed state (argument above).
-			reset = true
-			rep.Notes = append(rep.Notes, fmt.Sprintf("database matches neither checkpoint %d nor its base; the torn journal lost later records", cp.Gen))
-		default:
-			return unrecoverable("no file matches the checkpoint in flight or its base", files...)
-		}
-	}
-	if reset {
-		rep.Action = ActionReset
-		if db.Exists && db.Size > 0 {
-			ok, err := looksLikeSQLite(fsys, p.db)
-			if err != nil {
+		f.cpy = FileSum{Name: p.temp(cp.Gen)}
+		if ready := cp.Ready; inFlight && f.jerr == nil && cp.State == journal.Ready && !f.db.matches(ready.Size, ready.Sum) {
+			if f.cpy, err = statSum(fsys, f.cpy.Name, &buf, func(n int64) bool { return n == ready.Size }); err != nil {
 				return rep, wrap(err)
 			}
-			if !ok {
-				return unrecoverable("the journal is damaged and the database does not start like an SQLite database", db)
+			if f.cpy.matches(ready.Size, ready.Sum) && ready.Size > 0 {
+				if f.cpySQLite, err = looksLikeSQLite(fsys, f.cpy.Name); err != nil {
+					return rep, wrap(err)
+				}
 			}
 		}
 	}
+
+	// 4. Decide: one row of the recovery table (decide.go).
+	d := decide(p, f)
+	rep.Journal, rep.State, rep.Action, rep.Gen = d.journal, d.state, d.action, d.gen
+	rep.Notes = append(rep.Notes, d.notes...)
+	if d.row == rowJournalUnusable {
+		return rep, wrap(d.err)
+	}
+	rep.Last, _ = f.j.Last()
+	if d.err != nil {
+		return rep, d.err
+	}
+	maxGen = max(maxGen, rep.Last.Gen, f.j.Header.BaseGen)
+	j, db, record, reset, torn := f.j, f.db, d.record, d.reset, f.j.Torn || f.j.Damaged
+	forward, keepCopy, setAside := d.forward, d.keepCopy, d.setAside
 
 	// Every copy but the one rolled forward is a leftover. Without a
 	// database, and without a journal that can vouch for what a copy is,
@@ -530,28 +392,25 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 	// --roll-forward finishes. Moving the stock files first would leave
 	// the base alone beside the copy, which the next Recover (every Open)
 	// rolls forward over, losing the base the -wal set aside belongs to.
+	// Each move is durable (device.Rename) where the next step must
+	// not overtake it: the database before the stock files, and the
+	// last before the copy takes the name (a pull must not bring a -wal
+	// back beside the rolled-forward database).
 	for i, a := range setAside {
-		if i == 1 && setAside[0].kind == "db" {
-			if err := fsys.SyncDir(p.dir); err != nil {
-				return rep, wrap(err)
-			}
-		}
 		name, err := asideName(fsys, p, a.kind)
 		if err != nil {
 			return rep, wrap(err)
 		}
-		if err := fsys.Rename(a.name, name); err != nil {
+		if a.kind == "db" || i == len(setAside)-1 {
+			err = device.Rename(fsys, a.name, name)
+		} else {
+			err = fsys.Rename(a.name, name)
+		}
+		if err != nil {
 			return rep, wrap(err)
 		}
 		rep.MovedAside = append(rep.MovedAside, a.name+" -> "+name)
 		changed = true
-	}
-	if len(setAside) > 0 {
-		// Durable before the copy takes the name: a pull must not bring
-		// a -wal back beside the rolled-forward database.
-		if err := fsys.SyncDir(p.dir); err != nil {
-			return rep, wrap(err)
-		}
 	}
 	if forward != "" {
 		if err := fsys.Rename(forward, p.db); err != nil {
@@ -670,9 +529,9 @@ func freeName(fsys device.FS, p paths, gen uint64) (string, error) {
 
 // Stock SQLite's companion files of a database.
 const (
-	stockWAL     = "-wal"
-	stockJournal = "-journal"
-	stockSHM     = "-shm"
+	stockWAL     = layout.WALSuffix
+	stockJournal = layout.RollbackSuffix
+	stockSHM     = layout.SharedMemorySuffix
 )
 
 // stockFiles returns stock SQLite's files beside the database that
@@ -728,7 +587,7 @@ func stockFiles(fsys device.FS, p paths, names []string) (out []FileSum, used []
 
 // rollbackMagic starts the header of a rollback journal SQLite would play
 // back (pager.c aJournalMagic).
-var rollbackMagic = []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
+var rollbackMagic = []byte(layout.RollbackMagic)
 
 // hasStockData reports whether one of files (from stockFiles) holds data
 // stock SQLite would apply: a -wal, or a -journal with SQLite's header.
@@ -841,7 +700,7 @@ func ResetJournal(fsys device.FS, dbPath string) ([]string, error) {
 			err = move(p.journal, to)
 		}
 		if err == nil {
-			err = fsys.SyncDir(p.dir)
+			err = device.SyncDirOf(fsys, p.journal)
 		}
 		if err != nil {
 			return moved, wrap(err)

@@ -96,7 +96,8 @@ func (v Violation) String() string {
 }
 
 // Check replays a trace and reports every operation that breaks the
-// ordering rules of DESIGN.md's invariants 2, 3 and 6. It judges
+// ordering rules of the invariants replace-by-rename, journal-ahead and
+// fsync-fails-the-checkpoint (docs/ARCHITECTURE.md). It judges
 // intentions: an operation that breaks a rule is reported even if it
 // failed. State from before the trace is taken as durable. Writes count
 // as dirtying even when they failed (a failed write may have landed in

@@ -66,7 +66,8 @@
 //	    64 4032  padding, zero
 //
 // What each kind says about checkpoint G (the order in which package
-// checkpoint writes and syncs them is its own contract, DESIGN invariant 3):
+// checkpoint writes and syncs them is its own contract, invariant
+// journal-ahead):
 //
 //   - Began: checkpoint G started from the base database, which is size
 //     bytes with checksum sum. The copy TempName(db, G) may exist, partial.

@@ -3,17 +3,20 @@ package journal
 import (
 	"strconv"
 	"strings"
+
+	"github.com/ejectsafe/ejectsafe/layout"
 )
 
-// File names. Neither ends in "-journal", "-wal" or "-shm" (in any case,
-// as FAT and exFAT ignore case): SQLite, its tools and our VFS shim treat
-// names with those suffixes as SQLite's own companion files of a database.
+// File names, from the table in package layout. Neither ends in
+// "-journal", "-wal" or "-shm" (in any case, as FAT and exFAT ignore case):
+// SQLite, its tools and our VFS shim treat names with those suffixes as
+// SQLite's own companion files of a database.
 const (
 	// JournalSuffix follows the database path in the journal's name.
-	JournalSuffix = ".ejectsafe-jrnl"
+	JournalSuffix = layout.JournalSuffix
 	// TempInfix follows the database path in a temporary copy's name,
 	// before the generation in decimal.
-	TempInfix = ".ejectsafe-tmp-"
+	TempInfix = layout.CopyInfix
 )
 
 // Name returns the path of the checkpoint journal of the database at

@@ -1,8 +1,10 @@
 package lease
 
+import "github.com/ejectsafe/ejectsafe/layout"
+
 // LockSuffix names the OS lock file a Store holds next to its database
 // (flock on unix) for as long as it has the database open.
-const LockSuffix = ".ejectsafe-lock"
+const LockSuffix = layout.LockSuffix
 
 // Dead reports whether l's holder is proven gone from this host, and why:
 // the lease is from this host, and from an earlier boot of it, or its pid

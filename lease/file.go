@@ -1,23 +1,22 @@
 package lease
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/layout"
 )
 
-// Names of lease files.
+// Names of lease files, from the table in package layout.
 const (
-	DirName        = ".ejectsafe/leases" // below the volume root
-	FallbackSuffix = ".ejectsafe-lease"  // next to the database
-	fileExt        = ".json"
+	DirName        = layout.LeaseDir    // below the volume root
+	FallbackSuffix = layout.LeaseSuffix // next to the database
+	fileExt        = layout.LeaseExt
 )
 
 // Place is where one database's lease lives.
@@ -65,38 +64,17 @@ func PlaceFor(fsys device.FS, dbPath string) Place {
 	return Place{Path: filepath.Join(dir, leaseFileName(rel, me)), Root: p.MountPoint, DB: rel}
 }
 
-// Write replaces the lease at path atomically and durably: a temp file in
-// the same directory, fsync, rename, directory fsync.
+// Write replaces the lease at path atomically and durably, through
+// device.WriteFile (a temp file in the same directory, fsync, rename,
+// directory fsync).
 func Write(fsys device.FS, path string, l Lease) error {
 	data, err := l.Encode()
 	if err != nil {
 		return err
 	}
-	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
-	if err := fsys.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("lease: %w", err)
-	}
 	// 0600: a lease names its holder's endpoint; other users have no
 	// business reading it (filesystems without modes ignore this).
-	f, err := fsys.Create(tmp, 0o600)
-	if err != nil {
-		return fmt.Errorf("lease: %w", err)
-	}
-	_, err = f.WriteAt(data, 0)
-	if err == nil {
-		err = f.Sync() // the data before the name: else a pull can leave an empty lease
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fsys.Rename(tmp, path)
-	}
-	if err == nil {
-		err = fsys.SyncDir(filepath.Dir(path)) // the rename itself durable
-	}
-	if err != nil {
-		fsys.Remove(tmp)
+	if err := device.WriteFile(fsys, path, layout.LeaseTemp(path, os.Getpid()), data, 0o600); err != nil {
 		return fmt.Errorf("lease: write %s: %w", path, err)
 	}
 	return nil
@@ -129,13 +107,10 @@ func Read(fsys device.FS, path string) (Lease, error) {
 
 // Remove deletes the lease at path durably; a missing lease is no error.
 func Remove(fsys device.FS, path string) error {
-	if err := fsys.Remove(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
+	if err := device.Remove(fsys, path); err != nil {
 		return fmt.Errorf("lease: %w", err)
 	}
-	return fsys.SyncDir(filepath.Dir(path))
+	return nil
 }
 
 // Found is a lease file found on a volume.

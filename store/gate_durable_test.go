@@ -11,7 +11,7 @@ import (
 // the MainFile right after. Once that checkpoint has returned, every row
 // must be in the database file on the drive, read by the stock sqlite3:
 // WAL bytes are released only after the checkpoint that covers them is
-// durable (DESIGN invariant 5). The gate's other tests do not look at the
+// durable (invariant wal-kept-until-durable). The gate's other tests do not look at the
 // drive after this path.
 func TestStore_RewindCheckpointDurable(t *testing.T) {
 	// Automatic checkpoints as by default; whatever starts the first one

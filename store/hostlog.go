@@ -25,6 +25,7 @@ import (
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/journal"
+	"github.com/ejectsafe/ejectsafe/layout"
 	"github.com/ejectsafe/ejectsafe/lease"
 )
 
@@ -84,11 +85,11 @@ const (
 	hlSlot      = 512
 	hlMagic     = "ESHLOG1\n"
 	hlPathMax   = 360
-	hlSuffix    = ".eslog"
-	hlKeptInfix = ".kept-"
+	hlSuffix    = layout.HostLogSuffix
+	hlKeptInfix = layout.HostLogKeptInfix
 	// hlAbandoning is the name Abandon gives a log during SQLite's close
 	// (store.go); a process that died in that window leaves it.
-	hlAbandoning = ".abandoning"
+	hlAbandoning = layout.HostLogAbandoningSuffix
 )
 
 // Durability says what a commit survives once Commit returned.

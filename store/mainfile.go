@@ -3,7 +3,6 @@ package store
 import (
 	"errors"
 	"io/fs"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -201,16 +200,5 @@ func (d *dbState) takeErr() error {
 // createEmpty makes a new, empty database file durable: an empty file is a
 // valid empty SQLite database.
 func createEmpty(fsys device.FS, path string) error {
-	f, err := fsys.Create(path, 0o644)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fsys.SyncDir(filepath.Dir(path))
-	}
-	return err
+	return device.CreateFile(fsys, path, nil, 0o644)
 }

@@ -20,6 +20,7 @@ import (
 	"unsafe"
 
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/layout"
 )
 
 // vfsName is the name the shim registers with SQLite.
@@ -48,10 +49,10 @@ const (
 	fcntlSizeHint     = 5
 	fcntlCkptDone     = 37
 	fcntlCkptStart    = 39
-	journalSuffix     = "-journal"
-	lockSuffix        = ".ejectsafe-lock"
-	walSuffix         = "-wal"
-	shmSuffix         = "-shm"
+	journalSuffix     = layout.RollbackSuffix
+	lockSuffix        = layout.LockSuffix
+	walSuffix         = layout.WALSuffix
+	shmSuffix         = layout.SharedMemorySuffix
 	registerFailedFmt = "store: register VFS: SQLite code %d"
 )
 
@@ -323,11 +324,7 @@ func esGoDelete(name *C.char, syncDir C.int) C.int {
 	// (it asks only at synchronous=EXTRA): a rollback journal that comes
 	// back after a power cut is hot, and would be rolled back over the
 	// checkpoints that followed its deletion.
-	err := d.fs.Remove(path)
-	if err == nil {
-		err = d.fs.SyncDir(dirOf(path))
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := device.Remove(d.fs, path); err != nil {
 		d.noteErr(err)
 		return ioerrDelete
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/layout"
 )
 
 // Checks of the -wal and -journal stock SQLite leaves beside a database,
@@ -232,7 +233,7 @@ func headerPageSize(hdr []byte) int {
 }
 
 // journalMagic starts a rollback journal's header.
-var journalMagic = []byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
+var journalMagic = []byte(layout.RollbackMagic)
 
 // checkJournal checks a rollback journal's header against the database's
 // page size (8). A journal whose header is not there (zeroed, or too

@@ -859,14 +859,16 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 	start := time.Now()
 	s.state.takeErr() // forget errors of earlier operations
 	// Before any write: the drive and the database are the ones this
-	// Store last wrote (DESIGN invariant 8), reattaching after a re-plug.
+	// Store last wrote (invariant proven-drive), reattaching after a re-plug.
 	if err := s.ensureAttached(); err != nil {
 		return s.failed(fmt.Errorf("%w: %w", ErrCheckpoint, err))
 	}
-	// The long part of a checkpoint, copying the database, happens here,
-	// outside SQLite's locks: the database file does not change between
-	// checkpoints, so commits go on meanwhile. Only when there is work:
-	// a checkpoint with nothing to write must not copy the database.
+	// Outside SQLite's locks, what does not depend on the writes: the
+	// base's checksum when it is not known yet (Prepare writes nothing;
+	// the copy itself is written by the commit, in one pass in order).
+	// The database file does not change between checkpoints, so commits
+	// go on meanwhile. Only when there is work: a checkpoint with nothing
+	// to write must not read the database.
 	if p, ok := s.state.main.(interface{ Prepare() error }); ok && s.pending() {
 		if err := p.Prepare(); err != nil {
 			return s.failed(fmt.Errorf("%w: %w", ErrCheckpoint, err))
@@ -1018,7 +1020,8 @@ var testHookBeforeRewind func(ctx context.Context)
 
 // pending reports whether a checkpoint has anything to write: WAL frames
 // not yet backfilled, or pages backfilled but not yet committed. A wrong
-// "no" only skips Prepare: the commit then copies by itself.
+// "no" only skips Prepare: the commit then computes the base's checksum
+// itself, while it writes the copy.
 func (s *Store) pending() bool {
 	if w, _ := walStats(s.path); w.dirty > 0 {
 		return true

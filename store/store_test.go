@@ -167,7 +167,7 @@ func TestStore_MainFileUnchangedUntilCheckpoint(t *testing.T) {
 	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
 	mustCheckpoint(t, s)
 	before, fi0 := fileSum(t, path), stat(t, path)
-	// Invariant 1 of DESIGN.md: between checkpoints no byte of the
+	// Invariant quiet-between-checkpoints: between checkpoints no byte of the
 	// database, its directory entry or the journal changes: so nothing in
 	// the directory (journal, lease and lock included) and no entry of it.
 	dir := filepath.Dir(path)

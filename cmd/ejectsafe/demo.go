@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ejectsafe/ejectsafe/layout"
 	"github.com/ejectsafe/ejectsafe/store"
 )
 
@@ -151,7 +152,7 @@ func fileState(path string) (string, error) {
 
 func sidecars(path string) string {
 	var found []string
-	for _, suf := range []string{"-wal", "-shm", "-journal"} {
+	for _, suf := range []string{layout.WALSuffix, layout.SharedMemorySuffix, layout.RollbackSuffix} {
 		if _, err := os.Stat(path + suf); !errors.Is(err, fs.ErrNotExist) {
 			found = append(found, filepath.Base(path+suf))
 		}

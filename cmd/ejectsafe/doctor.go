@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/layout"
 )
 
 // doctorLong is doctor's help text.
@@ -192,7 +193,7 @@ func doctor(ctx context.Context, path string) (*doctorReport, error) {
 
 	// 2. Live checks, in a directory of their own; nothing else is
 	// touched.
-	tmp, err := os.MkdirTemp(dir, ".ejectsafe-doctor-")
+	tmp, err := os.MkdirTemp(dir, layout.DoctorDirPrefix)
 	if err != nil {
 		rep.add("write", statusFail, "cannot create a directory in %s, so ejectsafe cannot write there either: %v", dir, err)
 	} else {
@@ -312,16 +313,43 @@ func checkRename(rep *doctorReport, fsys device.FS, dir string) {
 	target, copyName := filepath.Join(dir, "target.db"), filepath.Join(dir, "target.db.copy")
 	oldData, newData := []byte("old database contents\n"), []byte("new database contents, longer than the old\n")
 	step := func(what string, err error) bool {
-		if err != nil {
-			rep.add("rename", statusFail, "%s: %v", what, err)
-			return false
+		if err == nil {
+			return true
 		}
-		return true
+		// The durable-write module names its step; the report says it
+		// in the words of the sequence above.
+		if re := (*device.ReplaceError)(nil); errors.As(err, &re) {
+			switch re.Op {
+			case device.OpRename:
+				what = "rename the copy over the target"
+			case device.OpSyncDir:
+				what = "fsync the directory"
+			}
+			err = re.Err
+		}
+		rep.add("rename", statusFail, "%s: %v", what, err)
+		return false
 	}
-	if !step("write the target", writeSynced(fsys, target, oldData)) ||
-		!step("write and fsync the copy", writeSynced(fsys, copyName, newData)) ||
-		!step("rename the copy over the target", fsys.Rename(copyName, target)) ||
-		!step("fsync the directory", fsys.SyncDir(dir)) {
+	// The target is created durably; the copy goes through the same
+	// durable-write module (package device) as a checkpoint's copy.
+	if !step("write the target", device.CreateFile(fsys, target, oldData, 0o600)) {
+		return
+	}
+	pf, err := device.CreatePending(fsys, target, copyName, 0o600, false)
+	if !step("write and fsync the copy", err) {
+		return
+	}
+	if _, err := pf.File().WriteAt(newData, 0); err != nil {
+		pf.Abort()
+		step("write and fsync the copy", err)
+		return
+	}
+	if err := pf.Sync(); err != nil {
+		pf.Abort()
+		step("write and fsync the copy", err)
+		return
+	}
+	if !step("rename the copy over the target", pf.Commit(nil)) {
 		return
 	}
 	f, err := fsys.Open(target, device.ReadOnly)
@@ -344,22 +372,6 @@ func checkRename(rep *doctorReport, fsys device.FS, dir string) {
 		return
 	}
 	rep.add("rename", statusOK, "write copy, fsync, rename over the target, fsync directory, read back: as written")
-}
-
-// writeSynced creates name with data and fsyncs it.
-func writeSynced(fsys device.FS, name string, data []byte) error {
-	f, err := fsys.Create(name, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteAt(data, 0)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // checkLock takes ejectsafe's lock, checks that a second holder is

@@ -9,10 +9,8 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/layout"
 )
-
-// lockSuffix names the lock file a Store holds next to its database.
-const lockSuffix = ".ejectsafe-lock"
 
 // errNotDatabase is what recover and verify say of a path that is not an
 // SQLite database (exit 2, nothing created).
@@ -39,7 +37,7 @@ func runRecover(args []string, stdout, stderr io.Writer) int {
 		choice = checkpoint.ChooseRollForward
 	}
 	// A live Store must not be recovered under its feet: take its lock.
-	lock, err := device.OS.Lock(path + lockSuffix)
+	lock, err := device.OS.Lock(layout.Lock(path))
 	if err != nil {
 		return in.fail(2, err)
 	}

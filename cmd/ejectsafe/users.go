@@ -3,6 +3,8 @@ package main
 import (
 	"path/filepath"
 	"strings"
+
+	"github.com/ejectsafe/ejectsafe/layout"
 )
 
 // user is a process with files open on a volume, as fuser -m finds them:
@@ -27,5 +29,5 @@ func underPath(p, dir string) bool {
 // or its lease directory below root: files an eject makes it release.
 func storeFile(p, db, root string) bool {
 	p = filepath.Clean(p)
-	return strings.HasPrefix(p, db) || underPath(p, filepath.Join(root, ".ejectsafe"))
+	return strings.HasPrefix(p, db) || underPath(p, filepath.Join(root, layout.StateDir))
 }
