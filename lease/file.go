@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // Names of lease files.
@@ -37,7 +38,7 @@ func PlaceFor(fsys device.FS, dbPath string) Place {
 	if fsys != device.OS {
 		return fallback
 	}
-	p, err := device.ProbePath(filepath.Dir(dbPath))
+	p, err := probe.Path(filepath.Dir(dbPath))
 	// The root filesystem is not ejected: no lease directory on it.
 	if err != nil || p.MountPoint == "" || p.MountPoint == "/" || systemVolume(p.MountPoint) || p.ReadOnly {
 		return fallback
@@ -174,7 +175,7 @@ func Find(path string) (root string, found []Found, err error) {
 	if !fi.IsDir() {
 		dir = filepath.Dir(abs)
 	}
-	p, err := device.ProbePath(dir)
+	p, err := probe.Path(dir)
 	if err != nil {
 		return "", nil, err
 	}

@@ -8,14 +8,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // playFS makes Open see the given filesystem class.
-func playFS(t *testing.T, class device.FSClass, fstype string) {
+func playFS(t *testing.T, class probe.Class, fstype string) {
 	t.Helper()
 	real := probePath
-	probePath = func(path string) (device.Probe, error) {
+	probePath = func(path string) (probe.Result, error) {
 		p, err := real(path)
 		p.Class, p.FSType = class, fstype
 		return p, err
@@ -25,7 +25,7 @@ func playFS(t *testing.T, class device.FSClass, fstype string) {
 }
 
 func TestOpen_networkFS(t *testing.T) {
-	playFS(t, device.ClassNetwork, "nfs4")
+	playFS(t, probe.Network, "nfs4")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "net.db")
 	before := dirState(t, dir)
@@ -48,7 +48,7 @@ func TestOpen_networkFS(t *testing.T) {
 }
 
 func TestOpen_fuseLogged(t *testing.T) {
-	playFS(t, device.ClassFUSE, "fuseblk")
+	playFS(t, probe.FUSE, "fuseblk")
 	var logs bytes.Buffer
 	s, err := Open(filepath.Join(t.TempDir(), "f.db"), &Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

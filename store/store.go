@@ -31,6 +31,7 @@ import (
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/lease"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // Defaults for the zero Options.
@@ -416,8 +417,8 @@ func checkHeader(fsys device.FS, path string) error {
 	return nil
 }
 
-// probePath is device.ProbePath; tests replace it to play other filesystems.
-var probePath = device.ProbePath
+// probePath is probe.Path; tests replace it to play other filesystems.
+var probePath = probe.Path
 
 // checkFilesystem probes the OS filesystem holding path: a network
 // filesystem is refused unless AllowNetworkFS; other caveats are logged.
@@ -433,7 +434,7 @@ func checkFilesystem(o Options, path string) (checkpoint.ReadBack, error) {
 	}
 	ok, warnings := p.Verdict()
 	if !ok && !o.AllowNetworkFS {
-		return 0, fmt.Errorf("%w: %s", ErrNetworkFS, warnings[0])
+		return 0, fmt.Errorf("%w: %s (store.Options.AllowNetworkFS overrides this check, at the risk of a corrupt database)", ErrNetworkFS, warnings[0])
 	}
 	for _, w := range warnings {
 		// Once per process and mount: an app opening many stores on one
