@@ -70,7 +70,7 @@ func twoPhaseWith(rb checkpoint.ReadBack) func(device.FS, string) (mainFile, err
 // it is skipped there. Through a FUSE driver it asks the daemon again,
 // which is how fusefat's corruption of files written out of order was
 // caught: kept. Unknown and network filesystems keep it too, as does any
-// device.FS other than the OS's (the caller decides that).
+// device.FS that is not native (device.IsNative; the caller decides that).
 func readBackFor(c probe.Class) checkpoint.ReadBack {
 	switch c {
 	case probe.Local, probe.Overlay, probe.Memory:
