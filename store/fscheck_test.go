@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/faultinject"
 	"github.com/ejectsafe/ejectsafe/probe"
 )
 
@@ -58,4 +60,28 @@ func TestOpen_fuseLogged(t *testing.T) {
 	if !strings.Contains(logs.String(), "FUSE") {
 		t.Errorf("FUSE not logged: %s", logs.String())
 	}
+}
+
+// TestOpen_networkFS_wrappedOS: a decorator over the OS's FS (here
+// faultinject.Faulty) is the OS's filesystem to the store: probed and
+// refused on a network filesystem, as device.OS is. The in-memory FS is
+// not probed.
+func TestOpen_networkFS_wrappedOS(t *testing.T) {
+	playFS(t, probe.Network, "nfs4")
+	path := filepath.Join(t.TempDir(), "net.db")
+	if s, err := Open(path, &Options{FS: faultinject.Wrap(device.OS, 1)}); !errors.Is(err, ErrNetworkFS) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open through a Faulty over device.OS on nfs4 = %v; want ErrNetworkFS", err)
+	}
+	fsys, err := fiSetup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(fiDB(fsys), &Options{FS: fsys})
+	if err != nil {
+		t.Fatalf("Open on the in-memory FS (never probed): %v", err)
+	}
+	s.Close()
 }
