@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sys/windows"
 
-	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/probe"
 )
 
