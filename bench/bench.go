@@ -30,7 +30,7 @@ import (
 
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver for the baselines
 
-	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/probe"
 	"github.com/ejectsafe/ejectsafe/store"
 )
 
@@ -349,7 +349,7 @@ func machine() Machine {
 	if m.Driver == "" {
 		m.Driver = "github.com/mattn/go-sqlite3"
 	}
-	if p, err := device.ProbePath(os.TempDir()); err == nil {
+	if p, err := probe.Path(os.TempDir()); err == nil {
 		m.VM = p.VM
 	}
 	return m
@@ -377,7 +377,7 @@ func (m Machine) summary() string {
 // fsInfo probes the filesystem holding dir.
 func fsInfo(dir string) FSInfo {
 	f := FSInfo{Dir: dir}
-	if p, err := device.ProbePath(dir); err == nil {
+	if p, err := probe.Path(dir); err == nil {
 		f.Type, f.Device, f.MountPoint, f.Options = p.FSType, p.Device, p.MountPoint, p.MountOptions
 	}
 	if f.Type == "" {

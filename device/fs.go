@@ -1,7 +1,11 @@
 // Package device is the one seam between ejectsafe and storage: every byte
 // the project writes, and every file SQLite opens on the drive, goes through
-// an FS. The OS implementation lives here; package faultinject provides one
-// that simulates power loss and injects errors.
+// an FS. The OS implementation (OS) lives here, with what the layers above
+// may ask an FS for beside the seam (capability.go: IsNative, VolumeOf),
+// found through a wrapper's Unwrap. Package faultinject provides an FS that
+// simulates power loss and injects errors, and Faulty, which injects errors
+// into any FS. Finding out what a mount is (its type, the drive, the
+// caveats) is package probe's, not the seam's.
 //
 // Paths are absolute and cleaned (filepath.Clean). Implementations must be
 // safe for concurrent use by multiple goroutines; a File's ReadAt and
@@ -36,8 +40,8 @@ type FS interface {
 	Rename(oldname, newname string) error
 	// Remove deletes a file. Not durable until SyncDir.
 	Remove(name string) error
-	// Stat describes a file or directory without following a final
-	// symlink's absence: it follows symlinks like os.Stat.
+	// Stat describes a file or directory. It follows symbolic links, as
+	// os.Stat does.
 	Stat(name string) (os.FileInfo, error)
 	// List returns the names (not paths) in a directory, sorted.
 	List(dir string) ([]string, error)

@@ -20,6 +20,9 @@ func NewOS() FS { return osFS{} }
 // syncDir, rename).
 type osFS struct{}
 
+// Native reports true: osFS's names are the operating system's.
+func (osFS) Native() bool { return true }
+
 // Open opens an existing regular file; it never passes O_CREATE, so a
 // missing file is an error that satisfies errors.Is(err, fs.ErrNotExist).
 // Like Create and Lock, it never follows a symbolic link (ErrSymlink),

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ejectsafe/ejectsafe/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -133,8 +134,7 @@ func sameInode(field string, major, minor uint32, ino uint64) bool {
 // making data durable, by the name they mount under.
 var fsyncDroppers = []string{"fusefat"}
 
-// selfMountinfo is the mount table the fsync workaround reads; not the
-// probe's mountinfoPath, which tests point at fixtures.
+// selfMountinfo is the mount table the fsync workaround reads.
 const selfMountinfo = "/proc/self/mountinfo"
 
 // fsyncFlushes counts the sync(2) calls made by flushFsyncDropped, for
@@ -217,7 +217,7 @@ func (c *fsyncDropCache) stale() bool {
 // devDropsFsync reports whether a mount in the mountinfo listing r with
 // device number dev is served by one of fsyncDroppers.
 func devDropsFsync(r io.Reader, dev uint64) (bool, error) {
-	entries, _, err := parseMountinfo(r)
+	entries, _, err := mountinfo.Parse(r)
 	for i := range entries {
 		e := &entries[i]
 		if e.Major == unix.Major(dev) && e.Minor == unix.Minor(dev) && dropsFsync(e) {
@@ -229,7 +229,7 @@ func devDropsFsync(r io.Reader, dev uint64) (bool, error) {
 
 // dropsFsync reports whether the mount is served by one of fsyncDroppers:
 // fstype fuse.NAME or fuseblk.NAME, or a fuse mount whose source is NAME.
-func dropsFsync(e *mountEntry) bool {
+func dropsFsync(e *mountinfo.Entry) bool {
 	for _, name := range fsyncDroppers {
 		switch {
 		case e.FSType == "fuse."+name, e.FSType == "fuseblk."+name:

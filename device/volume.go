@@ -47,8 +47,9 @@ func (a VolumeID) String() string {
 }
 
 // VolumeIdentifier is implemented by an FS that can identify the volume
-// holding a path (device.OS on Linux). FSs that do not (faultinject's) are
-// single volumes as far as the store is concerned.
+// holding a path (device.OS; on Linux only does it tell volumes apart). FSs
+// that do not (faultinject's in-memory one) are single volumes as far as
+// the store is concerned.
 type VolumeIdentifier interface {
 	// Volume identifies the volume holding path. With serial false it
 	// makes one stat (Mount and Dev only); with serial true it also
@@ -57,10 +58,11 @@ type VolumeIdentifier interface {
 	Volume(path string, serial bool) (VolumeID, error)
 }
 
-// VolumeOf identifies the volume holding path on fsys. An FS that is not
-// a VolumeIdentifier gives the zero VolumeID and no error.
+// VolumeOf identifies the volume holding path on fsys, or on the FS it
+// wraps (Wrapper). An FS that is not a VolumeIdentifier and wraps none
+// gives the zero VolumeID and no error.
 func VolumeOf(fsys FS, path string, serial bool) (VolumeID, error) {
-	if vi, ok := fsys.(VolumeIdentifier); ok {
+	if vi, ok := capability[VolumeIdentifier](fsys); ok {
 		return vi.Volume(path, serial)
 	}
 	return VolumeID{}, nil

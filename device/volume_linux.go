@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/ejectsafe/ejectsafe/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,12 +68,12 @@ func blockDeviceOf(major, minor uint32) (string, string) {
 	if err != nil {
 		return "", fmt.Sprintf("unknown: %v", err)
 	}
-	entries, _, err := parseMountinfo(f)
+	entries, _, err := mountinfo.Parse(f)
 	f.Close()
 	if err != nil {
 		return "", fmt.Sprintf("unknown: mountinfo: %v", err)
 	}
-	var e *mountEntry
+	var e *mountinfo.Entry
 	for i := range entries {
 		if entries[i].Major == major && entries[i].Minor == minor {
 			e = &entries[i]

@@ -1,6 +1,7 @@
 // Package faultinject is a device.FS that simulates power loss, surprise
-// removal and drive errors, plus the checker and crash-matrix driver that
-// the project's tests use.
+// removal and drive errors, a decorator (Faulty) that injects the same
+// errors into any device.FS, real mounts included, plus the checker and
+// crash-matrix driver that the project's tests use.
 //
 // # Model
 //
@@ -33,6 +34,12 @@
 // by kind, path glob, operation index and seeded probability, once or
 // persistently. Errors look like the OS's: *os.PathError or *os.LinkError
 // wrapping a syscall.Errno.
+//
+// Wrap(inner, seed) applies the same rules to any device.FS: device.OS on
+// a faultinject/realfs mount, say. The Faulty it returns forwards what no
+// rule fails and unwraps to inner, so the store treats a Faulty over
+// device.OS as the OS's filesystem (device.IsNative). It has no power-cut
+// model: on a real mount, realfs pulls the drive.
 //
 // # Checking and matrices
 //

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -73,9 +72,8 @@ type FS struct {
 	locks      map[*inode]int  // lock holder handle by inode
 	nextIno    uint64
 	nextHandle int
-	ops        int // index of the next operation
-	rules      []*ruleState
-	rng        *rand.Rand // for rule probabilities
+	ops        int     // index of the next operation
+	rs         ruleSet // error rules (Inject)
 	trace      []Event
 	crash      *armedCrash
 	dead       bool
@@ -91,7 +89,7 @@ func New(opts Options) *FS {
 		handles: map[int]*file{},
 		locks:   map[*inode]int{},
 		nextIno: 1,
-		rng:     rand.New(rand.NewPCG(uint64(opts.Seed), 0x6a09e667f3bcc908)),
+		rs:      newRuleSet(opts.Seed),
 	}
 	return f
 }
@@ -124,7 +122,7 @@ func (f *FS) begin(kind OpKind, p, newPath string) Event {
 		}
 		return ev
 	}
-	ev.Err = f.injectLocked(&ev)
+	ev.Err = f.rs.fire(&ev, &f.mu)
 	return ev
 }
 

@@ -2,8 +2,10 @@ package faultinject
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"path"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -209,39 +211,46 @@ func globMatch(glob, p string) bool {
 	return ok
 }
 
-// Inject adds rules after the ones already armed. It fails with ErrBadRule,
-// adding none, if any rule lacks an error number, has a probability
-// outside [0, 1] or a malformed glob.
-func (f *FS) Inject(rules ...Rule) error {
+// ruleSet is the rules of an FS or a Faulty, and the seeded source their
+// probabilities draw from. Its owner's mutex guards it.
+type ruleSet struct {
+	rules []*ruleState
+	rng   *rand.Rand
+}
+
+func newRuleSet(seed int64) ruleSet {
+	return ruleSet{rng: rand.New(rand.NewPCG(uint64(seed), 0x6a09e667f3bcc908))}
+}
+
+// validateRules fails with ErrBadRule if any rule lacks an error number,
+// has a probability outside [0, 1] or a malformed glob.
+func validateRules(rules []Rule) error {
 	for _, r := range rules {
 		if err := r.validate(); err != nil {
 			return err
 		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, r := range rules {
-		f.rules = append(f.rules, &ruleState{Rule: r, armed: true})
-	}
 	return nil
 }
 
-// ClearRules disarms every rule.
-func (f *FS) ClearRules() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.rules = nil
+// add arms rules after the ones already armed; they are valid.
+func (rs *ruleSet) add(rules []Rule) {
+	for _, r := range rules {
+		rs.rules = append(rs.rules, &ruleState{Rule: r, armed: true})
+	}
 }
 
-// injectLocked returns the error number of the first rule that matches ev
-// and fires, or 0. Probabilities are drawn only for rules that match, in
-// rule order, so a deterministic workload sees a deterministic pattern.
-func (f *FS) injectLocked(ev *Event) syscall.Errno {
-	for _, r := range f.rules {
+// fire returns the error number of the first rule that matches ev and
+// fires, or 0. Probabilities are drawn only for rules that match, in rule
+// order, so a deterministic workload sees a deterministic pattern. mu is
+// the owner's mutex, held on entry: a stalling rule releases it while the
+// operation waits, so that others may go on meanwhile.
+func (rs *ruleSet) fire(ev *Event, mu *sync.Mutex) syscall.Errno {
+	for _, r := range rs.rules {
 		if !r.matches(ev) {
 			continue
 		}
-		if r.Prob > 0 && r.Prob < 1 && f.rng.Float64() >= r.Prob {
+		if r.Prob > 0 && r.Prob < 1 && rs.rng.Float64() >= r.Prob {
 			continue
 		}
 		if !r.Persistent {
@@ -249,14 +258,34 @@ func (f *FS) injectLocked(ev *Event) syscall.Errno {
 		}
 		if r.Stall != nil {
 			// The drive hangs for this operation; it has done nothing
-			// yet, so others may go on meanwhile.
-			f.mu.Unlock()
+			// yet.
+			mu.Unlock()
 			<-r.Stall
-			f.mu.Lock()
+			mu.Lock()
 		}
 		return r.Err
 	}
 	return 0
+}
+
+// Inject adds rules after the ones already armed. It fails with ErrBadRule,
+// adding none, if any rule lacks an error number, has a probability
+// outside [0, 1] or a malformed glob.
+func (f *FS) Inject(rules ...Rule) error {
+	if err := validateRules(rules); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rs.add(rules)
+	return nil
+}
+
+// ClearRules disarms every rule.
+func (f *FS) ClearRules() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rs.rules = nil
 }
 
 func errnoName(e syscall.Errno) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/layout"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // Names of lease files, from the table in package layout.
@@ -27,16 +28,17 @@ type Place struct {
 }
 
 // PlaceFor decides where dbPath's lease lives: in the volume's lease
-// directory when fsys is the OS's and the volume root can hold it (the
+// directory when fsys is native (device.IsNative: the OS's, or a wrapper
+// of it) and the volume root can hold it (the
 // directory is made if needed, shared by every user: leaseDir), else
 // next to the database. The root
 // filesystem gets no lease directory: it is not ejected.
 func PlaceFor(fsys device.FS, dbPath string) Place {
 	fallback := Place{Path: dbPath + FallbackSuffix, Root: filepath.Dir(dbPath), DB: filepath.Base(dbPath)}
-	if fsys != device.OS {
+	if !device.IsNative(fsys) {
 		return fallback
 	}
-	p, err := device.ProbePath(filepath.Dir(dbPath))
+	p, err := probe.Path(filepath.Dir(dbPath))
 	// The root filesystem is not ejected: no lease directory on it.
 	if err != nil || p.MountPoint == "" || p.MountPoint == "/" || systemVolume(p.MountPoint) || p.ReadOnly {
 		return fallback
@@ -45,7 +47,8 @@ func PlaceFor(fsys device.FS, dbPath string) Place {
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 		return fallback
 	}
-	// Directories are not part of device.FS; this is the OS's filesystem.
+	// Directories are not part of device.FS; fsys is native, so the OS's
+	// calls reach the same directories.
 	// A lease directory that is a link, or that this process cannot
 	// write (another user's, made before directories were shared), is
 	// found here, before the Store creates anything: the lease goes
@@ -149,7 +152,7 @@ func Find(path string) (root string, found []Found, err error) {
 	if !fi.IsDir() {
 		dir = filepath.Dir(abs)
 	}
-	p, err := device.ProbePath(dir)
+	p, err := probe.Path(dir)
 	if err != nil {
 		return "", nil, err
 	}

@@ -12,8 +12,8 @@
 // <volume root>/.ejectsafe/leases/<hash of db>-<pid>-<start>-<hash of
 // host and boot>.json (the holder in the name: see name.go), so a check of a
 // volume finds every lease by listing one directory; when the volume root
-// is not writable (or the filesystem is not the OS's), next to the
-// database as <db>.ejectsafe-lease.
+// is not writable (or the FS is not native: device.IsNative), next to
+// the database as <db>.ejectsafe-lease.
 //
 // Validity conditions (Parse enforces them; anything else is Invalid):
 //

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
-	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 var busyDur = flag.Duration("busy.dur", 8*time.Second, "how long TestStore_BusyWriters writes back to back (the issue's acceptance run: 60s)")
@@ -201,13 +201,13 @@ func TestStore_LongReader(t *testing.T) {
 // drivers and on filesystems not known, never on kernel filesystems,
 // where the read comes from the page cache.
 func TestReadBackFor(t *testing.T) {
-	for c, want := range map[device.FSClass]checkpoint.ReadBack{
-		device.ClassLocal:   checkpoint.ReadBackNever,
-		device.ClassOverlay: checkpoint.ReadBackNever,
-		device.ClassMemory:  checkpoint.ReadBackNever,
-		device.ClassFUSE:    checkpoint.ReadBackAlways,
-		device.ClassNetwork: checkpoint.ReadBackAlways,
-		device.ClassUnknown: checkpoint.ReadBackAlways,
+	for c, want := range map[probe.Class]checkpoint.ReadBack{
+		probe.Local:   checkpoint.ReadBackNever,
+		probe.Overlay: checkpoint.ReadBackNever,
+		probe.Memory:  checkpoint.ReadBackNever,
+		probe.FUSE:    checkpoint.ReadBackAlways,
+		probe.Network: checkpoint.ReadBackAlways,
+		probe.Unknown: checkpoint.ReadBackAlways,
 	} {
 		if got := readBackFor(c); got != want {
 			t.Errorf("readBackFor(%v) = %v; want %v", c, got, want)

@@ -27,6 +27,7 @@ import (
 	"github.com/ejectsafe/ejectsafe/journal"
 	"github.com/ejectsafe/ejectsafe/layout"
 	"github.com/ejectsafe/ejectsafe/lease"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // The host log: the WAL's bytes in a file on the host's own disk
@@ -283,14 +284,14 @@ func hostDir(dir string) (string, error) {
 	if err := checkPrivate(dir, true); err != nil {
 		return "", fmt.Errorf("%w: %s: %w", ErrHostDir, dir, err)
 	}
-	p, err := device.ProbePath(dir)
+	p, err := probe.Path(dir)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %w", ErrHostDir, dir, err)
 	}
 	switch {
 	case p.Removable || p.USB:
 		return "", fmt.Errorf("%w: %s is on a removable or USB drive (%s)", ErrHostDir, dir, p.Device)
-	case p.Class == device.ClassNetwork || p.Class == device.ClassFUSE:
+	case p.Class == probe.Network || p.Class == probe.FUSE:
 		return "", fmt.Errorf("%w: %s is on a %s filesystem (%s)", ErrHostDir, dir, p.Class, p.FSType)
 	}
 	return dir, nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // mainFile receives every read and write SQLite makes to the main database
@@ -68,10 +69,10 @@ func twoPhaseWith(rb checkpoint.ReadBack) func(device.FS, string) (mainFile, err
 // it is skipped there. Through a FUSE driver it asks the daemon again,
 // which is how fusefat's corruption of files written out of order was
 // caught: kept. Unknown and network filesystems keep it too, as does any
-// device.FS other than the OS's (the caller decides that).
-func readBackFor(c device.FSClass) checkpoint.ReadBack {
+// device.FS that is not native (device.IsNative; the caller decides that).
+func readBackFor(c probe.Class) checkpoint.ReadBack {
 	switch c {
-	case device.ClassLocal, device.ClassOverlay, device.ClassMemory:
+	case probe.Local, probe.Overlay, probe.Memory:
 		return checkpoint.ReadBackNever
 	}
 	return checkpoint.ReadBackAlways

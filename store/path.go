@@ -29,9 +29,9 @@ const maxSymlinks = 40
 // "case.db" opens "Case.db", and every name derived from the path must
 // come from one spelling.
 //
-// Only the OS's filesystem has links; another device.FS gets abs back.
+// Only a native FS (device.IsNative) has links; another gets abs back.
 func resolvePath(fsys device.FS, abs string) (string, error) {
-	if fsys != device.OS {
+	if !device.IsNative(fsys) {
 		return abs, nil
 	}
 	p := abs

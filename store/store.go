@@ -31,6 +31,7 @@ import (
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/lease"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // Defaults for the zero Options.
@@ -47,7 +48,11 @@ const (
 // after writes pause, a 64 MiB WAL cap, the operating system's filesystem.
 type Options struct {
 	// FS is the filesystem the database lives on. Nil means device.OS.
-	// Tests pass a faultinject.FS.
+	// Tests pass a faultinject.FS, or a faultinject.Faulty over
+	// device.OS. A native FS (device.IsNative: device.OS or a wrapper of
+	// it) gets what the OS's does: the filesystem probed, symbolic links
+	// resolved, the lease in the volume's lease directory, the host log by
+	// default.
 	FS device.FS
 
 	// ManualCheckpoint, when true, makes the Store checkpoint only when
@@ -175,8 +180,8 @@ type Options struct {
 	// application crash (HostLog), a host power cut too (HostSync), or
 	// neither (Checkpoint). Zero value: DurabilityDefault, which is
 	// HostLog where the platform supports a host log (Linux, macOS, the
-	// BSDs), with the OS filesystem; Checkpoint on other platforms, with
-	// another Options.FS and no HostDir, for ReadOnly, and (logged, and
+	// BSDs), with a native FS (see FS); Checkpoint on other platforms, with
+	// an FS that is not native and no HostDir, for ReadOnly, and (logged, and
 	// in Recovery().Notes) when the host-log directory is refused. An
 	// explicit HostLog or HostSync fails Open with ErrHostDir instead.
 	// See README "What stays on the host computer".
@@ -225,7 +230,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: unknown durability %d", ErrBadOptions, int(o.Durability))
 	case o.ReadOnly:
 		o.Durability = Checkpoint // nothing is committed
-	case o.Durability == DurabilityDefault && ((o.FS != device.OS && o.HostDir == "") || !hlSupported()):
+	case o.Durability == DurabilityDefault && ((!device.IsNative(o.FS) && o.HostDir == "") || !hlSupported()):
 		o.Durability = Checkpoint
 	case o.Durability == DurabilityDefault:
 		o.Durability, o.durabilityDefaulted = defaultDurability, true
@@ -416,14 +421,14 @@ func checkHeader(fsys device.FS, path string) error {
 	return nil
 }
 
-// probePath is device.ProbePath; tests replace it to play other filesystems.
-var probePath = device.ProbePath
+// probePath is probe.Path; tests replace it to play other filesystems.
+var probePath = probe.Path
 
-// checkFilesystem probes the OS filesystem holding path: a network
+// checkFilesystem probes the filesystem holding path when o.FS is native: a network
 // filesystem is refused unless AllowNetworkFS; other caveats are logged.
 // It also says whether checkpoints read their copies back (readBackFor).
 func checkFilesystem(o Options, path string) (checkpoint.ReadBack, error) {
-	if o.FS != device.OS {
+	if !device.IsNative(o.FS) {
 		return checkpoint.ReadBackAlways, nil
 	}
 	p, err := probePath(filepath.Dir(path))
@@ -433,7 +438,7 @@ func checkFilesystem(o Options, path string) (checkpoint.ReadBack, error) {
 	}
 	ok, warnings := p.Verdict()
 	if !ok && !o.AllowNetworkFS {
-		return 0, fmt.Errorf("%w: %s", ErrNetworkFS, warnings[0])
+		return 0, fmt.Errorf("%w: %s (store.Options.AllowNetworkFS overrides this check, at the risk of a corrupt database)", ErrNetworkFS, warnings[0])
 	}
 	for _, w := range warnings {
 		// Once per process and mount: an app opening many stores on one

@@ -15,7 +15,7 @@ import (
 // is logged, never returned; the lease files are informative and the OS
 // lock, not they, keeps a second process out.
 func (s *Store) sweepDead() {
-	if s.opts.FS != device.OS {
+	if !device.IsNative(s.opts.FS) {
 		return
 	}
 	log := s.opts.Logger

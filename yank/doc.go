@@ -26,9 +26,12 @@
 // after a line from the child, so a replay repeats the decisions, not
 // the exact instant.
 //
-// On FAT the store's outcomes are counted, not asserted: fusefat, the
-// only FAT driver for FUSE, loses a file's data when the file is
-// extended through a new handle, with no pull at all (TestFusefat_Bugs).
-// The rounds check for that bug first and assert as on exFAT if it is
-// gone.
+// The store is asserted on FAT as on exFAT. fusefat, the only FAT driver
+// for FUSE, loses a file's data when the file is extended through a new
+// handle or written below an earlier extension, with no pull at all
+// (TestFusefat_Bugs shows it on a volume of its own); the store does
+// neither (its copy is one ordered pass, its journal is preallocated) and
+// checks every copy it wrote against what it meant to write. Plain
+// SQLite's outcomes are counted for the summary on every filesystem, never
+// failed.
 package yank

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
-	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/journal"
 	"github.com/ejectsafe/ejectsafe/lease"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // TestCLI_help: `help CMD`, `CMD --help` and `CMD -h` exit 0 and print
@@ -242,8 +242,8 @@ func TestCLI_man(t *testing.T) {
 // output of each command has exactly their shape.
 func jsonExamples() map[string]any {
 	since := time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
-	probe := device.Probe{Path: "/media/usb", MountPoint: "/media/usb", Device: "/dev/sdb1", FSType: "exfat",
-		MountOptions: []string{"rw", "nosuid", "nodev"}, Removable: true, USB: true, Class: device.ClassLocal}
+	pr := probe.Result{Path: "/media/usb", MountPoint: "/media/usb", Device: "/dev/sdb1", FSType: "exfat",
+		MountOptions: []string{"rw", "nosuid", "nodev"}, Removable: true, USB: true, Class: probe.Local}
 	l := &lease.Lease{Version: lease.Version, DB: "app.db", PID: 4242, Host: "laptop", Boot: "9f1c2d3e-0000-4000-8000-000000000001",
 		State: lease.StateOpen, Endpoint: "/run/user/1000/ejectsafe/4242-5ad1.sock", Since: since}
 	live := holder{File: "/media/usb/.ejectsafe/leases/6a0f3e2b9c1d4e5f.json", DB: "/media/usb/app.db", Lease: l,
@@ -252,14 +252,14 @@ func jsonExamples() map[string]any {
 		Lease: &lease.Lease{Version: lease.Version, DB: "old.db", PID: 977, Host: "laptop", Boot: "9f1c2d3e-0000-4000-8000-000000000001", State: lease.StateOpen, Since: since},
 		Stale: "process 977 is gone"}
 	editor := user{PID: 5150, Command: "vim", Files: []string{"/media/usb/notes.txt", "cwd: /media/usb"}}
-	v := volume{Probe: probe, Mounted: true, Holders: []holder{live, stale}, Users: []user{editor}}
-	vClean := volume{Probe: probe, Mounted: true}
+	v := volume{Probe: pr, Mounted: true, Holders: []holder{live, stale}, Users: []user{editor}}
+	vClean := volume{Probe: pr, Mounted: true}
 	rep := checkpoint.Report{DB: "/media/usb/app.db", Journal: "ok", Last: journal.Record{Kind: journal.Ready, Gen: 8, Size: 1 << 20, Sum: 0x9e3779b97f4a7c15},
 		State: checkpoint.StateReady, Action: checkpoint.ActionRollForward, Gen: 8}
 	clean := checkpoint.Report{DB: "/media/usb/app.db", DryRun: true, Journal: "ok", Last: journal.Record{Kind: journal.Done, Gen: 8, Size: 1 << 20, Sum: 0x9e3779b97f4a7c15},
 		State: checkpoint.StateClean, Action: checkpoint.ActionNone}
 	coherent := false
-	doc := &doctorReport{Path: "/media/usb", Dir: "/media/usb", Probe: probe, ExitCode: 0, Overall: statusOK,
+	doc := &doctorReport{Path: "/media/usb", Dir: "/media/usb", Probe: pr, ExitCode: 0, Overall: statusOK,
 		Findings: []finding{
 			{"verdict", statusOK, "exfat (local) on /dev/sdb1: ejectsafe can keep its guarantee here"},
 			{"fsync", statusOK, "p50 2.1ms, p99 9.8ms (20 writes of 4 KiB, each followed by fsync)"},
@@ -270,7 +270,7 @@ func jsonExamples() map[string]any {
 		Fsync:                &fsyncStats{Samples: 20, Bytes: 4096, P50: 2100 * time.Microsecond, P99: 9800 * time.Microsecond},
 		SharedMemoryCoherent: &coherent}
 	ver := versionOut{header: newHeader("version", 0), Version: "v0.1.0", Go: "go1.26.8", SQLite: "3.53.4", OS: "linux", Arch: "amd64"}
-	eject := ejectOut{header: newHeader("eject", 0), Volume: volumeJSON(probe, true), Busy: []userOut{},
+	eject := ejectOut{header: newHeader("eject", 0), Volume: volumeJSON(pr, true), Busy: []userOut{},
 		Holders: []ejectHolderOut{
 			{PID: 4242, DB: "/media/usb/app.db", File: live.File, Result: "released", Message: "checkpointed and released", ElapsedMS: 184},
 			{PID: 977, DB: "/media/usb/old.db", File: stale.File, Result: "stale", Message: "process 977 is gone"},

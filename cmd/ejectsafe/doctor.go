@@ -19,6 +19,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/layout"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // doctorLong is doctor's help text.
@@ -96,7 +97,7 @@ type fsyncStats struct {
 type doctorReport struct {
 	Path                 string       `json:"path"`
 	Dir                  string       `json:"dir"`
-	Probe                device.Probe `json:"probe"`
+	Probe                probe.Result `json:"probe"`
 	Findings             []finding    `json:"findings"`
 	Fsync                *fsyncStats  `json:"fsync"`
 	SharedMemoryCoherent *bool        `json:"shared_memory_coherent"`
@@ -170,7 +171,7 @@ func doctor(ctx context.Context, path string) (*doctorReport, error) {
 	rep := &doctorReport{Path: path, Dir: dir}
 
 	// 1. What the kernel says: mount, type, drive, environment.
-	p, err := device.ProbePath(dir)
+	p, err := probe.Path(dir)
 	if p.Notes == nil {
 		p.Notes = []string{} // [] rather than null in JSON
 	}
@@ -181,7 +182,9 @@ func doctor(ctx context.Context, path string) (*doctorReport, error) {
 		ok, warnings := p.Verdict()
 		switch {
 		case !ok:
-			rep.add("verdict", statusFail, "%s", warnings[0])
+			// The refusal is store.Open's policy: say how a program
+			// overrides it, as the store's ErrNetworkFS does.
+			rep.add("verdict", statusFail, "%s (store.Options.AllowNetworkFS overrides this check, at the risk of a corrupt database)", warnings[0])
 			warnings = warnings[1:]
 		case len(warnings) == 0:
 			rep.add("verdict", statusOK, "%s (%s) on %s: ejectsafe can keep its guarantee here", p.FSType, p.Class, p.Device)
@@ -282,7 +285,7 @@ func checkFsync(rep *doctorReport, fsys device.FS, dir string) {
 	switch {
 	case st.P50 > fsyncSlowP50 || st.P99 > fsyncSlowP99:
 		rep.add("fsync", statusWarn, "%s: slow; each checkpoint waits for several fsyncs, so expect stalls", summary)
-	case st.P50 < fsyncTooFast && rep.Probe.Class != device.ClassMemory:
+	case st.P50 < fsyncTooFast && rep.Probe.Class != probe.Memory:
 		rep.add("fsync", statusWarn, "%s: faster than storage can make data durable; a cache that ignores "+
 			"flushes (a VM disk with cache=unsafe, eatmydata, a drive that lies) may be absorbing them", summary)
 	default:
@@ -436,7 +439,7 @@ func checkSharedMemory(ctx context.Context, rep *doctorReport, fsys device.FS, d
 		rep.add("shm", statusInfo, "create %s: %v", name, err)
 		return
 	}
-	m, err := device.MapShared(name, shmSize)
+	m, err := probe.MapShared(name, shmSize)
 	if errors.Is(err, errors.ErrUnsupported) {
 		rep.add("shm", statusInfo, "not tested on %s", runtime.GOOS)
 		return
@@ -533,7 +536,7 @@ func checkSharedMemory(ctx context.Context, rep *doctorReport, fsys device.FS, d
 		coherent = true
 		rep.SharedMemoryCoherent = &coherent
 		summary := fmt.Sprintf("coherent: two processes saw each other's %d stores", shmRounds)
-		if p := rep.Probe; p.Class == device.ClassNetwork || p.Class == device.ClassFUSE || p.VM != "" || p.Container != "" {
+		if p := rep.Probe; p.Class == probe.Network || p.Class == probe.FUSE || p.VM != "" || p.Container != "" {
 			summary += " (between processes of this kernel only: a process on the host, in another VM or on " +
 				"another machine sharing this folder uses a page cache of its own)"
 		}
@@ -551,7 +554,7 @@ func checkSharedMemory(ctx context.Context, rep *doctorReport, fsys device.FS, d
 
 // waitWord polls word 0 of m until it holds want or until passes. It
 // returns the last value seen.
-func waitWord(m *device.SharedMap, want uint32, until time.Time) (last uint32, ok bool, err error) {
+func waitWord(m *probe.SharedMap, want uint32, until time.Time) (last uint32, ok bool, err error) {
 	for i := 0; ; i++ {
 		last, err = m.LoadUint32(0)
 		if err != nil || last == want {
@@ -574,7 +577,7 @@ func waitWord(m *device.SharedMap, want uint32, until time.Time) (last uint32, o
 // 0 when every round went through, 1 when a wait timed out, 2 on an
 // error.
 func runMmapChild(file string, stdout, stderr io.Writer) int {
-	m, err := device.MapShared(file, shmSize)
+	m, err := probe.MapShared(file, shmSize)
 	if err != nil {
 		fmt.Fprintf(stderr, "ejectsafe doctor --mmap-child: %v\n", err)
 		return 2

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // syncAll flushes every filesystem's dirty data (sync(2)).
@@ -19,7 +19,7 @@ func systemVolume(mp string) bool { return strings.HasPrefix(mp, "/System/Volume
 
 // unmount asks diskutil, which goes through Disk Arbitration as Finder's
 // eject does, so other applications may dissent (reported as busy).
-func unmount(p device.Probe) (method string, err error) {
+func unmount(p probe.Result) (method string, err error) {
 	out, err := exec.Command("diskutil", "unmount", p.MountPoint).CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
@@ -36,7 +36,7 @@ func canPowerOff() error { return nil }
 
 // powerOffDrive ejects the whole disk (diskutil eject), which spins it
 // down or lets a USB stick be pulled.
-func powerOffDrive(p device.Probe) error {
+func powerOffDrive(p probe.Result) error {
 	out, err := exec.Command("diskutil", "eject", p.Device).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("diskutil eject: %v: %s", err, strings.TrimSpace(string(out)))

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // syncAll flushes every filesystem's dirty data (sync(2)).
@@ -29,7 +29,7 @@ func isBusy(err error) bool { return errors.Is(err, unix.EBUSY) }
 // when udisksctl is missing, its daemon is not running, or it does not
 // manage the device (a loop device it did not set up): then umount(2) is
 // tried, and a failure reports both.
-func unmount(p device.Probe) (method string, err error) {
+func unmount(p probe.Result) (method string, err error) {
 	var udisksErr error
 	if bin, lerr := exec.LookPath(udisksctl); lerr == nil && strings.HasPrefix(p.Device, "/dev/") {
 		out, err := exec.Command(bin, "unmount", "--no-user-interaction", "-b", p.Device).CombinedOutput()
@@ -39,7 +39,7 @@ func unmount(p device.Probe) (method string, err error) {
 		udisksErr = fmt.Errorf("udisksctl: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	err = unix.Unmount(p.MountPoint, 0)
-	if errors.Is(err, unix.EPERM) && p.Class == device.ClassFUSE {
+	if errors.Is(err, unix.EPERM) && p.Class == probe.FUSE {
 		out, ferr := exec.Command("fusermount", "-u", p.MountPoint).CombinedOutput()
 		if ferr == nil {
 			return "fusermount", nil
@@ -72,7 +72,7 @@ func canPowerOff() error {
 	return nil
 }
 
-func powerOffDrive(p device.Probe) error {
+func powerOffDrive(p probe.Result) error {
 	out, err := exec.Command(udisksctl, "power-off", "--no-user-interaction", "-b", p.Device).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("udisksctl: %v: %s", err, strings.TrimSpace(string(out)))

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/windows"
 
-	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // syncAll has nothing to do on Windows: there is no sync(2), and the
@@ -56,7 +56,7 @@ type storageDeviceNumber struct {
 // volume on it, and refuses (a veto, reported as busy) while a process
 // has files open there. The device is then stopped, so powerOffDrive has
 // nothing left to do.
-func unmount(p device.Probe) (method string, err error) {
+func unmount(p probe.Result) (method string, err error) {
 	if err := ejectDisk(p); err != nil {
 		return "", err
 	}
@@ -64,7 +64,7 @@ func unmount(p device.Probe) (method string, err error) {
 }
 
 // ejectDisk requests the eject of the disk holding p's volume.
-func ejectDisk(p device.Probe) error {
+func ejectDisk(p probe.Result) error {
 	num, err := deviceNumber(`\\.\` + strings.TrimSuffix(p.MountPoint, `\`))
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", p.MountPoint, err)
@@ -99,7 +99,7 @@ func ejectDisk(p device.Probe) error {
 }
 
 // powerOffDrive: the eject in unmount already stopped the device.
-func powerOffDrive(device.Probe) error { return nil }
+func powerOffDrive(probe.Result) error { return nil }
 
 // canPowerOff: the eject itself stops the device.
 func canPowerOff() error { return nil }

@@ -13,8 +13,8 @@ import (
 	sqlite3 "github.com/mattn/go-sqlite3"
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
-	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/journal"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // The JSON every --json prints: one object on stdout, error or not.
@@ -72,7 +72,7 @@ func nonNil[T any](s []T) []T {
 // hexSum renders a 64-bit checksum for JSON.
 func hexSum(v uint64) string { return fmt.Sprintf("%#016x", v) }
 
-// volumeOut is a volume (device.Probe) in JSON.
+// volumeOut is a volume (probe.Result) in JSON.
 type volumeOut struct {
 	Path         string   `json:"path"`
 	Mounted      bool     `json:"mounted"` // a volume other than the root filesystem is mounted there
@@ -89,7 +89,7 @@ type volumeOut struct {
 	Notes        []string `json:"notes"`
 }
 
-func volumeJSON(p device.Probe, mounted bool) volumeOut {
+func volumeJSON(p probe.Result, mounted bool) volumeOut {
 	return volumeOut{
 		Path: p.Path, Mounted: mounted, MountPoint: p.MountPoint, Device: p.Device, FSType: p.FSType,
 		Class: p.Class.String(), MountOptions: nonNil(p.MountOptions), ReadOnly: p.ReadOnly,

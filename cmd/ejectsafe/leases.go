@@ -13,6 +13,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/lease"
+	"github.com/ejectsafe/ejectsafe/probe"
 )
 
 // holder is one lease on a volume, with what its holder said when asked.
@@ -50,7 +51,7 @@ func (h holder) blocks() bool {
 
 // volume is what status, check and eject know of PATH's volume.
 type volume struct {
-	Probe device.Probe
+	Probe probe.Result
 	// Mounted: PATH is on a mounted volume other than the root
 	// filesystem (which is never ejected or pulled).
 	Mounted bool
@@ -89,12 +90,12 @@ func gather(path string, timeout time.Duration) (volume, error) {
 			return v, err
 		}
 		if mp == "" {
-			v.Probe = device.Probe{Path: dev, Device: dev, MountOptions: []string{}, Notes: []string{}}
+			v.Probe = probe.Result{Path: dev, Device: dev, MountOptions: []string{}, Notes: []string{}}
 			return v, nil
 		}
 		path = mp
 	}
-	p, err := device.ProbePath(path)
+	p, err := probe.Path(path)
 	if err != nil {
 		return v, err
 	}

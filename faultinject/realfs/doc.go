@@ -5,7 +5,8 @@
 //
 //	realfs.Skip(t, realfs.ExFAT)              // loud skip; a failure when CI is set
 //	v, err := realfs.New(t, realfs.Options{Kind: realfs.ExFAT})
-//	... use v.Mount ...
+//	... use v.Mount ...                       // through device.OS, or through
+//	w := faultinject.Wrap(device.OS, seed)    // w to inject errors: w.Inject(faultinject.Fail(syscall.EIO))
 //	v.Pull()                                  // surprise removal
 //	rep, _ := v.Fsck()                        // read-only check of what is left
 //	v.Remount()                               // plug it back in

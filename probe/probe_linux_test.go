@@ -1,4 +1,4 @@
-package device
+package probe
 
 import (
 	"os"
@@ -181,16 +181,16 @@ func TestDetectVM(t *testing.T) {
 	}
 }
 
-func TestProbePath_linux(t *testing.T) {
+func TestPath_linux(t *testing.T) {
 	t.Run("tmpfs", func(t *testing.T) {
-		p, err := ProbePath("/dev/shm")
+		p, err := Path("/dev/shm")
 		if err != nil {
 			t.Skip(err)
 		}
 		if p.FSType != "tmpfs" {
 			t.Skipf("/dev/shm is %s here", p.FSType)
 		}
-		if p.Class != ClassMemory || p.MountPoint != "/dev/shm" {
+		if p.Class != Memory || p.MountPoint != "/dev/shm" {
 			t.Errorf("/dev/shm: class %v, mount point %q", p.Class, p.MountPoint)
 		}
 		if ok, w := p.Verdict(); !ok || !strings.Contains(strings.Join(w, "\n"), "power off") {
@@ -201,23 +201,23 @@ func TestProbePath_linux(t *testing.T) {
 		// The fixture's mount points do not exist here; probe paths that
 		// do (/ and /proc) against it to check the wiring.
 		old := mountinfoPath
-		mountinfoPath = filepath.Join("testdata", "mountinfo_container.txt")
+		mountinfoPath = filepath.Join("..", "internal", "mountinfo", "testdata", "mountinfo_container.txt")
 		t.Cleanup(func() { mountinfoPath = old })
-		p, err := ProbePath("/proc")
+		p, err := Path("/proc")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.FSType != "proc" || p.MountPoint != "/proc" || p.Class != ClassUnknown {
+		if p.FSType != "proc" || p.MountPoint != "/proc" || p.Class != Unknown {
 			t.Errorf("/proc: %+v", p)
 		}
 		if !strings.Contains(strings.Join(p.Notes, "\n"), "2 lines of") {
 			t.Errorf("Notes = %q, want the skipped lines counted", p.Notes)
 		}
-		p, err = ProbePath("/")
+		p, err = Path("/")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.FSType != "overlay" || p.Class != ClassOverlay || p.Device != "overlay" ||
+		if p.FSType != "overlay" || p.Class != Overlay || p.Device != "overlay" ||
 			!strings.Contains(strings.Join(p.MountOptions, ","), "upperdir=") {
 			t.Errorf("/: %+v", p)
 		}
@@ -226,8 +226,8 @@ func TestProbePath_linux(t *testing.T) {
 		old := mountinfoPath
 		mountinfoPath = filepath.Join(t.TempDir(), "missing")
 		t.Cleanup(func() { mountinfoPath = old })
-		if _, err := ProbePath("/"); err == nil {
-			t.Error("ProbePath without mountinfo succeeded")
+		if _, err := Path("/"); err == nil {
+			t.Error("Path without mountinfo succeeded")
 		}
 	})
 }

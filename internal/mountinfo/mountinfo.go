@@ -1,4 +1,8 @@
-package device
+// Package mountinfo parses Linux's /proc/self/mountinfo. It is shared by
+// package device (the volume serial, FUSE daemons that drop fsync) and
+// package probe (what a mount is), and portable so its tests run on every
+// platform.
+package mountinfo
 
 import (
 	"bufio"
@@ -29,10 +33,10 @@ import (
 //
 // Fields 4, 5 and 10 escape space, tab, newline and backslash as octal
 // \040, \011, \012 and \134. The parser here is portable so its tests
-// run everywhere; only probe_linux.go reads the real file.
+// run everywhere; only Linux code reads the real file.
 
-// mountEntry is one parsed mountinfo line.
-type mountEntry struct {
+// Entry is one parsed mountinfo line.
+type Entry struct {
 	ID, Parent   int
 	Major, Minor uint32
 	Root         string
@@ -44,8 +48,8 @@ type mountEntry struct {
 	SuperOptions []string
 }
 
-// readOnly reports whether the mount or its superblock is read-only.
-func (m *mountEntry) readOnly() bool {
+// ReadOnly reports whether the mount or its superblock is read-only.
+func (m *Entry) ReadOnly() bool {
 	for _, o := range m.MountOptions {
 		if o == "ro" {
 			return true
@@ -59,9 +63,9 @@ func (m *mountEntry) readOnly() bool {
 	return false
 }
 
-// options returns the per-mount options followed by the superblock
+// Options returns the per-mount options followed by the superblock
 // options not already among them.
-func (m *mountEntry) options() []string {
+func (m *Entry) Options() []string {
 	seen := make(map[string]bool, len(m.MountOptions))
 	out := make([]string, 0, len(m.MountOptions)+len(m.SuperOptions))
 	for _, o := range m.MountOptions {
@@ -77,20 +81,20 @@ func (m *mountEntry) options() []string {
 	return out
 }
 
-// errMountinfoLine is what parseMountinfoLine returns for a line it
+// errLine is what ParseLine returns for a line it
 // cannot parse.
-var errMountinfoLine = errors.New("malformed mountinfo line")
+var errLine = errors.New("malformed mountinfo line")
 
-// parseMountinfo parses a mountinfo listing. Lines it cannot parse are
+// Parse parses a mountinfo listing. Lines it cannot parse are
 // counted in skipped, not fatal: one odd line must not hide the mount a
 // caller asks about. err is only a read error.
-func parseMountinfo(r io.Reader) (entries []mountEntry, skipped int, err error) {
+func Parse(r io.Reader) (entries []Entry, skipped int, err error) {
 	br := bufio.NewReader(r) // not a Scanner: overlay lines can exceed 64 KiB
 	for {
 		line, rerr := br.ReadString('\n')
 		line = strings.TrimRight(line, "\n")
 		if line != "" {
-			e, perr := parseMountinfoLine(line)
+			e, perr := ParseLine(line)
 			if perr != nil {
 				skipped++
 			} else {
@@ -106,9 +110,9 @@ func parseMountinfo(r io.Reader) (entries []mountEntry, skipped int, err error) 
 	}
 }
 
-// parseMountinfoLine parses one line; see the field list above.
-func parseMountinfoLine(line string) (mountEntry, error) {
-	var e mountEntry
+// ParseLine parses one line; see the field list above.
+func ParseLine(line string) (Entry, error) {
+	var e Entry
 	f := strings.Fields(line)
 	sep := -1
 	for i := 6; i < len(f); i++ {
@@ -118,38 +122,38 @@ func parseMountinfoLine(line string) (mountEntry, error) {
 		}
 	}
 	if len(f) < 7 || sep < 0 || len(f) < sep+3 {
-		return e, errMountinfoLine
+		return e, errLine
 	}
 	var err error
 	if e.ID, err = strconv.Atoi(f[0]); err != nil {
-		return e, errMountinfoLine
+		return e, errLine
 	}
 	if e.Parent, err = strconv.Atoi(f[1]); err != nil {
-		return e, errMountinfoLine
+		return e, errLine
 	}
 	majStr, minStr, found := strings.Cut(f[2], ":")
 	if !found {
-		return e, errMountinfoLine
+		return e, errLine
 	}
 	maj, err1 := strconv.ParseUint(majStr, 10, 32)
 	mnr, err2 := strconv.ParseUint(minStr, 10, 32)
 	if err1 != nil || err2 != nil {
-		return e, errMountinfoLine
+		return e, errLine
 	}
 	e.Major, e.Minor = uint32(maj), uint32(mnr)
-	e.Root = unescapeMountinfo(f[3])
-	e.MountPoint = unescapeMountinfo(f[4])
+	e.Root = unescape(f[3])
+	e.MountPoint = unescape(f[4])
 	e.MountOptions = splitOptions(f[5])
 	if sep > 6 {
 		e.Optional = f[6:sep]
 	}
-	e.FSType = unescapeMountinfo(f[sep+1])
-	e.Source = unescapeMountinfo(f[sep+2])
+	e.FSType = unescape(f[sep+1])
+	e.Source = unescape(f[sep+2])
 	if len(f) > sep+3 {
 		e.SuperOptions = splitOptions(f[sep+3])
 	}
 	if !strings.HasPrefix(e.MountPoint, "/") {
-		return e, errMountinfoLine
+		return e, errLine
 	}
 	return e, nil
 }
@@ -158,13 +162,13 @@ func splitOptions(s string) []string {
 	if s == "" {
 		return nil
 	}
-	return strings.Split(unescapeMountinfo(s), ",")
+	return strings.Split(unescape(s), ",")
 }
 
-// unescapeMountinfo undoes the kernel's octal escapes (\040 and so on).
+// unescape undoes the kernel's octal escapes (\040 and so on).
 // A backslash not followed by three octal digits (at most \377) is
 // kept as is.
-func unescapeMountinfo(s string) string {
+func unescape(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
@@ -184,15 +188,15 @@ func unescapeMountinfo(s string) string {
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
-// findMount returns the index of the mount holding path (absolute and
+// Find returns the index of the mount holding path (absolute and
 // cleaned): the longest mount point that is path or a parent of it. Of
 // several mounts on the same point the last wins, as the last one listed
 // is on top. It returns -1 when none matches.
-func findMount(entries []mountEntry, path string) int {
+func Find(entries []Entry, path string) int {
 	best, bestLen := -1, -1
 	for i := range entries {
 		mp := entries[i].MountPoint
-		if !underMount(path, mp) {
+		if !Under(path, mp) {
 			continue
 		}
 		if len(mp) >= bestLen {
@@ -202,8 +206,8 @@ func findMount(entries []mountEntry, path string) int {
 	return best
 }
 
-// underMount reports whether path is mp or lies below it.
-func underMount(path, mp string) bool {
+// Under reports whether path (absolute, cleaned) is mp or lies below it.
+func Under(path, mp string) bool {
 	if mp == "/" {
 		return strings.HasPrefix(path, "/")
 	}

@@ -1,6 +1,6 @@
 //go:build darwin || freebsd
 
-package device
+package probe
 
 import (
 	"runtime"
@@ -12,9 +12,13 @@ import (
 // source and type of the filesystem holding a path, and says whether it
 // is local (MNT_LOCAL). Removable and USB would need IOKit (darwin) or
 // CAM/geom (FreeBSD): not probed, and a Note says so.
-func probePlatform(p *Probe) error {
+func probePlatform(p *Result) error {
 	var st unix.Statfs_t
-	if err := ignoringEINTR(func() error { return unix.Statfs(p.Path, &st) }); err != nil {
+	err := unix.Statfs(p.Path, &st)
+	for err == unix.EINTR {
+		err = unix.Statfs(p.Path, &st)
+	}
+	if err != nil {
 		return err
 	}
 	p.FSType = unix.ByteSliceToString(st.Fstypename[:])
@@ -38,8 +42,8 @@ func probePlatform(p *Probe) error {
 	if note != "" {
 		p.Notes = append(p.Notes, note)
 	}
-	if flags&unix.MNT_LOCAL == 0 && (p.Class == ClassLocal || p.Class == ClassUnknown) {
-		p.Class = ClassNetwork
+	if flags&unix.MNT_LOCAL == 0 && (p.Class == Local || p.Class == Unknown) {
+		p.Class = Network
 		p.Notes = append(p.Notes, p.FSType+" on "+p.MountPoint+" is not marked local (MNT_LOCAL) by the kernel")
 	}
 	p.Notes = append(p.Notes, "removable and USB are not probed on "+runtime.GOOS)

@@ -1,4 +1,4 @@
-package device
+package probe
 
 import (
 	"fmt"
@@ -6,10 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ejectsafe/ejectsafe/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
-// Kernel tables ProbePath reads on Linux. Variables so tests can point
+// Kernel tables Path reads on Linux. Variables so tests can point
 // them at fixtures.
 var (
 	mountinfoPath = "/proc/self/mountinfo"
@@ -20,12 +21,12 @@ var (
 
 // probePlatform fills in p from /proc/self/mountinfo, sysfs and the
 // container and hypervisor hints of this system.
-func probePlatform(p *Probe) error {
+func probePlatform(p *Result) error {
 	f, err := os.Open(mountinfoPath)
 	if err != nil {
 		return err
 	}
-	entries, skipped, err := parseMountinfo(f)
+	entries, skipped, err := mountinfo.Parse(f)
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", mountinfoPath, err)
@@ -33,7 +34,7 @@ func probePlatform(p *Probe) error {
 	if skipped > 0 {
 		p.Notes = append(p.Notes, fmt.Sprintf("%d lines of %s could not be parsed", skipped, mountinfoPath))
 	}
-	i := findMount(entries, p.Path)
+	i := mountinfo.Find(entries, p.Path)
 	if i < 0 {
 		return fmt.Errorf("no mount in %s holds %s", mountinfoPath, p.Path)
 	}
@@ -41,8 +42,8 @@ func probePlatform(p *Probe) error {
 	p.MountPoint = m.MountPoint
 	p.Device = m.Source
 	p.FSType = m.FSType
-	p.MountOptions = m.options()
-	p.ReadOnly = m.readOnly()
+	p.MountOptions = m.Options()
+	p.ReadOnly = m.ReadOnly()
 	if m.Root != "/" {
 		p.Notes = append(p.Notes, fmt.Sprintf("%s mounts %s of %s (a bind mount or a subvolume)", m.MountPoint, m.Root, m.Source))
 	}

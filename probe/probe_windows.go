@@ -1,4 +1,4 @@
-package device
+package probe
 
 import (
 	"strings"
@@ -11,7 +11,7 @@ import (
 // read-only flag (GetVolumeInformation), and drive type (GetDriveType:
 // removable, remote, RAM disk). USB, containers and hypervisors are not
 // probed; a Note says so.
-func probePlatform(p *Probe) error {
+func probePlatform(p *Result) error {
 	path, err := windows.UTF16PtrFromString(p.Path)
 	if err != nil {
 		return err
@@ -51,10 +51,10 @@ func probePlatform(p *Probe) error {
 	case windows.DRIVE_REMOVABLE:
 		p.Removable = true
 	case windows.DRIVE_REMOTE:
-		p.Class = ClassNetwork
+		p.Class = Network
 		p.Notes = append(p.Notes, root+" is a network drive")
 	case windows.DRIVE_RAMDISK:
-		p.Class = ClassMemory
+		p.Class = Memory
 	}
 	p.Notes = append(p.Notes, "USB bus, containers and hypervisors are not probed on windows")
 	return nil

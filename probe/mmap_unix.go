@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd
 
-package device
+package probe
 
 import (
 	"fmt"
@@ -15,7 +15,7 @@ import (
 // before MapShared returns; the mapping keeps the file referenced.
 func MapShared(name string, size int) (*SharedMap, error) {
 	if size <= 0 {
-		return nil, fmt.Errorf("device: map %s: size %d", name, size)
+		return nil, fmt.Errorf("probe: map %s: size %d", name, size)
 	}
 	f, err := os.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {
@@ -31,13 +31,18 @@ func MapShared(name string, size int) (*SharedMap, error) {
 			return nil, err
 		}
 	}
-	var b []byte
-	err = control(f, func(fd int) error {
-		var merr error
-		b, merr = unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-		return merr
-	})
+	rc, err := f.SyscallConn()
 	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	var merr error
+	if err := rc.Control(func(fd uintptr) {
+		b, merr = unix.Mmap(int(fd), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	}); err != nil {
+		return nil, err
+	}
+	if err := merr; err != nil {
 		return nil, &os.PathError{Op: "mmap", Path: name, Err: err}
 	}
 	return &SharedMap{b: b, name: name}, nil

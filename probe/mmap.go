@@ -1,4 +1,4 @@
-package device
+package probe
 
 import (
 	"errors"
@@ -56,15 +56,15 @@ func (m *SharedMap) access(off int, fn func(*uint32)) (err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.b == nil {
-		return fmt.Errorf("device: shared map of %s: %w", m.name, errMapClosed)
+		return fmt.Errorf("probe: shared map of %s: %w", m.name, errMapClosed)
 	}
 	if off < 0 || off%4 != 0 || off+4 > len(m.b) {
-		panic(fmt.Sprintf("device: SharedMap offset %d outside a %d-byte mapping or unaligned", off, len(m.b)))
+		panic(fmt.Sprintf("probe: SharedMap offset %d outside a %d-byte mapping or unaligned", off, len(m.b)))
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("device: memory fault on shared map of %s at offset %d (the file shrank or its drive is gone): %v", m.name, off, r)
+			err = fmt.Errorf("probe: memory fault on shared map of %s at offset %d (the file shrank or its drive is gone): %v", m.name, off, r)
 		}
 	}()
 	fn((*uint32)(unsafe.Pointer(&m.b[off])))
@@ -81,7 +81,7 @@ func (m *SharedMap) Close() error {
 	err := unmap(m.b)
 	m.b = nil
 	if err != nil {
-		return fmt.Errorf("device: unmap %s: %w", m.name, err)
+		return fmt.Errorf("probe: unmap %s: %w", m.name, err)
 	}
 	return nil
 }

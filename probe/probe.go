@@ -1,4 +1,11 @@
-package device
+// Package probe finds out what holds a path: the mount, its filesystem
+// type and what that type means for ejectsafe's guarantee (Class), whether
+// the drive is removable or on USB, whether this process runs in a
+// container or a virtual machine, and the caveats all that implies
+// (Result.Verdict). It reads kernel tables and writes nothing; it is not
+// part of the filesystem seam (package device), which never probes.
+// SharedMap, for `ejectsafe doctor`, tests a filesystem's shared mappings.
+package probe
 
 import (
 	"errors"
@@ -9,65 +16,65 @@ import (
 	"strings"
 )
 
-// FSClass groups filesystem types by what they mean for ejectsafe's
-// guarantee. The zero value is ClassUnknown.
-type FSClass int
+// Class groups filesystem types by what they mean for ejectsafe's
+// guarantee. The zero value is Unknown.
+type Class int
 
 const (
-	// ClassUnknown is a filesystem type this package does not recognise.
-	ClassUnknown FSClass = iota
-	// ClassLocal is an in-kernel filesystem on a local block device
+	// Unknown is a filesystem type this package does not recognise.
+	Unknown Class = iota
+	// Local is an in-kernel filesystem on a local block device
 	// (ext4, xfs, btrfs, vfat, exfat, ntfs3, apfs, NTFS, ...).
-	ClassLocal
-	// ClassFUSE is a filesystem served by a user-space daemon (fuseblk,
+	Local
+	// FUSE is a filesystem served by a user-space daemon (fuseblk,
 	// fuse.exfat, ...). Killing the daemon looks like a pulled drive.
-	ClassFUSE
-	// ClassNetwork is a filesystem whose data lives on another kernel:
+	FUSE
+	// Network is a filesystem whose data lives on another kernel:
 	// NFS, SMB, 9p, virtiofs, sshfs, VM and Docker Desktop shared
-	// folders. ejectsafe refuses it (see Probe.Verdict).
-	ClassNetwork
-	// ClassOverlay is a union filesystem, typically a container's root.
-	ClassOverlay
-	// ClassMemory is a filesystem in RAM (tmpfs, ramfs): nothing on it
+	// folders. ejectsafe refuses it (see Result.Verdict).
+	Network
+	// Overlay is a union filesystem, typically a container's root.
+	Overlay
+	// Memory is a filesystem in RAM (tmpfs, ramfs): nothing on it
 	// survives a power cut.
-	ClassMemory
+	Memory
 )
 
 var classNames = [...]string{
-	ClassUnknown: "unknown",
-	ClassLocal:   "local",
-	ClassFUSE:    "fuse",
-	ClassNetwork: "network",
-	ClassOverlay: "overlay",
-	ClassMemory:  "memory",
+	Unknown: "unknown",
+	Local:   "local",
+	FUSE:    "fuse",
+	Network: "network",
+	Overlay: "overlay",
+	Memory:  "memory",
 }
 
 // String returns the lowercase name of c: "local", "fuse", "network",
 // "overlay", "memory" or "unknown".
-func (c FSClass) String() string {
+func (c Class) String() string {
 	if c < 0 || int(c) >= len(classNames) {
-		return fmt.Sprintf("FSClass(%d)", int(c))
+		return fmt.Sprintf("Class(%d)", int(c))
 	}
 	return classNames[c]
 }
 
 // MarshalText encodes c as its String, so JSON shows "network", not 3.
-func (c FSClass) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+func (c Class) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
 // UnmarshalText decodes what MarshalText encodes.
-func (c *FSClass) UnmarshalText(b []byte) error {
+func (c *Class) UnmarshalText(b []byte) error {
 	for i, name := range classNames {
 		if string(b) == name {
-			*c = FSClass(i)
+			*c = Class(i)
 			return nil
 		}
 	}
-	return fmt.Errorf("device: unknown filesystem class %q", b)
+	return fmt.Errorf("probe: unknown filesystem class %q", b)
 }
 
-// Probe is what ProbePath found out about the filesystem holding a path.
+// Result is what Path found out about the filesystem holding a path.
 // Fields the platform cannot tell are left zero and explained in Notes.
-type Probe struct {
+type Result struct {
 	// Path is the probed path: absolute, with symlinks resolved. When
 	// the path given does not exist, it is its nearest existing parent.
 	Path string `json:"path"`
@@ -93,7 +100,7 @@ type Probe struct {
 	// USB is true when the disk hangs off a USB bus.
 	USB bool `json:"usb"`
 	// Class is what FSType means for ejectsafe.
-	Class FSClass `json:"class"`
+	Class Class `json:"class"`
 	// Container names the container this process runs in: "docker",
 	// "podman", "lxc", "kubernetes", "wsl", "jail", ... or "" for none
 	// found.
@@ -106,29 +113,29 @@ type Probe struct {
 	Notes []string `json:"notes"`
 }
 
-// ProbePath describes the filesystem holding path: its mount, type,
+// Path describes the filesystem holding path: its mount, type,
 // options, whether the drive is removable or on USB, and whether this
 // process runs in a container or a virtual machine.
 //
 // path need not exist (a database about to be created): its nearest
-// existing parent is probed instead and a Note says so. ProbePath reads
+// existing parent is probed instead and a Note says so. Path reads
 // only kernel tables (/proc, /sys on Linux); it writes nothing. An error
 // means the path could not be resolved or the mount table could not be
 // read; anything less is a Note.
-func ProbePath(path string) (Probe, error) {
-	var p Probe
+func Path(path string) (Result, error) {
+	var p Result
 	abs, note, err := resolveExisting(path)
 	if err != nil {
-		return p, fmt.Errorf("device: probe %s: %w", path, err)
+		return p, fmt.Errorf("probe %s: %w", path, err)
 	}
 	p.Path = abs
 	if note != "" {
 		p.Notes = append(p.Notes, note)
 	}
 	if err := probePlatform(&p); err != nil {
-		return p, fmt.Errorf("device: probe %s: %w", path, err)
+		return p, fmt.Errorf("probe %s: %w", path, err)
 	}
-	if p.Class == ClassUnknown && p.FSType != "" {
+	if p.Class == Unknown && p.FSType != "" {
 		var cnote string
 		p.Class, cnote = classifyFS(p.FSType)
 		if cnote != "" {
@@ -206,7 +213,7 @@ func setOf(names ...string) map[string]bool {
 
 // classifyFS maps a kernel filesystem type to its class, with a note
 // when the type deserves one.
-func classifyFS(fstype string) (FSClass, string) {
+func classifyFS(fstype string) (Class, string) {
 	t := strings.ToLower(fstype)
 	var note string
 	if fatFS[t] {
@@ -214,57 +221,57 @@ func classifyFS(fstype string) (FSClass, string) {
 	}
 	switch {
 	case hostSharedFS[t]:
-		return ClassNetwork, fstype + " is a folder shared from a VM or container host: the host's kernel caches and writes it"
+		return Network, fstype + " is a folder shared from a VM or container host: the host's kernel caches and writes it"
 	case networkFS[t], networkFUSE[t]:
-		return ClassNetwork, note
+		return Network, note
 	case overlayFS[t]:
-		return ClassOverlay, note
+		return Overlay, note
 	case strings.HasPrefix(t, "fuse"), t == "macfuse", t == "osxfuse":
-		return ClassFUSE, note
+		return FUSE, note
 	case memoryFS[t]:
-		return ClassMemory, note
+		return Memory, note
 	case localFS[t]:
-		return ClassLocal, note
+		return Local, note
 	}
-	return ClassUnknown, note
+	return Unknown, note
 }
 
 // Verdict says whether ejectsafe can keep its guarantee on the probed
 // filesystem. ok is false only for a network filesystem; the first
-// string then explains the refusal. The other strings are warnings:
+// string then explains the refusal (why, not how to override it: that is
+// the caller's policy to offer). The other strings are warnings:
 // ejectsafe works there, with the caveat they name.
-func (p Probe) Verdict() (ok bool, warnings []string) {
+func (p Result) Verdict() (ok bool, warnings []string) {
 	ok = true
 	fst := p.FSType
 	if fst == "" {
 		fst = "this filesystem"
 	}
 	switch p.Class {
-	case ClassNetwork:
+	case Network:
 		ok = false
 		warnings = append(warnings, fmt.Sprintf(
 			"%s on %s is a network filesystem: SQLite's locks and fsync are not reliable there "+
 				"(locks can be emulated per process or lost when the connection drops, fsync can "+
 				"return before the server has the data, other hosts cache pages of their own), "+
-				"so ejectsafe cannot keep its guarantee; use a local or removable drive "+
-				"(store.Options.AllowNetworkFS overrides this check, at the risk of a corrupt database)",
+				"so ejectsafe cannot keep its guarantee; use a local or removable drive",
 			fst, p.MountPoint))
-	case ClassFUSE:
+	case FUSE:
 		warnings = append(warnings, fmt.Sprintf(
 			"%s is a FUSE filesystem: durability rests on the user-space daemon honouring fsync "+
 				"and rename, and a killed daemon fails every operation like a pulled drive; "+
 				"ejectsafe keeps its WAL and wal-index in memory, so it does not depend on "+
 				"shared-memory coherence there", fst))
-	case ClassOverlay:
+	case Overlay:
 		warnings = append(warnings, fmt.Sprintf(
 			"%s is an overlay (container layer): its writes usually vanish with the container, "+
 				"and a lower-layer file is copied up before it changes; put databases on a volume "+
 				"or bind mount of the real drive", fst))
-	case ClassMemory:
+	case Memory:
 		warnings = append(warnings, fmt.Sprintf(
 			"%s keeps files in RAM: everything on it is lost at power off or reboot, "+
 				"and fsync does nothing", fst))
-	case ClassUnknown:
+	case Unknown:
 		warnings = append(warnings, fmt.Sprintf(
 			"filesystem type %q is not one ejectsafe knows: it cannot tell whether fsync and "+
 				"rename are reliable there", p.FSType))

@@ -1,4 +1,4 @@
-package device
+package mountinfo
 
 import (
 	"os"
@@ -6,25 +6,25 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/moby/sys/mountinfo"
+	moby "github.com/moby/sys/mountinfo"
 )
 
 // TestMountinfo_vsMoby measures this package's mountinfo parser against
 // github.com/moby/sys/mountinfo, which faultinject/realfs uses. On every
 // line both can read they agree; but moby's parser fails the whole table
 // on one line longer than 64 KiB (bufio.Scanner's limit; overlay mounts
-// with many layers) or on one line it cannot parse, while ProbePath must
-// still find the mount it is asked about. So device keeps its own parser;
+// with many layers) or on one line it cannot parse, while probe.Path must
+// still find the mount it is asked about. So ejectsafe keeps its own parser;
 // this test fails, asking for the decision to be revisited, the day
 // moby's parser reads such tables.
 func TestMountinfo_vsMoby(t *testing.T) {
 	same := func(name, text string) {
 		t.Helper()
-		ours, skipped, err := parseMountinfo(strings.NewReader(text))
+		ours, skipped, err := Parse(strings.NewReader(text))
 		if err != nil || skipped != 0 {
 			t.Fatalf("%s: ours: %v, %d skipped", name, err, skipped)
 		}
-		theirs, err := mountinfo.GetMountsFromReader(strings.NewReader(text), nil)
+		theirs, err := moby.GetMountsFromReader(strings.NewReader(text), nil)
 		if err != nil {
 			t.Fatalf("%s: moby: %v", name, err)
 		}
@@ -49,7 +49,7 @@ func TestMountinfo_vsMoby(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, skipped, _ := parseMountinfo(strings.NewReader(string(b))); skipped == 0 {
+		if _, skipped, _ := Parse(strings.NewReader(string(b))); skipped == 0 {
 			same(f, string(b))
 		}
 	}
@@ -62,11 +62,11 @@ func TestMountinfo_vsMoby(t *testing.T) {
 		"a 70 KiB overlay line": long + base,
 		"an unparsable line":    base[:len(base)/2] + "\n" + base,
 	} {
-		ours, _, err := parseMountinfo(strings.NewReader(text))
-		if err != nil || findMount(ours, "/media/usb/app.db") < 0 {
+		ours, _, err := Parse(strings.NewReader(text))
+		if err != nil || Find(ours, "/media/usb/app.db") < 0 {
 			t.Errorf("%s: this parser lost /media/usb: %v", name, err)
 		}
-		theirs, err := mountinfo.GetMountsFromReader(strings.NewReader(text), nil)
+		theirs, err := moby.GetMountsFromReader(strings.NewReader(text), nil)
 		t.Logf("%s: moby: %d entries, %v", name, len(theirs), err)
 		if err == nil {
 			t.Errorf("%s: moby's parser now reads the table: reconsider using it in device", name)

@@ -1,6 +1,6 @@
 //go:build !(linux || darwin || freebsd)
 
-package device
+package probe
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 // MapShared is not implemented on this platform: it returns an error
 // that satisfies errors.Is(err, errors.ErrUnsupported).
 func MapShared(name string, size int) (*SharedMap, error) {
-	return nil, fmt.Errorf("device: map %s: %w", name, errors.ErrUnsupported)
+	return nil, fmt.Errorf("probe: map %s: %w", name, errors.ErrUnsupported)
 }
 
 func unmap([]byte) error { return errors.ErrUnsupported }
