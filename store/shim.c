@@ -37,11 +37,12 @@ static sqlite3_vfs gvfs;
  * journal. */
 static int esOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int flags, int *outFlags) {
 	es_file *f = (es_file *)pf;
-	es_node *n = 0;
+	es_dbstate *n = 0;
+	uint64_t owner = 0;
 	int rc;
 	(void)vfs;
-	if (name && (flags & SQLITE_OPEN_WAL)) n = nodeRef(name, 4);
-	if (name && (flags & SQLITE_OPEN_MAIN_DB)) n = nodeRef(name, 0);
+	if (name && (flags & SQLITE_OPEN_WAL)) n = dbRef(name, 4, 0);
+	if (name && (flags & SQLITE_OPEN_MAIN_DB)) n = dbRef(name, 0, &owner);
 	if (!n && !(name && (flags & SQLITE_OPEN_MAIN_JOURNAL))) {
 		return gbase->xOpen(gbase, name, pf, flags, outFlags);
 	}
@@ -51,20 +52,21 @@ static int esOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int flag
 		n->wal.exists = 1;
 		sqlite3_mutex_leave(n->wal.mu);
 		f->kind = ES_KIND_WAL;
-		f->node = n;
+		f->db = n;
 		f->pMethods = &walMethods;
 	} else if (flags & SQLITE_OPEN_MAIN_DB) {
-		rc = esGoOpen((char *)name, flags, ES_KIND_MAIN, &f->h);
+		rc = owner ? esGoOpen(owner, (char *)name, flags, ES_KIND_MAIN, &f->h) : SQLITE_CANTOPEN;
 		if (rc != SQLITE_OK) {
-			nodeUnref(n);
+			dbUnref(n);
 			return rc;
 		}
 		f->kind = ES_KIND_MAIN;
-		f->node = n;
+		f->db = n;
 		f->pMethods = &mainMethods;
 	} else {
-		rc = esGoOpen((char *)name, flags, ES_KIND_JOURNAL, &f->h);
-		if (rc < 0) return gbase->xOpen(gbase, name, pf, flags, outFlags);
+		owner = journalOwner(name);
+		rc = owner ? esGoOpen(owner, (char *)name, flags, ES_KIND_JOURNAL, &f->h) : ES_NOT_MINE;
+		if (rc == ES_NOT_MINE) return gbase->xOpen(gbase, name, pf, flags, outFlags);
 		if (rc != SQLITE_OK) return rc;
 		f->kind = ES_KIND_JOURNAL;
 		f->pMethods = &journalMethods;
@@ -76,10 +78,11 @@ static int esOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *pf, int flag
 /* xDelete: deleting the WAL drops its memory; other names of a Store's
  * database go through device.FS; the rest to the platform VFS. */
 static int esDelete(sqlite3_vfs *vfs, const char *name, int syncDir) {
+	uint64_t owner;
 	int rc;
 	(void)vfs;
 	if (isWALName(name)) {
-		es_node *n = nodeRef(name, 4);
+		es_dbstate *n = dbRef(name, 4, 0);
 		if (n) {
 			sqlite3_mutex_enter(n->wal.mu);
 			n->wal.exists = 0;
@@ -92,32 +95,36 @@ static int esDelete(sqlite3_vfs *vfs, const char *name, int syncDir) {
 			}
 			walFreeChunks(&n->wal, 0);
 			sqlite3_mutex_leave(n->wal.mu);
-			nodeUnref(n);
+			dbUnref(n);
 			return SQLITE_OK;
 		}
 	}
-	rc = esGoDelete((char *)name, syncDir);
-	if (rc >= 0) return rc;
+	owner = journalOwner(name);
+	rc = owner ? esGoDelete(owner, (char *)name, syncDir) : ES_NOT_MINE;
+	if (rc != ES_NOT_MINE) return rc;
 	return gbase->xDelete(gbase, name, syncDir);
 }
 
 /* xAccess: a WAL "exists" when it holds bytes, as os_unix.c treats an empty
  * file as absent. */
 static int esAccess(sqlite3_vfs *vfs, const char *name, int flags, int *res) {
+	uint64_t owner;
 	int rc;
 	(void)vfs;
 	if (isWALName(name)) {
-		es_node *n = nodeRef(name, 4);
+		es_dbstate *n = dbRef(name, 4, 0);
 		if (n) {
 			sqlite3_mutex_enter(n->wal.mu);
 			*res = n->wal.exists && n->wal.size > 0;
 			sqlite3_mutex_leave(n->wal.mu);
-			nodeUnref(n);
+			dbUnref(n);
 			return SQLITE_OK;
 		}
 	}
-	rc = esGoAccess((char *)name, flags, res);
-	if (rc >= 0) return rc;
+	owner = journalOwner(name);
+	if (!owner && name) owner = dbOwner(name, strlen(name));
+	rc = owner ? esGoAccess(owner, (char *)name, flags, res) : ES_NOT_MINE;
+	if (rc != ES_NOT_MINE) return rc;
 	return gbase->xAccess(gbase, name, flags, res);
 }
 

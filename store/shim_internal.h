@@ -13,15 +13,9 @@
 #include "shim.h"
 #include "hostlog.h"
 
-#ifndef SQLITE_MISUSE
-#define SQLITE_MISUSE 21
-#endif
-#ifndef SQLITE_IOERR_FSYNC
-#define SQLITE_IOERR_FSYNC (SQLITE_IOERR | (4 << 8))
-#endif
 
-/* Exported from shim.go. */
-extern int esGoOpen(char *name, int flags, int kind, uint64_t *handle);
+/* Exported from shim.go; db is the Store's owner id (es_dbstate.owner). */
+extern int esGoOpen(uint64_t db, char *name, int flags, int kind, uint64_t *handle);
 extern int esGoClose(uint64_t h);
 extern int esGoRead(uint64_t h, void *p, int n, long long off);
 extern int esGoWrite(uint64_t h, void *p, int n, long long off);
@@ -29,12 +23,10 @@ extern int esGoTruncate(uint64_t h, long long size);
 extern int esGoSync(uint64_t h, int flags);
 extern int esGoFileSize(uint64_t h, long long *size);
 extern int esGoFileControl(uint64_t h, int op, long long arg);
-extern int esGoDelete(char *name, int syncDir);
-extern int esGoAccess(char *name, int flags, int *res);
+extern int esGoDelete(uint64_t db, char *name, int syncDir);
+extern int esGoAccess(uint64_t db, char *name, int flags, int *res);
 
-#define ES_KIND_MAIN 1
-#define ES_KIND_JOURNAL 2
-#define ES_KIND_WAL 3
+#define ES_KIND_WAL 3 /* after shim.h's ES_KIND_MAIN and ES_KIND_JOURNAL */
 
 #define ES_CHUNK (1 << 20) /* WAL memory grows by 1 MiB chunks that never move */
 
@@ -62,12 +54,18 @@ typedef struct es_wal {
 
 typedef struct es_file es_file;
 
-/* es_node is the in-process state of one database. */
-typedef struct es_node {
+/* es_dbstate is the C half of a database's state in this process; Go's
+ * half is its dbState (shim.go), named by owner. There is one registry of
+ * them, this one (shim_registry.c), keyed by the database's path: the Go
+ * callbacks are handed owner, never a path to look up. A record outlives
+ * its Store while its WAL holds data (owner 0 then), so nothing committed
+ * is lost while the process lives. */
+typedef struct es_dbstate {
 	char *path;
 	size_t pathLen;
-	int refs; /* guarded by gmu */
-	struct es_node *next;
+	int refs;       /* guarded by GMU */
+	uint64_t owner; /* guarded by GMU: the open Store's dbState id; 0: none */
+	struct es_dbstate *next;
 
 	sqlite3_mutex *mu; /* guards locks and wal-index below */
 
@@ -87,12 +85,12 @@ typedef struct es_node {
 	long long gateLongestMs;         /* the longest any did since es_gate_limit */
 
 	es_wal wal;
-} es_node;
+} es_dbstate;
 
 struct es_file {
 	const sqlite3_io_methods *pMethods;
 	int kind;
-	es_node *node;
+	es_dbstate *db;
 	uint64_t h; /* Go handle (main file, journal) */
 	int eLock;  /* this connection's main-file lock */
 	int shmMapped;
@@ -101,7 +99,7 @@ struct es_file {
 	int nogate; /* ES_FCNTL_NOGATE: this connection never waits at the gate */
 };
 
-/* GMU guards the node registry: SQLite's static mutex set aside for an
+/* GMU guards the registry: SQLite's static mutex set aside for an
  * application's VFS (SQLite's own mutexes serve every platform; no
  * pthreads). Taken only on open, close and stats, never on a commit. */
 #define GMU sqlite3_mutex_alloc(SQLITE_MUTEX_STATIC_VFS3)
@@ -109,9 +107,11 @@ struct es_file {
 extern sqlite3_vfs *gbase; /* the platform VFS we delegate to (shim.c) */
 
 /* shim_registry.c */
-es_node *nodeFindLocked(const char *path, size_t n);
-es_node *nodeRef(const char *name, size_t suffix);
-void nodeUnref(es_node *p);
+es_dbstate *dbFindLocked(const char *path, size_t n);
+es_dbstate *dbRef(const char *name, size_t suffix, uint64_t *owner);
+uint64_t dbOwner(const char *name, size_t n);
+uint64_t journalOwner(const char *name);
+void dbUnref(es_dbstate *p);
 int isWALName(const char *name);
 
 /* shim_wal.c */

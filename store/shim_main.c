@@ -73,11 +73,11 @@ static int mainClose(sqlite3_file *pf) {
 	es_file *f = (es_file *)pf;
 	int rc;
 	mainUnlock(pf, SQLITE_LOCK_NONE);
-	sqlite3_mutex_enter(f->node->mu);
+	sqlite3_mutex_enter(f->db->mu);
 	shmUnmapLocked(f);
-	sqlite3_mutex_leave(f->node->mu);
+	sqlite3_mutex_leave(f->db->mu);
 	rc = esGoClose(f->h);
-	nodeUnref(f->node);
+	dbUnref(f->db);
 	return rc;
 }
 
@@ -88,7 +88,7 @@ static int mainClose(sqlite3_file *pf) {
  * SHARED holders to leave. */
 static int mainLock(sqlite3_file *pf, int lvl) {
 	es_file *f = (es_file *)pf;
-	es_node *n = f->node;
+	es_dbstate *n = f->db;
 	int rc = SQLITE_OK;
 	if (f->eLock >= lvl) return SQLITE_OK;
 	sqlite3_mutex_enter(n->mu);
@@ -112,7 +112,7 @@ static int mainLock(sqlite3_file *pf, int lvl) {
 
 int mainUnlock(sqlite3_file *pf, int lvl) {
 	es_file *f = (es_file *)pf;
-	es_node *n = f->node;
+	es_dbstate *n = f->db;
 	if (f->eLock <= lvl) return SQLITE_OK;
 	sqlite3_mutex_enter(n->mu);
 	if (f->eLock > SQLITE_LOCK_SHARED) n->eLock = SQLITE_LOCK_SHARED;
@@ -126,7 +126,7 @@ int mainUnlock(sqlite3_file *pf, int lvl) {
 }
 
 static int mainReserved(sqlite3_file *pf, int *res) {
-	es_node *n = ((es_file *)pf)->node;
+	es_dbstate *n = ((es_file *)pf)->db;
 	sqlite3_mutex_enter(n->mu);
 	*res = n->eLock > SQLITE_LOCK_SHARED;
 	sqlite3_mutex_leave(n->mu);
@@ -151,21 +151,50 @@ static int mainFileControl(sqlite3_file *pf, int op, void *arg) {
 		*(int *)arg = f->eLock;
 		return SQLITE_OK;
 	case ES_FCNTL_NOGATE:
-		sqlite3_mutex_enter(f->node->mu);
+		sqlite3_mutex_enter(f->db->mu);
 		f->nogate = *(int *)arg != 0;
-		sqlite3_mutex_leave(f->node->mu);
+		sqlite3_mutex_leave(f->db->mu);
 		return SQLITE_OK;
 	}
 	return SQLITE_NOTFOUND;
 }
 
+/* A main database file: its bytes through Go, its locks and wal-index
+ * here. Version 2: the xShm* methods (WAL mode), no xFetch (the drive is
+ * never memory-mapped). */
 const sqlite3_io_methods mainMethods = {
-    2,          mainClose,       goRead,          goWrite,        goTruncate,   goSync,
-    goFileSize, mainLock,        mainUnlock,      mainReserved,   mainFileControl,
-    sector4K,   noCaps,          mainShmMap,      mainShmLock,    mainShmBarrier,
-    mainShmUnmap, 0,             0};
+	.iVersion = 2,
+	.xClose = mainClose,                 /* give up locks and wal-index, then Go's handle */
+	.xRead = goRead,                     /* fill the buffer; short read zero-filled */
+	.xWrite = goWrite,                   /* to the Store's main file (checkpoint) */
+	.xTruncate = goTruncate,             /* likewise */
+	.xSync = goSync,                     /* the checkpoint commits */
+	.xFileSize = goFileSize,             /* the database as SQLite sees it */
+	.xLock = mainLock,                   /* five-state lock between connections */
+	.xUnlock = mainUnlock,               /* down to the level asked */
+	.xCheckReservedLock = mainReserved,  /* RESERVED or more held anywhere */
+	.xFileControl = mainFileControl,     /* checkpoint markers, HAS_MOVED, NOGATE */
+	.xSectorSize = sector4K,             /* 4096 */
+	.xDeviceCharacteristics = noCaps,    /* removable media promise nothing */
+	.xShmMap = mainShmMap,               /* wal-index regions in heap memory */
+	.xShmLock = mainShmLock,             /* SQLite's eight lock slots; the gate */
+	.xShmBarrier = mainShmBarrier,       /* a full memory barrier */
+	.xShmUnmap = mainShmUnmap,           /* the last one out frees the regions */
+};
 
+/* A rollback journal: a file on the drive, through Go. */
 const sqlite3_io_methods journalMethods = {
-    1,          journalClose, goRead,     goWrite,       goTruncate, goSync, goFileSize,
-    noLock,     noLock,       noReserved, noFileControl, sector4K,   noCaps, 0,
-    0,          0,            0,          0,             0};
+	.iVersion = 1,
+	.xClose = journalClose,             /* close Go's handle */
+	.xRead = goRead,                    /* fill the buffer; short read zero-filled */
+	.xWrite = goWrite,                  /* through device.FS */
+	.xTruncate = goTruncate,            /* likewise */
+	.xSync = goSync,                    /* fsync through device.FS */
+	.xFileSize = goFileSize,            /* its size on the drive */
+	.xLock = noLock,                    /* journals are not locked */
+	.xUnlock = noLock,                  /* likewise */
+	.xCheckReservedLock = noReserved,   /* never reserved */
+	.xFileControl = noFileControl,      /* SQLITE_NOTFOUND: none answered */
+	.xSectorSize = sector4K,            /* 4096 */
+	.xDeviceCharacteristics = noCaps,   /* removable media promise nothing */
+};

@@ -5,26 +5,26 @@
 
 #include "shim_internal.h"
 
-static es_node *gnodes;
+static es_dbstate *gdbs;
 
-/* ---- node registry (callers hold gmu) ---- */
+/* ---- the registry (callers hold GMU) ---- */
 
-es_node *nodeFindLocked(const char *path, size_t n) {
-	es_node *p;
-	for (p = gnodes; p; p = p->next) {
+es_dbstate *dbFindLocked(const char *path, size_t n) {
+	es_dbstate *p;
+	for (p = gdbs; p; p = p->next) {
 		if (p->pathLen == n && memcmp(p->path, path, n) == 0) return p;
 	}
 	return 0;
 }
 
-/* nodeUnrefLocked drops a reference; a node whose WAL holds data is kept so
+/* dbUnrefLocked drops a reference; a database whose WAL holds data is kept so
  * nothing committed is lost while the process lives. */
-static void nodeUnrefLocked(es_node *p) {
-	es_node **pp;
+static void dbUnrefLocked(es_dbstate *p) {
+	es_dbstate **pp;
 	p->refs--;
 	if (p->refs > 0) return;
 	if (p->wal.exists && p->wal.size > 0) return;
-	for (pp = &gnodes; *pp; pp = &(*pp)->next) {
+	for (pp = &gdbs; *pp; pp = &(*pp)->next) {
 		if (*pp == p) {
 			*pp = p->next;
 			break;
@@ -40,11 +40,15 @@ static void nodeUnrefLocked(es_node *p) {
 	free(p);
 }
 
-int es_node_acquire(const char *path, long long maxWAL, long long retainWAL) {
+int es_db_acquire(const char *path, uint64_t owner, long long maxWAL, long long retainWAL) {
 	size_t n = strlen(path);
-	es_node *p;
+	es_dbstate *p;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, n);
+	p = dbFindLocked(path, n);
+	if (p && p->owner) {
+		sqlite3_mutex_leave(GMU);
+		return SQLITE_BUSY; /* another Store of this process has it open */
+	}
 	if (!p) {
 		p = calloc(1, sizeof(*p));
 		if (!p || !(p->path = malloc(n + 1))) {
@@ -64,24 +68,28 @@ int es_node_acquire(const char *path, long long maxWAL, long long retainWAL) {
 		}
 		memcpy(p->path, path, n + 1);
 		p->pathLen = n;
-		p->next = gnodes;
-		gnodes = p;
+		p->next = gdbs;
+		gdbs = p;
 	}
 	sqlite3_mutex_enter(p->wal.mu);
 	p->wal.max = maxWAL;
 	p->wal.retain = retainWAL;
 	p->wal.cut = 0; /* a new Store: writes are welcome again */
 	sqlite3_mutex_leave(p->wal.mu);
+	p->owner = owner;
 	p->refs++;
 	sqlite3_mutex_leave(GMU);
 	return SQLITE_OK;
 }
 
-void es_node_release(const char *path) {
-	es_node *p;
+void es_db_release(const char *path) {
+	es_dbstate *p;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
-	if (p) nodeUnrefLocked(p);
+	p = dbFindLocked(path, strlen(path));
+	if (p) {
+		p->owner = 0; /* the Store is gone: Go's half with it */
+		dbUnrefLocked(p);
+	}
 	sqlite3_mutex_leave(GMU);
 }
 
@@ -94,10 +102,10 @@ void es_node_release(const char *path) {
 #define WAL_FRAME_HDR 24
 
 int es_wal_stat(const char *path, es_wal_stats *out) {
-	es_node *p;
+	es_dbstate *p;
 	memset(out, 0, sizeof(*out));
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->mu);
 		if (p->nRegion > 0) {
@@ -121,10 +129,10 @@ int es_wal_stat(const char *path, es_wal_stats *out) {
 }
 
 int es_wal_load(const char *path, const void *data, long long n) {
-	es_node *p;
+	es_dbstate *p;
 	int rc = SQLITE_CANTOPEN;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->wal.mu);
 		rc = walGrowLocked(&p->wal, n);
@@ -140,9 +148,9 @@ int es_wal_load(const char *path, const void *data, long long n) {
 }
 
 void es_wal_discard(const char *path) {
-	es_node *p;
+	es_dbstate *p;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->wal.mu);
 		p->wal.exists = 0;
@@ -155,10 +163,10 @@ void es_wal_discard(const char *path) {
 }
 
 int es_wal_attach(const char *path, int fd, const char *logPath, int synced, long long size) {
-	es_node *p;
+	es_dbstate *p;
 	int rc = SQLITE_CANTOPEN;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->wal.mu);
 		if (p->wal.hasLog || p->wal.nChunk > 0 || p->wal.size > 0) {
@@ -191,9 +199,9 @@ int es_wal_attach(const char *path, int fd, const char *logPath, int synced, lon
 }
 
 void es_wal_limits(const char *path, long long maxWAL, long long retainWAL) {
-	es_node *p;
+	es_dbstate *p;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->wal.mu);
 		p->wal.max = maxWAL;
@@ -204,10 +212,10 @@ void es_wal_limits(const char *path, long long maxWAL, long long retainWAL) {
 }
 
 int es_wal_sync(const char *path) {
-	es_node *p;
+	es_dbstate *p;
 	int rc = 0;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->wal.mu);
 		if (p->wal.hasLog) {
@@ -221,9 +229,9 @@ int es_wal_sync(const char *path) {
 }
 
 int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser) {
-	es_node *p;
+	es_dbstate *p;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->mu);
 		*nShared = p->nShared;
@@ -235,21 +243,44 @@ int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser) {
 	return p != 0;
 }
 
-/* nodeRef finds the node of a WAL name ("<db>-wal") and takes a ref. */
-es_node *nodeRef(const char *name, size_t suffix) {
+/* dbRef finds the database of name less its last suffix bytes ("-wal":
+ * 4) and takes a reference; owner, when given, gets its owner. */
+es_dbstate *dbRef(const char *name, size_t suffix, uint64_t *owner) {
 	size_t n = strlen(name);
-	es_node *p = 0;
+	es_dbstate *p = 0;
 	if (n < suffix) return 0;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(name, n - suffix);
+	p = dbFindLocked(name, n - suffix);
 	if (p) p->refs++;
+	if (p && owner) *owner = p->owner;
 	sqlite3_mutex_leave(GMU);
 	return p;
 }
 
-void nodeUnref(es_node *p) {
+/* dbOwner answers the owner of the database named by the first n bytes
+ * of name: the id of its open Store's dbState, 0 when none. */
+uint64_t dbOwner(const char *name, size_t n) {
+	es_dbstate *p;
+	uint64_t owner = 0;
 	sqlite3_mutex_enter(GMU);
-	nodeUnrefLocked(p);
+	p = dbFindLocked(name, n);
+	if (p) owner = p->owner;
+	sqlite3_mutex_leave(GMU);
+	return owner;
+}
+
+/* journalOwner answers the owner of the database whose rollback journal
+ * ("<db>-journal") name is; 0 when name is no open Store's journal. */
+uint64_t journalOwner(const char *name) {
+	static const char suffix[] = "-journal";
+	size_t n = name ? strlen(name) : 0, k = sizeof(suffix) - 1;
+	if (n < k || memcmp(name + n - k, suffix, k) != 0) return 0;
+	return dbOwner(name, n - k);
+}
+
+void dbUnref(es_dbstate *p) {
+	sqlite3_mutex_enter(GMU);
+	dbUnrefLocked(p);
 	sqlite3_mutex_leave(GMU);
 }
 

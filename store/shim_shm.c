@@ -9,7 +9,7 @@
 /* xShmMap: regions are allocated zeroed and never move while mapped. */
 int mainShmMap(sqlite3_file *pf, int iRegion, int szRegion, int extend, void volatile **pp) {
 	es_file *f = (es_file *)pf;
-	es_node *n = f->node;
+	es_dbstate *n = f->db;
 	int rc = SQLITE_OK;
 	sqlite3_mutex_enter(n->mu);
 	if (!f->shmMapped) {
@@ -72,7 +72,7 @@ int mainShmMap(sqlite3_file *pf, int iRegion, int szRegion, int extend, void vol
 #define ES_GATE_POLL_US 50
 #define ES_GATE_MAX_MS 1000 /* until es_gate_limit */
 
-static int gateClosedLocked(es_node *n) {
+static int gateClosedLocked(es_dbstate *n) {
 	long long size;
 	if (n->gate) return 1;
 	if (n->highwater <= 0) return 0;
@@ -95,7 +95,7 @@ static long long nowMs(void) {
 }
 
 static void gateWaitLocked(es_file *f) {
-	es_node *n = f->node;
+	es_dbstate *n = f->db;
 	long long start, waited = 0, bound;
 	if (f->nogate || f->shmSharedMask || f->shmExclMask) return;
 	if (!gateClosedLocked(n)) return;
@@ -111,9 +111,9 @@ static void gateWaitLocked(es_file *f) {
 }
 
 int es_gate_limit(const char *path, long long maxWaitMs) {
-	es_node *p;
+	es_dbstate *p;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->mu);
 		p->gateMaxMs = maxWaitMs;
@@ -125,10 +125,10 @@ int es_gate_limit(const char *path, long long maxWaitMs) {
 }
 
 long long es_gate_longest(const char *path) {
-	es_node *p;
+	es_dbstate *p;
 	long long ms = 0;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->mu);
 		ms = p->gateLongestMs;
@@ -139,9 +139,9 @@ long long es_gate_longest(const char *path) {
 }
 
 int es_gate(const char *path, int closed, long long highwater) {
-	es_node *p;
+	es_dbstate *p;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->mu);
 		if (closed >= 0) p->gate = closed;
@@ -153,9 +153,9 @@ int es_gate(const char *path, int closed, long long highwater) {
 }
 
 int es_wal_cut(const char *path, int cut) {
-	es_node *p;
+	es_dbstate *p;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->wal.mu);
 		p->wal.cut = cut;
@@ -166,10 +166,10 @@ int es_wal_cut(const char *path, int cut) {
 }
 
 int es_writer_busy(const char *path) {
-	es_node *p;
+	es_dbstate *p;
 	int busy = 0;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->mu);
 		busy = p->shmExcl[0];
@@ -180,10 +180,10 @@ int es_writer_busy(const char *path) {
 }
 
 int es_gate_quiet(const char *path) {
-	es_node *p;
+	es_dbstate *p;
 	int i, quiet = 0;
 	sqlite3_mutex_enter(GMU);
-	p = nodeFindLocked(path, strlen(path));
+	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->mu);
 		quiet = !p->shmExcl[0] && !p->shmShared[0];
@@ -201,7 +201,7 @@ int es_gate_quiet(const char *path) {
  * while any other connection holds any of the slots in any mode. */
 int mainShmLock(sqlite3_file *pf, int ofst, int cnt, int flags) {
 	es_file *f = (es_file *)pf;
-	es_node *n = f->node;
+	es_dbstate *n = f->db;
 	unsigned mask = ((1u << (ofst + cnt)) - 1u) & ~((1u << ofst) - 1u);
 	int i, rc = SQLITE_OK;
 	if (ofst < 0 || cnt < 1 || ofst + cnt > SQLITE_SHM_NLOCK) return SQLITE_IOERR;
@@ -251,7 +251,7 @@ void mainShmBarrier(sqlite3_file *pf) {
  * the next connection rebuilds the wal-index from the in-memory WAL, as
  * SQLite does after the last process leaves a -shm file. */
 void shmUnmapLocked(es_file *f) {
-	es_node *n = f->node;
+	es_dbstate *n = f->db;
 	int i;
 	if (!f->shmMapped) return;
 	for (i = 0; i < SQLITE_SHM_NLOCK; i++) {
@@ -270,7 +270,7 @@ void shmUnmapLocked(es_file *f) {
 }
 
 int mainShmUnmap(sqlite3_file *pf, int deleteFlag) {
-	es_node *n = ((es_file *)pf)->node;
+	es_dbstate *n = ((es_file *)pf)->db;
 	(void)deleteFlag;
 	sqlite3_mutex_enter(n->mu);
 	shmUnmapLocked((es_file *)pf);

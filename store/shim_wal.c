@@ -79,7 +79,7 @@ void walCopyLocked(es_wal *w, unsigned char *buf, long long n, long long off, in
 /* xRead: SQLite's contract: fill the buffer; past the end, zero-fill and
  * answer SQLITE_IOERR_SHORT_READ. */
 static int walRead(sqlite3_file *pf, void *buf, int amt, sqlite3_int64 off) {
-	es_wal *w = &((es_file *)pf)->node->wal;
+	es_wal *w = &((es_file *)pf)->db->wal;
 	int rc = SQLITE_OK;
 	long long avail;
 	sqlite3_mutex_enter(w->mu);
@@ -98,7 +98,7 @@ static int walRead(sqlite3_file *pf, void *buf, int amt, sqlite3_int64 off) {
 
 /* xWrite: extend as needed; past the configured cap, SQLITE_FULL. */
 static int walWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 off) {
-	es_wal *w = &((es_file *)pf)->node->wal;
+	es_wal *w = &((es_file *)pf)->db->wal;
 	long long end = off + amt;
 	int rc;
 	sqlite3_mutex_enter(w->mu);
@@ -131,7 +131,7 @@ static int walWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 of
 /* xTruncate: memory up to the retained working set is kept for reuse (fresh
  * memory costs a page fault per page); the rest is returned. */
 static int walTruncate(sqlite3_file *pf, sqlite3_int64 size) {
-	es_wal *w = &((es_file *)pf)->node->wal;
+	es_wal *w = &((es_file *)pf)->db->wal;
 	int rc = SQLITE_OK;
 	sqlite3_mutex_enter(w->mu);
 	if (size > w->size) {
@@ -164,7 +164,7 @@ static int walTruncate(sqlite3_file *pf, sqlite3_int64 size) {
  * (SQLite calls this per commit at synchronous=FULL). A failed flush is
  * never retried: every later xSync fails too. */
 static int walSync(sqlite3_file *pf, int flags) {
-	es_wal *w = &((es_file *)pf)->node->wal;
+	es_wal *w = &((es_file *)pf)->db->wal;
 	int rc = SQLITE_OK;
 	(void)flags;
 	sqlite3_mutex_enter(w->mu);
@@ -177,7 +177,7 @@ static int walSync(sqlite3_file *pf, int flags) {
 }
 
 static int walFileSize(sqlite3_file *pf, sqlite3_int64 *size) {
-	es_wal *w = &((es_file *)pf)->node->wal;
+	es_wal *w = &((es_file *)pf)->db->wal;
 	sqlite3_mutex_enter(w->mu);
 	*size = w->size;
 	sqlite3_mutex_leave(w->mu);
@@ -185,7 +185,7 @@ static int walFileSize(sqlite3_file *pf, sqlite3_int64 *size) {
 }
 
 static int walClose(sqlite3_file *pf) {
-	nodeUnref(((es_file *)pf)->node);
+	dbUnref(((es_file *)pf)->db);
 	return SQLITE_OK;
 }
 
@@ -195,11 +195,23 @@ static int walCaps(sqlite3_file *pf) {
 	/* At HostSync the log is a file on a local disk that must survive a
 	 * power cut: claim what os_unix.c claims for one (powersafe
 	 * overwrite), so SQLite syncs a new WAL header before its frames. */
-	if (((es_file *)pf)->node->wal.synced) return SQLITE_IOCAP_POWERSAFE_OVERWRITE;
+	if (((es_file *)pf)->db->wal.synced) return SQLITE_IOCAP_POWERSAFE_OVERWRITE;
 	return SQLITE_IOCAP_SEQUENTIAL | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_POWERSAFE_OVERWRITE;
 }
 
+/* The WAL: in memory (or the host log's mapping), never on the drive. */
 const sqlite3_io_methods walMethods = {
-    1,           walClose, walRead,    walWrite,      walTruncate, walSync, walFileSize,
-    noLock,      noLock,   noReserved, noFileControl, sector4K,    walCaps, 0,
-    0,           0,        0,          0,             0};
+	.iVersion = 1,
+	.xClose = walClose,                 /* drop the reference; the WAL stays */
+	.xRead = walRead,                   /* fill the buffer; short read zero-filled */
+	.xWrite = walWrite,                 /* grow as needed; SQLITE_FULL past the cap */
+	.xTruncate = walTruncate,           /* keep the retained memory */
+	.xSync = walSync,                   /* HostSync: flush the host log */
+	.xFileSize = walFileSize,           /* its logical size */
+	.xLock = noLock,                    /* the wal-index locks guard the WAL */
+	.xUnlock = noLock,                  /* likewise */
+	.xCheckReservedLock = noReserved,   /* never reserved */
+	.xFileControl = noFileControl,      /* SQLITE_NOTFOUND: none answered */
+	.xSectorSize = sector4K,            /* 4096 */
+	.xDeviceCharacteristics = walCaps,  /* what memory (or the host's disk) gives */
+};
