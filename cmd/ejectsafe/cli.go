@@ -245,12 +245,20 @@ const exitCodes = `exit codes:
      without udisksctl
 `
 
-func topUsage() string {
+// commandList is the list of commands, one line each, as help prints it
+// (README shows it too, tested).
+func commandList() string {
 	var b strings.Builder
-	b.WriteString("usage: ejectsafe <command> [arguments]   (flags may go anywhere)\n\ncommands:\n")
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  %-11s %s\n", c.name, c.short)
 	}
+	return b.String()
+}
+
+func topUsage() string {
+	var b strings.Builder
+	b.WriteString("usage: ejectsafe <command> [arguments]   (flags may go anywhere)\n\ncommands:\n")
+	b.WriteString(commandList())
 	b.WriteString("\nejectsafe help COMMAND (or COMMAND --help) explains one.\n\n")
 	b.WriteString(exitCodes)
 	return b.String()

@@ -14,14 +14,14 @@ import (
 	"github.com/ejectsafe/ejectsafe/store"
 )
 
-// runVerify reports, read-only: the journal's state, what recover would do, whether the database is what the journal's
-// last checkpoint wrote (size and checksum), SQLite's integrity check of
-// the database file as it is on the drive, and whether a -wal or -journal
-// stock SQLite left beside it belongs to it. Exit 0 when all are clean;
-// 1, with the report, for anything that is not (a corrupt database, a
+// runVerify reports, read-only: the journal's state, what recover would
+// do, whether the database is what the journal's last checkpoint wrote
+// (size and checksum), SQLite's integrity check of the database file as
+// it is on the drive, and whether a -wal or -journal stock SQLite left
+// beside it belongs to it. Anything not clean (a corrupt database, a
 // foreign -wal or -journal, a checkpoint recover would have to settle or
-// refuses); errors only on usage or operational errors (no report
-// possible).
+// refuses) is its finding, with the report; it errs only on usage or
+// operational errors (no report possible).
 func runVerify(in *invocation) error {
 	path, err := verifyPath(in)
 	if err != nil {
