@@ -20,7 +20,14 @@
  * a C-to-Go call costs 100-200 ns and a commit makes several such calls.
  * Main-file I/O happens on cache misses and checkpoints only.
  *
- * Go pointers are never stored here: Go files are named by a uint64 handle.
+ * Go pointers are never stored here: Go files are named by a uint64 handle,
+ * a Store's dbState by the owner id of its database's record.
+ *
+ * The files: this one is the VFS (which file goes where); shim_registry.c
+ * the registry of databases and the by-path API Go calls (shim.h);
+ * shim_wal.c the in-memory WAL; shim_shm.c the wal-index and the gate;
+ * shim_main.c main files, journals and the main-file locks.
+ * shim_internal.h declares what they share.
  */
 
 #include "shim_internal.h"
