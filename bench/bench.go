@@ -9,9 +9,10 @@
 // It backs `ejectsafe bench` (Run, WriteMarkdown, WriteSVG) and the
 // store's go test benchmarks (CommitSet, CkptDB, StoreLatency, ...).
 //
-// A program that links this package can be re-executed as a measurement
-// child (see childEnv): the memory measurement runs in a fresh process so
-// that earlier work does not pollute its peak RSS.
+// The memory measurement runs in a fresh process, so that earlier work
+// does not pollute its peak RSS: the program re-executed with the hidden
+// subcommand ChildCommand, which it must hand to RunChild (ejectsafe's
+// main does; so do the TestMains of the test binaries that measure).
 package bench
 
 import (

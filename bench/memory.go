@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,17 +16,35 @@ import (
 	"github.com/ejectsafe/ejectsafe/store"
 )
 
-// childEnv, when set in the environment, makes any program that links
-// this package run one measurement and exit before its main (or its
-// tests) start: the value is a JSON childSpec, the result a JSON
-// childResult on stdout. MeasureMemory re-executes os.Executable with it,
-// so the peak RSS it reads is of a process that did nothing else.
-const childEnv = "EJECTSAFE_BENCH_CHILD"
+// ChildCommand is the hidden subcommand that runs one memory
+// measurement: MeasureMemory re-executes os.Executable as
+// "EXE bench-child SPEC", so the peak RSS it reads is of a process that
+// did nothing else. Every program that calls MeasureMemory dispatches it
+// to RunChild before anything else runs: ejectsafe's main does, and so
+// does the TestMain of each test binary that measures memory.
+const ChildCommand = "bench-child"
 
-func init() {
-	if spec := os.Getenv(childEnv); spec != "" {
-		os.Exit(runChild(spec))
+// RunChild is the child side of MeasureMemory: args is the one argument
+// after ChildCommand, a JSON childSpec; the result, a JSON childResult,
+// goes to stdout. It returns the process's exit code: 0, or 1 when the
+// measurement failed (the result says why).
+func RunChild(args []string, stdout io.Writer) int {
+	var cs childSpec
+	var res childResult
+	err := errors.New("bench-child: want one argument, the measurement's JSON spec")
+	if len(args) == 1 {
+		err = json.Unmarshal([]byte(args[0]), &cs)
 	}
+	if err == nil {
+		res, err = memChild(cs)
+	}
+	if err != nil {
+		res.Err = err.Error()
+	}
+	if json.NewEncoder(stdout).Encode(res) != nil || err != nil {
+		return 1
+	}
+	return 0
 }
 
 // childSpec is what a child measures: a store in Dir with a WAL cap of
@@ -41,22 +60,6 @@ type childResult struct {
 	WALBytes     int64  `json:"wal_bytes"`
 	WALAllocated int64  `json:"wal_allocated"`
 	Err          string `json:"err,omitempty"`
-}
-
-func runChild(spec string) int {
-	var cs childSpec
-	var res childResult
-	err := json.Unmarshal([]byte(spec), &cs)
-	if err == nil {
-		res, err = memChild(cs)
-	}
-	if err != nil {
-		res.Err = err.Error()
-	}
-	if json.NewEncoder(os.Stdout).Encode(res) != nil || err != nil {
-		return 1
-	}
-	return 0
 }
 
 // memChild opens a store, creates the table and commits one row; with
@@ -122,9 +125,10 @@ type MemoryResult struct {
 	RSSPerWAL float64 `json:"rss_per_wal"`
 }
 
-// MeasureMemory runs two children of this executable: one opens an
-// empty store (the base), one fills the WAL to walCap. Each reports its
-// peak RSS (VmHWM).
+// MeasureMemory runs two children of this executable (ChildCommand:
+// the executable must dispatch it to RunChild): one opens an empty store
+// (the base), one fills the WAL to walCap. Each reports its peak RSS
+// (VmHWM).
 func MeasureMemory(ctx context.Context, dir string, walCap int64) (MemoryResult, error) {
 	res := MemoryResult{CapBytes: walCap}
 	base, err := child(ctx, childSpec{Dir: dir, Cap: walCap})
@@ -154,8 +158,7 @@ func child(ctx context.Context, cs childSpec) (childResult, error) {
 	if err != nil {
 		return res, err
 	}
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
+	cmd := exec.CommandContext(ctx, exe, ChildCommand, string(spec))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()

@@ -126,6 +126,9 @@ func BenchmarkCommitDuringCheckpoint(b *testing.B) {
 	}
 }
 
+// The memory children: this test binary re-executed (TestMain).
+func init() { store.ChildCommands[bench.ChildCommand] = bench.RunChild }
+
 // BenchmarkMemory reports the peak RSS of a process that filled a 64 MiB
 // WAL, above that of one that opened an empty store, per WAL byte. The
 // processes are this test binary re-executed (see package bench).

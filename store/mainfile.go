@@ -138,8 +138,11 @@ func (p *inPlace) Commit() error {
 	return p.Sync()
 }
 
-// dbState is what the shim's Go half knows of one open Store.
+// dbState is what the shim's Go half knows of one open Store: the Go
+// half of the database's state in the shim, whose C half (es_dbstate in
+// shim_internal.h) names it by id.
 type dbState struct {
+	id   uint64 // in dbStates, and es_dbstate.owner (register)
 	path string
 	fs   device.FS
 	main mainFile

@@ -3,6 +3,7 @@ package store
 /*
 #include <stdint.h>
 #include <stdlib.h>
+#include "sqlite_abi.h"
 #include "shim.h"
 */
 import "C"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -26,29 +28,33 @@ import (
 // vfsName is the name the shim registers with SQLite.
 const vfsName = "ejectsafe"
 
-// SQLite result codes the Go half returns.
+// SQLite's codes and flags the Go half exchanges with the shim, from
+// sqlite_abi.h and shim.h: C's definitions are the only ones.
 const (
-	sqliteOK          = 0
-	sqliteNotFound    = 12
-	sqliteFull        = 13
-	sqliteCantOpen    = 14
-	sqliteIOErr       = 10
-	ioerrRead         = sqliteIOErr | 1<<8
-	ioerrShortRead    = sqliteIOErr | 2<<8
-	ioerrWrite        = sqliteIOErr | 3<<8
-	ioerrFsync        = sqliteIOErr | 4<<8
-	ioerrTruncate     = sqliteIOErr | 6<<8
-	ioerrFstat        = sqliteIOErr | 7<<8
-	ioerrDelete       = sqliteIOErr | 10<<8
-	ioerrAccess       = sqliteIOErr | 13<<8
-	notMine           = -1 // xDelete/xAccess: not a Store's file, use the platform VFS
-	openFlagCreate    = 0x4
-	accessExists      = 0
-	kindMain          = 1
-	kindJournal       = 2
-	fcntlSizeHint     = 5
-	fcntlCkptDone     = 37
-	fcntlCkptStart    = 39
+	sqliteOK       = C.SQLITE_OK
+	sqliteBusy     = C.SQLITE_BUSY
+	sqliteFull     = C.SQLITE_FULL
+	sqliteCantOpen = C.SQLITE_CANTOPEN
+	sqliteIOErr    = C.SQLITE_IOERR
+	ioerrRead      = C.SQLITE_IOERR_READ
+	ioerrShortRead = C.SQLITE_IOERR_SHORT_READ
+	ioerrWrite     = C.SQLITE_IOERR_WRITE
+	ioerrFsync     = C.SQLITE_IOERR_FSYNC
+	ioerrTruncate  = C.SQLITE_IOERR_TRUNCATE
+	ioerrFstat     = C.SQLITE_IOERR_FSTAT
+	ioerrDelete    = C.SQLITE_IOERR_DELETE
+	ioerrAccess    = C.SQLITE_IOERR_ACCESS
+	notMine        = C.ES_NOT_MINE // not a Store's file: the platform VFS takes it
+	openFlagCreate = C.SQLITE_OPEN_CREATE
+	accessExists   = C.SQLITE_ACCESS_EXISTS
+	kindMain       = C.ES_KIND_MAIN
+	kindJournal    = C.ES_KIND_JOURNAL
+	fcntlSizeHint  = C.SQLITE_FCNTL_SIZE_HINT
+	fcntlCkptDone  = C.SQLITE_FCNTL_CKPT_DONE
+	fcntlCkptStart = C.SQLITE_FCNTL_CKPT_START
+)
+
+const (
 	journalSuffix     = layout.RollbackSuffix
 	lockSuffix        = layout.LockSuffix
 	walSuffix         = layout.WALSuffix
@@ -75,50 +81,85 @@ type vfsFile interface {
 	db() *dbState
 }
 
-// handles maps the ids C holds to Go files; C never holds Go pointers.
-var handles struct {
-	sync.RWMutex
-	m    map[uint64]vfsFile
+// goCallbacks counts the shim's calls into Go (the esGo* functions), so
+// a test can show that the commit path makes none.
+var goCallbacks atomic.Int64
+
+// idTable names Go values by the ids C holds: C never holds Go pointers.
+type idTable[T comparable] struct {
+	mu   sync.RWMutex
+	m    map[uint64]T
 	next uint64
 }
 
-func addHandle(f vfsFile) uint64 {
-	handles.Lock()
-	defer handles.Unlock()
-	if handles.m == nil {
-		handles.m = make(map[uint64]vfsFile)
+func (t *idTable[T]) add(v T) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = make(map[uint64]T)
 	}
-	handles.next++
-	handles.m[handles.next] = f
-	return handles.next
+	t.next++
+	t.m[t.next] = v
+	return t.next
 }
 
-func handle(h C.uint64_t) vfsFile {
-	handles.RLock()
-	f := handles.m[uint64(h)]
-	handles.RUnlock()
-	return f
+// get returns the value of id, the zero T when there is none.
+func (t *idTable[T]) get(id uint64) T {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.m[id]
 }
 
-// dbs maps a database path to the open Store's state, for xOpen.
-var dbs struct {
-	sync.Mutex
-	m map[string]*dbState
+// take removes id and returns its value.
+func (t *idTable[T]) take(id uint64) T {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v := t.m[id]
+	delete(t.m, id)
+	return v
 }
 
-func lookupDB(name string) *dbState {
-	dbs.Lock()
-	defer dbs.Unlock()
-	return dbs.m[name]
-}
+// files are the Go files (main-file connections, journals) the shim's
+// es_file's h fields name.
+var files idTable[vfsFile]
 
-// dbOfJournal finds the Store whose rollback journal name is.
-func dbOfJournal(name string) *dbState {
-	base, ok := strings.CutSuffix(name, journalSuffix)
-	if !ok {
+func addHandle(f vfsFile) uint64 { return files.add(f) }
+
+func handle(h C.uint64_t) vfsFile { return files.get(uint64(h)) }
+
+// dbStates are the Go halves of the databases open Stores registered
+// with the shim, named by the owner id C's registry keeps for each
+// (es_dbstate.owner). That registry, keyed by path, is the only one: the
+// Go callbacks are handed the owner, never a path to look up.
+var dbStates idTable[*dbState]
+
+// register enters d in the shim's registry (es_db_acquire) with the
+// WAL's cap and retained size. Another Store of d.path in this process
+// is ErrAlreadyOpen.
+func (d *dbState) register(maxWAL, retainWAL int64) error {
+	id := dbStates.add(d)
+	cs := C.CString(d.path)
+	defer C.free(unsafe.Pointer(cs))
+	switch rc := C.es_db_acquire(cs, C.uint64_t(id), C.longlong(maxWAL), C.longlong(retainWAL)); rc {
+	case sqliteOK:
+		d.id = id
 		return nil
+	case sqliteBusy:
+		dbStates.take(id)
+		return ErrAlreadyOpen
+	default:
+		dbStates.take(id)
+		return fmt.Errorf("store: in-memory state for %s: SQLite code %d", d.path, int(rc))
 	}
-	return lookupDB(base)
+}
+
+// unregister undoes register (es_db_release): the shim's state of the
+// database stays while its WAL holds data, with no owner.
+func (d *dbState) unregister() {
+	cs := C.CString(d.path)
+	defer C.free(unsafe.Pointer(cs))
+	C.es_db_release(cs)
+	dbStates.take(d.id)
 }
 
 // mainConn is one connection's handle on the shared main file.
@@ -204,18 +245,18 @@ func fail(f vfsFile, code int, err error) C.int {
 }
 
 //export esGoOpen
-func esGoOpen(name *C.char, flags C.int, kind C.int, h *C.uint64_t) C.int {
+func esGoOpen(db C.uint64_t, name *C.char, flags C.int, kind C.int, h *C.uint64_t) C.int {
+	goCallbacks.Add(1)
 	path := C.GoString(name)
+	d := dbStates.get(uint64(db))
 	switch kind {
 	case kindMain:
-		d := lookupDB(path)
-		if d == nil {
-			return sqliteCantOpen
+		if d == nil || d.main == nil {
+			return sqliteCantOpen // no Store, or one still opening
 		}
 		*h = C.uint64_t(addHandle(mainConn{d}))
 		return sqliteOK
 	case kindJournal:
-		d := dbOfJournal(path)
 		if d == nil {
 			return notMine
 		}
@@ -235,10 +276,8 @@ func esGoOpen(name *C.char, flags C.int, kind C.int, h *C.uint64_t) C.int {
 
 //export esGoClose
 func esGoClose(h C.uint64_t) C.int {
-	handles.Lock()
-	f := handles.m[uint64(h)]
-	delete(handles.m, uint64(h))
-	handles.Unlock()
+	goCallbacks.Add(1)
+	f := files.take(uint64(h))
 	if f == nil {
 		return sqliteOK
 	}
@@ -250,6 +289,7 @@ func esGoClose(h C.uint64_t) C.int {
 
 //export esGoRead
 func esGoRead(h C.uint64_t, p unsafe.Pointer, n C.int, off C.longlong) C.int {
+	goCallbacks.Add(1)
 	f := handle(h)
 	buf := unsafe.Slice((*byte)(p), int(n))
 	got, err := f.ReadAt(buf, int64(off))
@@ -268,6 +308,7 @@ func esGoRead(h C.uint64_t, p unsafe.Pointer, n C.int, off C.longlong) C.int {
 
 //export esGoWrite
 func esGoWrite(h C.uint64_t, p unsafe.Pointer, n C.int, off C.longlong) C.int {
+	goCallbacks.Add(1)
 	f := handle(h)
 	if err := f.WriteAt(unsafe.Slice((*byte)(p), int(n)), int64(off)); err != nil {
 		return fail(f, ioerrWrite, err)
@@ -277,6 +318,7 @@ func esGoWrite(h C.uint64_t, p unsafe.Pointer, n C.int, off C.longlong) C.int {
 
 //export esGoTruncate
 func esGoTruncate(h C.uint64_t, size C.longlong) C.int {
+	goCallbacks.Add(1)
 	f := handle(h)
 	if err := f.Truncate(int64(size)); err != nil {
 		return fail(f, ioerrTruncate, err)
@@ -286,6 +328,7 @@ func esGoTruncate(h C.uint64_t, size C.longlong) C.int {
 
 //export esGoSync
 func esGoSync(h C.uint64_t, flags C.int) C.int {
+	goCallbacks.Add(1)
 	f := handle(h)
 	if err := f.Sync(); err != nil {
 		return fail(f, ioerrFsync, err)
@@ -295,6 +338,7 @@ func esGoSync(h C.uint64_t, flags C.int) C.int {
 
 //export esGoFileSize
 func esGoFileSize(h C.uint64_t, size *C.longlong) C.int {
+	goCallbacks.Add(1)
 	f := handle(h)
 	n, err := f.Size()
 	if err != nil {
@@ -306,6 +350,7 @@ func esGoFileSize(h C.uint64_t, size *C.longlong) C.int {
 
 //export esGoFileControl
 func esGoFileControl(h C.uint64_t, op C.int, arg C.longlong) C.int {
+	goCallbacks.Add(1)
 	f := handle(h)
 	if err := f.fileControl(int(op), int64(arg)); err != nil {
 		return fail(f, sqliteIOErr, err)
@@ -314,9 +359,10 @@ func esGoFileControl(h C.uint64_t, op C.int, arg C.longlong) C.int {
 }
 
 //export esGoDelete
-func esGoDelete(name *C.char, syncDir C.int) C.int {
+func esGoDelete(db C.uint64_t, name *C.char, syncDir C.int) C.int {
+	goCallbacks.Add(1)
 	path := C.GoString(name)
-	d := dbOfJournal(path)
+	d := dbStates.get(uint64(db)) // the shim sends only journals' names
 	if d == nil {
 		return notMine
 	}
@@ -332,12 +378,10 @@ func esGoDelete(name *C.char, syncDir C.int) C.int {
 }
 
 //export esGoAccess
-func esGoAccess(name *C.char, flags C.int, res *C.int) C.int {
+func esGoAccess(db C.uint64_t, name *C.char, flags C.int, res *C.int) C.int {
+	goCallbacks.Add(1)
 	path := C.GoString(name)
-	d := dbOfJournal(path)
-	if d == nil {
-		d = lookupDB(path)
-	}
+	d := dbStates.get(uint64(db)) // name is its main file or its journal
 	if d == nil {
 		return notMine
 	}
@@ -380,15 +424,6 @@ func walStats(path string) (st C.es_wal_stats, ok bool) {
 	return st, ok
 }
 
-func nodeAcquire(path string, maxWAL, retainWAL int64) error {
-	cs := C.CString(path)
-	defer C.free(unsafe.Pointer(cs))
-	if rc := C.es_node_acquire(cs, C.longlong(maxWAL), C.longlong(retainWAL)); rc != sqliteOK {
-		return fmt.Errorf("store: in-memory state for %s: SQLite code %d", path, int(rc))
-	}
-	return nil
-}
-
 func walLoad(path string, data []byte) error {
 	if len(data) == 0 {
 		return nil
@@ -405,12 +440,6 @@ func walDiscard(path string) {
 	cs := C.CString(path)
 	defer C.free(unsafe.Pointer(cs))
 	C.es_wal_discard(cs)
-}
-
-func nodeRelease(path string) {
-	cs := C.CString(path)
-	defer C.free(unsafe.Pointer(cs))
-	C.es_node_release(cs)
 }
 
 // lockState reads the in-process main-file lock table (for tests).
@@ -461,7 +490,7 @@ func gateQuiet(path string) bool {
 
 // walCut with cut true makes every later write to path's in-memory WAL
 // fail (SQLITE_READONLY): nothing commits after it; false lets writes in
-// again. Open's nodeAcquire clears it.
+// again. Open's register clears it.
 func walCut(path string, cut bool) {
 	cs := C.CString(path)
 	defer C.free(unsafe.Pointer(cs))

@@ -9,14 +9,28 @@
 /* es_register registers the "ejectsafe" VFS once; it returns an SQLite code. */
 int es_register(void);
 
+/* The kinds of file the shim hands to Go (esGoOpen in shim.go). */
+#define ES_KIND_MAIN 1
+#define ES_KIND_JOURNAL 2
+
+/* ES_NOT_MINE is what the Go callbacks answer for a name no Store owns:
+ * the shim then hands it to the platform's VFS. */
+#define ES_NOT_MINE (-1)
+
 /*
- * es_node_acquire makes (or finds) the in-process state of the database at
- * path and takes a reference on it. maxWAL caps the in-memory WAL (xWrite
- * past it answers SQLITE_FULL); retainWAL is how much WAL memory survives a
- * truncation, so the next transactions reuse touched pages.
+ * es_db_acquire enters the database at path in the shim's registry, the
+ * one registry of databases this process opened (making its state or
+ * finding what an earlier Store left), takes a reference on it and names
+ * owner, the id of the opening Store's dbState (shim.go), as its owner:
+ * the id every Go callback about the database is handed. It answers
+ * SQLITE_BUSY when another Store of this process owns it. maxWAL caps
+ * the in-memory WAL (xWrite past it answers SQLITE_FULL); retainWAL is
+ * how much WAL memory survives a truncation, so the next transactions
+ * reuse touched pages. es_db_release undoes it: no owner, one reference
+ * less.
  */
-int es_node_acquire(const char *path, long long maxWAL, long long retainWAL);
-void es_node_release(const char *path);
+int es_db_acquire(const char *path, uint64_t owner, long long maxWAL, long long retainWAL);
+void es_db_release(const char *path);
 
 /* es_wal_stats reports the in-memory WAL of path; it returns 0 when unknown. */
 typedef struct es_wal_stats {
@@ -87,7 +101,7 @@ long long es_gate_longest(const char *path);
 /*
  * es_wal_cut with cut=1 makes every later write to the in-memory WAL of
  * path answer SQLITE_READONLY: no transaction commits after it (Close's
- * clean cut). es_node_acquire clears it. es_writer_busy answers 1 while a
+ * clean cut). es_db_acquire clears it. es_writer_busy answers 1 while a
  * connection holds the WAL writer lock (a transaction writing, or
  * publishing its commit). Both return 0 when path is unknown.
  */

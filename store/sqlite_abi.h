@@ -4,6 +4,9 @@
  * from sqlite3.h so the build needs no system header; the layouts are
  * SQLite's stable ABI (sqlite3_vfs version 3, sqlite3_io_methods version 2).
  * The shim links against the SQLite that github.com/mattn/go-sqlite3 bundles.
+ *
+ * The one definition of every SQLite constant ejectsafe uses: the Go half
+ * takes them from here through cgo (shim.go), never by value.
  */
 #ifndef EJECTSAFE_SQLITE_ABI_H
 #define EJECTSAFE_SQLITE_ABI_H
@@ -88,13 +91,25 @@ extern int sqlite3_vfs_register(sqlite3_vfs *, int makeDflt);
 #define SQLITE_NOTFOUND 12
 #define SQLITE_FULL 13
 #define SQLITE_CANTOPEN 14
+#define SQLITE_MISUSE 21
+#define SQLITE_IOERR_READ (SQLITE_IOERR | (1 << 8))
 #define SQLITE_IOERR_SHORT_READ (SQLITE_IOERR | (2 << 8))
+#define SQLITE_IOERR_WRITE (SQLITE_IOERR | (3 << 8))
+#define SQLITE_IOERR_FSYNC (SQLITE_IOERR | (4 << 8))
+#define SQLITE_IOERR_TRUNCATE (SQLITE_IOERR | (6 << 8))
+#define SQLITE_IOERR_FSTAT (SQLITE_IOERR | (7 << 8))
+#define SQLITE_IOERR_DELETE (SQLITE_IOERR | (10 << 8))
 #define SQLITE_IOERR_NOMEM (SQLITE_IOERR | (12 << 8))
+#define SQLITE_IOERR_ACCESS (SQLITE_IOERR | (13 << 8))
 
 /* Open flags. */
+#define SQLITE_OPEN_CREATE 0x00000004
 #define SQLITE_OPEN_MAIN_DB 0x00000100
 #define SQLITE_OPEN_MAIN_JOURNAL 0x00000800
 #define SQLITE_OPEN_WAL 0x00080000
+
+/* xAccess flags. */
+#define SQLITE_ACCESS_EXISTS 0
 
 /* Lock levels of the main database file. */
 #define SQLITE_LOCK_NONE 0

@@ -457,17 +457,12 @@ var warned sync.Map
 // opens the first connection. On error it undoes what it did.
 func (s *Store) open() (err error) {
 	fsys := s.opts.FS
-	dbs.Lock()
-	if dbs.m == nil {
-		dbs.m = make(map[string]*dbState)
-	}
-	if dbs.m[s.path] != nil {
-		dbs.Unlock()
-		return ErrAlreadyOpen
-	}
+	// In the shim's registry (ErrAlreadyOpen when another Store of this
+	// process has the path); main is set before SQLite sees it.
 	s.state = &dbState{path: s.path, fs: fsys}
-	dbs.m[s.path] = s.state // reserved; main is set before SQLite sees it
-	dbs.Unlock()
+	if err := s.state.register(s.opts.MaxWALBytes, s.opts.RetainWALBytes); err != nil {
+		return err
+	}
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -478,9 +473,7 @@ func (s *Store) open() (err error) {
 			for i := len(undo) - 1; i >= 0; i-- {
 				undo[i]()
 			}
-			dbs.Lock()
-			delete(dbs.m, s.path)
-			dbs.Unlock()
+			s.state.unregister()
 		}
 	}()
 
@@ -533,10 +526,6 @@ func (s *Store) open() (err error) {
 	s.state.main = main
 	undo = append(undo, func() { main.Close() })
 
-	if err := nodeAcquire(s.path, s.opts.MaxWALBytes, s.opts.RetainWALBytes); err != nil {
-		return err
-	}
-	undo = append(undo, func() { nodeRelease(s.path) })
 	if err := checkStockJournal(fsys, s.path); err != nil {
 		return err
 	}
@@ -1353,10 +1342,7 @@ func (s *Store) release(err error) error {
 	} else if lerr := lease.Remove(s.opts.FS, s.lease.Path); err == nil && lerr != nil {
 		err = fmt.Errorf("store: close %s: %w", s.path, lerr)
 	}
-	dbs.Lock()
-	delete(dbs.m, s.path)
-	dbs.Unlock()
-	nodeRelease(s.path)
+	s.state.unregister()
 	s.state.hl.close()
 	if cerr := s.state.main.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("store: close %s: %w", s.path, cerr)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,16 @@ import (
 
 const childEnv = "EJECTSAFE_STORE_TEST_CHILD"
 
+// ChildCommands are hidden subcommands of this test binary, run by
+// TestMain in place of the tests: the external test package adds
+// bench.ChildCommand (package bench re-executes the binary to measure
+// memory; this package cannot import bench, which imports it).
+var ChildCommands = map[string]func(args []string, stdout io.Writer) int{}
+
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && ChildCommands[os.Args[1]] != nil {
+		os.Exit(ChildCommands[os.Args[1]](os.Args[2:], os.Stdout))
+	}
 	if path := os.Getenv(childEnv); path != "" {
 		os.Exit(childOpen(path))
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,39 +16,36 @@ import (
 // runBench measures the store against stock SQLite on one filesystem
 // (package bench): progress on stderr, the Markdown tables on stdout (with
 // --json: the JSON report on stdout, the tables on stderr).
-func runBench(args []string, stdout, stderr io.Writer) int {
-	in, code := parse("bench", args, stdout, stderr, 0, 0)
-	if in == nil {
-		return code
-	}
+func runBench(in *invocation) error {
+	stdout, stderr := in.stdout, in.stderr
 	dir, quick, asJSON, out := in.str("dir"), in.bool("quick"), in.bool("json"), in.str("out")
 	if out != "" {
 		// Refuse a report that could not be written before measuring.
 		if fi, err := os.Stat(filepath.Dir(out)); err != nil || !fi.IsDir() {
-			return in.fail(2, fmt.Errorf("--out %s: no such directory %s", out, filepath.Dir(out)))
+			return fmt.Errorf("--out %s: no such directory %s", out, filepath.Dir(out))
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	r, err := bench.Run(ctx, bench.Config{
 		Dir: dir, Quick: quick, Progress: stderr,
-		Command: strings.TrimSpace("ejectsafe bench " + strings.Join(args, " ")),
+		Command: strings.TrimSpace("ejectsafe bench " + strings.Join(in.args, " ")),
 	})
 	if err != nil {
-		return in.fail(2, err)
+		return err
 	}
 	var md bytes.Buffer
 	if err := bench.WriteMarkdown(&md, r); err != nil {
-		return in.fail(2, err)
+		return err
 	}
 	// The JSON report: the common header, the measurements under
 	// "report" (bench.Report has a "command" of its own: the command line).
 	js, err := json.MarshalIndent(struct {
 		header
 		Report *bench.Report `json:"report"`
-	}{newHeader("bench", 0), r}, "", "  ")
+	}{newHeader("bench", exitOK), r}, "", "  ")
 	if err != nil {
-		return in.fail(2, err)
+		return err
 	}
 	js = append(js, '\n')
 	report := md.Bytes()
@@ -60,11 +56,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	stdout.Write(report)
 	if out != "" {
 		if err := writeBenchFiles(out, report, r); err != nil {
-			return in.fail(2, err)
+			return err
 		}
 		fmt.Fprintf(stderr, "ejectsafe bench: wrote %s and %s\n", out, svgPath(out))
 	}
-	return 0
+	return nil
 }
 
 // svgPath is where the chart goes: next to the report, named after it.

@@ -2,25 +2,20 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"strings"
 )
 
-// runCheck: ejectsafe check [--json] PATH. Exit 0 only when pulling the
-// volume holding PATH now would lose nothing anyone wrote: it is not
-// mounted, or no live holder has it, no process has a file open on it,
-// and sync(2) has flushed the kernel's cached writes. Exit 1 names every
-// holder and process; 2 on error. Stale and invalid leases are reported
-// and do not block.
-func runCheck(args []string, stdout, stderr io.Writer) int {
-	in, code := parse("check", args, stdout, stderr, 1, 1)
-	if in == nil {
-		return code
-	}
+// runCheck succeeds only when pulling the volume holding PATH now would
+// lose nothing anyone wrote: it is not mounted, or no live holder has it,
+// no process has a file open on it, and sync(2) has flushed the kernel's
+// cached writes. Otherwise its finding names every holder and process.
+// Stale and invalid leases are reported and do not block.
+func runCheck(in *invocation) error {
 	v, err := gather(in.pos[0], statusTimeout)
 	if err != nil {
-		return in.fail(2, err)
+		return err
 	}
+	stdout := in.stdout
 	reasons := verdict(v)
 	synced := false
 	if len(reasons) == 0 && v.Mounted {
@@ -29,13 +24,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		syncAll()
 		synced = true
 	}
-	code = 0
+	var found error
 	if len(reasons) > 0 {
-		code = 1
+		found = said(problem(errFound))
 	}
+	code := codeOf(found)
 	if in.json {
-		writeJSON(stdout, checkOut{statusOut: statusJSON("check", code, v), Safe: code == 0, Synced: synced, Reasons: nonNil(reasons)})
-		return code
+		writeJSON(stdout, checkOut{statusOut: statusJSON("check", code, v), Safe: found == nil, Synced: synced, Reasons: nonNil(reasons)})
+		return found
 	}
 	for _, h := range v.Holders {
 		fmt.Fprintln(stdout, describe(h))
@@ -44,7 +40,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, describeUser(u))
 	}
 	switch {
-	case code != 0:
+	case found != nil:
 		fmt.Fprintf(stdout, "not safe to remove: %s: %s\n", v.Probe.MountPoint, strings.Join(reasons, "; "))
 	case !v.Mounted && v.Probe.MountPoint == "":
 		fmt.Fprintf(stdout, "safe to remove: %s is not mounted\n", v.Probe.Device)
@@ -56,7 +52,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if v.Uninspected > 0 {
 		fmt.Fprintf(stdout, "note: %d processes of other users could not be inspected (run as root to see them)\n", v.Uninspected)
 	}
-	return code
+	return found
 }
 
 // verdict lists why the volume is not safe to remove now; none when it

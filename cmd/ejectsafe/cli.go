@@ -29,7 +29,12 @@ type command struct {
 	flags func(fl *flag.FlagSet)
 	// args is what completes positional arguments: "path", "dir" or "".
 	args string
-	run  func(args []string, stdout, stderr io.Writer) int
+	// minArgs and maxArgs bound the positional arguments (maxArgs < 0:
+	// no limit); parse refuses others with a usage error.
+	minArgs, maxArgs int
+	// run does the command; what it returns decides the exit code
+	// (exit.go).
+	run func(in *invocation) error
 }
 
 const jsonFlagUsage = "print one JSON object on stdout (schema: README, \"JSON output\")"
@@ -52,7 +57,7 @@ with files open on it. A lease whose holder answers for another database
 or volume (copied from another drive, or planted) is reported invalid and
 not followed; another user's lease, which only they and root may read, is
 reported unreadable.`,
-			flags: jsonFlag, run: runStatus,
+			flags: jsonFlag, minArgs: 1, maxArgs: 1, run: runStatus,
 		},
 		{
 			name: "check", synopsis: "check [--json] PATH", args: "path",
@@ -66,7 +71,7 @@ kernel's cached writes have been flushed (check runs sync(2)). Not safe
 reported and do not block; another user's lease, unreadable to this
 user, counts as a live holder while the process its file name names
 runs (a fallback lease: while its database's lock is held). PATH may be the block device (/dev/sdb1).`,
-			flags: jsonFlag, run: runCheck,
+			flags: jsonFlag, minArgs: 1, maxArgs: 1, run: runCheck,
 		},
 		{
 			name: "eject", synopsis: "eject [--timeout D] [--force] [--no-unmount] [--power-off] [--json] PATH", args: "path",
@@ -90,7 +95,7 @@ device; one that is not mounted has nothing to unmount (exit 0).`,
 				fl.Bool("power-off", false, "power the drive off after unmounting (needs udisksctl)")
 				jsonFlag(fl)
 			},
-			run: runEject,
+			minArgs: 1, maxArgs: 1, run: runEject,
 		},
 		{
 			name: "recover", synopsis: "recover [--json] [--keep-drive | --roll-forward] [--reset-journal] PATH", args: "path",
@@ -120,7 +125,7 @@ deleted: what is set aside is named <db>.ejectsafe-aside-N.KIND or
 				fl.Bool("reset-journal", false, "move an unusable checkpoint journal and its copies aside (the database must pass integrity_check)")
 				jsonFlag(fl)
 			},
-			run: runRecover,
+			minArgs: 1, maxArgs: 1, run: runRecover,
 		},
 		{
 			name: "verify", synopsis: "verify [--json] PATH", args: "path",
@@ -134,7 +139,7 @@ directory). Anything not clean exits 1 with the report: a corrupt
 database, a foreign -wal or -journal, a checkpoint to settle. PATH must
 be an existing SQLite database (or a damaged one with a checkpoint
 journal beside it); anything else is refused with exit 2.`,
-			flags: jsonFlag, run: runVerify,
+			flags: jsonFlag, minArgs: 1, maxArgs: 1, run: runVerify,
 		},
 		{
 			name: "doctor", synopsis: "doctor [--json] PATH", args: "path",
@@ -144,7 +149,7 @@ journal beside it); anything else is refused with exit 2.`,
 				jsonFlag(fl)
 				fl.String("mmap-child", "", "") // hidden: the other process of the shm probe
 			},
-			run: runDoctor,
+			minArgs: 0, maxArgs: -1, run: runDoctor,
 		},
 		{
 			name: "rescue", synopsis: "rescue [--host-dir DIR] list | export LOG BASE DST | apply LOG DB", args: "path",
@@ -161,7 +166,7 @@ unchanged) a log of another database or another generation of it.`,
 			flags: func(fl *flag.FlagSet) {
 				fl.String("host-dir", "", "the host-log directory (default: the user's cache directory/ejectsafe)")
 			},
-			run: runRescue,
+			minArgs: 1, maxArgs: 4, run: runRescue,
 		},
 		{
 			name: "demo", synopsis: "demo [DIR]", args: "dir",
@@ -169,7 +174,7 @@ unchanged) a log of another database or another generation of it.`,
 			long: `Open a store in DIR (default: a fresh temporary directory), commit rows
 from several goroutines, show that the database file does not change
 until a checkpoint, then read it back.`,
-			flags: func(*flag.FlagSet) {}, run: runDemo,
+			flags: func(*flag.FlagSet) {}, minArgs: 0, maxArgs: 1, run: runDemo,
 		},
 		{
 			name: "bench", synopsis: "bench [--dir DIR] [--quick] [--json] [--out FILE]",
@@ -183,19 +188,19 @@ stdout and the tables on stderr).`,
 				jsonFlag(fl)
 				fl.String("out", "", "also write the report to FILE, and an SVG chart next to it")
 			},
-			run: runBench,
+			minArgs: 0, maxArgs: 0, run: runBench,
 		},
 		{
 			name: "version", synopsis: "version [--json]",
 			short: "print the version of ejectsafe, Go and SQLite",
 			long:  `Print ejectsafe's version and the Go and SQLite versions it was built with.`,
-			flags: jsonFlag, run: runVersion,
+			flags: jsonFlag, minArgs: 0, maxArgs: 0, run: runVersion,
 		},
 		{
 			name: "help", synopsis: "help [COMMAND]", args: "command",
 			short: "this list, or the full help of COMMAND",
 			long:  `Print the list of commands, or the full help of COMMAND (as COMMAND --help does).`,
-			flags: func(*flag.FlagSet) {}, run: runHelp,
+			flags: func(*flag.FlagSet) {}, minArgs: 0, maxArgs: 1, run: runHelp,
 		},
 		{
 			name: "completion", synopsis: "completion bash", args: "shell",
@@ -203,13 +208,13 @@ stdout and the tables on stderr).`,
 			long: `Print a bash completion script for ejectsafe. Load it in the current
 shell with: source <(ejectsafe completion bash); or install it as
 /etc/bash_completion.d/ejectsafe.`,
-			flags: func(*flag.FlagSet) {}, run: runCompletion,
+			flags: func(*flag.FlagSet) {}, minArgs: 1, maxArgs: 1, run: runCompletion,
 		},
 		{
 			name: "man", synopsis: "man",
 			short: "print the manual page (roff)",
 			long:  `Print ejectsafe's manual page in roff; view it with: ejectsafe man | man -l -`,
-			flags: func(*flag.FlagSet) {}, run: runMan,
+			flags: func(*flag.FlagSet) {}, minArgs: 0, maxArgs: 0, run: runMan,
 		},
 	}
 }
@@ -240,12 +245,20 @@ const exitCodes = `exit codes:
      without udisksctl
 `
 
-func topUsage() string {
+// commandList is the list of commands, one line each, as help prints it
+// (README shows it too, tested).
+func commandList() string {
 	var b strings.Builder
-	b.WriteString("usage: ejectsafe <command> [arguments]   (flags may go anywhere)\n\ncommands:\n")
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  %-11s %s\n", c.name, c.short)
 	}
+	return b.String()
+}
+
+func topUsage() string {
+	var b strings.Builder
+	b.WriteString("usage: ejectsafe <command> [arguments]   (flags may go anywhere)\n\ncommands:\n")
+	b.WriteString(commandList())
 	b.WriteString("\nejectsafe help COMMAND (or COMMAND --help) explains one.\n\n")
 	b.WriteString(exitCodes)
 	return b.String()
@@ -306,6 +319,7 @@ func commandUsage(c *command) string {
 // invocation is a parsed command line.
 type invocation struct {
 	cmd    *command
+	args   []string // as given, after the command's name
 	fl     *flag.FlagSet
 	pos    []string
 	json   bool
@@ -321,39 +335,25 @@ func (in *invocation) dur(name string) time.Duration {
 	return in.fl.Lookup(name).Value.(flag.Getter).Get().(time.Duration)
 }
 
-// usageError reports a usage error (exit 2): on stderr with the
-// command's synopsis, and as a JSON object on stdout under --json.
-func (in *invocation) usageError(format string, a ...any) int {
-	msg := fmt.Sprintf(format, a...)
-	fmt.Fprintf(in.stderr, "ejectsafe %s: %s\nusage: ejectsafe %s  (ejectsafe %s --help explains)\n",
-		in.cmd.name, msg, in.cmd.synopsis, in.cmd.name)
-	if in.json {
-		writeJSON(in.stdout, errorOut(in.cmd.name, 2, msg))
+// exec parses args for c and runs it; it returns the exit code.
+func (c *command) exec(args []string, stdout, stderr io.Writer) int {
+	in, err := parse(c, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, commandUsage(c))
+		return exitOK
 	}
-	return 2
+	if err == nil {
+		err = c.run(in)
+	}
+	return in.finish(err)
 }
 
-// fail reports an error with exit code code: on stderr, and as a JSON
-// object on stdout under --json.
-func (in *invocation) fail(code int, err error) int {
-	if len(in.pos) > 0 && deadMount(in.cmd.name, in.pos[0], err, in.json, in.stdout, in.stderr) {
-		return 2 // a vanished drive: one message saying what to do
-	}
-	fmt.Fprintf(in.stderr, "ejectsafe %s: %v\n", in.cmd.name, err)
-	if in.json {
-		writeJSON(in.stdout, errorOut(in.cmd.name, code, err.Error()))
-	}
-	return code
-}
-
-// parse parses args for the command name, flags anywhere. It returns nil
-// and the exit code when the command must not run: --help (0, the usage
-// block on stdout) or a usage error (2). nargs bounds the positional
-// arguments: [min, max], max < 0 for no limit.
-func parse(name string, args []string, stdout, stderr io.Writer, minArgs, maxArgs int) (*invocation, int) {
-	c := lookup(name)
-	in := &invocation{cmd: c, stdout: stdout, stderr: stderr}
-	in.fl = flag.NewFlagSet(name, flag.ContinueOnError)
+// parse parses args for the command c, flags anywhere. It returns
+// flag.ErrHelp for --help, or a usage error (with the invocation, to
+// report it).
+func parse(c *command, args []string, stdout, stderr io.Writer) (*invocation, error) {
+	in := &invocation{cmd: c, args: args, stdout: stdout, stderr: stderr}
+	in.fl = flag.NewFlagSet(c.name, flag.ContinueOnError)
 	in.fl.SetOutput(io.Discard)
 	in.fl.Usage = func() {}
 	c.flags(in.fl)
@@ -361,10 +361,9 @@ func parse(name string, args []string, stdout, stderr io.Writer, minArgs, maxArg
 	for {
 		if err := in.fl.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, commandUsage(c))
-				return nil, 0
+				return in, err
 			}
-			return nil, in.usageError("%v", err)
+			return in, usagef("%v", err)
 		}
 		rest := in.fl.Args()
 		if len(rest) == 0 {
@@ -380,17 +379,18 @@ func parse(name string, args []string, stdout, stderr io.Writer, minArgs, maxArg
 	if j := in.fl.Lookup("json"); j != nil {
 		in.json = j.Value.(flag.Getter).Get().(bool)
 	}
+	minArgs, maxArgs := c.minArgs, c.maxArgs
 	switch {
 	case len(in.pos) < minArgs && minArgs == maxArgs && minArgs == 1:
-		return nil, in.usageError("want exactly one PATH, got %d", len(in.pos))
+		return in, usagef("want exactly one PATH, got %d", len(in.pos))
 	case len(in.pos) < minArgs:
-		return nil, in.usageError("want at least %d arguments, got %d", minArgs, len(in.pos))
+		return in, usagef("want at least %d arguments, got %d", minArgs, len(in.pos))
 	case maxArgs >= 0 && len(in.pos) > maxArgs && maxArgs == 1 && minArgs == 1:
-		return nil, in.usageError("want exactly one PATH, got %d", len(in.pos))
+		return in, usagef("want exactly one PATH, got %d", len(in.pos))
 	case maxArgs >= 0 && len(in.pos) > maxArgs:
-		return nil, in.usageError("unexpected argument %q", in.pos[maxArgs])
+		return in, usagef("unexpected argument %q", in.pos[maxArgs])
 	}
-	return in, 0
+	return in, nil
 }
 
 // wantsJSON reports whether args ask for JSON, before they are parsed,
@@ -405,22 +405,4 @@ func wantsJSON(args []string) bool {
 		}
 	}
 	return false
-}
-
-// runHelp: ejectsafe help [COMMAND].
-func runHelp(args []string, stdout, stderr io.Writer) int {
-	in, code := parse("help", args, stdout, stderr, 0, 1)
-	if in == nil {
-		return code
-	}
-	if len(in.pos) == 0 {
-		fmt.Fprint(stdout, topUsage())
-		return 0
-	}
-	c := lookup(in.pos[0])
-	if c == nil {
-		return in.usageError("unknown command %q", in.pos[0])
-	}
-	fmt.Fprint(stdout, commandUsage(c))
-	return 0
 }

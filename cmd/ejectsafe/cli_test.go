@@ -444,8 +444,8 @@ func TestJSON_live(t *testing.T) {
 	}
 }
 
-// TestREADME: README's exit-code table is the one help prints, and its
-// JSON examples are the golden files.
+// TestREADME: README's list of commands and exit-code table are the ones
+// help prints, and its JSON examples are the golden files.
 func TestREADME(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
@@ -460,6 +460,9 @@ func TestREADME(t *testing.T) {
 			}
 		}
 		return strings.Join(lines, "\n") + "\n"
+	}
+	if !strings.Contains(readme, "\n"+indent(commandList())+"\n") {
+		t.Errorf("README lacks the list of commands exactly as help prints it:\n%s", indent(commandList()))
 	}
 	if !strings.Contains(readme, indent(exitCodes)) {
 		t.Errorf("README lacks the exit-code table exactly as help prints it:\n%s", indent(exitCodes))

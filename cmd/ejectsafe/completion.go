@@ -2,21 +2,17 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"strings"
 )
 
-// runCompletion: ejectsafe completion bash.
-func runCompletion(args []string, stdout, stderr io.Writer) int {
-	in, code := parse("completion", args, stdout, stderr, 1, 1)
-	if in == nil {
-		return code
-	}
+// runCompletion prints the completion script of the shell named (bash
+// only).
+func runCompletion(in *invocation) error {
 	if in.pos[0] != "bash" {
-		return in.usageError("no completion for shell %q (bash only)", in.pos[0])
+		return usagef("no completion for shell %q (bash only)", in.pos[0])
 	}
-	fmt.Fprint(stdout, bashCompletion())
-	return 0
+	fmt.Fprint(in.stdout, bashCompletion())
+	return nil
 }
 
 // bashCompletion is the bash script, generated from the command table.

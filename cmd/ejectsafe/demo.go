@@ -22,11 +22,9 @@ const (
 	demoRows    = 1000 // per writer
 )
 
-func runDemo(args []string, stdout, stderr io.Writer) int {
-	in, code := parse("demo", args, stdout, stderr, 0, 1)
-	if in == nil {
-		return code
-	}
+// runDemo opens a store in DIR (default: a fresh temporary directory)
+// and shows it at work (demo).
+func runDemo(in *invocation) error {
 	dir := ""
 	if len(in.pos) == 1 {
 		dir = in.pos[0]
@@ -34,16 +32,14 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "ejectsafe-demo-")
 		if err != nil {
-			fmt.Fprintf(stderr, "ejectsafe demo: %v\n", err)
-			return 2
+			return err
 		}
 		dir = d
 	}
-	if err := demo(filepath.Join(dir, "demo.db"), stdout); err != nil {
-		fmt.Fprintf(stderr, "ejectsafe demo: %v\n", err)
-		return 1
+	if err := demo(filepath.Join(dir, "demo.db"), in.stdout); err != nil {
+		return problem(err)
 	}
-	return 0
+	return nil
 }
 
 func demo(path string, out io.Writer) error {

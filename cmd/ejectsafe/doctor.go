@@ -103,6 +103,7 @@ type doctorReport struct {
 	SharedMemoryCoherent *bool        `json:"shared_memory_coherent"`
 	Overall              string       `json:"overall"`
 	ExitCode             int          `json:"exit_code"`
+	err                  error        // the finding: a failed check
 }
 
 func (r *doctorReport) add(check, status, format string, a ...any) {
@@ -124,30 +125,29 @@ var mmapChildCommand = func(ctx context.Context, file string) (*exec.Cmd, error)
 	return exec.CommandContext(ctx, exe, "doctor", "--mmap-child", file), nil
 }
 
-func runDoctor(args []string, stdout, stderr io.Writer) int {
-	in, code := parse("doctor", args, stdout, stderr, 0, -1)
-	if in == nil {
-		return code
-	}
+// runDoctor runs the live probes on the filesystem holding PATH; a check
+// that failed is its finding. With the hidden --mmap-child it is the
+// other process of the shared-memory probe instead.
+func runDoctor(in *invocation) error {
 	if child := in.str("mmap-child"); child != "" {
-		return runMmapChild(child, stdout, stderr)
+		return runMmapChild(child, in.stdout, in.stderr)
 	}
 	if len(in.pos) != 1 {
-		return in.usageError("want exactly one PATH, got %d", len(in.pos))
+		return usagef("want exactly one PATH, got %d", len(in.pos))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	rep, err := doctor(ctx, in.pos[0])
 	if err != nil {
-		return in.fail(2, err)
+		return err
 	}
 	if in.json {
-		writeJSON(stdout, doctorJSON(rep))
+		writeJSON(in.stdout, doctorJSON(rep))
 	} else {
-		printReport(stdout, rep)
+		printReport(in.stdout, rep)
 	}
-	return rep.ExitCode
+	return rep.err
 }
 
 // doctor probes path and runs the live checks. An error is operational
@@ -212,8 +212,9 @@ func doctor(ctx context.Context, path string) (*doctorReport, error) {
 	// 3. Overall.
 	rep.Overall = overall(rep.Findings)
 	if rep.Overall == statusFail {
-		rep.ExitCode = 1
+		rep.err = said(problem(errFound))
 	}
+	rep.ExitCode = codeOf(rep.err)
 	return rep, nil
 }
 
@@ -573,14 +574,17 @@ func waitWord(m *probe.SharedMap, want uint32, until time.Time) (last uint32, ok
 
 // runMmapChild is the child side of checkSharedMemory (doctor
 // --mmap-child FILE): map FILE, say "ready", then answer each odd
-// counter value with the next even one. It reports on stdout and exits
-// 0 when every round went through, 1 when a wait timed out, 2 on an
-// error.
-func runMmapChild(file string, stdout, stderr io.Writer) int {
+// counter value with the next even one. It reports on stdout and
+// succeeds when every round went through; a wait that timed out is its
+// finding (exit 1); an error exits 2.
+func runMmapChild(file string, stdout, stderr io.Writer) error {
+	fail := func(err error) error {
+		fmt.Fprintf(stderr, "ejectsafe doctor --mmap-child: %v\n", err)
+		return said(err)
+	}
 	m, err := probe.MapShared(file, shmSize)
 	if err != nil {
-		fmt.Fprintf(stderr, "ejectsafe doctor --mmap-child: %v\n", err)
-		return 2
+		return fail(err)
 	}
 	defer m.Close()
 	fmt.Fprintln(stdout, "ready")
@@ -588,20 +592,18 @@ func runMmapChild(file string, stdout, stderr io.Writer) int {
 	for v := uint32(1); v < 2*shmRounds; v += 2 {
 		last, ok, err := waitWord(m, v, until)
 		if err != nil {
-			fmt.Fprintf(stderr, "ejectsafe doctor --mmap-child: %v\n", err)
-			return 2
+			return fail(err)
 		}
 		if !ok {
 			fmt.Fprintf(stdout, "waited %v for %d and saw %d\n", shmChildWait, v, last)
-			return 1
+			return said(problem(fmt.Errorf("waited %v for %d and saw %d", shmChildWait, v, last)))
 		}
 		if err := m.StoreUint32(0, v+1); err != nil {
-			fmt.Fprintf(stderr, "ejectsafe doctor --mmap-child: %v\n", err)
-			return 2
+			return fail(err)
 		}
 	}
 	fmt.Fprintln(stdout, "done")
-	return 0
+	return nil
 }
 
 // printReport writes rep for people.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,30 +43,28 @@ type ejectOut struct {
 	PoweredOff    bool   `json:"powered_off"`
 }
 
-// runEject: ejectsafe eject [--timeout D] [--force] [--no-unmount]
-// [--power-off] [--json] PATH. In order, doing nothing before a refusal:
+// runEject makes the volume holding PATH safe to remove. In order, doing
+// nothing before a refusal:
 // refuse what cannot or must not be ejected (the root filesystem, a
 // volume the kernel does not call removable unless PATH is its mount
 // point, --power-off without udisksctl); refuse when other processes
 // have files open on the volume (named); ask every live holder at once
 // to checkpoint and release, within one --timeout; sync; unmount
 // (udisksctl, falling back to umount(2) and fusermount -u); power off.
-// Exit 0 when unmounted (with --no-unmount: when every holder released),
-// 1 when busy, a holder kept the volume, or the unmount or power-off
-// failed (all named), 2 on usage or operational errors and refusals.
+// It succeeds when unmounted (with --no-unmount: when every holder
+// released); busy processes, a holder that kept the volume, or a failed
+// unmount or power-off are its findings (all named, exit 1); refusals
+// are errors (exit 2).
 // --force goes on past busy processes, holders that keep the volume and a
 // volume that is not removable; it exits 0 when the unmount succeeds.
-func runEject(args []string, stdout, stderr io.Writer) int {
-	in, code := parse("eject", args, stdout, stderr, 1, 1)
-	if in == nil {
-		return code
-	}
+func runEject(in *invocation) error {
+	stdout, stderr := in.stdout, in.stderr
 	timeout, force, noUnmount, powerOff := in.dur("timeout"), in.bool("force"), in.bool("no-unmount"), in.bool("power-off")
 	if noUnmount && powerOff {
-		return in.usageError("--power-off needs the unmount that --no-unmount skips")
+		return usagef("--power-off needs the unmount that --no-unmount skips")
 	}
 	if timeout <= 0 {
-		return in.usageError("--timeout must be positive, got %v", timeout)
+		return usagef("--timeout must be positive, got %v", timeout)
 	}
 	out := ejectOut{Busy: []userOut{}, Holders: []ejectHolderOut{}}
 	say := func(format string, a ...any) {
@@ -75,10 +72,10 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, format+"\n", a...)
 		}
 	}
-	// finish prints the JSON object and returns code; err (if any) goes to
-	// stderr and into the object.
-	finish := func(code int, err error) int {
-		out.header = newHeader("eject", code)
+	// finish prints the JSON object and returns err, shown: on stderr
+	// and in the object.
+	finish := func(err error) error {
+		out.header = newHeader("eject", codeOf(err))
 		if err != nil {
 			out.Error = err.Error()
 			fmt.Fprintf(stderr, "ejectsafe eject: %v\n", err)
@@ -86,16 +83,16 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 		if in.json {
 			writeJSON(stdout, out)
 		}
-		return code
+		return said(err)
 	}
 
 	path := in.pos[0]
 	v, err := gather(path, statusTimeout)
 	if err != nil {
 		if deadMount("eject", path, err, in.json, stdout, stderr) {
-			return 2 // a vanished drive: one message saying what to do
+			return said(err) // a vanished drive: one message saying what to do
 		}
-		return finish(2, err)
+		return finish(err)
 	}
 	p := v.Probe
 	mp := p.MountPoint
@@ -105,30 +102,30 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 		say("%s is not mounted: nothing to unmount", p.Device)
 		if powerOff {
 			if err := canPowerOff(); err != nil {
-				return finish(2, err)
+				return finish(err)
 			}
 			if err := powerOffDrive(p); err != nil {
-				return finish(1, fmt.Errorf("power off %s: %w", p.Device, err))
+				return finish(problem(fmt.Errorf("power off %s: %w", p.Device, err)))
 			}
 			out.PoweredOff = true
 			say("powered off %s", p.Device)
 		}
-		return finish(0, nil)
+		return finish(nil)
 	}
 
 	// 1. Refusals, before anything is asked or done.
 	if !noUnmount {
 		if !v.Mounted {
-			return finish(2, fmt.Errorf("%s is on the root filesystem, not on a volume that can be ejected", path))
+			return finish(fmt.Errorf("%s is on the root filesystem, not on a volume that can be ejected", path))
 		}
 		abs, _ := filepath.Abs(path)
 		if !p.Removable && !p.USB && !force && filepath.Clean(abs) != mp && p.Path != mp {
-			return finish(2, fmt.Errorf("%s is on %s (%s on %s), which the kernel does not report as removable; "+
+			return finish(fmt.Errorf("%s is on %s (%s on %s), which the kernel does not report as removable; "+
 				"give its mount point %s to eject it anyway, or --force", path, mp, p.FSType, p.Device, mp))
 		}
 		if powerOff {
 			if err := canPowerOff(); err != nil {
-				return finish(2, err)
+				return finish(err)
 			}
 		}
 		// Busy processes first: asking holders to release a volume that
@@ -136,15 +133,15 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 		// nothing.
 		out.Busy = usersJSON(v.Users)
 		if v.UsersErr != nil && !force {
-			return finish(2, fmt.Errorf("cannot tell which processes use %s: %v (--force goes on)", mp, v.UsersErr))
+			return finish(fmt.Errorf("cannot tell which processes use %s: %v (--force goes on)", mp, v.UsersErr))
 		}
 		if len(v.Users) > 0 {
 			for _, u := range v.Users {
 				say("busy: %s", describeUser(u))
 			}
 			if !force {
-				return finish(1, fmt.Errorf("%s is busy: %s; close them and eject again (nothing was asked or unmounted)",
-					mp, names(v.Users)))
+				return finish(problem(fmt.Errorf("%s is busy: %s; close them and eject again (nothing was asked or unmounted)",
+					mp, names(v.Users))))
 			}
 			say("--force: going on although %d process(es) have files open on %s", len(v.Users), mp)
 		}
@@ -170,14 +167,14 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(kept) > 0 && !force {
-		return finish(1, fmt.Errorf("%d holder(s) kept the volume:\n  %s", len(kept), strings.Join(kept, "\n  ")))
+		return finish(problem(fmt.Errorf("%d holder(s) kept the volume:\n  %s", len(kept), strings.Join(kept, "\n  "))))
 	}
 	if noUnmount {
 		if len(kept) > 0 {
-			return finish(1, fmt.Errorf("%d holder(s) did not release; %s stays mounted (--no-unmount)", len(kept), mp))
+			return finish(problem(fmt.Errorf("%d holder(s) did not release; %s stays mounted (--no-unmount)", len(kept), mp)))
 		}
 		say("all holders released; %s stays mounted (--no-unmount)", mp)
-		return finish(0, nil)
+		return finish(nil)
 	}
 	if len(kept) > 0 {
 		say("--force: unmounting although %d holder(s) did not release", len(kept))
@@ -195,18 +192,18 @@ func runEject(args []string, stdout, stderr io.Writer) int {
 				err = fmt.Errorf("%w; busy: %s", err, names(users))
 			}
 		}
-		return finish(1, fmt.Errorf("unmount %s: %w", mp, err))
+		return finish(problem(fmt.Errorf("unmount %s: %w", mp, err)))
 	}
 	out.Unmounted, out.UnmountMethod = true, method
 	say("unmounted %s (%s)", mp, method)
 	if powerOff {
 		if err := powerOffDrive(p); err != nil {
-			return finish(1, fmt.Errorf("power off %s: %w", p.Device, err))
+			return finish(problem(fmt.Errorf("power off %s: %w", p.Device, err)))
 		}
 		out.PoweredOff = true
 		say("powered off %s", p.Device)
 	}
-	return finish(0, nil)
+	return finish(nil)
 }
 
 // names lists processes for a message: "pid 12 (vim), pid 40 (sh)".

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ejectsafe/ejectsafe/bench"
 	"github.com/ejectsafe/ejectsafe/lease"
 	"github.com/ejectsafe/ejectsafe/store"
 )
@@ -25,6 +26,10 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == bench.ChildCommand {
+		// `ejectsafe bench`'s memory children: this binary re-executed.
+		os.Exit(bench.RunChild(os.Args[2:], os.Stdout))
+	}
 	if db := os.Getenv(holderEnv); db != "" {
 		os.Exit(runHolder(db, os.Getenv(refuseEnv)))
 	}

@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
-
-	sqlite3 "github.com/mattn/go-sqlite3"
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/journal"
@@ -270,53 +266,6 @@ func reportJSON(cmd string, code int, r checkpoint.Report) recoverOut {
 		o.Last = &recordOut{Kind: kindName(r.Last.Kind), Gen: r.Last.Gen, Size: r.Last.Size, Sum: hexSum(r.Last.Sum)}
 	}
 	return o
-}
-
-// version is set at link time (-ldflags "-X main.version=v1.2.3"); else
-// the module version from the build information.
-var version = ""
-
-type versionOut struct {
-	header
-	Version string `json:"version"`
-	Go      string `json:"go"`
-	SQLite  string `json:"sqlite"`
-	OS      string `json:"os"`
-	Arch    string `json:"arch"`
-}
-
-func versionInfo() versionOut {
-	v := version
-	if v == "" {
-		v = "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			if bi.Main.Version != "" {
-				v = bi.Main.Version
-			}
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" && len(s.Value) >= 12 && v == "(devel)" {
-					v = "(devel " + s.Value[:12] + ")"
-				}
-			}
-		}
-	}
-	lib, _, _ := sqlite3.Version()
-	return versionOut{header: newHeader("version", 0), Version: v, Go: runtime.Version(), SQLite: lib, OS: runtime.GOOS, Arch: runtime.GOARCH}
-}
-
-// runVersion: ejectsafe version [--json].
-func runVersion(args []string, stdout, stderr io.Writer) int {
-	in, code := parse("version", args, stdout, stderr, 0, 0)
-	if in == nil {
-		return code
-	}
-	v := versionInfo()
-	if in.json {
-		writeJSON(stdout, v)
-		return 0
-	}
-	fmt.Fprintf(stdout, "ejectsafe %s (%s, SQLite %s, %s/%s)\n", v.Version, v.Go, v.SQLite, v.OS, v.Arch)
-	return 0
 }
 
 // doctorOut is `doctor --json`. Statuses are "ok", "warn", "fail" and

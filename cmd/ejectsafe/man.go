@@ -2,19 +2,14 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"strings"
 )
 
-// runMan: ejectsafe man: the manual page, in roff, generated from the
-// same table as help (testdata/ejectsafe.1.golden is a copy, tested).
-func runMan(args []string, stdout, stderr io.Writer) int {
-	in, code := parse("man", args, stdout, stderr, 0, 0)
-	if in == nil {
-		return code
-	}
-	fmt.Fprint(stdout, manPage())
-	return 0
+// runMan prints the manual page, in roff, generated from the same table
+// as help (testdata/ejectsafe.1.golden is a copy, tested).
+func runMan(in *invocation) error {
+	fmt.Fprint(in.stdout, manPage())
+	return nil
 }
 
 // roff escapes text for a roff line: backslashes, hyphens (so they are

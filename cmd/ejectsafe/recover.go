@@ -16,21 +16,19 @@ import (
 // SQLite database (exit 2, nothing created).
 var errNotDatabase = errors.New("not an SQLite database")
 
-// runRecover: ejectsafe recover [--json] [--keep-drive | --roll-forward]
-// [--reset-journal] PATH. Exit 0 when the database is in a clean state
-// afterwards, 1 when recovery cannot tell what is right (nothing
-// modified), 2 on usage or operational errors (a missing path, a
-// directory, a file that is not a database: refused before anything is
-// created).
-func runRecover(args []string, stdout, stderr io.Writer) int {
-	in, path, code := dbArg("recover", args, stdout, stderr)
-	if in == nil {
-		return code
+// runRecover brings the database at PATH to a clean state. When recovery
+// cannot tell what is right (nothing modified) that is its finding; a
+// missing path, a directory or a file that is not a database is an error,
+// refused before anything is created.
+func runRecover(in *invocation) error {
+	path, err := dbPath(in)
+	if err != nil {
+		return err
 	}
 	choice := checkpoint.ChooseNothing
 	switch keep, fwd := in.bool("keep-drive"), in.bool("roll-forward"); {
 	case keep && fwd:
-		return in.usageError("--keep-drive and --roll-forward exclude each other")
+		return usagef("--keep-drive and --roll-forward exclude each other")
 	case keep:
 		choice = checkpoint.ChooseKeepDrive
 	case fwd:
@@ -39,7 +37,7 @@ func runRecover(args []string, stdout, stderr io.Writer) int {
 	// A live Store must not be recovered under its feet: take its lock.
 	lock, err := device.OS.Lock(layout.Lock(path))
 	if err != nil {
-		return in.fail(2, err)
+		return err
 	}
 	defer lock.Close()
 	var moved []string
@@ -48,13 +46,13 @@ func runRecover(args []string, stdout, stderr io.Writer) int {
 		// sound first, as SQLite reads it alone.
 		integrity, err := integrityCheck(path)
 		if err != nil {
-			return in.fail(2, fmt.Errorf("integrity check: %w", err))
+			return fmt.Errorf("integrity check: %w", err)
 		}
 		if integrity != "ok" {
-			return in.fail(1, fmt.Errorf("%s: integrity_check: %s; the journal is kept, nothing was changed", path, integrity))
+			return problem(fmt.Errorf("%s: integrity_check: %s; the journal is kept, nothing was changed", path, integrity))
 		}
 		if moved, err = checkpoint.ResetJournal(device.OS, path); err != nil {
-			return in.fail(2, err)
+			return err
 		}
 	}
 	rep, err := checkpoint.RecoverWith(device.OS, path, choice)
@@ -62,22 +60,18 @@ func runRecover(args []string, stdout, stderr io.Writer) int {
 	return report(in, rep, err)
 }
 
-// dbArg parses [--json] PATH for the database commands and checks that
-// PATH is an SQLite database (or an empty file, which SQLite takes for an
-// empty database).
-func dbArg(name string, args []string, stdout, stderr io.Writer) (*invocation, string, int) {
-	in, code := parse(name, args, stdout, stderr, 1, 1)
-	if in == nil {
-		return nil, "", code
-	}
+// dbPath is the PATH of the database commands, its symlinks resolved,
+// once it is proven an SQLite database (or an empty file, which SQLite
+// takes for an empty database).
+func dbPath(in *invocation) (string, error) {
 	abs, err := realPath(in.pos[0]) // the names the Store derives: symlinks resolved
 	if err == nil {
 		err = checkDatabase(abs)
 	}
 	if err != nil {
-		return nil, "", in.fail(2, err)
+		return "", err
 	}
-	return in, abs, 0
+	return abs, nil
 }
 
 // checkDatabase refuses a path that is missing, a directory, not a
@@ -113,16 +107,14 @@ func checkDatabase(path string) error {
 	return nil
 }
 
-// report prints a recovery report and maps the outcome to an exit code.
-func report(in *invocation, rep checkpoint.Report, err error) int {
-	code := 0
+// report prints a recovery report and err, the outcome: a refusal to
+// guess is a finding, any other error an error. It returns err, shown.
+func report(in *invocation, rep checkpoint.Report, err error) error {
 	var unrecoverable *checkpoint.UnrecoverableError
-	switch {
-	case errors.As(err, &unrecoverable), errors.Is(err, checkpoint.ErrUnrecoverable), errors.Is(err, checkpoint.ErrJournal):
-		code = 1
-	case err != nil:
-		code = 2
+	if errors.As(err, &unrecoverable) || errors.Is(err, checkpoint.ErrUnrecoverable) || errors.Is(err, checkpoint.ErrJournal) {
+		err = problem(err)
 	}
+	code := codeOf(err)
 	if in.json {
 		out := reportJSON(in.cmd.name, code, rep)
 		if err != nil {
@@ -130,16 +122,16 @@ func report(in *invocation, rep checkpoint.Report, err error) int {
 			fmt.Fprintf(in.stderr, "ejectsafe %s: %v\n", in.cmd.name, err)
 		}
 		writeJSON(in.stdout, out)
-		return code
+		return said(err)
 	}
 	if err != nil {
-		// A refusal (exit 1) still reports what was found.
-		if code == 1 {
+		// A refusal (a finding) still reports what was found.
+		if code == exitProblem {
 			fmt.Fprintln(in.stdout, rep)
 		}
 		fmt.Fprintf(in.stderr, "ejectsafe %s: %v\n", in.cmd.name, err)
-		return code
+		return said(err)
 	}
 	fmt.Fprintln(in.stdout, rep)
-	return code
+	return nil
 }

@@ -57,7 +57,7 @@ func TestRescue_cli(t *testing.T) {
 	}
 	run := func(args ...string) (int, string) {
 		var out, errb bytes.Buffer
-		code := runRescue(args, &out, &errb)
+		code := lookup("rescue").exec(args, &out, &errb)
 		return code, out.String() + errb.String()
 	}
 	if err := os.Rename(saved, logs[0]); err != nil { // listed where it lives

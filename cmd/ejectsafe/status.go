@@ -2,25 +2,20 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"time"
 )
 
-// runStatus: ejectsafe status [--json] PATH: the volume, every lease on
-// it with holder, state and uncheckpointed bytes, and every other process
-// using it. Exit 0, or 2 on error.
-func runStatus(args []string, stdout, stderr io.Writer) int {
-	in, code := parse("status", args, stdout, stderr, 1, 1)
-	if in == nil {
-		return code
-	}
+// runStatus describes the volume, every lease on it with holder, state
+// and uncheckpointed bytes, and every other process using it.
+func runStatus(in *invocation) error {
 	v, err := gather(in.pos[0], statusTimeout)
 	if err != nil {
-		return in.fail(2, err)
+		return err
 	}
+	stdout := in.stdout
 	if in.json {
-		writeJSON(stdout, statusJSON("status", 0, v))
-		return 0
+		writeJSON(stdout, statusJSON("status", exitOK, v))
+		return nil
 	}
 	p := v.Probe
 	fmt.Fprintf(stdout, "volume:     %s (%s, %s on %s)\n", p.MountPoint, p.FSType, p.Class, p.Device)
@@ -37,7 +32,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if v.Mounted && v.UsersErr != nil {
 		fmt.Fprintf(stdout, "processes:  cannot tell: %v\n", v.UsersErr)
 	}
-	return 0
+	return nil
 }
 
 // describe renders one holder on one line.

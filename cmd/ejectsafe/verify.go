@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/mattn/go-sqlite3"
@@ -15,36 +14,37 @@ import (
 	"github.com/ejectsafe/ejectsafe/store"
 )
 
-// runVerify: ejectsafe verify [--json] PATH. Read-only: the journal's
-// state, what recover would do, whether the database is what the journal's
-// last checkpoint wrote (size and checksum), SQLite's integrity check of
-// the database file as it is on the drive, and whether a -wal or -journal
-// stock SQLite left beside it belongs to it. Exit 0 when all are clean;
-// 1, with the report, for anything that is not (a corrupt database, a
+// runVerify reports, read-only: the journal's state, what recover would
+// do, whether the database is what the journal's last checkpoint wrote
+// (size and checksum), SQLite's integrity check of the database file as
+// it is on the drive, and whether a -wal or -journal stock SQLite left
+// beside it belongs to it. Anything not clean (a corrupt database, a
 // foreign -wal or -journal, a checkpoint recover would have to settle or
-// refuses); 2 only on usage or operational errors (no report possible).
-func runVerify(args []string, stdout, stderr io.Writer) int {
-	in, path, code := verifyArg(args, stdout, stderr)
-	if in == nil {
-		return code
+// refuses) is its finding, with the report; it errs only on usage or
+// operational errors (no report possible).
+func runVerify(in *invocation) error {
+	path, err := verifyPath(in)
+	if err != nil {
+		return err
 	}
+	stdout, stderr := in.stdout, in.stderr
 	rep, err := checkpoint.Verify(device.OS, path)
 	if err != nil && deadMount("verify", path, err, false, stdout, stderr) {
-		return 2
+		return said(err)
 	}
 	if err != nil {
 		return report(in, rep, err)
 	}
 	integrity, err := integrityCheck(path)
 	if err != nil && deadMount("verify", path, err, false, stdout, stderr) {
-		return 2
+		return said(err)
 	}
 	if err != nil {
-		return in.fail(2, fmt.Errorf("integrity check: %w", err))
+		return fmt.Errorf("integrity check: %w", err)
 	}
 	stock, err := store.InspectStock(path)
 	if err != nil {
-		return in.fail(2, fmt.Errorf("inspect -wal and -journal: %w", err))
+		return fmt.Errorf("inspect -wal and -journal: %w", err)
 	}
 	ok := integrity == "ok" && rep.Action == checkpoint.ActionNone && !rep.Mismatch
 	var stockJSON []stockOut
@@ -52,12 +52,12 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		ok = ok && !f.Foreign && !f.Unchecked
 		stockJSON = append(stockJSON, stockOut{Path: f.Path, Note: f.Note, Foreign: f.Foreign, Unchecked: f.Unchecked})
 	}
-	code = 0
+	var found error
 	if !ok {
-		code = 1
+		found = said(problem(errFound))
 	}
 	if in.json {
-		writeJSON(stdout, verifyOut{reportJSON("verify", code, rep), integrity, nonNil(stockJSON), ok})
+		writeJSON(stdout, verifyOut{reportJSON("verify", codeOf(found), rep), integrity, nonNil(stockJSON), ok})
 	} else {
 		fmt.Fprintln(stdout, rep)
 		fmt.Fprintf(stdout, "integrity_check: %s\n", integrity)
@@ -65,30 +65,26 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "stock SQLite file %s: %s\n", f.Path, f.Note)
 		}
 	}
-	return code
+	return found
 }
 
-// verifyArg is dbArg for verify: a file whose header is not SQLite's but
-// that has a checkpoint journal beside it is this project's database,
-// damaged: it gets a report (exit 1), not a refusal (exit 2).
-func verifyArg(args []string, stdout, stderr io.Writer) (*invocation, string, int) {
-	in, code := parse("verify", args, stdout, stderr, 1, 1)
-	if in == nil {
-		return nil, "", code
-	}
+// verifyPath is dbPath for verify: a file whose header is not SQLite's
+// but that has a checkpoint journal beside it is this project's database,
+// damaged: it gets a report (a finding), not a refusal (an error).
+func verifyPath(in *invocation) (string, error) {
 	abs, err := realPath(in.pos[0])
 	if err == nil {
 		err = checkDatabase(abs)
 	}
 	if errors.Is(err, errNotDatabase) {
 		if fi, jerr := os.Stat(journal.Name(abs)); jerr == nil && fi.Mode().IsRegular() {
-			return in, abs, 0
+			return abs, nil
 		}
 	}
 	if err != nil {
-		return nil, "", in.fail(2, err)
+		return "", err
 	}
-	return in, abs, 0
+	return abs, nil
 }
 
 // integrityCheck runs PRAGMA integrity_check on the database file alone,
