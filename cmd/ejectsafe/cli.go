@@ -292,6 +292,12 @@ func flagArg(f *flag.Flag) string {
 		return "DIR"
 	case "out":
 		return "FILE"
+	case "wear-mib", "wear-rate":
+		return "N"
+	case "wear-for":
+		return "DUR"
+	case "throttle":
+		return "MBPS"
 	}
 	return "VALUE"
 }
