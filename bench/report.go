@@ -112,9 +112,12 @@ func Evaluate(r *Report) []Target {
 func WriteMarkdown(w io.Writer, r *Report) error {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
-	plan := "full"
-	if r.Quick {
-		plan = "quick"
+	plan := "full plan"
+	switch {
+	case r.Wear != nil:
+		plan = "wear section only"
+	case r.Quick:
+		plan = "quick plan"
 	}
 	p("## `ejectsafe bench` on %s", r.FS.Type)
 	p("")
@@ -134,7 +137,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	for _, n := range r.FS.StoreNotes {
 		p("  - store.Open logged: %s", n)
 	}
-	p("- Date: %s; measuring took %.0f s (%s plan)", r.Started.Format("2006-01-02 15:04 UTC"), r.Seconds, plan)
+	p("- Date: %s; measuring took %.0f s (%s)", r.Started.Format("2006-01-02 15:04 UTC"), r.Seconds, plan)
 
 	if len(r.Commit) > 0 {
 		p("")

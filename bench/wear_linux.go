@@ -112,15 +112,36 @@ func throttle(dir string, d blockDev, mbps float64) (undo func(), what string, e
 		os.Remove(grp)
 		return nil, "", fmt.Errorf("set %s: %w", rule, err)
 	}
+	back := blkioGroupOf(pid)
 	if err := os.WriteFile(filepath.Join(grp, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
 		os.Remove(grp)
 		return nil, "", fmt.Errorf("move pid %d: %w", pid, err)
 	}
 	undo = func() {
-		os.WriteFile(filepath.Join(blkioRoot, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
+		os.WriteFile(filepath.Join(back, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
 		os.Remove(grp)
 	}
 	return undo, fmt.Sprintf("FUSE daemon pid %d in blkio group %s, write_bps_device %s (%g MB/s)", pid, grp, rule, mbps), nil
+}
+
+// blkioGroupOf is the blkio group directory pid is in (from
+// /proc/PID/cgroup), or the hierarchy's root when that cannot be told.
+func blkioGroupOf(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return blkioRoot
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 || !contains(strings.Split(parts[1], ","), "blkio") {
+			continue
+		}
+		d := filepath.Join(blkioRoot, filepath.Clean("/"+parts[2]))
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			return d
+		}
+	}
+	return blkioRoot
 }
 
 // fuseDaemon finds the process that has /dev/fuse open and the block
