@@ -67,6 +67,13 @@ var (
 	// ErrDuplicatePage: Write was given the same page number twice.
 	ErrDuplicatePage = errors.New("sqlitewal: page given twice")
 
+	// ErrPageOrder: Writer.Add was given a page below the one before
+	// (Write sorts its pages itself).
+	ErrPageOrder = errors.New("sqlitewal: pages out of order")
+
+	// ErrCommitted: a Writer was used after its Commit.
+	ErrCommitted = errors.New("sqlitewal: log already committed")
+
 	// ErrNoPages: Write was given no page; a transaction needs at least
 	// its commit frame.
 	ErrNoPages = errors.New("sqlitewal: no pages")

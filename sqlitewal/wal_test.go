@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"slices"
 	"testing"
 )
 
@@ -254,5 +255,101 @@ func (errReader) ReadAt([]byte, int64) (int, error) { return 0, errDisk }
 func TestWalk_readError(t *testing.T) {
 	if _, err := Walk(errReader{}, nil); !errors.Is(err, errDisk) {
 		t.Errorf("got %v, want the read error", err)
+	}
+}
+
+func TestWriter_sameBytesAsWrite(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	pages := randomPages(rng, 20, 50, 1024)
+	salts := &[2]uint32{7, 9}
+	o := WriteOptions{PageSize: 1024, DBPages: 50, Salts: salts}
+	want, _ := writeWAL(t, pages, o)
+	sorted := append([]Page(nil), pages...)
+	slices.SortFunc(sorted, func(a, b Page) int { return int(a.No) - int(b.No) })
+	var b bytes.Buffer
+	wr, err := NewWriter(&b, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1024)
+	for _, p := range sorted {
+		copy(buf, p.Data)
+		if err := wr.Add(p.No, buf); err != nil {
+			t.Fatal(err)
+		}
+		rng.Read(buf) // Add copied the page: reusing the buffer changes nothing
+	}
+	if got := wr.Frames(); got != len(pages) {
+		t.Errorf("Frames %d, want %d", got, len(pages))
+	}
+	if err := wr.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Errorf("Writer's %d bytes differ from Write's %d", b.Len(), len(want))
+	}
+	if err := wr.Add(51, buf); !errors.Is(err, ErrCommitted) {
+		t.Errorf("Add after Commit: %v, want ErrCommitted", err)
+	}
+}
+
+func TestWriter_rejects(t *testing.T) {
+	o := WriteOptions{PageSize: 512, DBPages: 9}
+	page := make([]byte, 512)
+	for _, c := range []struct {
+		name string
+		adds []uint32
+		want error
+	}{
+		{"descending", []uint32{5, 3}, ErrPageOrder},
+		{"twice", []uint32{5, 5}, ErrDuplicatePage},
+		{"beyond", []uint32{10}, ErrPageBeyondEnd},
+		{"zero", []uint32{0}, ErrZeroPage},
+		{"commit without pages", nil, ErrNoPages},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var b bytes.Buffer
+			wr, err := NewWriter(&b, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, no := range c.adds {
+				if err = wr.Add(no, page); err != nil {
+					break
+				}
+			}
+			if err == nil {
+				err = wr.Commit()
+			}
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+			if err := wr.Commit(); !errors.Is(err, c.want) {
+				t.Errorf("Commit after the error: %v, want the same error", err)
+			}
+			if _, err := Validate(bytes.NewReader(b.Bytes()), Expect{}); err == nil {
+				t.Errorf("what a failed Writer wrote validates")
+			}
+		})
+	}
+}
+
+// failWriter fails after n bytes.
+type failWriter struct{ n int }
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		return 0, errDisk
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+func TestWrite_writeError(t *testing.T) {
+	pages := []Page{{No: 1, Data: make([]byte, 512)}, {No: 2, Data: make([]byte, 512)}}
+	for _, n := range []int{0, HeaderSize, HeaderSize + FrameSize(512)} {
+		if _, err := Write(&failWriter{n: n}, pages, WriteOptions{PageSize: 512, DBPages: 2}); !errors.Is(err, errDisk) {
+			t.Errorf("failing after %d bytes: %v, want the write error", n, err)
+		}
 	}
 }

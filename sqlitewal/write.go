@@ -79,6 +79,7 @@ func hostBigEndian() bool { return binary.NativeEndian.Uint16([]byte{0, 1}) == 1
 //
 // It returns the header written. Write does not sync: the caller fsyncs
 // the file (and its directory, when it created it) before relying on it.
+// Writer writes the same bytes one page at a time.
 func Write(w io.Writer, pages []Page, o WriteOptions) (Header, error) {
 	if !ValidPageSize(o.PageSize) {
 		return Header{}, fmt.Errorf("sqlitewal: write: page size %d: %w", o.PageSize, ErrPageSize)
@@ -89,16 +90,65 @@ func Write(w io.Writer, pages []Page, o WriteOptions) (Header, error) {
 	sorted := slices.Clone(pages)
 	slices.SortFunc(sorted, func(a, b Page) int { return cmp.Compare(a.No, b.No) })
 	for i, p := range sorted {
-		switch {
-		case p.No == 0:
-			return Header{}, fmt.Errorf("sqlitewal: write: %w", ErrZeroPage)
-		case p.No > o.DBPages:
-			return Header{}, fmt.Errorf("sqlitewal: write: page %d of a %d-page database: %w", p.No, o.DBPages, ErrPageBeyondEnd)
-		case len(p.Data) != o.PageSize:
-			return Header{}, fmt.Errorf("sqlitewal: write: page %d has %d bytes, not %d: %w", p.No, len(p.Data), o.PageSize, ErrPageData)
-		case i > 0 && sorted[i-1].No == p.No:
+		if err := checkPage(p, o); err != nil {
+			return Header{}, err
+		}
+		if i > 0 && sorted[i-1].No == p.No {
 			return Header{}, fmt.Errorf("sqlitewal: write: page %d: %w", p.No, ErrDuplicatePage)
 		}
+	}
+	wr, err := NewWriter(w, o)
+	if err != nil {
+		return Header{}, err
+	}
+	for _, p := range sorted {
+		if err := wr.Add(p.No, p.Data); err != nil {
+			return Header{}, err
+		}
+	}
+	if err := wr.Commit(); err != nil {
+		return Header{}, err
+	}
+	return wr.Header(), nil
+}
+
+// checkPage checks one page against the options (condition 13 and the
+// page's length).
+func checkPage(p Page, o WriteOptions) error {
+	switch {
+	case p.No == 0:
+		return fmt.Errorf("sqlitewal: write: %w", ErrZeroPage)
+	case p.No > o.DBPages:
+		return fmt.Errorf("sqlitewal: write: page %d of a %d-page database: %w", p.No, o.DBPages, ErrPageBeyondEnd)
+	case len(p.Data) != o.PageSize:
+		return fmt.Errorf("sqlitewal: write: page %d has %d bytes, not %d: %w", p.No, len(p.Data), o.PageSize, ErrPageData)
+	}
+	return nil
+}
+
+// Writer writes a one-transaction WAL page by page, for a caller that
+// does not hold every page at once (a checkpoint reading them from its
+// WAL): NewWriter writes the header, Add each page in ascending page
+// order, Commit the last frame. It holds one page back, the one that
+// becomes the commit frame, so it keeps a single frame of memory. After
+// an error the Writer is done: what was written is not a valid log (no
+// commit frame), and the caller discards the file.
+type Writer struct {
+	w       io.Writer
+	o       WriteOptions
+	h       Header
+	s1, s2  uint32
+	frame   []byte // the page held back, framed but for its commit field and checksum
+	pending bool
+	last    uint32 // the last page number added
+	frames  int
+	err     error
+}
+
+// NewWriter checks o, draws the salts and writes the header to w.
+func NewWriter(w io.Writer, o WriteOptions) (*Writer, error) {
+	if !ValidPageSize(o.PageSize) {
+		return nil, fmt.Errorf("sqlitewal: write: page size %d: %w", o.PageSize, ErrPageSize)
 	}
 	h := Header{Version: Version, PageSize: o.PageSize, CheckpointSeq: o.CheckpointSeq}
 	switch o.Order {
@@ -112,37 +162,91 @@ func Write(w io.Writer, pages []Page, o WriteOptions) (Header, error) {
 	} else {
 		var err error
 		if h.Salt1, err = randomUint32(); err != nil {
-			return Header{}, err
+			return nil, err
 		}
 		if h.Salt2, err = randomUint32(); err != nil {
-			return Header{}, err
+			return nil, err
 		}
 	}
 	hb, s1, s2 := h.encode()
 	h.Sum1, h.Sum2 = s1, s2
 	if _, err := w.Write(hb[:]); err != nil {
-		return Header{}, fmt.Errorf("sqlitewal: write header: %w", err)
+		return nil, fmt.Errorf("sqlitewal: write header: %w", err)
 	}
-	ord, be := order(h.BigEndian), binary.BigEndian
-	frame := make([]byte, FrameSize(o.PageSize))
-	for i, p := range sorted {
-		fh := frame[:FrameHeaderSize]
-		be.PutUint32(fh[0:], p.No)
-		commit := uint32(0)
-		if i == len(sorted)-1 {
-			commit = o.DBPages
+	return &Writer{w: w, o: o, h: h, s1: s1, s2: s2, frame: make([]byte, FrameSize(o.PageSize))}, nil
+}
+
+// Header is the header the Writer wrote.
+func (wr *Writer) Header() Header { return wr.h }
+
+// Frames is the number of frames written or held so far.
+func (wr *Writer) Frames() int { return wr.frames }
+
+// Add adds page no with its final bytes (copied: data may be reused once
+// Add returns). Pages must come in strictly ascending order, each within
+// the options' DBPages and of its page size.
+func (wr *Writer) Add(no uint32, data []byte) error {
+	if wr.err != nil {
+		return wr.err
+	}
+	if err := checkPage(Page{No: no, Data: data}, wr.o); err != nil {
+		wr.err = err
+		return err
+	}
+	if wr.pending && no <= wr.last {
+		wr.err = fmt.Errorf("sqlitewal: write: page %d after page %d: %w", no, wr.last, ErrDuplicatePage)
+		if no < wr.last {
+			wr.err = fmt.Errorf("sqlitewal: write: page %d after page %d: %w", no, wr.last, ErrPageOrder)
 		}
-		be.PutUint32(fh[4:], commit)
-		be.PutUint32(fh[8:], h.Salt1)
-		be.PutUint32(fh[12:], h.Salt2)
-		copy(frame[FrameHeaderSize:], p.Data)
-		s1, s2 = checksum(ord, fh[:8], s1, s2)
-		s1, s2 = checksum(ord, p.Data, s1, s2)
-		be.PutUint32(fh[16:], s1)
-		be.PutUint32(fh[20:], s2)
-		if _, err := w.Write(frame); err != nil {
-			return Header{}, fmt.Errorf("sqlitewal: write frame %d (page %d): %w", i+1, p.No, err)
+		return wr.err
+	}
+	if wr.pending {
+		if err := wr.flush(0); err != nil {
+			return err
 		}
 	}
-	return h, nil
+	be := binary.BigEndian
+	be.PutUint32(wr.frame[0:], no)
+	be.PutUint32(wr.frame[8:], wr.h.Salt1)
+	be.PutUint32(wr.frame[12:], wr.h.Salt2)
+	copy(wr.frame[FrameHeaderSize:], data)
+	wr.pending, wr.last = true, no
+	wr.frames++
+	return nil
+}
+
+// Commit writes the page held back as the commit frame, carrying the
+// options' DBPages. At least one page must have been added.
+func (wr *Writer) Commit() error {
+	if wr.err != nil {
+		return wr.err
+	}
+	if !wr.pending {
+		wr.err = fmt.Errorf("sqlitewal: write: %w", ErrNoPages)
+		return wr.err
+	}
+	if err := wr.flush(wr.o.DBPages); err != nil {
+		return err
+	}
+	wr.err = errCommitted
+	return nil
+}
+
+// errCommitted is what a Writer answers after Commit.
+var errCommitted = fmt.Errorf("sqlitewal: write: %w", ErrCommitted)
+
+// flush writes the frame held back with commit in its commit field.
+func (wr *Writer) flush(commit uint32) error {
+	be, ord := binary.BigEndian, order(wr.h.BigEndian)
+	be.PutUint32(wr.frame[4:], commit)
+	wr.s1, wr.s2 = checksum(ord, wr.frame[:8], wr.s1, wr.s2)
+	wr.s1, wr.s2 = checksum(ord, wr.frame[FrameHeaderSize:], wr.s1, wr.s2)
+	be.PutUint32(wr.frame[16:], wr.s1)
+	be.PutUint32(wr.frame[20:], wr.s2)
+	wr.pending = false
+	if _, err := wr.w.Write(wr.frame); err != nil {
+		wr.err = fmt.Errorf("sqlitewal: write frame for page %d: %w", be.Uint32(wr.frame[0:]), err)
+		return wr.err
+	}
+	return nil
 }
