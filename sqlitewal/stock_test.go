@@ -187,7 +187,7 @@ func TestWrite_matchesSQLite(t *testing.T) {
 }
 
 // TestValidate_stockIgnoresBadLogs: logs that are torn, carry foreign
-// salts or a damaged page are rejected by Validate and ignored by stock
+// salts, a damaged page or a frame for page 0 are rejected by Validate and ignored by stock
 // SQLite, which shows the old state, intact. A log of another page size
 // is rejected by Validate, but stock SQLite does NOT ignore it (found
 // here, SQLite 3.40): its recovery accepts any valid page size, and the
@@ -215,6 +215,9 @@ func TestValidate_stockIgnoresBadLogs(t *testing.T) {
 	}
 	mod := func(f func(b []byte)) []byte { b := bytes.Clone(good.Bytes()); f(b); return b }
 	last := int(FrameOffset(len(pages), ps))
+	if !bytes.Equal(mod(func(b []byte) { resealFrames(b, ps, h.BigEndian) }), good.Bytes()) {
+		t.Fatal("resealFrames changes a good log: the page-0 case would test checksums instead")
+	}
 	for _, c := range []struct {
 		name    string
 		wal     []byte
@@ -228,6 +231,7 @@ func TestValidate_stockIgnoresBadLogs(t *testing.T) {
 		{"torn frame header", good.Bytes()[:last+10], ErrTornFrame, false, false},
 		{"foreign salts", mod(func(b []byte) { binary.BigEndian.PutUint32(b[20:], h.Salt2^0x5a5a); resealHeader(b, h.BigEndian) }), ErrForeignSalts, false, false},
 		{"checksum", mod(func(b []byte) { b[last+FrameHeaderSize+1000] ^= 1 }), ErrChecksum, false, false},
+		{"page 0, checksums right", mod(func(b []byte) { binary.BigEndian.PutUint32(b[HeaderSize:], 0); resealFrames(b, ps, h.BigEndian) }), ErrZeroPage, false, false},
 		{"other page size", otherPS.Bytes(), ErrOtherPageSize, false, true},
 		{"version", mod(func(b []byte) { binary.BigEndian.PutUint32(b[4:], Version+1); resealHeader(b, h.BigEndian) }), ErrVersion, true, false},
 	} {
@@ -261,5 +265,18 @@ func TestValidate_stockIgnoresBadLogs(t *testing.T) {
 				t.Errorf("the database file changed (%d bytes, was %d)", len(got), len(oldb))
 			}
 		})
+	}
+}
+
+// resealFrames recomputes every frame's cumulative checksum after a
+// field was changed, so that only the change is wrong.
+func resealFrames(b []byte, ps int, bigEndian bool) {
+	s1 := binary.BigEndian.Uint32(b[24:])
+	s2 := binary.BigEndian.Uint32(b[28:])
+	for off := HeaderSize; off+FrameSize(ps) <= len(b); off += FrameSize(ps) {
+		s1, s2 = Checksum(bigEndian, b[off:off+8], s1, s2)
+		s1, s2 = Checksum(bigEndian, b[off+FrameHeaderSize:off+FrameSize(ps)], s1, s2)
+		binary.BigEndian.PutUint32(b[off+16:], s1)
+		binary.BigEndian.PutUint32(b[off+20:], s2)
 	}
 }
