@@ -48,6 +48,9 @@ type Config struct {
 	Progress io.Writer
 	// Command is the command line, recorded in the report.
 	Command string
+	// Wear, when not nil, makes Run measure the wear section (wear.go)
+	// with this workload, and nothing else.
+	Wear *WearPlan
 }
 
 // Plan is the sizes and counts of one run.
@@ -112,6 +115,7 @@ type Report struct {
 	Memory     *MemoryResult      `json:"memory"`
 	Open       *OpenResult        `json:"open"`
 	Read       *ReadResult        `json:"read"`
+	Wear       *WearReport        `json:"wear,omitempty"`
 	Targets    []Target           `json:"targets"`
 }
 
@@ -161,6 +165,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	type step struct {
 		name string
 		run  func(dir string, log func(string, ...any)) error
+	}
+	if cfg.Wear != nil {
+		return runWear(ctx, r, base, *cfg.Wear, prog)
 	}
 	steps := []step{
 		{"commit throughput, single-row autocommit", func(dir string, log func(string, ...any)) error {
@@ -252,6 +259,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.Seconds = time.Since(start).Seconds()
 	r.Targets = Evaluate(r)
+	return r, nil
+}
+
+// runWear is Run for the wear section alone.
+func runWear(ctx context.Context, r *Report, base string, p WearPlan, prog io.Writer) (*Report, error) {
+	start := time.Now()
+	fmt.Fprintf(prog, "bench wear: %d MiB database, %d commits/s for %s per mode\n", p.MiB, p.Rate, p.Duration)
+	log := func(format string, a ...any) { fmt.Fprintf(prog, "bench wear   %s\n", fmt.Sprintf(format, a...)) }
+	w, err := MeasureWear(ctx, base, p, log)
+	r.Wear = w
+	r.Seconds = time.Since(start).Seconds()
+	if err != nil {
+		return r, fmt.Errorf("bench: wear: %w", err)
+	}
 	return r, nil
 }
 

@@ -112,9 +112,12 @@ func Evaluate(r *Report) []Target {
 func WriteMarkdown(w io.Writer, r *Report) error {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
-	plan := "full"
-	if r.Quick {
-		plan = "quick"
+	plan := "full plan"
+	switch {
+	case r.Wear != nil:
+		plan = "wear section only"
+	case r.Quick:
+		plan = "quick plan"
 	}
 	p("## `ejectsafe bench` on %s", r.FS.Type)
 	p("")
@@ -134,7 +137,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	for _, n := range r.FS.StoreNotes {
 		p("  - store.Open logged: %s", n)
 	}
-	p("- Date: %s; measuring took %.0f s (%s plan)", r.Started.Format("2006-01-02 15:04 UTC"), r.Seconds, plan)
+	p("- Date: %s; measuring took %.0f s (%s)", r.Started.Format("2006-01-02 15:04 UTC"), r.Seconds, plan)
 
 	if len(r.Commit) > 0 {
 		p("")
@@ -250,6 +253,10 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		p("| %s | %s | **%sx** (%s-%s) |", grp(rd.StoreUsRound), grp(rd.StockUsRound), ratioStr(rd.Ratio), ratioStr(rd.RatioMin), ratioStr(rd.RatioMax))
 	}
 
+	if wr := r.Wear; wr != nil {
+		writeWear(p, wr)
+	}
+
 	if len(r.Targets) > 0 {
 		p("")
 		p("### Targets (issue #7; reported, not asserted)")
@@ -310,4 +317,46 @@ func mibNum(n int64) string {
 		return "?"
 	}
 	return fmt.Sprintf("%.1f", float64(n)/(1<<20))
+}
+
+// writeWear writes the wear section's table (wear.go says what each
+// column measures).
+func writeWear(p func(string, ...any), wr *WearReport) {
+	pl := wr.Plan
+	p("")
+	p("### Wear: a realistic application, device bytes written per mode")
+	p("")
+	p("A %d MiB database (1000-byte rows) takes random single-row UPDATEs at %d commits/s", pl.MiB, pl.Rate)
+	p("for %s per mode, each mode with its defaults.", pl.Duration)
+	dev := wr.Device
+	if dev == "" {
+		dev = "not measured (not on a block device this can read)"
+	} else {
+		dev = "/sys/class/block/" + dev + "/stat, from after the database is in place to after close and a flush of the device"
+	}
+	p("Device bytes: %s (every writer of that device counts: measure on a device of its own, such as a loop device).", dev)
+	if wr.Throttle != "" {
+		p("Throttle: %s.", wr.Throttle)
+	}
+	p("Wait for durability: from a commit's return to the end of the first fsync that made it")
+	p("durable on the drive (0: fsynced before returning; the store: the end of the first checkpoint")
+	p("that started after the commit returned; stock WAL NORMAL: the next auto-checkpoint, or the")
+	p("close-time checkpoint for the last commits).")
+	p("")
+	p("| mode | commits | device bytes | bytes/commit | checkpoints | checkpoint mean / max ms | longest wait for durability ms | commit p99 / max ms |")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, x := range wr.Results {
+		p("| %s | %d | %s | %s | %d | %s / %s | %s | %s / %s |", x.Mode, x.Commits, bytesStr(x.DeviceBytes),
+			bytesStr(int64(x.BytesPerCommit)), x.Checkpoints, msStr(x.CkptMeanMs), msStr(x.CkptMaxMs),
+			msStr(x.MaxDurableWaitMs), msStr(x.CommitP99Ms), msStr(x.CommitMaxMs))
+	}
+	if len(wr.Results) > 0 && wr.Results[0].Mode == WearStoreCopy && wr.Results[0].DeviceBytes > 0 {
+		base := wr.Results[0].DeviceBytes
+		for _, x := range wr.Results[1:] {
+			if x.Mode == WearWALNormal && x.DeviceBytes > 0 {
+				p("")
+				p("%s wrote **%.1fx** the device bytes of %s.", wr.Results[0].Mode, float64(base)/float64(x.DeviceBytes), x.Mode)
+			}
+		}
+	}
 }

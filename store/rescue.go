@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/journal"
+	"github.com/ejectsafe/ejectsafe/sqlitewal"
 )
 
 // Rescue (issue 13, build 5): what to do with the commits in a host log
@@ -105,9 +105,9 @@ func (i HostLogInfo) String() string {
 // countFrames counts a WAL's valid frames and its commits, as SQLite's
 // recovery would find them (walkWAL).
 func countFrames(r io.ReaderAt) (frames, commits int) {
-	walkWAL(r, func(_ int64, h, _ []byte) bool {
+	walkWAL(r, func(f sqlitewal.Frame, _ []byte) bool {
 		frames++
-		if binary.BigEndian.Uint32(h[4:]) != 0 {
+		if f.Commit != 0 {
 			commits++
 		}
 		return true

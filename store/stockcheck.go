@@ -14,33 +14,22 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/layout"
+	"github.com/ejectsafe/ejectsafe/sqlitewal"
 )
 
 // Checks of the -wal and -journal stock SQLite leaves beside a database,
 // before Open folds them in and for ejectsafe verify: a file that belongs
 // to another database would be applied to this one page by page.
 //
-// WAL file (SQLite's walformat.html, wal.c), big-endian fields:
+// WAL file: the layout and SQLite's validity conditions are documented,
+// and read, in package sqlitewal (one reader of SQLite's WAL for the
+// project).
 //
-//	header, 32 bytes:
-//	  0  magic 0x377f0682 (checksums over little-endian words) or 0x377f0683 (big-endian)
-//	  4  format version, 3007000
-//	  8  page size (a power of two, 512..65536)
-//	 12  checkpoint sequence number
-//	 16  salt-1, 20 salt-2
-//	 24  checksum-1, 28 checksum-2 of bytes 0..23
-//	frame header, 24 bytes, then one page:
-//	  0  page number
-//	  4  for a commit frame, the database size in pages after it; else 0
-//	  8  salt-1, 12 salt-2 (the header's, else the frame is not valid)
-//	 16  checksum-1, 20 checksum-2: cumulative over every earlier frame and
-//	     the header, of this frame's bytes 0..7 and its page
-//
-// Validity, as SQLite's recovery decides it: (1) the header's magic,
-// version, page size and checksum are right, else SQLite ignores the
-// whole file; (2) frames count only up to the first whose salts or
-// checksum are wrong; (3) of those, only frames up to the last commit
-// frame are committed.
+// Validity, as SQLite's recovery decides it (sqlitewal.Walk): (1) the
+// header's magic, version, page size and checksum are right, else SQLite
+// ignores the whole file; (2) frames count only up to the first whose
+// salts, page number or checksum are wrong; (3) of those, only frames up
+// to the last commit frame are committed.
 //
 // Belonging to this database (what SQLite does not check): (4) the page
 // size is the database's; (5) a commit frame's page number is within the
@@ -67,12 +56,6 @@ import (
 // the file away if it is not wanted. ejectsafe verify reports it.
 var ErrForeignLog = errors.New("store: -wal or -journal does not belong to this database")
 
-const (
-	walHeaderSize      = 32
-	walFrameHeaderSize = 24
-	walVersion         = 3007000
-)
-
 // walInfo is what checkWAL found in a WAL file.
 type walInfo struct {
 	Valid     bool   // (1): SQLite uses the file
@@ -90,12 +73,10 @@ func checkWAL(b []byte, dbPage1 []byte) walInfo {
 	var problem string
 	var commits []walCommit
 	var page1 []byte // page 1 in the transaction being read
-	ps := walkWAL(bytes.NewReader(b), func(off int64, h, page []byte) bool {
-		pgno, commit := binary.BigEndian.Uint32(h[0:]), binary.BigEndian.Uint32(h[4:])
+	ps := walkWAL(bytes.NewReader(b), func(f sqlitewal.Frame, page []byte) bool {
+		off, pgno, commit := f.Offset, f.Page, f.Commit
 		switch {
 		case problem != "":
-		case pgno == 0:
-			problem = fmt.Sprintf("frame at %d names page 0", off)
 		case commit != 0 && pgno > commit:
 			problem = fmt.Sprintf("frame at %d commits page %d of a %d-page database", off, pgno, commit)
 		case pgno == 1 && string(page[:len(sqliteHeader)]) != sqliteHeader:
@@ -107,7 +88,7 @@ func checkWAL(b []byte, dbPage1 []byte) walInfo {
 			page1 = bytes.Clone(page) // the walk reuses its buffer
 		}
 		if commit != 0 {
-			w.Committed = int((off-walHeaderSize)/int64(walFrameHeaderSize+len(page))) + 1
+			w.Committed = f.Index
 			if problem != "" && w.Problem == "" {
 				w.Problem = problem
 			}
@@ -130,48 +111,24 @@ func checkWAL(b []byte, dbPage1 []byte) walInfo {
 	return w
 }
 
-// walkWAL walks an SQLite WAL as SQLite's recovery does: a header SQLite
-// accepts (magic, version, page size, checksum), then frames for as long
-// as their salts and cumulative checksums hold. fn sees each valid frame:
-// its offset, its 24-byte header and its page (both in a buffer the walk
-// reuses); it returns false to stop. walkWAL returns the WAL's page size,
-// 0 when SQLite would not use the file.
-func walkWAL(r io.ReaderAt, fn func(off int64, h, page []byte) bool) int {
-	hdr := make([]byte, walHeaderSize)
-	if _, err := r.ReadAt(hdr, 0); err != nil {
-		return 0
-	}
-	magic := binary.BigEndian.Uint32(hdr[0:])
-	if magic&^1 != 0x377f0682 {
-		return 0
-	}
-	bigEnd := magic&1 == 1
-	ps := int(binary.BigEndian.Uint32(hdr[8:]))
-	if binary.BigEndian.Uint32(hdr[4:]) != walVersion || ps < 512 || ps > 65536 || ps&(ps-1) != 0 {
-		return 0
-	}
-	s1, s2 := walChecksum(bigEnd, hdr[:24], 0, 0)
-	if s1 != binary.BigEndian.Uint32(hdr[24:]) || s2 != binary.BigEndian.Uint32(hdr[28:]) {
-		return 0
-	}
-	frame := make([]byte, walFrameHeaderSize+ps)
-	for off := int64(walHeaderSize); ; off += int64(len(frame)) {
-		if n, _ := r.ReadAt(frame, off); n < len(frame) {
-			return ps
-		}
-		h := frame[:walFrameHeaderSize]
-		if string(h[8:16]) != string(hdr[16:24]) { // salts
-			return ps
-		}
-		s1, s2 = walChecksum(bigEnd, h[:8], s1, s2)
-		s1, s2 = walChecksum(bigEnd, frame[walFrameHeaderSize:], s1, s2)
-		if s1 != binary.BigEndian.Uint32(h[16:]) || s2 != binary.BigEndian.Uint32(h[20:]) {
-			return ps
-		}
-		if !fn(off, h, frame[walFrameHeaderSize:]) {
-			return ps
+// walkWAL walks an SQLite WAL as SQLite's recovery does
+// (sqlitewal.Walk): fn sees each valid frame and its page (in a buffer
+// the walk reuses) and returns false to stop. walkWAL returns the WAL's
+// page size, 0 when SQLite would not use the file (a header of another
+// format version included: SQLite refuses the database then, and the
+// file is not this database's either way).
+func walkWAL(r io.ReaderAt, fn func(f sqlitewal.Frame, page []byte) bool) int {
+	s, err := sqlitewal.Walk(r, fn)
+	for _, bad := range []error{sqlitewal.ErrShortHeader, sqlitewal.ErrBadMagic, sqlitewal.ErrPageSize,
+		sqlitewal.ErrHeaderChecksum, sqlitewal.ErrVersion} {
+		if errors.Is(err, bad) {
+			return 0
 		}
 	}
+	if err != nil && s.Header.PageSize == 0 { // the header could not be read
+		return 0
+	}
+	return s.Header.PageSize
 }
 
 // walCommit is one committed transaction of a WAL: the size it commits
@@ -203,20 +160,6 @@ func walLineage(commits []walCommit, dbPage1 []byte) string {
 		}
 	}
 	return ""
-}
-
-// walChecksum continues SQLite's WAL checksum (s1, s2) over b, whose
-// length is a multiple of 8.
-func walChecksum(bigEnd bool, b []byte, s1, s2 uint32) (uint32, uint32) {
-	order := binary.ByteOrder(binary.LittleEndian)
-	if bigEnd {
-		order = binary.BigEndian
-	}
-	for i := 0; i+8 <= len(b); i += 8 {
-		s1 += order.Uint32(b[i:]) + s2
-		s2 += order.Uint32(b[i+4:]) + s1
-	}
-	return s1, s2
 }
 
 // headerPageSize is the page size an SQLite database header names (1

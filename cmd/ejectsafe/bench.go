@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/ejectsafe/ejectsafe/bench"
@@ -27,10 +28,20 @@ func runBench(in *invocation) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	r, err := bench.Run(ctx, bench.Config{
+	cfg := bench.Config{
 		Dir: dir, Quick: quick, Progress: stderr,
 		Command: strings.TrimSpace("ejectsafe bench " + strings.Join(in.args, " ")),
-	})
+	}
+	if in.bool("wear") {
+		mib, _ := strconv.Atoi(in.str("wear-mib"))
+		rate, _ := strconv.Atoi(in.str("wear-rate"))
+		mbps, _ := strconv.ParseFloat(in.str("throttle"), 64)
+		if mib <= 0 || rate <= 0 || in.dur("wear-for") <= 0 || mbps < 0 {
+			return usagef("--wear-mib, --wear-rate and --wear-for must be positive, --throttle not negative")
+		}
+		cfg.Wear = &bench.WearPlan{MiB: mib, Rate: rate, Duration: in.dur("wear-for"), ThrottleMBps: mbps}
+	}
+	r, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -177,16 +177,31 @@ until a checkpoint, then read it back.`,
 			flags: func(*flag.FlagSet) {}, minArgs: 0, maxArgs: 1, run: runDemo,
 		},
 		{
-			name: "bench", synopsis: "bench [--dir DIR] [--quick] [--json] [--out FILE]",
+			name: "bench", synopsis: "bench [--dir DIR] [--quick] [--json] [--out FILE] [--wear [--wear-mib N] [--wear-rate N] [--wear-for DUR] [--throttle MBPS]]",
 			short: "measure the store against stock SQLite on a filesystem",
 			long: `Measure the store against stock SQLite on DIR's filesystem: progress
 on stderr, Markdown tables on stdout (with --json the JSON report on
-stdout and the tables on stderr).`,
+stdout and the tables on stderr).
+
+With --wear, measure only the wear section: a database of --wear-mib MiB
+takes random single-row UPDATEs at --wear-rate commits per second for
+--wear-for, in the store and in stock SQLite (WAL NORMAL and FULL,
+rollback journal FULL); reported per mode: bytes written to the block
+device under DIR, bytes per commit, checkpoints and their duration, and
+the longest time a commit waited to become durable on the drive.
+--throttle MBPS caps the writes of the FUSE daemon serving DIR's mount
+(exFAT on a loop device, say) at MBPS MB/s through a cgroup-v1 blkio
+group: an emulated slow stick (needs root; skipped, loudly, elsewhere).`,
 			flags: func(fl *flag.FlagSet) {
 				fl.String("dir", "", "measure on DIR's filesystem (default: a temporary directory)")
 				fl.Bool("quick", false, "small databases and few iterations: under a minute")
 				jsonFlag(fl)
 				fl.String("out", "", "also write the report to FILE, and an SVG chart next to it")
+				fl.Bool("wear", false, "measure only the wear section (device bytes written by a steady workload)")
+				fl.Int("wear-mib", 128, "wear: database size in MiB")
+				fl.Int("wear-rate", 20, "wear: commits per second")
+				fl.Duration("wear-for", time.Minute, "wear: how long each mode commits")
+				fl.Float64("throttle", 0, "wear: cap the FUSE daemon's device writes at MBPS MB/s (cgroup-v1 blkio; root)")
 			},
 			minArgs: 0, maxArgs: 0, run: runBench,
 		},
@@ -290,6 +305,12 @@ func flagArg(f *flag.Flag) string {
 		return "DIR"
 	case "out":
 		return "FILE"
+	case "wear-mib", "wear-rate":
+		return "N"
+	case "wear-for":
+		return "DUR"
+	case "throttle":
+		return "MBPS"
 	}
 	return "VALUE"
 }
