@@ -44,7 +44,7 @@ import (
 //
 // A header slot (little endian):
 //
-//	0    8   magic "ESHLOG1\n"
+//	0    8   magic "ESHLOG2\n"
 //	8    8   seq: the slot with the larger valid seq is the header
 //	16   8   journal id   } the database on the drive the WAL applies to:
 //	24   8   generation   } checkpoint.Identity of its last durable
@@ -59,13 +59,21 @@ import (
 //	56   8   created, Unix ns
 //	64   8   updated, Unix ns
 //	72   40  boot id of the host that wrote it
-//	112  360 database path (informative; truncated)
+//	112  312 database path (informative; truncated)
+//	424  8   earlier generation } the Ready record of an earlier drive
+//	432  8   earlier size       } commit of this log's that failed and
+//	440  8   earlier checksum   } may have reached the drive (0: none)
+//	448  24  zero
 //	472  8   pending generation } the Ready record of the drive commit in
 //	480  8   pending size       } flight (0: none), written before that
-//	488  8   pending checksum   } record: the one generation past the base
-//	                              a replay accepts (proveHostLog)
+//	488  8   pending checksum   } record
 //	496  8   zero
 //	504  8   CRC-64 (ECMA) of bytes 0..503
+//
+// Past the base, a replay accepts only a generation this log's process
+// recorded (pending or earlier) before writing it: each is the base with
+// a prefix of the log's frames checkpointed into it, so the whole WAL
+// applies over it as over the base (proveHostLog).
 //
 // A slot is valid when (1) its magic matches, (2) its CRC matches, (3)
 // its level is 1 or 2 and (4) its path length fits. The header is
@@ -82,8 +90,8 @@ import (
 const (
 	hlHeader    = 65536
 	hlSlot      = 512
-	hlMagic     = "ESHLOG1\n"
-	hlPathMax   = 360
+	hlMagic     = "ESHLOG2\n"
+	hlPathMax   = 312
 	hlSuffix    = ".eslog"
 	hlKeptInfix = ".kept-"
 	// hlAbandoning is the name Abandon gives a log during SQLite's close
@@ -153,6 +161,7 @@ type hostLog struct {
 	base     checkpoint.Identity
 	inflight uint32
 	pending  journal.Record // the Ready of the commit in flight (Gen 0: none)
+	earlier  journal.Record // the Ready of a failed commit that may have reached the drive
 	created  time.Time
 	fresh    bool // this Open created the file (empty): an Open that fails may remove it
 }
@@ -164,6 +173,7 @@ type hlHead struct {
 	level    Durability
 	inflight uint32
 	pending  journal.Record
+	earlier  journal.Record
 	created  time.Time
 	updated  time.Time
 	boot     string
@@ -195,6 +205,9 @@ func (h hlHead) encode() []byte {
 	le.PutUint64(b[64:], uint64(h.updated.UnixNano()))
 	copy(b[72:112], h.boot)
 	copy(b[112:112+hlPathMax], p)
+	le.PutUint64(b[424:], h.earlier.Gen)
+	le.PutUint64(b[432:], uint64(h.earlier.Size))
+	le.PutUint64(b[440:], h.earlier.Sum)
 	le.PutUint64(b[472:], h.pending.Gen)
 	le.PutUint64(b[480:], uint64(h.pending.Size))
 	le.PutUint64(b[488:], h.pending.Sum)
@@ -221,6 +234,7 @@ func decodeSlot(b []byte) (hlHead, error) {
 	h.level = Checkpoint + Durability(b[49])
 	h.inflight = le.Uint32(b[52:])
 	h.pending = journal.Record{Kind: journal.Ready, Gen: le.Uint64(b[472:]), Size: int64(le.Uint64(b[480:])), Sum: le.Uint64(b[488:])}
+	h.earlier = journal.Record{Kind: journal.Ready, Gen: le.Uint64(b[424:]), Size: int64(le.Uint64(b[432:])), Sum: le.Uint64(b[440:])}
 	h.created = time.Unix(0, int64(le.Uint64(b[56:])))
 	h.updated = time.Unix(0, int64(le.Uint64(b[64:])))
 	h.boot = strings.TrimRight(string(b[72:112]), "\x00")
@@ -317,6 +331,15 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 	var id checkpoint.Identity
 	if m, ok := s.state.main.(attachable); ok {
 		id = m.Identity()
+	}
+	// A database the store never committed (stock SQLite made it) has no
+	// checksum in a journal: take it now, while this Open holds the lock,
+	// so that a replay can prove the drive still holds exactly this base.
+	if !id.SumKnown && id.Size > 0 {
+		if id.Sum, err = s.sumDB(id.Size); err != nil {
+			return nil, 0, fmt.Errorf("host log: checksum of %s: %w", s.path, err)
+		}
+		id.SumKnown = true
 	}
 
 	// 0. A WAL an earlier Store of this process left in the shim (its
@@ -465,6 +488,15 @@ func (s *Store) proveHostLog(f *os.File, hl *hostLog, id checkpoint.Identity) (i
 	// commit may have replaced the journal (a new id) and then been
 	// rolled back by Recover, leaving the base's generation and content
 	// under a new journal id.
+	// A base without a journal (stock SQLite made the database): its
+	// checksum, taken by the log's Open, against the database's now.
+	if !id.SumKnown && h.id.SumKnown && id.Size == h.id.Size && id.Size > 0 {
+		sum, err := s.sumDB(id.Size)
+		if err != nil {
+			return 0, fmt.Errorf("%w: checksum of %s: %w", ErrHostLogGeneration, s.path, err)
+		}
+		id.Sum, id.SumKnown = sum, true
+	}
 	sameState := h.id.Gen == id.Gen && h.id.Size == id.Size &&
 		h.id.SumKnown == id.SumKnown && (!id.SumKnown || h.id.Sum == id.Sum)
 	same := sameState && h.id.JournalID == id.JournalID
@@ -477,8 +509,13 @@ func (s *Store) proveHostLog(f *os.File, hl *hostLog, id checkpoint.Identity) (i
 	// generation may be another host's commit made after this log's
 	// process died, and a replay over it would lose that host's work.
 	// Such a log is kept aside.
-	pending := h.inflight > 0 && h.pending.Gen != 0 && id.SumKnown &&
-		id.Gen == h.pending.Gen && id.Size == h.pending.Size && id.Sum == h.pending.Sum
+	// An earlier commit that failed (an undecided rename, say) may have
+	// reached the drive too: its Ready is kept as earlier until a commit
+	// succeeds.
+	ours := func(r journal.Record) bool {
+		return r.Gen != 0 && id.SumKnown && id.Gen == r.Gen && id.Size == r.Size && id.Sum == r.Sum
+	}
+	pending := h.inflight > 0 && (ours(h.pending) || ours(h.earlier))
 	inflight := h.inflight > 0 && (sameState && id.SumKnown || pending) && s.journalVouches(h.id)
 	// A base never checkpointed nor read whole (a database stock SQLite
 	// created) has no checksum: its size alone cannot tell stock SQLite's
@@ -561,7 +598,7 @@ func (hl *hostLog) adoptSeq() {
 // at HostSync it is flushed before writeHead returns.
 func (hl *hostLog) writeHead() error {
 	hl.seq++
-	h := hlHead{seq: hl.seq, id: hl.base, level: hl.level, inflight: hl.inflight, pending: hl.pending, created: hl.created, updated: time.Now(), boot: hl.boot, db: hl.db}
+	h := hlHead{seq: hl.seq, id: hl.base, level: hl.level, inflight: hl.inflight, pending: hl.pending, earlier: hl.earlier, created: hl.created, updated: time.Now(), boot: hl.boot, db: hl.db}
 	if _, err := hl.f.WriteAt(h.encode(), int64(hl.seq%2)*hlSlot); err != nil {
 		return fmt.Errorf("host log %s: header: %w", hl.path, err)
 	}
@@ -595,6 +632,11 @@ func (hl *hostLog) commit(main mainFile, f func() error) error {
 	hl.mu.Lock()
 	defer hl.mu.Unlock()
 	hl.inflight++
+	if hl.pending.Gen != 0 {
+		// The last attempt failed after its Ready: that generation may be
+		// on the drive until this commit settles it.
+		hl.earlier = hl.pending
+	}
 	hl.pending = journal.Record{}
 	if err := hl.writeHead(); err != nil {
 		hl.inflight--
@@ -612,18 +654,63 @@ func (hl *hostLog) commit(main mainFile, f func() error) error {
 		defer m.SetBeforeReady(nil)
 	}
 	err := f()
+	m, ok := main.(attachable)
 	if err != nil {
-		return err // inflight stays: that attempt may have reached the drive
+		// inflight and the Ready stay: that attempt may have reached the
+		// drive. What the main file knows durable (a rename settled
+		// since, or a commit durable before its reopen failed) becomes
+		// the base. The header write is best effort: the next attempt
+		// writes it again before touching the drive.
+		if ok {
+			hl.rebase(m.Identity())
+			hl.writeHead()
+		}
+		return err
 	}
-	if m, ok := main.(attachable); ok {
+	if ok {
 		// A new generation becomes the base; none (nothing was pending)
 		// clears the count all the same: the drive is at the base.
 		// A failure here leaves the previous slot, which names this
 		// generation as in flight: still provable.
-		hl.base, hl.inflight, hl.pending = m.Identity(), 0, journal.Record{}
+		hl.rebase(m.Identity())
+		hl.inflight, hl.pending, hl.earlier = 0, journal.Record{}, journal.Record{}
 		hl.writeHead()
 	}
 	return nil
+}
+
+// rebase makes id the log's base, keeping the checksum Open took of a
+// base without a journal while id is still that base.
+func (hl *hostLog) rebase(id checkpoint.Identity) {
+	if !id.SumKnown && hl.base.SumKnown && id.Gen == hl.base.Gen && id.Size == hl.base.Size {
+		id.Sum, id.SumKnown = hl.base.Sum, true
+	}
+	hl.base = id
+}
+
+// sumDB is the database checksum (journal.Sum) of the database file's
+// first size bytes, read through the Store's filesystem.
+func (s *Store) sumDB(size int64) (uint64, error) {
+	f, err := s.opts.FS.Open(s.path, device.ReadOnly)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close() // read-only
+	if n, err := f.Size(); err != nil || n != size {
+		return 0, fmt.Errorf("%d bytes, want %d (%v)", n, size, err)
+	}
+	h := journal.NewSum()
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < size; {
+		k := min(int64(len(buf)), size-off)
+		n, err := f.ReadAt(buf[:k], off)
+		if int64(n) != k {
+			return 0, fmt.Errorf("read at %d: %d of %d bytes (%v)", off, n, k, err)
+		}
+		h.Write(buf[:k])
+		off += k
+	}
+	return h.Sum64(), nil
 }
 
 // close closes the Go side's handle; the shim owns the mapping.
