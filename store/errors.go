@@ -138,6 +138,14 @@ var (
 	// Durability Checkpoint.
 	ErrHostLogUnsupported = errors.New("store: host log not supported on this platform")
 
+	// ErrHostLogFlush means a flush of the host log to the host's disk
+	// failed (Durability HostSync): the operation in progress failed.
+	// The flush is never retried on that file: the log moved to a new
+	// file (written from memory and flushed), and later commits go on
+	// there. A commit through DB() meets it as SQLite's
+	// SQLITE_IOERR_FSYNC: test it with IsHostLogFlush.
+	ErrHostLogFlush = errors.New("store: host log flush failed")
+
 	// The reasons a host log left by an earlier process was not applied
 	// (RecoveryReport.HostLogErr); the log was renamed aside, untouched.
 	//

@@ -209,3 +209,23 @@ func IsWALFull(err error) bool {
 	var sp *sqlite3.Error
 	return errors.As(err, &sp) && sp != nil && sp.Code == sqlite3.ErrFull
 }
+
+// IsHostLogFlush reports whether err is a failed flush of the host log
+// (ErrHostLogFlush), as a commit through DB() at Durability HostSync
+// meets it: SQLite's SQLITE_IOERR_FSYNC (a commit writes nothing to the
+// drive, so its only flush is the host log's). The commit failed; the
+// log moved to a new file, and the Store goes on.
+func IsHostLogFlush(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrHostLogFlush) {
+		return true
+	}
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.ExtendedCode == sqlite3.ErrIoErrFsync
+	}
+	var sp *sqlite3.Error
+	return errors.As(err, &sp) && sp != nil && sp.ExtendedCode == sqlite3.ErrIoErrFsync
+}

@@ -3,6 +3,7 @@ package store
 /*
 #include <stdlib.h>
 #include "shim.h"
+#include "hostlog.h"
 */
 import "C"
 
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -97,6 +99,9 @@ const (
 	// hlAbandoning is the name Abandon gives a log during SQLite's close
 	// (store.go); a process that died in that window leaves it.
 	hlAbandoning = ".abandoning"
+	// hlMoving is the new file a log moves to after a failed flush
+	// (hostlog.c's ES_HL_MOVING), until the rename over the log's name.
+	hlMoving = C.ES_HL_MOVING
 )
 
 // Durability says what a commit survives once Commit returned.
@@ -164,6 +169,10 @@ type hostLog struct {
 	earlier  journal.Record // the Ready of a failed commit that may have reached the drive
 	created  time.Time
 	fresh    bool // this Open created the file (empty): an Open that fails may remove it
+	// attached: the shim maps the log; header writes go through its fd
+	// (es_wal_head), since a failed flush moves the log to a new file.
+	attached bool
+	moves    int64 // such moves seen by writeHead
 }
 
 // hlHead is one decoded header slot.
@@ -353,7 +362,7 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("host log %s: %w", hl.path, err)
 		}
-		hl.f, hl.created, hl.base = f, time.Now(), id
+		hl.f, hl.created, hl.base, hl.attached = f, time.Now(), id, true
 		hl.adoptSeq()
 		if err := hl.writeHead(); err != nil {
 			f.Close()
@@ -367,6 +376,9 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 	// <log>.abandoning: it is the log (this Open holds the database's
 	// lock, so that process is gone), unless a log is also there, in
 	// which case it is set aside, never applied.
+	// A process that died while moving its log after a failed flush left
+	// <log>.moving: never the log (the rename ends the move).
+	os.Remove(hl.path + hlMoving)
 	if _, aerr := os.Lstat(hl.path + hlAbandoning); aerr == nil {
 		if _, err := os.Lstat(hl.path); errors.Is(err, fs.ErrNotExist) {
 			if err := os.Rename(hl.path+hlAbandoning, hl.path); err != nil {
@@ -445,6 +457,7 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 		}
 		return nil, 0, fmt.Errorf("host log %s: map: SQLite code %d", hl.path, int(rc))
 	}
+	hl.attached = true
 	return hl, walBytes, nil
 }
 
@@ -599,7 +612,18 @@ func (hl *hostLog) adoptSeq() {
 func (hl *hostLog) writeHead() error {
 	hl.seq++
 	h := hlHead{seq: hl.seq, id: hl.base, level: hl.level, inflight: hl.inflight, pending: hl.pending, earlier: hl.earlier, created: hl.created, updated: time.Now(), boot: hl.boot, db: hl.db}
-	if _, err := hl.f.WriteAt(h.encode(), int64(hl.seq%2)*hlSlot); err != nil {
+	b, off := h.encode(), int64(hl.seq%2)*hlSlot
+	if hl.attached {
+		cs := C.CString(hl.db)
+		defer C.free(unsafe.Pointer(cs))
+		cb := C.CBytes(b)
+		defer C.free(cb)
+		var moves C.longlong
+		if e := C.es_wal_head(cs, cb, C.longlong(len(b)), C.longlong(off), &moves); e != 0 {
+			return fmt.Errorf("host log %s: header: %w", hl.path, errnoErr(int(e)))
+		}
+		hl.moves = int64(moves)
+	} else if _, err := hl.f.WriteAt(b, off); err != nil {
 		return fmt.Errorf("host log %s: header: %w", hl.path, err)
 	}
 	if hl.level == HostSync {
@@ -610,16 +634,22 @@ func (hl *hostLog) writeHead() error {
 	return nil
 }
 
-// sync flushes the log (WAL and header) through the shim's fd, so that a
-// failed flush is never retried on this file.
+// sync flushes the log (WAL and header) through the shim's fd. A failed
+// flush is never retried on that file: the shim moves the log to a new
+// one, which the next flush flushes.
 func (hl *hostLog) sync() error {
 	cs := C.CString(hl.db)
 	defer C.free(unsafe.Pointer(cs))
 	if e := C.es_wal_sync(cs); e != 0 {
-		return fmt.Errorf("host log %s: flush: %w", hl.path, errnoErr(int(e)))
+		return fmt.Errorf("%w: host log %s: %w", ErrHostLogFlush, hl.path, errnoErr(int(e)))
 	}
 	return nil
 }
+
+// testFailHostLogSync makes the next n flushes of any host log fail with
+// errno e, as a failing disk would: for tests (cgo is not available in
+// _test.go files).
+func testFailHostLogSync(e syscall.Errno, n int) { C.es_hl_test_fail_sync(C.int(e), C.int(n)) }
 
 // commit runs a commit of the main file to the drive (f) between two
 // header writes: before it, the generations it may write are marked as

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/ejectsafe/ejectsafe/journal"
@@ -204,5 +205,93 @@ func TestHostLog_AbandonRename(t *testing.T) {
 	defer s.Close()
 	if got := countT(t, s); got != 6 || s.Recovery().HostLog != "replayed" {
 		t.Errorf("%d rows, HostLog %q; want 6, replayed", got, s.Recovery().HostLog)
+	}
+}
+
+// TestHostLog_FlushFails: at HostSync a failed flush of the log fails the
+// commit in progress (IsHostLogFlush) and is never retried on that file:
+// the log moves to a new file, later commits succeed and are flushed
+// there, and a crash afterwards (Abandon) replays every commit that
+// returned. When the move fails too (its own flush fails), that commit
+// fails and the next one moves. A failed flush of the header fails that
+// checkpoint; the next succeeds. Fails before the fix: every commit after
+// the first failure failed (the Store was wedged).
+func TestHostLog_FlushFails(t *testing.T) {
+	hostDir := filepath.Join(t.TempDir(), "h")
+	path := filepath.Join(t.TempDir(), "a.db")
+	s := openHL(t, path, hostDir, &Options{Durability: HostSync})
+	defer testFailHostLogSync(0, 0)
+	mustExec(t, s.DB(), "CREATE TABLE t(g INTEGER, n INTEGER, half INTEGER, pad BLOB, PRIMARY KEY(g, n, half))")
+	mustCheckpoint(t, s)
+	log := filepath.Join(hostDir, hostLogName(path))
+	inode := func() os.FileInfo {
+		t.Helper()
+		fi, err := os.Stat(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(log + hlMoving); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left: %v", log+hlMoving, err)
+		}
+		return fi
+	}
+	ok := 0
+	commit := func(n int, wantFail bool) {
+		t.Helper()
+		err := commitPair(s.DB(), 0, n)
+		switch {
+		case wantFail && !IsHostLogFlush(err):
+			t.Fatalf("commit %d: %v, want a failed flush", n, err)
+		case !wantFail && err != nil:
+			t.Fatalf("commit %d: %v", n, err)
+		case !wantFail:
+			ok++
+		}
+	}
+	for n := 1; n <= 3; n++ {
+		commit(n, false)
+	}
+	fi0 := inode()
+	testFailHostLogSync(syscall.EIO, 1)
+	commit(4, true)
+	fi1 := inode()
+	if os.SameFile(fi0, fi1) {
+		t.Error("the log was not moved to a new file after its flush failed")
+	}
+	for n := 5; n <= 7; n++ {
+		commit(n, false)
+	}
+	// The move's own flush fails too: no move, that commit fails; the next
+	// commit moves and fails; the one after succeeds.
+	testFailHostLogSync(syscall.EIO, 2)
+	commit(8, true)
+	if !os.SameFile(fi1, inode()) {
+		t.Error("the log moved though the new file's flush failed")
+	}
+	commit(9, true)
+	if os.SameFile(fi1, inode()) {
+		t.Error("the log was not moved on the next flush")
+	}
+	commit(10, false)
+	// The header's flush in a checkpoint.
+	commit(11, false)
+	testFailHostLogSync(syscall.EIO, 1)
+	if err := s.Checkpoint(context.Background()); !IsHostLogFlush(err) {
+		t.Errorf("Checkpoint with a failed flush: %v, want a failed flush (IsHostLogFlush)", err)
+	}
+	commit(12, false)
+	if err := s.Abandon(); err != nil {
+		t.Fatal(err)
+	}
+	s = openHL(t, path, hostDir, &Options{Durability: HostSync})
+	if got := countT(t, s); got != 2*ok {
+		t.Errorf("%d rows after the crash, want %d (every commit that returned nil, none that failed)", got, 2*ok)
+	}
+	mustCheckpoint(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if logs, _ := filepath.Glob(filepath.Join(hostDir, "*")); len(logs) != 0 {
+		t.Errorf("left after Close: %v", logs)
 	}
 }

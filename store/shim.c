@@ -73,7 +73,8 @@ typedef struct es_wal {
 	int hasLog;
 	int fd;
 	int synced;  /* HostSync: xSync flushes the log (fdatasync) */
-	int syncErr; /* a failed flush: never retried, every later xSync fails */
+	int syncErr; /* a failed flush: never retried on this fd (walFlushLocked) */
+	long long moves; /* the log moved to a new file after a failed flush */
 	char *logPath;
 } es_wal;
 
@@ -347,6 +348,54 @@ void es_wal_limits(const char *path, long long maxWAL, long long retainWAL) {
 	sqlite3_mutex_leave(GMU);
 }
 
+/* walMoveLocked moves a host log whose flush failed to a new file (never
+ * flushing the old one again): the new file is written from the mapping
+ * and flushed, mapped whole, then renamed over the log's name; only then
+ * are the old chunks unmapped and the old fd closed. On any failure the
+ * WAL stays on the old mapping with syncErr set, and the next flush
+ * tries a move again. */
+static void walMoveLocked(es_wal *w) {
+	unsigned char **nc;
+	int fd, i, e;
+	if (!w->logPath) return;
+	fd = es_hl_move_prepare(w->fd, w->logPath, w->chunks, w->size, ES_CHUNK);
+	if (fd < 0) return;
+	nc = calloc((size_t)(w->nChunk > 0 ? w->nChunk : 1), sizeof(*nc));
+	for (i = 0; nc && i < w->nChunk; i++) {
+		if (!(nc[i] = es_hl_map(fd, i, ES_CHUNK))) break;
+	}
+	if (!nc || i < w->nChunk || (e = es_hl_move_commit(w->logPath)) > 0) {
+		while (nc && i > 0) es_hl_unmap(nc[--i], ES_CHUNK);
+		free(nc);
+		es_hl_close(fd);
+		es_hl_remove_moving(w->logPath);
+		return;
+	}
+	for (i = 0; i < w->nChunk; i++) {
+		es_hl_unmap(w->chunks[i], ES_CHUNK);
+		w->chunks[i] = nc[i];
+	}
+	free(nc);
+	es_hl_close(w->fd);
+	w->fd = fd;
+	/* Renamed, but the directory's flush failed: the name may not survive
+	 * a power cut. The next flush moves again rather than trust it. */
+	w->syncErr = e < 0 ? -e : 0;
+	w->moves++;
+}
+
+/* walFlushLocked flushes a host log; it returns 0 or the errno of a
+ * failed flush, which fails the operation in progress. The log is then
+ * moved to a new file, so later flushes (of the new file) may succeed. */
+static int walFlushLocked(es_wal *w) {
+	int e;
+	if (!w->syncErr) w->syncErr = es_hl_sync(w->fd);
+	if (!w->syncErr) return 0;
+	e = w->syncErr;
+	walMoveLocked(w);
+	return e;
+}
+
 int es_wal_sync(const char *path) {
 	es_node *p;
 	int rc = 0;
@@ -354,9 +403,23 @@ int es_wal_sync(const char *path) {
 	p = nodeFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->wal.mu);
+		if (p->wal.hasLog) rc = walFlushLocked(&p->wal);
+		sqlite3_mutex_leave(p->wal.mu);
+	}
+	sqlite3_mutex_leave(GMU);
+	return rc;
+}
+
+int es_wal_head(const char *path, const void *buf, long long n, long long off, long long *moves) {
+	es_node *p;
+	int rc = 2; /* ENOENT: no log attached */
+	sqlite3_mutex_enter(GMU);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->wal.mu);
 		if (p->wal.hasLog) {
-			if (p->wal.syncErr) rc = p->wal.syncErr;
-			else if ((rc = es_hl_sync(p->wal.fd)) != 0) p->wal.syncErr = rc;
+			rc = es_hl_pwrite(p->wal.fd, buf, n, off);
+			*moves = p->wal.moves;
 		}
 		sqlite3_mutex_leave(p->wal.mu);
 	}
@@ -536,17 +599,15 @@ static int walTruncate(sqlite3_file *pf, sqlite3_int64 size) {
 
 /* xSync: a WAL in memory, or a host log at HostLog, is made durable by
  * the checkpoint; at HostSync the log is flushed to the host's disk
- * (SQLite calls this per commit at synchronous=FULL). A failed flush is
- * never retried: every later xSync fails too. */
+ * (SQLite calls this per commit at synchronous=FULL). A failed flush
+ * fails that commit and is never retried on that file: the log moves to
+ * a new one (walMoveLocked). */
 static int walSync(sqlite3_file *pf, int flags) {
 	es_wal *w = &((es_file *)pf)->node->wal;
 	int rc = SQLITE_OK;
 	(void)flags;
 	sqlite3_mutex_enter(w->mu);
-	if (w->hasLog && w->synced) {
-		if (!w->syncErr) w->syncErr = es_hl_sync(w->fd);
-		if (w->syncErr) rc = SQLITE_IOERR_FSYNC;
-	}
+	if (w->hasLog && w->synced && walFlushLocked(w) != 0) rc = SQLITE_IOERR_FSYNC;
 	sqlite3_mutex_leave(w->mu);
 	return rc;
 }
