@@ -338,7 +338,7 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 	}
 	hl := &hostLog{path: filepath.Join(dir, hostLogName(s.path)), level: s.opts.Durability, boot: me.Boot, db: s.path}
 	var id checkpoint.Identity
-	if m, ok := s.state.main.(attachable); ok {
+	if m, ok := s.state.main.(checkpointer); ok {
 		id = m.Identity()
 	}
 	// A database the store never committed (stock SQLite made it) has no
@@ -546,7 +546,7 @@ func (s *Store) proveHostLog(f *os.File, hl *hostLog, id checkpoint.Identity) (i
 	}
 	// The database itself is the one its journal vouches for (stock
 	// SQLite, or anyone, did not change it meanwhile): read it whole.
-	if m, ok := s.state.main.(attachable); ok {
+	if m, ok := s.state.main.(checkpointer); ok {
 		if err := m.Prove(true); err != nil {
 			return 0, fmt.Errorf("%w: %w", ErrHostLogGeneration, err)
 		}
@@ -672,9 +672,7 @@ func (hl *hostLog) commit(main mainFile, f func() error) error {
 		hl.inflight--
 		return err
 	}
-	if m, ok := main.(interface {
-		SetBeforeReady(func(journal.Record) error)
-	}); ok {
+	if m, ok := main.(checkpointer); ok {
 		// Called inside f, with hl.mu held by this goroutine; cleared
 		// after it, so no commit outside hl.commit touches the header.
 		m.SetBeforeReady(func(r journal.Record) error {
@@ -684,7 +682,7 @@ func (hl *hostLog) commit(main mainFile, f func() error) error {
 		defer m.SetBeforeReady(nil)
 	}
 	err := f()
-	m, ok := main.(attachable)
+	m, ok := main.(checkpointer)
 	if err != nil {
 		// inflight and the Ready stay: that attempt may have reached the
 		// drive. What the main file knows durable (a rename settled

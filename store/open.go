@@ -27,7 +27,15 @@ const sqliteHeader = "SQLite format 3\x00"
 // WAL mode through the shim. Bad input (a directory, a file that is not
 // SQLite, a read-only file or directory, a missing parent directory) is
 // refused with an error before anything on the drive is modified.
-func Open(path string, opts *Options) (*Store, error) {
+func Open(path string, opts *Options) (*Store, error) { return openWith(path, opts, nil) }
+
+// mainOpener opens a Store's mainFile.
+type mainOpener func(device.FS, string) (mainFile, error)
+
+// openWith is Open with the mainFile from newMain; nil means package
+// checkpoint's two-phase one. Tests wrap it to watch the hook calls, or
+// pass the in-place one.
+func openWith(path string, opts *Options, newMain mainOpener) (*Store, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -62,11 +70,11 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
-	if o.newMain == nil {
-		o.newMain = twoPhaseWith(readBack)
+	if newMain == nil {
+		newMain = twoPhaseWith(readBack)
 	}
 
-	s := &Store{path: abs, opts: o, events: &eventQueue{f: o.OnStateChange}, answer: newAnswerGate()}
+	s := &Store{path: abs, opts: o, newMain: newMain, events: &eventQueue{f: o.OnStateChange}, answer: newAnswerGate()}
 	s.cond = State{Condition: Attached, Since: time.Now()}
 	if err := s.open(); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
@@ -232,7 +240,7 @@ func (s *Store) open() (err error) {
 		}
 		s.recovery = newRecoveryReport(rep)
 	}
-	main, err := s.opts.newMain(fsys, s.path)
+	main, err := s.newMain(fsys, s.path)
 	if s.opts.ReadOnly && errors.Is(err, checkpoint.ErrRecoveryNeeded) {
 		return fmt.Errorf("%w: %w; open it writable once to recover it", ErrReadOnly, err)
 	}

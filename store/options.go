@@ -183,10 +183,6 @@ type Options struct {
 	// pressure) at DefaultMaxWALBytes.
 	maxDefaulted bool
 	budget       int64
-
-	// newMain opens the mainFile; nil means package checkpoint's two-phase
-	// one. Tests wrap it to watch the hook calls.
-	newMain func(device.FS, string) (mainFile, error)
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -58,7 +58,7 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 	// outside SQLite's locks: the database file does not change between
 	// checkpoints, so commits go on meanwhile. Only when there is work:
 	// a checkpoint with nothing to write must not copy the database.
-	if p, ok := s.state.main.(interface{ Prepare() error }); ok && s.pending() {
+	if p, ok := s.state.main.(checkpointer); ok && s.pending() {
 		if err := p.Prepare(); err != nil {
 			return s.failed(fmt.Errorf("%w: %w", ErrCheckpoint, err))
 		}
@@ -214,7 +214,7 @@ func (s *Store) pending() bool {
 	if w, _ := walStats(s.path); w.dirty > 0 {
 		return true
 	}
-	m, ok := s.state.main.(*checkpoint.Main)
+	m, ok := s.state.main.(checkpointer)
 	return !ok || m.Stats().Overlay > 0
 }
 

@@ -20,7 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/lease"
 )
@@ -45,13 +44,14 @@ type Stats struct {
 
 // Store is an open database. Its methods are safe for concurrent use.
 type Store struct {
-	path  string
-	opts  Options
-	state *dbState
-	lock  io.Closer
-	db    *sql.DB
-	conn  *connector
-	pin   *sql.Conn // keeps one connection open, so SQLite's close-time checkpoint runs only in Close
+	path    string
+	opts    Options
+	newMain mainOpener // opens state.main (openWith)
+	state   *dbState
+	lock    io.Closer
+	db      *sql.DB
+	conn    *connector
+	pin     *sql.Conn // keeps one connection open, so SQLite's close-time checkpoint runs only in Close
 
 	mu      sync.Mutex // serializes checkpoints, reattaching and Close
 	closed  bool
@@ -106,7 +106,7 @@ func (s *Store) Stats() Stats {
 	if w, ok := walStats(s.path); ok {
 		st.WALBytes, st.DirtyBytes, st.WALAllocated = int64(w.size), int64(w.dirty), int64(w.allocated)
 	}
-	if m, ok := s.state.main.(*checkpoint.Main); ok {
+	if m, ok := s.state.main.(checkpointer); ok {
 		st.Generation = m.Stats().Generation
 	}
 	st.LeaseError = s.leaseErr
