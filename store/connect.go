@@ -139,6 +139,14 @@ func (s *Store) connect(c *sqlite3.SQLiteConn) error {
 	} else if err := setupConn(c, s.opts.RetainWALBytes, s.opts.PageSize, s.syncLevel()); err != nil {
 		return err
 	}
+	// At Checkpoint nothing of the database is to reach the host's disk:
+	// SQLite's temporary files (large sorts, temporary tables and
+	// indexes) stay in memory too. A ConnectHook may choose otherwise.
+	if s.opts.Durability == Checkpoint {
+		if _, err := c.Exec("PRAGMA temp_store=MEMORY", nil); err != nil {
+			return err
+		}
+	}
 	if s.opts.ConnectHook == nil {
 		return nil
 	}
