@@ -97,7 +97,7 @@ const (
 	hlSuffix    = ".eslog"
 	hlKeptInfix = ".kept-"
 	// hlAbandoning is the name Abandon gives a log during SQLite's close
-	// (store.go); a process that died in that window leaves it.
+	// (store.go, abandon); a process that died in that window leaves it.
 	hlAbandoning = ".abandoning"
 	// hlMoving is the new file a log moves to after a failed flush
 	// (hostlog.c's ES_HL_MOVING), until the rename over the log's name.

@@ -15,6 +15,7 @@ import (
 	"testing"
 )
 
+// leftLog crashes a child after 10 commits and returns the log it left.
 func leftLog(t *testing.T, path, hostDir string) string {
 	t.Helper()
 	crashAfterCommits(t, path, hostDir, 10)

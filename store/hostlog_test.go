@@ -263,9 +263,15 @@ func TestHostLog_kill(t *testing.T) {
 	replayed, inOpen := 0, 0
 	for round := 0; round < rounds; round++ {
 		cmd, lines := startHostLogChild(t, path, hostDir, "run", acked)
-		// Kill 0-400 ms after the start: early ones land in Open and its
-		// replay, later ones among commits and checkpoints.
-		deadline := time.After(time.Duration(rng.Intn(400_000)) * time.Microsecond)
+		// Even rounds kill 0-400 ms after the start: most land in Open
+		// and its replay (which takes that long on a busy machine). Odd
+		// rounds kill 0-400 ms after the child verified the last round's
+		// commits, among its commits and checkpoints.
+		delay := time.Duration(rng.Intn(400_000)) * time.Microsecond
+		var deadline <-chan time.Time
+		if round%2 == 0 {
+			deadline = time.After(delay)
+		}
 		opened := false
 	wait:
 		for {
@@ -278,6 +284,9 @@ func TestHostLog_kill(t *testing.T) {
 					cmd.Process.Kill()
 					cmd.Wait()
 					t.Fatalf("round %d (seed %d): %v", round, seed, err)
+				}
+				if deadline == nil && line == "verified" {
+					deadline = time.After(delay)
 				}
 			case <-deadline:
 				break wait
@@ -452,5 +461,3 @@ func TestHostLog_AfterTruncate(t *testing.T) {
 		})
 	}
 }
-
-// leftLog crashes a child after 10 commits and returns the log it left.
