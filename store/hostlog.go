@@ -685,13 +685,17 @@ func (hl *hostLog) commit(main mainFile, f func() error) error {
 	m, ok := main.(checkpointer)
 	if err != nil {
 		// inflight and the Ready stay: that attempt may have reached the
-		// drive. What the main file knows durable (a rename settled
-		// since, or a commit durable before its reopen failed) becomes
-		// the base. The header write is best effort: the next attempt
-		// writes it again before touching the drive.
+		// drive. A generation the main file now knows durable (a rename
+		// settled since, or a commit durable before its reopen failed)
+		// becomes the base; a journal replaced by the failed attempt
+		// alone does not (the base's id stays the one its Done is in).
+		// The header write is best effort: the next attempt writes it
+		// again before touching the drive.
 		if ok {
-			hl.rebase(m.Identity())
-			hl.writeHead()
+			if id := m.Identity(); id.Gen != hl.base.Gen {
+				hl.rebase(id)
+				hl.writeHead()
+			}
 		}
 		return err
 	}
