@@ -646,6 +646,15 @@ func (hl *hostLog) sync() error {
 	return nil
 }
 
+// hostLogFlushFails counts the failed flushes of the host log of the
+// database at path: a checkpoint that saw it grow failed on the host
+// log's flush (SQLite's xSync of the WAL), not on the drive.
+func hostLogFlushFails(path string) int64 {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	return int64(C.es_wal_flush_fails(cs))
+}
+
 // testFailHostLogSync makes the next n flushes of any host log fail with
 // errno e, as a failing disk would: for tests (cgo is not available in
 // _test.go files).

@@ -276,8 +276,8 @@ func TestHostLog_FlushFails(t *testing.T) {
 	// The header's flush in a checkpoint.
 	commit(11, false)
 	testFailHostLogSync(syscall.EIO, 1)
-	if err := s.Checkpoint(context.Background()); !IsHostLogFlush(err) {
-		t.Errorf("Checkpoint with a failed flush: %v, want a failed flush (IsHostLogFlush)", err)
+	if err := s.Checkpoint(context.Background()); !errors.Is(err, ErrHostLogFlush) || !errors.Is(err, ErrCheckpoint) || !IsHostLogFlush(err) {
+		t.Errorf("Checkpoint with a failed flush: %v, want ErrCheckpoint and ErrHostLogFlush", err)
 	}
 	commit(12, false)
 	if err := s.Abandon(); err != nil {

@@ -48,6 +48,7 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 		defer s.setHighWater() // off while checkpoints fail (gate.go)
 	}
 	start := time.Now()
+	flushFails := hostLogFlushFails(s.path)
 	s.state.takeErr() // forget errors of earlier operations
 	// Before any write: the drive and the database are the ones this
 	// Store last wrote (DESIGN invariant 8), reattaching after a re-plug.
@@ -65,6 +66,9 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 	}
 	err := s.backfill(ctx)
 	if err != nil {
+		if hostLogFlushFails(s.path) != flushFails && !errors.Is(err, ErrHostLogFlush) {
+			err = fmt.Errorf("%w: %w", err, ErrHostLogFlush) // SQLite's xSync of the WAL
+		}
 		return s.failed(err)
 	}
 	s.smu.Lock()

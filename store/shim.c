@@ -74,7 +74,8 @@ typedef struct es_wal {
 	int fd;
 	int synced;  /* HostSync: xSync flushes the log (fdatasync) */
 	int syncErr; /* a failed flush: never retried on this fd (walFlushLocked) */
-	long long moves; /* the log moved to a new file after a failed flush */
+	long long moves;      /* the log moved to a new file after a failed flush */
+	long long flushFails; /* failed flushes (es_wal_flush_fails) */
 	char *logPath;
 } es_wal;
 
@@ -392,8 +393,23 @@ static int walFlushLocked(es_wal *w) {
 	if (!w->syncErr) w->syncErr = es_hl_sync(w->fd);
 	if (!w->syncErr) return 0;
 	e = w->syncErr;
+	w->flushFails++;
 	walMoveLocked(w);
 	return e;
+}
+
+long long es_wal_flush_fails(const char *path) {
+	es_node *p;
+	long long n = 0;
+	sqlite3_mutex_enter(GMU);
+	p = nodeFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->wal.mu);
+		n = p->wal.flushFails;
+		sqlite3_mutex_leave(p->wal.mu);
+	}
+	sqlite3_mutex_leave(GMU);
+	return n;
 }
 
 int es_wal_sync(const char *path) {

@@ -61,6 +61,10 @@ int es_wal_sync(const char *path);
  * sets *moves to the number of such moves; it returns 0 or an errno. */
 int es_wal_head(const char *path, const void *buf, long long n, long long off, long long *moves);
 
+/* es_wal_flush_fails counts the failed flushes of the host log of path
+ * (SQLite's xSync of the WAL and es_wal_sync alike). */
+long long es_wal_flush_fails(const char *path);
+
 /* es_lock_state reports the main-file lock table of path (for tests). */
 int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser);
 
