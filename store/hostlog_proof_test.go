@@ -5,8 +5,10 @@ package store
 import (
 	"context"
 	"errors"
+	"github.com/ejectsafe/ejectsafe/faultinject"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -293,5 +295,66 @@ func TestHostLog_FlushFails(t *testing.T) {
 	}
 	if logs, _ := filepath.Glob(filepath.Join(hostDir, "*")); len(logs) != 0 {
 		t.Errorf("left after Close: %v", logs)
+	}
+}
+
+// TestHostLog_UnsureThenFailed: a checkpoint whose rename happened but
+// whose directory fsync failed (ErrUnsure: the drive holds generation
+// G+1), then a checkpoint that settles it and fails before its own Ready
+// (no room for its copy), then a crash (Abandon): the drive is at G+1,
+// which the log's header names (the failed commit rebases on the
+// generation the main file knows durable; the unsure Ready is kept as
+// earlier), so the next Open replays every commit. Fails without the
+// fix: kept aside (the header still named G and no Ready).
+func TestHostLog_UnsureThenFailed(t *testing.T) {
+	fsys := faultinject.New(faultinject.Options{})
+	dir := vol("/vol/unsure")
+	if err := fsys.MkdirAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	fsys.WriteFile(path.Join(dir, caseMarker), nil, 0o644)
+	hostDir := filepath.Join(t.TempDir(), "h")
+	o := &Options{FS: fsys, ManualCheckpoint: true, HostDir: hostDir}
+	s, err := Open(fiDB(fsys), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, s.DB(), "CREATE TABLE t(g INTEGER, n INTEGER, half INTEGER, pad BLOB, PRIMARY KEY(g, n, half))")
+	mustCheckpoint(t, s)
+	for n := 1; n <= 5; n++ {
+		if err := commitPair(s.DB(), 0, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fsys.Inject(faultinject.Fail(syscall.EIO).On(faultinject.OpSyncDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Checkpoint(context.Background()); !errors.Is(err, ErrUnsure) {
+		t.Fatalf("checkpoint with a failing directory fsync: %v, want ErrUnsure", err)
+	}
+	for n := 6; n <= 10; n++ {
+		if err := commitPair(s.DB(), 0, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fsys.Inject(faultinject.Fail(syscall.ENOSPC).On(faultinject.OpCreate)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Checkpoint(context.Background()); err == nil {
+		t.Fatal("a checkpoint whose copy cannot be created succeeded")
+	}
+	if err := s.Abandon(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(fiDB(fsys), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if rep := s.Recovery(); rep.HostLog != "replayed" {
+		t.Fatalf("Recovery().HostLog = %q (%v), want replayed", rep.HostLog, rep.HostLogErr)
+	}
+	if got := countT(t, s); got != 20 {
+		t.Errorf("%d rows, want 20", got)
 	}
 }
