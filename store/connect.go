@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -137,6 +139,14 @@ func (s *Store) connect(c *sqlite3.SQLiteConn) error {
 	} else if err := setupConn(c, s.opts.RetainWALBytes, s.opts.PageSize, s.syncLevel()); err != nil {
 		return err
 	}
+	// At Checkpoint nothing of the database is to reach the host's disk:
+	// SQLite's temporary files (large sorts, temporary tables and
+	// indexes) stay in memory too. A ConnectHook may choose otherwise.
+	if s.opts.Durability == Checkpoint {
+		if _, err := c.Exec("PRAGMA temp_store=MEMORY", nil); err != nil {
+			return err
+		}
+	}
 	if s.opts.ConnectHook == nil {
 		return nil
 	}
@@ -195,4 +205,74 @@ func (s *Store) notePageSize(ctx context.Context) {
 	}
 	s.opts.Logger.Warn("ejectsafe: Options.PageSize applies to new databases only; this one keeps its page size",
 		"path", s.path, "page_size", ps, "requested", s.opts.PageSize)
+}
+
+// connector opens connections with this Store's DSN and setup. After an
+// eject it opens none: the *sql.DB stays open so that its calls fail
+// with ErrEjected, as the README promises, rather than with database/sql's
+// "database is closed".
+type connector struct {
+	dsn     string
+	drv     *sqlite3.SQLiteDriver
+	ejected atomic.Bool
+	closing atomic.Bool // Close began: no new connection
+	path    string
+	answer  *answerGate
+}
+
+func (c *connector) Connect(context.Context) (driver.Conn, error) {
+	if c.ejected.Load() {
+		c.answer.wait()
+		return nil, fmt.Errorf("store: %s: %w", c.path, ErrEjected)
+	}
+	if c.closing.Load() {
+		return nil, fmt.Errorf("store: %s: %w", c.path, ErrClosed)
+	}
+	return c.drv.Open(c.dsn)
+}
+func (c *connector) Driver() driver.Driver { return c.drv }
+
+// setupConn runs on every new connection of a writable Store. mattn applies its own pragmas
+// first (locking_mode NORMAL, synchronous NORMAL); with the shim's xShm
+// methods in heap memory, NORMAL locking mode can enter WAL.
+func setupConn(c *sqlite3.SQLiteConn, retainWAL int64, pageSize, syncLevel int) error {
+	if pageSize != 0 {
+		// Before the database enters WAL mode, which writes its first
+		// page; a no-op on a database that has one.
+		if _, err := c.Exec(fmt.Sprintf("PRAGMA page_size=%d", pageSize), nil); err != nil {
+			return err
+		}
+	}
+	mode, err := pragma(c, "PRAGMA journal_mode=WAL")
+	if err != nil {
+		return err
+	}
+	if mode != "wal" {
+		return fmt.Errorf("store: journal_mode=WAL answered %q", mode)
+	}
+	// synchronous=NORMAL: the WAL is memory, so the only syncs are the
+	// checkpoint's, which SQLite issues at NORMAL and above. Never OFF:
+	// then no xSync ends a checkpoint.
+	// At HostSync, FULL: SQLite then syncs the WAL (the host log) at
+	// every commit.
+	if _, err := c.Exec(fmt.Sprintf("PRAGMA synchronous=%d; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=%d", syncLevel, retainWAL), nil); err != nil {
+		return err
+	}
+	if sync, err := pragma(c, "PRAGMA synchronous"); err != nil || sync != fmt.Sprint(syncLevel) {
+		return fmt.Errorf("store: synchronous is %q, want %d: %v", sync, syncLevel, err)
+	}
+	return nil
+}
+
+func pragma(c *sqlite3.SQLiteConn, q string) (string, error) {
+	rows, err := c.Query(q, nil)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	v := make([]driver.Value, len(rows.Columns()))
+	if err := rows.Next(v); err != nil {
+		return "", fmt.Errorf("store: %s: %w", q, err)
+	}
+	return fmt.Sprint(v[0]), nil
 }

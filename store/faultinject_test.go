@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/ejectsafe/ejectsafe/checkpoint/checkpointtest"
-	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/faultinject"
 	"github.com/ejectsafe/ejectsafe/journal"
 )
@@ -53,8 +52,8 @@ func fiWorkload(fsys *faultinject.FS) error { return fiWorkloadWith(fsys, nil) }
 // fiWorkloadInPlace runs the workload with the in-place mainFile.
 func fiWorkloadInPlace(fsys *faultinject.FS) error { return fiWorkloadWith(fsys, openInPlace) }
 
-func fiWorkloadWith(fsys *faultinject.FS, newMain func(device.FS, string) (mainFile, error)) error {
-	s, err := Open(fiDB(fsys), &Options{FS: fsys, ManualCheckpoint: true, newMain: newMain})
+func fiWorkloadWith(fsys *faultinject.FS, newMain mainOpener) error {
+	s, err := openWith(fiDB(fsys), &Options{FS: fsys, ManualCheckpoint: true}, newMain)
 	if err != nil {
 		return err
 	}

@@ -202,10 +202,40 @@ func IsWALFull(err error) bool {
 	if err == nil || errors.Is(err, ErrCheckpoint) {
 		return false
 	}
+	se, ok := sqliteError(err)
+	return ok && se.Code == sqlite3.ErrFull
+}
+
+// sqliteError finds SQLite's error in err's chain, as a value or a
+// pointer (mattn returns both).
+func sqliteError(err error) (sqlite3.Error, bool) {
 	var se sqlite3.Error
 	if errors.As(err, &se) {
-		return se.Code == sqlite3.ErrFull
+		return se, true
 	}
 	var sp *sqlite3.Error
-	return errors.As(err, &sp) && sp != nil && sp.Code == sqlite3.ErrFull
+	if errors.As(err, &sp) && sp != nil {
+		return *sp, true
+	}
+	return sqlite3.Error{}, false
+}
+
+// IsHostLogFlush reports whether err is a failed flush of the host log:
+// an error wrapping ErrHostLogFlush (a checkpoint's, the Store's), or, as
+// a commit through DB() at Durability HostSync meets it, SQLite's
+// SQLITE_IOERR_FSYNC (a commit writes nothing to the drive, so its only
+// flush is the host log's). The commit failed; the log moved to a new
+// file, and the Store goes on. Another error wrapping ErrCheckpoint is a
+// checkpoint's on the drive, never reported as a host log's.
+func IsHostLogFlush(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, ErrHostLogFlush):
+		return true
+	case errors.Is(err, ErrCheckpoint):
+		return false
+	}
+	se, ok := sqliteError(err)
+	return ok && se.ExtendedCode == sqlite3.ErrIoErrFsync
 }

@@ -254,7 +254,7 @@ func TestStore_WALMemoryReusedByDefault(t *testing.T) {
 func TestStore_GateWhileCheckpointsFail(t *testing.T) {
 	const capBytes = 8 << 20
 	rec := &recorder{}
-	s, path := openT(t, withRecorder(Options{MaxWALBytes: capBytes}, rec))
+	s, path := openTWith(t, &Options{MaxWALBytes: capBytes}, withRecorder(rec))
 	db := s.DB()
 	mustExec(t, db, "CREATE TABLE t(x)")
 	rec.setFailSync(syscall.EIO)

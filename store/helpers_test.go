@@ -18,8 +18,14 @@ import (
 // openT opens a store in a fresh directory and closes it at test end.
 func openT(t *testing.T, opts *Options) (*Store, string) {
 	t.Helper()
+	return openTWith(t, opts, nil)
+}
+
+// openTWith is openT with the mainFile from newMain (openWith).
+func openTWith(t *testing.T, opts *Options, newMain mainOpener) (*Store, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "test.db")
-	s, err := Open(path, opts)
+	s, err := openWith(path, opts, newMain)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -164,12 +170,12 @@ func (r *recorder) setFailSync(err error) {
 	r.mu.Unlock()
 }
 
-// withRecorder returns options whose (two-phase) mainFile is wrapped by rec.
-func withRecorder(o Options, rec *recorder) *Options {
-	o.newMain = func(fsys device.FS, path string) (mainFile, error) {
+// withRecorder returns a mainOpener whose (two-phase) mainFile is
+// wrapped by rec.
+func withRecorder(rec *recorder) mainOpener {
+	return func(fsys device.FS, path string) (mainFile, error) {
 		m, err := twoPhaseWith(checkpoint.ReadBackAlways)(fsys, path)
 		rec.mainFile = m
 		return rec, err
 	}
-	return &o
 }

@@ -17,6 +17,9 @@
 #ifndef _WIN32
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -65,17 +68,145 @@ void es_hl_shrink(int fd, long long nChunk, long long chunk) {
 	}
 }
 
+static int failSyncErr, failSyncN; /* es_hl_test_fail_sync */
+
+void es_hl_test_fail_sync(int e, int n) {
+	__atomic_store_n(&failSyncErr, e, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&failSyncN, n, __ATOMIC_SEQ_CST);
+}
+
 /* es_hl_sync flushes the log's data: on Linux fdatasync also writes back
  * the dirty pages of shared mappings of the file. It returns errno. */
 int es_hl_sync(int fd) {
 #ifdef __APPLE__
-	return fsync(fd) == 0 ? 0 : errno;
+	int e = fsync(fd) == 0 ? 0 : errno;
 #else
-	return fdatasync(fd) == 0 ? 0 : errno;
+	int e = fdatasync(fd) == 0 ? 0 : errno;
 #endif
+	if (__atomic_load_n(&failSyncN, __ATOMIC_SEQ_CST) > 0 && __atomic_sub_fetch(&failSyncN, 1, __ATOMIC_SEQ_CST) >= 0) {
+		e = __atomic_load_n(&failSyncErr, __ATOMIC_SEQ_CST);
+	}
+	return e;
 }
 
 void es_hl_close(int fd) { close(fd); }
+
+/* es_hl_pwrite writes n bytes at off (the header, from the Go half, on the
+ * file the WAL maps now); it returns 0 or errno. */
+int es_hl_pwrite(int fd, const void *buf, long long n, long long off) {
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t k = pwrite(fd, p, (size_t)n, (off_t)off);
+		if (k < 0) {
+			if (errno == EINTR) continue;
+			return errno;
+		}
+		p += k;
+		off += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* movingName is path with ES_HL_MOVING appended (malloc'd), or 0. */
+static char *movingName(const char *path) {
+	size_t n = strlen(path), m = strlen(ES_HL_MOVING);
+	char *t = malloc(n + m + 1);
+	if (!t) return 0;
+	memcpy(t, path, n);
+	memcpy(t + n, ES_HL_MOVING, m + 1);
+	return t;
+}
+
+/* es_hl_move_prepare is the first half of moving a log whose flush failed
+ * (after a failed fdatasync the kernel may have dropped its dirty pages:
+ * the file is never flushed again). It writes a new file,
+ * "<path>.moving" (0600, created exclusively, no link followed): the
+ * header region read from oldfd, then size bytes of WAL from the chunks
+ * (what SQLite wrote, as this process sees it), and flushes it. It
+ * returns the new fd, or -errno with nothing left behind. */
+int es_hl_move_prepare(int oldfd, const char *path, unsigned char **chunks, long long size, long long chunk) {
+	char *tmp = movingName(path);
+	unsigned char *hdr = malloc((size_t)ES_HL_HDR);
+	int fd = -1, e = 0;
+	long long off;
+	if (!tmp || !hdr) {
+		e = ENOMEM;
+		goto out;
+	}
+	unlink(tmp); /* left by a process that died in a move: never the log */
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		e = errno;
+		goto out;
+	}
+	for (off = 0; off < ES_HL_HDR;) {
+		ssize_t k = pread(oldfd, hdr + off, (size_t)(ES_HL_HDR - off), (off_t)off);
+		if (k < 0 && errno == EINTR) continue;
+		if (k <= 0) {
+			e = k < 0 ? errno : EIO;
+			goto out;
+		}
+		off += k;
+	}
+	if ((e = es_hl_pwrite(fd, hdr, ES_HL_HDR, 0)) != 0) goto out;
+	for (off = 0; off < size; off += chunk) {
+		long long n = size - off < chunk ? size - off : chunk;
+		if ((e = es_hl_pwrite(fd, chunks[off / chunk], n, ES_HL_HDR + off)) != 0) goto out;
+	}
+	e = es_hl_sync(fd);
+out:
+	if (e != 0) {
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		fd = -e;
+	}
+	free(hdr);
+	free(tmp);
+	return fd;
+}
+
+/* es_hl_remove_moving removes "<path>.moving" (a move given up). */
+void es_hl_remove_moving(const char *path) {
+	char *tmp = movingName(path);
+	if (tmp) unlink(tmp);
+	free(tmp);
+}
+
+/* es_hl_move_commit renames "<path>.moving" over path and flushes the
+ * directory: from then on the name is the new file. It returns 0; errno
+ * when the rename failed (the new file is removed; the caller closes its
+ * fd); -errno when the rename was done but the directory's flush failed
+ * (the name is the new file, not known durable). */
+int es_hl_move_commit(const char *path) {
+	char *tmp = movingName(path), *dir = 0, *slash;
+	int e = 0, dfd;
+	if (!tmp || !(dir = strdup(path))) {
+		e = ENOMEM;
+		goto out;
+	}
+	if (rename(tmp, path) != 0) {
+		e = errno;
+		unlink(tmp);
+		goto out;
+	}
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) *slash = 0;
+	else if (slash) slash[1] = 0;
+	dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		e = -errno;
+		goto out;
+	}
+	if (fsync(dfd) != 0) e = -errno;
+	close(dfd);
+out:
+	free(tmp);
+	free(dir);
+	return e;
+}
 
 void es_hl_remove(const char *path) {
 	if (path) unlink(path);
@@ -109,5 +240,29 @@ int es_hl_sync(int fd) {
 }
 void es_hl_close(int fd) { (void)fd; }
 void es_hl_remove(const char *path) { (void)path; }
+int es_hl_pwrite(int fd, const void *buf, long long n, long long off) {
+	(void)fd;
+	(void)buf;
+	(void)n;
+	(void)off;
+	return 38; /* ENOSYS */
+}
+int es_hl_move_prepare(int oldfd, const char *path, unsigned char **chunks, long long size, long long chunk) {
+	(void)oldfd;
+	(void)path;
+	(void)chunks;
+	(void)size;
+	(void)chunk;
+	return -38;
+}
+int es_hl_move_commit(const char *path) {
+	(void)path;
+	return 38;
+}
+void es_hl_remove_moving(const char *path) { (void)path; }
+void es_hl_test_fail_sync(int e, int n) {
+	(void)e;
+	(void)n;
+}
 
 #endif

@@ -3,6 +3,7 @@ package store
 /*
 #include <stdlib.h>
 #include "shim.h"
+#include "hostlog.h"
 */
 import "C"
 
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -46,7 +48,7 @@ import (
 //
 // A header slot (little endian):
 //
-//	0    8   magic "ESHLOG1\n"
+//	0    8   magic "ESHLOG2\n"
 //	8    8   seq: the slot with the larger valid seq is the header
 //	16   8   journal id   } the database on the drive the WAL applies to:
 //	24   8   generation   } checkpoint.Identity of its last durable
@@ -61,13 +63,21 @@ import (
 //	56   8   created, Unix ns
 //	64   8   updated, Unix ns
 //	72   40  boot id of the host that wrote it
-//	112  360 database path (informative; truncated)
+//	112  312 database path (informative; truncated)
+//	424  8   earlier generation } the Ready record of an earlier drive
+//	432  8   earlier size       } commit of this log's that failed and
+//	440  8   earlier checksum   } may have reached the drive (0: none)
+//	448  24  zero
 //	472  8   pending generation } the Ready record of the drive commit in
 //	480  8   pending size       } flight (0: none), written before that
-//	488  8   pending checksum   } record: the one generation past the base
-//	                              a replay accepts (proveHostLog)
+//	488  8   pending checksum   } record
 //	496  8   zero
 //	504  8   CRC-64 (ECMA) of bytes 0..503
+//
+// Past the base, a replay accepts only a generation this log's process
+// recorded (pending or earlier) before writing it: each is the base with
+// a prefix of the log's frames checkpointed into it, so the whole WAL
+// applies over it as over the base (proveHostLog).
 //
 // A slot is valid when (1) its magic matches, (2) its CRC matches, (3)
 // its level is 1 or 2 and (4) its path length fits. The header is
@@ -84,13 +94,16 @@ import (
 const (
 	hlHeader    = 65536
 	hlSlot      = 512
-	hlMagic     = "ESHLOG1\n"
-	hlPathMax   = 360
+	hlMagic     = "ESHLOG2\n"
+	hlPathMax   = 312
 	hlSuffix    = layout.HostLogSuffix
 	hlKeptInfix = layout.HostLogKeptInfix
 	// hlAbandoning is the name Abandon gives a log during SQLite's close
-	// (store.go); a process that died in that window leaves it.
+	// (store.go, abandon); a process that died in that window leaves it.
 	hlAbandoning = layout.HostLogAbandoningSuffix
+	// hlMoving is the new file a log moves to after a failed flush
+	// (hostlog.c's ES_HL_MOVING), until the rename over the log's name.
+	hlMoving = C.ES_HL_MOVING
 )
 
 // Durability says what a commit survives once Commit returned.
@@ -155,8 +168,13 @@ type hostLog struct {
 	base     checkpoint.Identity
 	inflight uint32
 	pending  journal.Record // the Ready of the commit in flight (Gen 0: none)
+	earlier  journal.Record // the Ready of a failed commit that may have reached the drive
 	created  time.Time
 	fresh    bool // this Open created the file (empty): an Open that fails may remove it
+	// attached: the shim maps the log; header writes go through its fd
+	// (es_wal_head), since a failed flush moves the log to a new file.
+	attached bool
+	moves    int64 // such moves seen by writeHead
 }
 
 // hlHead is one decoded header slot.
@@ -166,6 +184,7 @@ type hlHead struct {
 	level    Durability
 	inflight uint32
 	pending  journal.Record
+	earlier  journal.Record
 	created  time.Time
 	updated  time.Time
 	boot     string
@@ -197,6 +216,9 @@ func (h hlHead) encode() []byte {
 	le.PutUint64(b[64:], uint64(h.updated.UnixNano()))
 	copy(b[72:112], h.boot)
 	copy(b[112:112+hlPathMax], p)
+	le.PutUint64(b[424:], h.earlier.Gen)
+	le.PutUint64(b[432:], uint64(h.earlier.Size))
+	le.PutUint64(b[440:], h.earlier.Sum)
 	le.PutUint64(b[472:], h.pending.Gen)
 	le.PutUint64(b[480:], uint64(h.pending.Size))
 	le.PutUint64(b[488:], h.pending.Sum)
@@ -223,6 +245,7 @@ func decodeSlot(b []byte) (hlHead, error) {
 	h.level = Checkpoint + Durability(b[49])
 	h.inflight = le.Uint32(b[52:])
 	h.pending = journal.Record{Kind: journal.Ready, Gen: le.Uint64(b[472:]), Size: int64(le.Uint64(b[480:])), Sum: le.Uint64(b[488:])}
+	h.earlier = journal.Record{Kind: journal.Ready, Gen: le.Uint64(b[424:]), Size: int64(le.Uint64(b[432:])), Sum: le.Uint64(b[440:])}
 	h.created = time.Unix(0, int64(le.Uint64(b[56:])))
 	h.updated = time.Unix(0, int64(le.Uint64(b[64:])))
 	h.boot = strings.TrimRight(string(b[72:112]), "\x00")
@@ -317,8 +340,17 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 	}
 	hl := &hostLog{path: filepath.Join(dir, hostLogName(s.path)), level: s.opts.Durability, boot: me.Boot, db: s.path}
 	var id checkpoint.Identity
-	if m, ok := s.state.main.(attachable); ok {
+	if m, ok := s.state.main.(checkpointer); ok {
 		id = m.Identity()
+	}
+	// A database the store never committed (stock SQLite made it) has no
+	// checksum in a journal: take it now, while this Open holds the lock,
+	// so that a replay can prove the drive still holds exactly this base.
+	if !id.SumKnown && id.Size > 0 {
+		if id.Sum, err = s.sumDB(id.Size); err != nil {
+			return nil, 0, fmt.Errorf("host log: checksum of %s: %w", s.path, err)
+		}
+		id.SumKnown = true
 	}
 
 	// 0. A WAL an earlier Store of this process left in the shim (its
@@ -332,7 +364,7 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("host log %s: %w", hl.path, err)
 		}
-		hl.f, hl.created, hl.base = f, time.Now(), id
+		hl.f, hl.created, hl.base, hl.attached = f, time.Now(), id, true
 		hl.adoptSeq()
 		if err := hl.writeHead(); err != nil {
 			f.Close()
@@ -346,6 +378,9 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 	// <log>.abandoning: it is the log (this Open holds the database's
 	// lock, so that process is gone), unless a log is also there, in
 	// which case it is set aside, never applied.
+	// A process that died while moving its log after a failed flush left
+	// <log>.moving: never the log (the rename ends the move).
+	os.Remove(hl.path + hlMoving)
 	if _, aerr := os.Lstat(hl.path + hlAbandoning); aerr == nil {
 		if _, err := os.Lstat(hl.path); errors.Is(err, fs.ErrNotExist) {
 			if err := os.Rename(hl.path+hlAbandoning, hl.path); err != nil {
@@ -424,6 +459,7 @@ func (s *Store) hostLogOpen(rep *RecoveryReport) (*hostLog, int64, error) {
 		}
 		return nil, 0, fmt.Errorf("host log %s: map: SQLite code %d", hl.path, int(rc))
 	}
+	hl.attached = true
 	return hl, walBytes, nil
 }
 
@@ -467,6 +503,15 @@ func (s *Store) proveHostLog(f *os.File, hl *hostLog, id checkpoint.Identity) (i
 	// commit may have replaced the journal (a new id) and then been
 	// rolled back by Recover, leaving the base's generation and content
 	// under a new journal id.
+	// A base without a journal (stock SQLite made the database): its
+	// checksum, taken by the log's Open, against the database's now.
+	if !id.SumKnown && h.id.SumKnown && id.Size == h.id.Size && id.Size > 0 {
+		sum, err := s.sumDB(id.Size)
+		if err != nil {
+			return 0, fmt.Errorf("%w: checksum of %s: %w", ErrHostLogGeneration, s.path, err)
+		}
+		id.Sum, id.SumKnown = sum, true
+	}
 	sameState := h.id.Gen == id.Gen && h.id.Size == id.Size &&
 		h.id.SumKnown == id.SumKnown && (!id.SumKnown || h.id.Sum == id.Sum)
 	same := sameState && h.id.JournalID == id.JournalID
@@ -479,8 +524,13 @@ func (s *Store) proveHostLog(f *os.File, hl *hostLog, id checkpoint.Identity) (i
 	// generation may be another host's commit made after this log's
 	// process died, and a replay over it would lose that host's work.
 	// Such a log is kept aside.
-	pending := h.inflight > 0 && h.pending.Gen != 0 && id.SumKnown &&
-		id.Gen == h.pending.Gen && id.Size == h.pending.Size && id.Sum == h.pending.Sum
+	// An earlier commit that failed (an undecided rename, say) may have
+	// reached the drive too: its Ready is kept as earlier until a commit
+	// succeeds.
+	ours := func(r journal.Record) bool {
+		return r.Gen != 0 && id.SumKnown && id.Gen == r.Gen && id.Size == r.Size && id.Sum == r.Sum
+	}
+	pending := h.inflight > 0 && (ours(h.pending) || ours(h.earlier))
 	inflight := h.inflight > 0 && (sameState && id.SumKnown || pending) && s.journalVouches(h.id)
 	// A base never checkpointed nor read whole (a database stock SQLite
 	// created) has no checksum: its size alone cannot tell stock SQLite's
@@ -498,7 +548,7 @@ func (s *Store) proveHostLog(f *os.File, hl *hostLog, id checkpoint.Identity) (i
 	}
 	// The database itself is the one its journal vouches for (stock
 	// SQLite, or anyone, did not change it meanwhile): read it whole.
-	if m, ok := s.state.main.(attachable); ok {
+	if m, ok := s.state.main.(checkpointer); ok {
 		if err := m.Prove(true); err != nil {
 			return 0, fmt.Errorf("%w: %w", ErrHostLogGeneration, err)
 		}
@@ -563,8 +613,19 @@ func (hl *hostLog) adoptSeq() {
 // at HostSync it is flushed before writeHead returns.
 func (hl *hostLog) writeHead() error {
 	hl.seq++
-	h := hlHead{seq: hl.seq, id: hl.base, level: hl.level, inflight: hl.inflight, pending: hl.pending, created: hl.created, updated: time.Now(), boot: hl.boot, db: hl.db}
-	if _, err := hl.f.WriteAt(h.encode(), int64(hl.seq%2)*hlSlot); err != nil {
+	h := hlHead{seq: hl.seq, id: hl.base, level: hl.level, inflight: hl.inflight, pending: hl.pending, earlier: hl.earlier, created: hl.created, updated: time.Now(), boot: hl.boot, db: hl.db}
+	b, off := h.encode(), int64(hl.seq%2)*hlSlot
+	if hl.attached {
+		cs := C.CString(hl.db)
+		defer C.free(unsafe.Pointer(cs))
+		cb := C.CBytes(b)
+		defer C.free(cb)
+		var moves C.longlong
+		if e := C.es_wal_head(cs, cb, C.longlong(len(b)), C.longlong(off), &moves); e != 0 {
+			return fmt.Errorf("host log %s: header: %w", hl.path, errnoErr(int(e)))
+		}
+		hl.moves = int64(moves)
+	} else if _, err := hl.f.WriteAt(b, off); err != nil {
 		return fmt.Errorf("host log %s: header: %w", hl.path, err)
 	}
 	if hl.level == HostSync {
@@ -575,16 +636,31 @@ func (hl *hostLog) writeHead() error {
 	return nil
 }
 
-// sync flushes the log (WAL and header) through the shim's fd, so that a
-// failed flush is never retried on this file.
+// sync flushes the log (WAL and header) through the shim's fd. A failed
+// flush is never retried on that file: the shim moves the log to a new
+// one, which the next flush flushes.
 func (hl *hostLog) sync() error {
 	cs := C.CString(hl.db)
 	defer C.free(unsafe.Pointer(cs))
 	if e := C.es_wal_sync(cs); e != 0 {
-		return fmt.Errorf("host log %s: flush: %w", hl.path, errnoErr(int(e)))
+		return fmt.Errorf("%w: host log %s: %w", ErrHostLogFlush, hl.path, errnoErr(int(e)))
 	}
 	return nil
 }
+
+// hostLogFlushFails counts the failed flushes of the host log of the
+// database at path: a checkpoint that saw it grow failed on the host
+// log's flush (SQLite's xSync of the WAL), not on the drive.
+func hostLogFlushFails(path string) int64 {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	return int64(C.es_wal_flush_fails(cs))
+}
+
+// testFailHostLogSync makes the next n flushes of any host log fail with
+// errno e, as a failing disk would: for tests (cgo is not available in
+// _test.go files).
+func testFailHostLogSync(e syscall.Errno, n int) { C.es_hl_test_fail_sync(C.int(e), C.int(n)) }
 
 // commit runs a commit of the main file to the drive (f) between two
 // header writes: before it, the generations it may write are marked as
@@ -597,14 +673,17 @@ func (hl *hostLog) commit(main mainFile, f func() error) error {
 	hl.mu.Lock()
 	defer hl.mu.Unlock()
 	hl.inflight++
+	if hl.pending.Gen != 0 {
+		// The last attempt failed after its Ready: that generation may be
+		// on the drive until this commit settles it.
+		hl.earlier = hl.pending
+	}
 	hl.pending = journal.Record{}
 	if err := hl.writeHead(); err != nil {
 		hl.inflight--
 		return err
 	}
-	if m, ok := main.(interface {
-		SetBeforeReady(func(journal.Record) error)
-	}); ok {
+	if m, ok := main.(checkpointer); ok {
 		// Called inside f, with hl.mu held by this goroutine; cleared
 		// after it, so no commit outside hl.commit touches the header.
 		m.SetBeforeReady(func(r journal.Record) error {
@@ -614,18 +693,67 @@ func (hl *hostLog) commit(main mainFile, f func() error) error {
 		defer m.SetBeforeReady(nil)
 	}
 	err := f()
+	m, ok := main.(checkpointer)
 	if err != nil {
-		return err // inflight stays: that attempt may have reached the drive
+		// inflight and the Ready stay: that attempt may have reached the
+		// drive. A generation the main file now knows durable (a rename
+		// settled since, or a commit durable before its reopen failed)
+		// becomes the base; a journal replaced by the failed attempt
+		// alone does not (the base's id stays the one its Done is in).
+		// The header write is best effort: the next attempt writes it
+		// again before touching the drive.
+		if ok {
+			if id := m.Identity(); id.Gen != hl.base.Gen {
+				hl.rebase(id)
+				hl.writeHead()
+			}
+		}
+		return err
 	}
-	if m, ok := main.(attachable); ok {
+	if ok {
 		// A new generation becomes the base; none (nothing was pending)
 		// clears the count all the same: the drive is at the base.
 		// A failure here leaves the previous slot, which names this
 		// generation as in flight: still provable.
-		hl.base, hl.inflight, hl.pending = m.Identity(), 0, journal.Record{}
+		hl.rebase(m.Identity())
+		hl.inflight, hl.pending, hl.earlier = 0, journal.Record{}, journal.Record{}
 		hl.writeHead()
 	}
 	return nil
+}
+
+// rebase makes id the log's base, keeping the checksum Open took of a
+// base without a journal while id is still that base.
+func (hl *hostLog) rebase(id checkpoint.Identity) {
+	if !id.SumKnown && hl.base.SumKnown && id.Gen == hl.base.Gen && id.Size == hl.base.Size {
+		id.Sum, id.SumKnown = hl.base.Sum, true
+	}
+	hl.base = id
+}
+
+// sumDB is the database checksum (journal.Sum) of the database file's
+// first size bytes, read through the Store's filesystem.
+func (s *Store) sumDB(size int64) (uint64, error) {
+	f, err := s.opts.FS.Open(s.path, device.ReadOnly)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close() // read-only
+	if n, err := f.Size(); err != nil || n != size {
+		return 0, fmt.Errorf("%d bytes, want %d (%v)", n, size, err)
+	}
+	h := journal.NewSum()
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < size; {
+		k := min(int64(len(buf)), size-off)
+		n, err := f.ReadAt(buf[:k], off)
+		if int64(n) != k {
+			return 0, fmt.Errorf("read at %d: %d of %d bytes (%v)", off, n, k, err)
+		}
+		h.Write(buf[:k])
+		off += k
+	}
+	return h.Sum64(), nil
 }
 
 // close closes the Go side's handle; the shim owns the mapping.

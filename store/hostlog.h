@@ -15,6 +15,18 @@ void es_hl_drop(void *p, long long chunk);
 void es_hl_shrink(int fd, long long nChunk, long long chunk);
 int es_hl_sync(int fd);
 void es_hl_close(int fd);
+int es_hl_pwrite(int fd, const void *buf, long long n, long long off);
+
+/* ES_HL_MOVING is the suffix of the new file a log moves to after a
+ * failed flush (es_hl_move_prepare, es_hl_move_commit). */
+#define ES_HL_MOVING ".moving"
+int es_hl_move_prepare(int oldfd, const char *path, unsigned char **chunks, long long size, long long chunk);
+int es_hl_move_commit(const char *path);
+void es_hl_remove_moving(const char *path);
+
+/* es_hl_test_fail_sync makes the next n flushes of any host log fail with
+ * errno e, as a failing disk would (tests only). */
+void es_hl_test_fail_sync(int e, int n);
 void es_hl_remove(const char *path);
 
 #endif

@@ -44,19 +44,10 @@ func (s *Store) Identity() Identity {
 	s.smu.Lock()
 	id := Identity{Volume: s.vol}
 	s.smu.Unlock()
-	if m, ok := s.state.main.(attachable); ok {
+	if m, ok := s.state.main.(checkpointer); ok {
 		id.Database = DatabaseID(m.Identity())
 	}
 	return id
-}
-
-// attachable is the part of checkpoint.Main that proves the drive and
-// moves onto it again after a re-plug. A MainFile without it (inPlace,
-// in tests) is checked by volume only.
-type attachable interface {
-	Identity() checkpoint.Identity
-	Prove(full bool) error
-	Reattach() error
 }
 
 // goneErrnos are what a pulled drive answers: a dead FUSE mount
@@ -120,7 +111,7 @@ func (s *Store) ensureAttached() error {
 		}
 		return err
 	}
-	m, canProve := s.state.main.(attachable)
+	m, canProve := s.state.main.(checkpointer)
 	cur := s.State().Condition
 	if vol.SameMount(s.vol) && cur != DriveChanged && cur != Detached {
 		// The Store's handles and lock are on this mount: the quick
@@ -161,7 +152,7 @@ func (s *Store) ensureAttached() error {
 func (s *Store) reattach(vol device.VolumeID) error {
 	fsys := s.opts.FS
 	dir := filepath.Dir(s.path)
-	m, canProve := s.state.main.(attachable)
+	m, canProve := s.state.main.(checkpointer)
 
 	// 1. Something at the path? A mount point left empty by the pull
 	// shows the filesystem below it, with no database and no journal.

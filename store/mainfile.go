@@ -8,6 +8,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/journal"
 	"github.com/ejectsafe/ejectsafe/probe"
 )
 
@@ -53,6 +54,26 @@ type mainFile interface {
 }
 
 var _ mainFile = (*checkpoint.Main)(nil)
+
+// checkpointer is what the Store uses of a mainFile beyond SQLite's calls,
+// all of it package checkpoint's two-phase Main: the identity of the
+// database on the drive, proved after a re-plug and moved onto again
+// (identity.go), the copy prepared outside SQLite's locks and the
+// counters (policy.go, Stats), and the hook that records each commit's
+// Ready in the host log (hostlog.go). A mainFile without it (inPlace, a
+// test's wrapper) is checked by volume only, prepares nothing and
+// reports no generation.
+type checkpointer interface {
+	mainFile
+	Identity() checkpoint.Identity
+	Prove(full bool) error
+	Reattach() error
+	Prepare() error
+	Stats() checkpoint.Stats
+	SetBeforeReady(func(journal.Record) error)
+}
+
+var _ checkpointer = (*checkpoint.Main)(nil)
 
 // twoPhaseWith opens package checkpoint's mainFile with the read-back
 // readBackFor chose.

@@ -66,8 +66,18 @@ int es_wal_attach(const char *path, int fd, const char *logPath, int synced, lon
 void es_wal_limits(const char *path, long long maxWAL, long long retainWAL);
 
 /* es_wal_sync flushes the host log of path; it returns 0 or an errno. A
- * failed flush is never retried: later calls return the same errno. */
+ * failed flush is never retried on that file: the log moves to a new one,
+ * which later calls flush. */
 int es_wal_sync(const char *path);
+
+/* es_wal_head writes n bytes at off to the host log of path (the header:
+ * the file the WAL maps now, which a failed flush may have moved) and
+ * sets *moves to the number of such moves; it returns 0 or an errno. */
+int es_wal_head(const char *path, const void *buf, long long n, long long off, long long *moves);
+
+/* es_wal_flush_fails counts the failed flushes of the host log of path
+ * (SQLite's xSync of the WAL and es_wal_sync alike). */
+long long es_wal_flush_fails(const char *path);
 
 /* es_lock_state reports the main-file lock table of path (for tests). */
 int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser);

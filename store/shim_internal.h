@@ -48,7 +48,9 @@ typedef struct es_wal {
 	int hasLog;
 	int fd;
 	int synced;  /* HostSync: xSync flushes the log (fdatasync) */
-	int syncErr; /* a failed flush: never retried, every later xSync fails */
+	int syncErr; /* a failed flush: never retried on this fd (walFlushLocked) */
+	long long moves;      /* the log moved to a new file after a failed flush */
+	long long flushFails; /* failed flushes (es_wal_flush_fails) */
 	char *logPath;
 } es_wal;
 
@@ -120,6 +122,7 @@ int walGrowLocked(es_wal *w, long long end);
 void walCopyLocked(es_wal *w, unsigned char *buf, long long n, long long off, int toWAL);
 void walFreeChunks(es_wal *w, int keep);
 void walDetachLog(es_wal *w);
+int walFlushLocked(es_wal *w);
 
 /* shim_main.c */
 extern const sqlite3_io_methods mainMethods;

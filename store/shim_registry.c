@@ -211,6 +211,20 @@ void es_wal_limits(const char *path, long long maxWAL, long long retainWAL) {
 	sqlite3_mutex_leave(GMU);
 }
 
+long long es_wal_flush_fails(const char *path) {
+	es_dbstate *p;
+	long long n = 0;
+	sqlite3_mutex_enter(GMU);
+	p = dbFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->wal.mu);
+		n = p->wal.flushFails;
+		sqlite3_mutex_leave(p->wal.mu);
+	}
+	sqlite3_mutex_leave(GMU);
+	return n;
+}
+
 int es_wal_sync(const char *path) {
 	es_dbstate *p;
 	int rc = 0;
@@ -218,9 +232,23 @@ int es_wal_sync(const char *path) {
 	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->wal.mu);
+		if (p->wal.hasLog) rc = walFlushLocked(&p->wal);
+		sqlite3_mutex_leave(p->wal.mu);
+	}
+	sqlite3_mutex_leave(GMU);
+	return rc;
+}
+
+int es_wal_head(const char *path, const void *buf, long long n, long long off, long long *moves) {
+	es_dbstate *p;
+	int rc = 2; /* ENOENT: no log attached */
+	sqlite3_mutex_enter(GMU);
+	p = dbFindLocked(path, strlen(path));
+	if (p) {
+		sqlite3_mutex_enter(p->wal.mu);
 		if (p->wal.hasLog) {
-			if (p->wal.syncErr) rc = p->wal.syncErr;
-			else if ((rc = es_hl_sync(p->wal.fd)) != 0) p->wal.syncErr = rc;
+			rc = es_hl_pwrite(p->wal.fd, buf, n, off);
+			*moves = p->wal.moves;
 		}
 		sqlite3_mutex_leave(p->wal.mu);
 	}

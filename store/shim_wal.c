@@ -27,6 +27,55 @@ void walDetachLog(es_wal *w) {
 	w->logPath = 0;
 }
 
+/* walMoveLocked moves a host log whose flush failed to a new file (never
+ * flushing the old one again): the new file is written from the mapping
+ * and flushed, mapped whole, then renamed over the log's name; only then
+ * are the old chunks unmapped and the old fd closed. On any failure the
+ * WAL stays on the old mapping with syncErr set, and the next flush
+ * tries a move again. */
+static void walMoveLocked(es_wal *w) {
+	unsigned char **nc;
+	int fd, i, e = 0;
+	if (!w->logPath) return;
+	fd = es_hl_move_prepare(w->fd, w->logPath, w->chunks, w->size, ES_CHUNK);
+	if (fd < 0) return;
+	nc = calloc((size_t)(w->nChunk > 0 ? w->nChunk : 1), sizeof(*nc));
+	for (i = 0; nc && i < w->nChunk; i++) {
+		if (!(nc[i] = es_hl_map(fd, i, ES_CHUNK))) break;
+	}
+	if (!nc || i < w->nChunk || (e = es_hl_move_commit(w->logPath)) > 0) {
+		while (nc && i > 0) es_hl_unmap(nc[--i], ES_CHUNK);
+		free(nc);
+		es_hl_close(fd);
+		es_hl_remove_moving(w->logPath);
+		return;
+	}
+	for (i = 0; i < w->nChunk; i++) {
+		es_hl_unmap(w->chunks[i], ES_CHUNK);
+		w->chunks[i] = nc[i];
+	}
+	free(nc);
+	es_hl_close(w->fd);
+	w->fd = fd;
+	/* Renamed, but the directory's flush failed: the name may not survive
+	 * a power cut. The next flush moves again rather than trust it. */
+	w->syncErr = e < 0 ? -e : 0;
+	w->moves++;
+}
+
+/* walFlushLocked flushes a host log; it returns 0 or the errno of a
+ * failed flush, which fails the operation in progress. The log is then
+ * moved to a new file, so later flushes (of the new file) may succeed. */
+int walFlushLocked(es_wal *w) {
+	int e;
+	if (!w->syncErr) w->syncErr = es_hl_sync(w->fd);
+	if (!w->syncErr) return 0;
+	e = w->syncErr;
+	w->flushFails++;
+	walMoveLocked(w);
+	return e;
+}
+
 /* ---- the in-memory WAL ---- */
 
 /* walGrowLocked makes chunks cover [0, end). */
@@ -161,17 +210,15 @@ static int walTruncate(sqlite3_file *pf, sqlite3_int64 size) {
 
 /* xSync: a WAL in memory, or a host log at HostLog, is made durable by
  * the checkpoint; at HostSync the log is flushed to the host's disk
- * (SQLite calls this per commit at synchronous=FULL). A failed flush is
- * never retried: every later xSync fails too. */
+ * (SQLite calls this per commit at synchronous=FULL). A failed flush
+ * fails that commit and is never retried on that file: the log moves to
+ * a new one (walMoveLocked). */
 static int walSync(sqlite3_file *pf, int flags) {
 	es_wal *w = &((es_file *)pf)->db->wal;
 	int rc = SQLITE_OK;
 	(void)flags;
 	sqlite3_mutex_enter(w->mu);
-	if (w->hasLog && w->synced) {
-		if (!w->syncErr) w->syncErr = es_hl_sync(w->fd);
-		if (w->syncErr) rc = SQLITE_IOERR_FSYNC;
-	}
+	if (w->hasLog && w->synced && walFlushLocked(w) != 0) rc = SQLITE_IOERR_FSYNC;
 	sqlite3_mutex_leave(w->mu);
 	return rc;
 }

@@ -232,7 +232,7 @@ func stat(t *testing.T, path string) os.FileInfo {
 
 func TestStore_HookOrder(t *testing.T) {
 	rec := &recorder{}
-	s, _ := openT(t, withRecorder(Options{ManualCheckpoint: true}, rec))
+	s, _ := openTWith(t, &Options{ManualCheckpoint: true}, withRecorder(rec))
 	db := s.DB()
 	mustExec(t, db, "CREATE TABLE t(x)")
 	mustCheckpoint(t, s)
@@ -275,7 +275,7 @@ func compact(ops []string) string {
 // no unsynced write to the database file when it returns nil.
 func TestStore_CheckpointDurableUnderWrites(t *testing.T) {
 	rec := &recorder{}
-	s, _ := openT(t, withRecorder(Options{ManualCheckpoint: true}, rec))
+	s, _ := openTWith(t, &Options{ManualCheckpoint: true}, withRecorder(rec))
 	db := s.DB()
 	mustExec(t, db, "CREATE TABLE t(x)")
 	var stop atomic.Bool
@@ -386,7 +386,7 @@ func TestStore_ManualCheckpointHoldsWriters(t *testing.T) {
 
 func TestStore_CheckpointFailureKeepsWAL(t *testing.T) {
 	rec := &recorder{}
-	s, path := openT(t, withRecorder(Options{ManualCheckpoint: true}, rec))
+	s, path := openTWith(t, &Options{ManualCheckpoint: true}, withRecorder(rec))
 	db := s.DB()
 	mustExec(t, db, "CREATE TABLE t(x)")
 	mustCheckpoint(t, s)
