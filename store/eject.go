@@ -24,9 +24,17 @@ func (s *Store) takeLease() error {
 	if s.lease.Path == "" {
 		s.lease = lease.PlaceFor(s.opts.FS, s.path)
 	}
-	if s.endpoint, s.leaseErr = lease.Listen(endpointHandler{s}); s.leaseErr != nil {
-		s.endpoint = nil
+	// The endpoint answers as soon as Listen returns (a status request may
+	// come before this function does): what it reads, leaseErr among it,
+	// is set under smu.
+	ep, lerr := lease.Listen(endpointHandler{s})
+	if lerr != nil {
+		ep = nil
 	}
+	s.endpoint = ep
+	s.smu.Lock()
+	s.leaseErr = lerr
+	s.smu.Unlock()
 	if err := s.writeLease(me, lease.StateOpen); err != nil {
 		if s.endpoint != nil {
 			s.endpoint.Close()

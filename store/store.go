@@ -69,7 +69,7 @@ type Store struct {
 
 	lease    lease.Place   // where this Store's lease lives
 	endpoint *lease.Server // nil if the control endpoint could not start
-	leaseErr error         // why not, for Stats
+	leaseErr error         // why not, for Stats (under smu)
 	answer   *answerGate   // open once an eject's answer is delivered (answer.go)
 
 	rewindMissed  time.Time   // when a rewind last could not get in; zero after one did (gate.go)
@@ -102,6 +102,7 @@ func (s *Store) cause(err error) error {
 func (s *Store) Stats() Stats {
 	s.smu.Lock()
 	st := s.stats
+	st.LeaseError = s.leaseErr
 	s.smu.Unlock()
 	if w, ok := walStats(s.path); ok {
 		st.WALBytes, st.DirtyBytes, st.WALAllocated = int64(w.size), int64(w.dirty), int64(w.allocated)
@@ -109,7 +110,6 @@ func (s *Store) Stats() Stats {
 	if m, ok := s.state.main.(checkpointer); ok {
 		st.Generation = m.Stats().Generation
 	}
-	st.LeaseError = s.leaseErr
 	st.LongestGateWait = gateLongest(s.path)
 	return st
 }
