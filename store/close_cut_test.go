@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/faultinject"
 )
 
@@ -252,5 +253,41 @@ func TestClose_openTransaction(t *testing.T) {
 	}
 	if err := s2.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClose_cutSurvivesFailedOpen: an Open of the same path that fails
+// (here at the OS lock) must not undo an earlier Close's cut. A
+// transaction of the closed Store still in progress must then fail to
+// commit, as it does without the failed Open: a commit it let through
+// would be acknowledged into a WAL no Store checkpoints.
+func TestClose_cutSurvivesFailedOpen(t *testing.T) {
+	s, path := openT(t, &Options{BusyTimeout: 50 * time.Millisecond})
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(n INTEGER)")
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("INSERT INTO t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lk, err := device.OS.Lock(path + lockSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := Open(path, nil); err == nil {
+		s2.Close()
+		lk.Close()
+		t.Fatal("Open succeeded while another holder had the lock")
+	}
+	lk.Close()
+	if err := tx.Commit(); err == nil {
+		t.Fatal("a transaction of a closed Store committed after a failed Open of its path")
 	}
 }

@@ -243,6 +243,12 @@ func (s *Store) open() (err error) {
 	}
 	s.state.main = main
 	undo = append(undo, func() { main.Close() })
+	// A new Store: writes to the in-memory WAL are welcome again. Not
+	// before this point: an Open that failed earlier (the lock, the
+	// volume, recovery) must leave an earlier Close's cut in place, or a
+	// transaction of the closed Store could still commit into a WAL no
+	// Store will checkpoint.
+	walCut(s.path, false)
 
 	if err := checkStockJournal(fsys, s.path); err != nil {
 		return err

@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -406,14 +404,6 @@ func boolInt(b bool) C.int {
 		return 1
 	}
 	return 0
-}
-
-func dirOf(path string) string {
-	i := strings.LastIndexByte(path, os.PathSeparator)
-	if i <= 0 {
-		return string(os.PathSeparator)
-	}
-	return path[:i]
 }
 
 // walStats reads the in-memory WAL's counters.

@@ -74,7 +74,6 @@ int es_db_acquire(const char *path, uint64_t owner, long long maxWAL, long long 
 	sqlite3_mutex_enter(p->wal.mu);
 	p->wal.max = maxWAL;
 	p->wal.retain = retainWAL;
-	p->wal.cut = 0; /* a new Store: writes are welcome again */
 	sqlite3_mutex_leave(p->wal.mu);
 	p->owner = owner;
 	p->refs++;
