@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -209,6 +210,24 @@ func TestClose_failedThenRetry(t *testing.T) {
 	}
 }
 
+// openWithHeldTx opens a Store whose table t holds the committed row 1,
+// and begins a write transaction that inserted row 2 and is held open.
+func openWithHeldTx(t *testing.T) (*Store, string, *sql.Tx) {
+	t.Helper()
+	s, path := openT(t, &Options{BusyTimeout: 50 * time.Millisecond})
+	mustExec(t, s.DB(), "CREATE TABLE t(n INTEGER)")
+	mustExec(t, s.DB(), "INSERT INTO t VALUES (1)")
+	tx, err := s.DB().Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO t VALUES (2)"); err != nil {
+		tx.Rollback()
+		t.Fatal(err)
+	}
+	return s, path, tx
+}
+
 // TestClose_openTransaction (review finding 4): Close while a write
 // transaction is held open. Everything committed is backfilled, so Close
 // succeeds (after waiting out the busy timeout for the transaction) and
@@ -217,18 +236,9 @@ func TestClose_failedThenRetry(t *testing.T) {
 // alive, with the Store already closed, contradicting ErrWALRetained's
 // contract (Store still open).
 func TestClose_openTransaction(t *testing.T) {
-	s, path := openT(t, &Options{BusyTimeout: 50 * time.Millisecond})
+	s, path, tx := openWithHeldTx(t)
 	db := s.DB()
-	mustExec(t, db, "CREATE TABLE t(n INTEGER)")
-	mustExec(t, db, "INSERT INTO t VALUES (1)")
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer tx.Rollback()
-	if _, err := tx.Exec("INSERT INTO t VALUES (2)"); err != nil {
-		t.Fatal(err)
-	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close with a transaction held open, everything committed backfilled: %v", err)
 	}
@@ -262,18 +272,8 @@ func TestClose_openTransaction(t *testing.T) {
 // commit, as it does without the failed Open: a commit it let through
 // would be acknowledged into a WAL no Store checkpoints.
 func TestClose_cutSurvivesFailedOpen(t *testing.T) {
-	s, path := openT(t, &Options{BusyTimeout: 50 * time.Millisecond})
-	db := s.DB()
-	mustExec(t, db, "CREATE TABLE t(n INTEGER)")
-	mustExec(t, db, "INSERT INTO t VALUES (1)")
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path, tx := openWithHeldTx(t)
 	defer tx.Rollback()
-	if _, err := tx.Exec("INSERT INTO t VALUES (2)"); err != nil {
-		t.Fatal(err)
-	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
