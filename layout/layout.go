@@ -87,6 +87,10 @@ const (
 	HostLogKeptInfix = ".kept-"
 	// HostLogAbandoningSuffix marks a host log being abandoned.
 	HostLogAbandoningSuffix = ".abandoning"
+	// HostLogMovingSuffix marks the new file a host log moves to after a
+	// failed flush, until it is renamed over the log (store/hostlog.c's
+	// ES_HL_MOVING, which must be the same).
+	HostLogMovingSuffix = ".moving"
 )
 
 // Journal is the journal's path for the database at db.

@@ -53,6 +53,8 @@ const (
 )
 
 const (
+	cJournalSuffix    = C.ES_JOURNAL_SUFFIX // the C half's own copies, checked
+	cWALSuffix        = C.ES_WAL_SUFFIX     // against layout by TestLayout_cNames
 	journalSuffix     = layout.RollbackSuffix
 	lockSuffix        = layout.LockSuffix
 	walSuffix         = layout.WALSuffix

@@ -17,6 +17,11 @@ int es_register(void);
  * the shim then hands it to the platform's VFS. */
 #define ES_NOT_MINE (-1)
 
+/* The suffixes the shim recognises on its own, as in package layout's
+ * table (store's TestLayout_cNames compares them). */
+#define ES_JOURNAL_SUFFIX "-journal"
+#define ES_WAL_SUFFIX "-wal"
+
 /*
  * es_db_acquire enters the database at path in the shim's registry, the
  * one registry of databases this process opened (making its state or

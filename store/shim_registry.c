@@ -299,7 +299,7 @@ uint64_t dbOwner(const char *name, size_t n) {
 /* journalOwner answers the owner of the database whose rollback journal
  * ("<db>-journal") name is; 0 when name is no open Store's journal. */
 uint64_t journalOwner(const char *name) {
-	static const char suffix[] = "-journal";
+	static const char suffix[] = ES_JOURNAL_SUFFIX;
 	size_t n = name ? strlen(name) : 0, k = sizeof(suffix) - 1;
 	if (n < k || memcmp(name + n - k, suffix, k) != 0) return 0;
 	return dbOwner(name, n - k);
@@ -312,6 +312,6 @@ void dbUnref(es_dbstate *p) {
 }
 
 int isWALName(const char *name) {
-	size_t n = name ? strlen(name) : 0;
-	return n > 4 && memcmp(name + n - 4, "-wal", 4) == 0;
+	size_t n = name ? strlen(name) : 0, k = sizeof(ES_WAL_SUFFIX) - 1;
+	return n > k && memcmp(name + n - k, ES_WAL_SUFFIX, k) == 0;
 }
