@@ -30,15 +30,22 @@ func (m *Main) Commit() error {
 	if m.isClosed() {
 		return ErrClosed
 	}
-	// A failed rename left the name undecided: settle it first, since the
-	// next Began must name the database's true base.
+	// A failed rename left the name undecided, or an in-place commit
+	// failed with its log made: settle it first, since the next Began
+	// must name the database's true base (and no log may outlive it).
 	if m.unsure != nil {
 		if err := m.resolveUnsure(); err != nil {
 			return m.failed(err)
 		}
 	}
+	if m.inplace != nil {
+		if err := m.settleInPlace(); err != nil {
+			return m.failed(err)
+		}
+	}
 	// A durable commit whose reopen failed: try again, else the commit
 	// below copies from the old handle plus the overlay (the same bytes).
+	stale := false
 	if m.stale {
 		if f, err := m.fsys.Open(m.p.db, device.ReadOnly); err == nil {
 			nb := newBaseRef(f, m.disk.size)
@@ -46,6 +53,7 @@ func (m *Main) Commit() error {
 			m.swapBase(nb)
 		} else {
 			m.unfreeze()
+			stale = true
 		}
 		m.stale = false
 	}
@@ -53,25 +61,59 @@ func (m *Main) Commit() error {
 	if !ok {
 		return nil
 	}
+	mode := m.pickMode(pend, size, base, stale)
 	start := time.Now()
-	err := m.commit(pend, size, base) // releases base
+	var err error
+	written := size
+	if mode == ModeInPlace {
+		written, err = m.commitInPlace(pend, size, base) // releases base
+	} else {
+		err = m.commit(pend, size, base) // releases base
+	}
 	if err != nil {
 		return m.failed(err)
 	}
+	end := time.Now()
+	m.rates[mode].observe(written, end.Sub(start).Seconds())
 	m.smu.Lock()
 	m.stats.Commits++
-	m.stats.LastCommit = time.Now()
-	m.stats.LastDuration = m.stats.LastCommit.Sub(start)
+	if mode == ModeInPlace {
+		m.stats.InPlace++
+	}
+	m.stats.LastMode = mode
+	m.stats.LastWritten = written
+	m.stats.LastCommit = end
+	m.stats.LastDuration = end.Sub(start)
 	m.stats.LastBytes = size
 	m.smu.Unlock()
 	return nil
+}
+
+// pickMode decides how the commit of pend over src to size bytes is
+// written: Options.Mode, unless the commit cannot go in place
+// (inPlaceBlocked), and ModeAuto's rule (chooseMode) on what each mode
+// would write.
+func (m *Main) pickMode(pend *level, size int64, src *baseRef, stale bool) Mode {
+	if m.opts.Mode == ModeCopy || m.inPlaceBlocked(pend, size, src, stale) != "" {
+		return ModeCopy
+	}
+	if m.opts.Mode == ModeInPlace {
+		return ModeInPlace
+	}
+	n := len(inPlacePages(pend, size, src.size, m.bs))
+	e := estimate{copyBytes: size, inPlaceBytes: logBytes(n, m.bs) + int64(n)*m.bs, free: -1,
+		copyNeed: max(size, m.hint.Load()), inPlaceNeed: logBytes(n, m.bs) + max(size-src.size, 0)}
+	if free, err := m.fsys.FreeSpace(m.p.dir); err == nil {
+		e.free = free
+	}
+	return chooseMode(e, m.rates[ModeCopy], m.rates[ModeInPlace])
 }
 
 func (m *Main) failed(err error) error {
 	m.smu.Lock()
 	m.stats.Failures++
 	m.stats.LastErr = err
-	m.stats.Unsure = m.unsure != nil
+	m.stats.Unsure = m.unsure != nil || (m.inplace != nil && m.inplace.logDurable)
 	m.smu.Unlock()
 	return err
 }

@@ -57,6 +57,22 @@ const (
 	rowChooseForward
 	// --roll-forward with the copy not whole: refuse.
 	rowChooseForwardNoCopy
+	// In place (the checkpoint ends in Intent; recover_inplace.go):
+	// the database is the new state: record Done, remove a log that is
+	// exactly this checkpoint's.
+	rowInPlaceFinish
+	// The log proves (its first transaction over the database gives
+	// Intent) and holds nothing else: apply it, remove it, record Done.
+	rowInPlaceForward
+	// The log proves, and stock SQLite wrote more after it: refuse.
+	rowInPlaceStockAfter
+	// No proving log, the database is the base: roll back.
+	rowInPlaceBase
+	// No proving log, the database neither base nor new: refuse.
+	rowInPlaceNoMatch
+	// A person's --keep-drive over an in-place checkpoint: keep the
+	// database and the -wal, Aborted.
+	rowInPlaceKeepDrive
 	rowCount // not a row: the number of rows plus one
 )
 
@@ -86,6 +102,9 @@ type facts struct {
 	stock            []FileSum
 	stockUsed        []bool
 	journalFromEmpty bool
+
+	// log is the -wal beside an in-place checkpoint in flight.
+	log logFacts
 }
 
 // inFlight returns the journal's last checkpoint when it is unresolved
@@ -99,7 +118,7 @@ func (f *facts) inFlight() (journal.Checkpoint, bool) {
 // where it could match the checkpoint in flight, which has to be Ready.
 func (f *facts) wantDBSum(size int64) bool {
 	cp, ok := f.inFlight()
-	return ok && f.jerr == nil && cp.State == journal.Ready && (size == cp.Began.Size || size == cp.Ready.Size)
+	return ok && f.jerr == nil && (cp.State == journal.Ready || cp.State == journal.Intent) && (size == cp.Began.Size || size == cp.Ready.Size)
 }
 
 // decision is what recovery does: a row of the recovery table, with what
@@ -115,11 +134,13 @@ type decision struct {
 	// rowJournalUnusable). Nothing is modified.
 	err error
 
-	record   journal.Record // the record that resolves the checkpoint; Kind 0 if none
-	forward  string         // the copy to rename over the database
-	keepCopy string         // the copy to keep aside (--keep-drive)
-	setAside []asideFile    // files moved aside before the roll forward (--roll-forward)
-	reset    bool           // the journal cannot vouch for anything: keep the database, new journal
+	record    journal.Record // the record that resolves the checkpoint; Kind 0 if none
+	forward   string         // the copy to rename over the database
+	keepCopy  string         // the copy to keep aside (--keep-drive)
+	setAside  []asideFile    // files moved aside before the roll forward (--roll-forward)
+	reset     bool           // the journal cannot vouch for anything: keep the database, new journal
+	applyLog  bool           // in place: apply the -wal (facts.log) to the database
+	removeLog bool           // in place: remove the -wal
 }
 
 // decide picks the row of the recovery table that f falls in. It reads
@@ -179,6 +200,8 @@ func decide(p paths, f facts) decision {
 		d.row, d.state, d.action = rowClean, StateClean, ActionClean
 	case cp.State == journal.Began:
 		d.row, d.state, d.action, d.gen, d.record = rowBegan, StateBegan, ActionRollBack, cp.Gen, aborted
+	case cp.InPlace:
+		d = decideInPlace(p, f, cp, d, torn)
 	default:
 		// Ready: decide by checksums, never by names. The copy was
 		// fsynced before Ready, so a match means it is whole.

@@ -45,6 +45,18 @@ func TestDecide(t *testing.T) {
 		return facts{jexists: true, j: inReady, db: db, cpy: c, cpySQLite: c.Exists, dbSQLite: db.Exists}
 	}
 	with := func(f facts, edit func(*facts)) facts { edit(&f); return f }
+	// inPlace is the facts of an in-place checkpoint (Began, Intent{B})
+	// with database db and redo log lf.
+	intent1 := rec(journal.Intent, 1, stateB)
+	inPlace := func(db FileSum, lf logFacts) facts {
+		return facts{jexists: true, j: decoded(began1, intent1), db: db, log: lf}
+	}
+	var (
+		ourLog     = logFacts{exists: true, committed: true, proves: true}
+		ourLogMore = logFacts{exists: true, committed: true, proves: true, more: true}
+		tornLog    = logFacts{exists: true}
+		otherLog   = logFacts{exists: true, committed: true}
+	)
 
 	cases := []struct {
 		row    row
@@ -75,6 +87,12 @@ func TestDecide(t *testing.T) {
 			f.choice, f.stock, f.stockUsed = ChooseRollForward, wal, []bool{true}
 		}), ActionRollForward, journal.Done, nil},
 		{rowChooseForwardNoCopy, with(ready(foreign, badCopy), func(f *facts) { f.choice = ChooseRollForward }), ActionRefused, 0, ErrUnrecoverable},
+		{rowInPlaceFinish, inPlace(asCopy, ourLog), ActionFinish, journal.Done, nil},
+		{rowInPlaceForward, inPlace(foreign, ourLog), ActionRollForward, journal.Done, nil},
+		{rowInPlaceStockAfter, inPlace(foreign, ourLogMore), ActionRefused, 0, ErrUnrecoverable},
+		{rowInPlaceBase, inPlace(base, tornLog), ActionRollBack, journal.Aborted, nil},
+		{rowInPlaceNoMatch, inPlace(foreign, otherLog), ActionRefused, 0, ErrUnrecoverable},
+		{rowInPlaceKeepDrive, with(inPlace(foreign, otherLog), func(f *facts) { f.choice = ChooseKeepDrive }), ActionRollBack, journal.Aborted, nil},
 	}
 	seen := map[row]bool{}
 	for _, c := range cases {
@@ -115,6 +133,15 @@ func TestDecide(t *testing.T) {
 			}
 			if c.row == rowKeepDrive && d.keepCopy != cpy.Name {
 				t.Errorf("keepCopy = %q, want %q", d.keepCopy, cpy.Name)
+			}
+			// An in-place row applies the log only when it proves, and
+			// removes only a log that is exactly the checkpoint's or
+			// that SQLite applies nothing of.
+			if want := c.row == rowInPlaceForward; d.applyLog != want {
+				t.Errorf("applyLog = %v, want %v", d.applyLog, want)
+			}
+			if want := c.row == rowInPlaceForward || c.row == rowInPlaceFinish || c.row == rowInPlaceBase; d.removeLog != want {
+				t.Errorf("removeLog = %v, want %v", d.removeLog, want)
 			}
 			if wantReset := c.row == rowDamagedReset || c.row == rowTornReset || c.row == rowResetNotSQLite; d.reset != wantReset {
 				t.Errorf("reset = %v, want %v", d.reset, wantReset)

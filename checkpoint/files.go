@@ -42,12 +42,14 @@ type paths struct {
 	journal  string // journal.Name(db)
 	jtemp    string // the journal's own temporary file
 	baseName string // filepath.Base(db)
+	wal      string // stock SQLite's -wal: the in-place mode's redo log
 }
 
 func newPaths(dbPath string) paths {
 	db := filepath.Clean(dbPath)
 	j := journal.Name(db)
-	return paths{db: db, dir: filepath.Dir(db), journal: j, jtemp: j + journalTempSuffix, baseName: filepath.Base(db)}
+	return paths{db: db, dir: filepath.Dir(db), journal: j, jtemp: j + journalTempSuffix, baseName: filepath.Base(db),
+		wal: db + layout.WALSuffix}
 }
 
 func (p paths) temp(gen uint64) string { return journal.TempName(p.db, gen) }

@@ -106,6 +106,16 @@ type Options struct {
 	// The zero value, ReadBackAlways, is the safe choice when nothing is
 	// known of the filesystem.
 	ReadBack ReadBack
+	// Mode is how commits write to the drive: ModeCopy (the zero value)
+	// copies the whole database and renames the copy over it;
+	// ModeInPlace writes the changed pages in place behind a redo log in
+	// SQLite's WAL format (inplace.go); ModeAuto picks per commit
+	// (chooseMode).
+	Mode Mode
+	// NoGrowInPlace: a commit that grows the database copies even in
+	// ModeInPlace. For filesystems that corrupt a file extended through
+	// a handle opened on it (fusefat).
+	NoGrowInPlace bool
 }
 
 // ReadBack is what Commit does to check a copy it wrote.
@@ -138,7 +148,10 @@ type Stats struct {
 	LastBytes    int64         // the size of the database it wrote
 	LastErr      error         // the error of the last failed commit
 	Overlay      int64         // bytes of writes held in memory, not yet committed
-	Unsure       bool          // a rename's outcome is unknown until the next Commit
+	Unsure       bool          // a rename's or an in-place write's outcome is unknown until the next Commit
+	InPlace      int64         // commits written in place (ModeInPlace, or ModeAuto's pick)
+	LastMode     Mode          // how the last successful commit wrote: ModeCopy or ModeInPlace
+	LastWritten  int64         // bytes the last successful commit wrote to the drive (copy, or log and pages), journal aside
 }
 
 // Main is the main database file of one store, served from a read-only
@@ -179,7 +192,9 @@ type Main struct {
 	lastDone []journal.Record
 	nextGen  uint64
 	unsure   *unsure
-	stale    bool // the base handle predates the last commit (its reopen failed)
+	inplace  *inPlace // an in-place commit that failed after its log was made; settled first
+	rates    [2]rate  // write speeds observed here: copy, in place (chooseMode)
+	stale    bool     // the base handle predates the last commit (its reopen failed)
 	hint     atomic.Int64
 	buf      []byte
 	sig      fileSig // the database's stat after the last commit (Prove)

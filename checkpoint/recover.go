@@ -34,6 +34,9 @@ const (
 	StateReady
 	// StateDamaged: the journal's header is unreadable.
 	StateDamaged
+	// StateInPlace: an in-place checkpoint recorded its Intent; the
+	// database may be partly written, its redo log (-wal) whole or not.
+	StateInPlace
 )
 
 func (s State) String() string {
@@ -48,17 +51,19 @@ func (s State) String() string {
 		return "checkpoint ready, rename unknown"
 	case StateDamaged:
 		return "journal damaged"
+	case StateInPlace:
+		return "in-place checkpoint in flight"
 	}
 	return fmt.Sprintf("State(%d)", int(s))
 }
 
-// MarshalText gives JSON a token: "unknown", "clean", "began", "ready" or
-// "damaged".
+// MarshalText gives JSON a token: "unknown", "clean", "began", "ready",
+// "damaged" or "in_place".
 func (s State) MarshalText() ([]byte, error) {
-	if s < StateUnknown || s > StateDamaged {
+	if s < StateUnknown || s > StateInPlace {
 		return nil, fmt.Errorf("checkpoint: invalid state %d", int(s))
 	}
-	return []byte([...]string{"unknown", "clean", "began", "ready", "damaged"}[s]), nil
+	return []byte([...]string{"unknown", "clean", "began", "ready", "damaged", "in_place"}[s]), nil
 }
 
 // Action is what recovery did (or, from Verify, would do).
@@ -298,6 +303,14 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 		}
 	}
 
+	// The redo log of an in-place checkpoint in flight, proved against
+	// the database (recover_inplace.go).
+	if inFlight && cp.InPlace && f.jerr == nil {
+		if f.log, err = readInPlaceLog(fsys, p, cp.Ready, &buf); err != nil {
+			return rep, wrap(err)
+		}
+	}
+
 	// 4. Decide: one row of the recovery table (decide.go).
 	d := decide(p, f)
 	rep.Journal, rep.State, rep.Action, rep.Gen = d.journal, d.state, d.action, d.gen
@@ -341,6 +354,9 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 	}
 	if jtemp {
 		rep.Removed = append(rep.Removed, p.jtemp)
+	}
+	if d.removeLog {
+		rep.Removed = append(rep.Removed, p.wal)
 	}
 	// A journal with no free slot for the record (not written by this
 	// version) is replaced too: appending would extend it.
@@ -418,6 +434,19 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 		}
 		changed = true
 	}
+	// In place: the proved log applied and fsynced, then removed; the
+	// removal durable (step 8) before Done is recorded.
+	if d.applyLog {
+		if err := applyInPlaceLog(fsys, p, f.log); err != nil {
+			return rep, wrap(err)
+		}
+	}
+	if d.removeLog {
+		if err := fsys.Remove(p.wal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return rep, wrap(err)
+		}
+		changed = true
+	}
 
 	// 7. Remove the leftover copies; keep aside those that could be the
 	// only copy of some data.
@@ -467,7 +496,7 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 			// A whole journal with no free slot: carry the checkpoint
 			// with its outcome, as an append would have recorded it.
 			h.BaseGen, recs = cp.Gen-1, []journal.Record{cp.Began}
-			if cp.State == journal.Ready {
+			if cp.State == journal.Ready || cp.State == journal.Intent {
 				recs = append(recs, cp.Ready)
 			}
 			recs = append(recs, record)

@@ -54,7 +54,7 @@
 // Record frame, one slot, RecordSize = 4096 bytes:
 //
 //	offset size  field
-//	     0    1  kind: 1 Began, 2 Ready, 3 Done, 4 Aborted
+//	     0    1  kind: 1 Began, 2 Ready, 3 Done, 4 Aborted, 5 Intent
 //	     1    7  reserved, zero
 //	     8    8  file id: the header's, so that a frame left over from an
 //	             earlier journal at the same path is never taken for ours
@@ -73,8 +73,16 @@
 //     bytes with checksum sum. The copy TempName(db, G) may exist, partial.
 //   - Ready: the copy TempName(db, G) is complete and fsynced: size bytes,
 //     checksum sum. The rename may have happened, in part (FAT), or not.
-//   - Done: the rename and the directory fsync are complete; the database
-//     is size bytes with checksum sum, equal to G's Ready record.
+//   - Intent: checkpoint G writes the database in place (package
+//     checkpoint's in-place mode): once its redo log, the stock WAL file
+//     beside the database, is applied, the database is size bytes with
+//     checksum sum. Written before the log; the log may be missing,
+//     partial or whole, and the database the base, partly written or
+//     the new state.
+//   - Done: the checkpoint is complete (a copy: the rename and the
+//     directory fsync; in place: the pages written and fsynced, the log
+//     removed); the database is size bytes with checksum sum, equal to
+//     G's Ready or Intent record.
 //   - Aborted: checkpoint G was abandoned and its copy discarded; the
 //     database is the base. Size and sum are zero.
 //
@@ -136,7 +144,7 @@
 //
 // Record conditions, checked by Record.Validate on good frames:
 //
-//	R1. The kind is Began, Ready, Done or Aborted.
+//	R1. The kind is Began, Ready, Done, Aborted or Intent.
 //	R2. Reserved bytes are zero.
 //	R3. The generation is at least 1.
 //	R4. The size is at most math.MaxInt64.
@@ -147,12 +155,13 @@
 //
 //	O1. Began: there is no prev, or prev is Done or Aborted; the
 //	    generation is greater than prev's and than the base generation.
-//	O2. Ready: prev is Began of the same generation.
-//	O3. Done: prev is Ready of the same generation, size and sum.
-//	O4. Aborted: prev is Began or Ready of the same generation.
+//	O2. Ready or Intent: prev is Began of the same generation.
+//	O3. Done: prev is Ready or Intent of the same generation, size and
+//	    sum.
+//	O4. Aborted: prev is Began, Ready or Intent of the same generation.
 //
-// So a valid journal is a run of finished checkpoints (Began, Ready, Done,
-// or Began, [Ready,] Aborted) with increasing generations, then at most one
+// So a valid journal is a run of finished checkpoints (Began, Ready or
+// Intent, Done, or Began, [Ready or Intent,] Aborted) with increasing generations, then at most one
 // checkpoint in flight. Whoever resolves a checkpoint in flight (recovery)
 // must append its Done or Aborted before the next Began.
 //
@@ -248,9 +257,11 @@ const (
 	Ready   Kind = 2 // copy complete and fsynced; Size and Sum describe the copy
 	Done    Kind = 3 // renamed and directory fsynced; Size and Sum as in Ready
 	Aborted Kind = 4 // abandoned; the database is the base; Size and Sum zero
+	Intent  Kind = 5 // in place: Size and Sum describe the database once its redo log is applied
 )
 
-// String returns "began", "ready", "done" or "aborted", or "Kind(n)".
+// String returns "began", "ready", "done", "aborted" or "intent", or
+// "Kind(n)".
 func (k Kind) String() string {
 	switch k {
 	case Began:
@@ -261,6 +272,8 @@ func (k Kind) String() string {
 		return "done"
 	case Aborted:
 		return "aborted"
+	case Intent:
+		return "intent"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -310,7 +323,7 @@ func (r Record) Validate() error {
 // problem returns which of R1 and R3-R5 r breaks, or "".
 func (r Record) problem() string {
 	switch {
-	case r.Kind < Began || r.Kind > Aborted:
+	case r.Kind < Began || r.Kind > Intent:
 		return "unknown kind" // R1
 	case r.Gen == 0:
 		return "generation 0" // R3
@@ -378,19 +391,23 @@ func (j Journal) NextGen() uint64 {
 // Checkpoint gathers the records of one generation.
 type Checkpoint struct {
 	Gen uint64
-	// State is the kind of the generation's last record: Began or Ready
-	// while it is in flight, Done or Aborted once it is resolved.
+	// State is the kind of the generation's last record: Began, Ready or
+	// Intent while it is in flight, Done or Aborted once it is resolved.
 	State Kind
 	// Began is the generation's Began record: the base database.
 	Began Record
-	// Ready is the generation's Ready record, the fsynced copy; the zero
+	// Ready is the generation's Ready record, the fsynced copy, or its
+	// Intent record (InPlace), the state its redo log makes; the zero
 	// Record if the checkpoint never got that far.
 	Ready Record
+	// InPlace: the checkpoint writes the database in place (Ready is an
+	// Intent record).
+	InPlace bool
 }
 
 // InFlight reports whether the checkpoint still needs recovery: it began
 // and was neither done nor aborted.
-func (c Checkpoint) InFlight() bool { return c.State == Began || c.State == Ready }
+func (c Checkpoint) InFlight() bool { return c.State == Began || c.State == Ready || c.State == Intent }
 
 // Latest returns the last checkpoint in the journal, if there is one.
 func (j Journal) Latest() (Checkpoint, bool) {
@@ -408,6 +425,8 @@ func (j Journal) Latest() (Checkpoint, bool) {
 			return c, true
 		case Ready:
 			c.Ready = r
+		case Intent:
+			c.Ready, c.InPlace = r, true
 		}
 	}
 	// Unreachable for a Journal from Decode; a hand-built one may lack
@@ -449,20 +468,20 @@ func (j Journal) problem(r Record) string {
 		return fmt.Sprintf("follows %v: different generation", prev)
 	}
 	switch r.Kind {
-	case Ready: // O2
+	case Ready, Intent: // O2
 		if prev.Kind != Began {
 			return fmt.Sprintf("follows %v, not began", prev)
 		}
 	case Done: // O3
-		if prev.Kind != Ready {
-			return fmt.Sprintf("follows %v, not ready", prev)
+		if prev.Kind != Ready && prev.Kind != Intent {
+			return fmt.Sprintf("follows %v, not ready or intent", prev)
 		}
 		if r.Size != prev.Size || r.Sum != prev.Sum {
 			return fmt.Sprintf("follows %v: size or sum differ", prev)
 		}
 	case Aborted: // O4
-		if prev.Kind != Began && prev.Kind != Ready {
-			return fmt.Sprintf("follows %v, not began or ready", prev)
+		if prev.Kind != Began && prev.Kind != Ready && prev.Kind != Intent {
+			return fmt.Sprintf("follows %v, not began, ready or intent", prev)
 		}
 	}
 	return ""

@@ -97,7 +97,7 @@ func version1Journal() []byte {
 
 func TestKind_String(t *testing.T) {
 	for k, want := range map[Kind]string{
-		0: "Kind(0)", Began: "began", Ready: "ready", Done: "done", Aborted: "aborted", 200: "Kind(200)",
+		0: "Kind(0)", Began: "began", Ready: "ready", Done: "done", Aborted: "aborted", Intent: "intent", 200: "Kind(200)",
 	} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", uint8(k), got, want)
@@ -117,7 +117,8 @@ func TestRecord_Validate(t *testing.T) {
 		{"done", Record{Kind: Done, Gen: 7, Size: 4096, Sum: 1}, true},
 		{"aborted", Record{Kind: Aborted, Gen: 7}, true},
 		{"R1 kind zero", Record{Gen: 1}, false},
-		{"R1 kind 5", Record{Kind: 5, Gen: 1}, false},
+		{"intent", Record{Kind: Intent, Gen: 7, Size: 4096, Sum: 1}, true},
+		{"R1 kind 6", Record{Kind: 6, Gen: 1}, false},
 		{"R1 kind 255", Record{Kind: 255, Gen: 1}, false},
 		{"R3 gen zero", Record{Kind: Began, Size: 4096}, false},
 		{"R4 negative size", Record{Kind: Ready, Gen: 1, Size: -1}, false},
@@ -146,6 +147,7 @@ func TestJournal_Check(t *testing.T) {
 	r1 := Record{Kind: Ready, Gen: 1, Size: 8192, Sum: 12}
 	d1 := Record{Kind: Done, Gen: 1, Size: 8192, Sum: 12}
 	a1 := Record{Kind: Aborted, Gen: 1}
+	i1 := Record{Kind: Intent, Gen: 1, Size: 8192, Sum: 12}
 	b2 := Record{Kind: Began, Gen: 2, Size: 8192, Sum: 12}
 	for _, tc := range []struct {
 		name    string
@@ -176,11 +178,18 @@ func TestJournal_Check(t *testing.T) {
 		{"O3 done other size", 0, []Record{b1, r1}, Record{Kind: Done, Gen: 1, Size: 4096, Sum: 12}, false, "differ"},
 		{"O3 done other sum", 0, []Record{b1, r1}, Record{Kind: Done, Gen: 1, Size: 8192, Sum: 13}, false, "differ"},
 		{"O3 done twice", 0, []Record{b1, r1, d1}, d1, false, "not ready"},
+		{"O2 intent after began", 0, []Record{b1}, i1, true, ""},
+		{"O2 intent after ready", 0, []Record{b1, r1}, i1, false, "not began"},
+		{"O2 ready after intent", 0, []Record{b1, i1}, r1, false, "not began"},
+		{"O3 done after intent", 0, []Record{b1, i1}, d1, true, ""},
+		{"O3 done other than intent", 0, []Record{b1, i1}, Record{Kind: Done, Gen: 1, Size: 8192, Sum: 13}, false, "differ"},
+		{"O4 aborted after intent", 0, []Record{b1, i1}, a1, true, ""},
+		{"O1 began after intent", 0, []Record{b1, i1}, b2, false, "not resolved"},
 		{"O4 aborted after began", 0, []Record{b1}, a1, true, ""},
 		{"O4 aborted after ready", 0, []Record{b1, r1}, a1, true, ""},
 		{"O4 aborted first", 0, nil, a1, false, "first record"},
-		{"O4 aborted after done", 0, []Record{b1, r1, d1}, a1, false, "not began or ready"},
-		{"O4 aborted twice", 0, []Record{b1, a1}, a1, false, "not began or ready"},
+		{"O4 aborted after done", 0, []Record{b1, r1, d1}, a1, false, "not began, ready or intent"},
+		{"O4 aborted twice", 0, []Record{b1, a1}, a1, false, "not began, ready or intent"},
 		{"O4 aborted other gen", 0, []Record{b1}, Record{Kind: Aborted, Gen: 2}, false, "generation"},
 		{"R1 checked too", 0, nil, Record{Kind: 9, Gen: 1}, false, "kind"},
 	} {

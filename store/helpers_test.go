@@ -174,7 +174,7 @@ func (r *recorder) setFailSync(err error) {
 // wrapped by rec.
 func withRecorder(rec *recorder) mainOpener {
 	return func(fsys device.FS, path string) (mainFile, error) {
-		m, err := twoPhaseWith(checkpoint.ReadBackAlways)(fsys, path)
+		m, err := twoPhaseWith(checkpoint.Options{ReadBack: checkpoint.ReadBackAlways})(fsys, path)
 		rec.mainFile = m
 		return rec, err
 	}

@@ -75,11 +75,11 @@ type checkpointer interface {
 
 var _ checkpointer = (*checkpoint.Main)(nil)
 
-// twoPhaseWith opens package checkpoint's mainFile with the read-back
-// readBackFor chose.
-func twoPhaseWith(rb checkpoint.ReadBack) func(device.FS, string) (mainFile, error) {
+// twoPhaseWith opens package checkpoint's mainFile with the options
+// checkFilesystem chose for the filesystem.
+func twoPhaseWith(co checkpoint.Options) func(device.FS, string) (mainFile, error) {
 	return func(fsys device.FS, path string) (mainFile, error) {
-		return checkpoint.Open(fsys, path, checkpoint.Options{ReadBack: rb})
+		return checkpoint.Open(fsys, path, co)
 	}
 }
 

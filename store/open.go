@@ -67,12 +67,13 @@ func openWith(path string, opts *Options, newMain mainOpener) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
-	readBack, err := checkFilesystem(o, abs)
+	co, err := checkFilesystem(o, abs)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
 	if newMain == nil {
-		newMain = twoPhaseWith(readBack)
+		co.Mode = o.CheckpointMode.checkpointMode()
+		newMain = twoPhaseWith(co)
 	}
 
 	s := &Store{path: abs, opts: o, newMain: newMain, events: &eventQueue{f: o.OnStateChange}, answer: newAnswerGate()}
@@ -144,19 +145,23 @@ var probePath = probe.Path
 
 // checkFilesystem probes the filesystem holding path when o.FS is native: a network
 // filesystem is refused unless AllowNetworkFS; other caveats are logged.
-// It also says whether checkpoints read their copies back (readBackFor).
-func checkFilesystem(o Options, path string) (checkpoint.ReadBack, error) {
+// It also says whether checkpoints read their copies back (readBackFor),
+// and whether they may grow the database in place (fusefat corrupts a
+// file extended through a handle opened on it; an unknown filesystem is
+// treated alike).
+func checkFilesystem(o Options, path string) (checkpoint.Options, error) {
+	careful := checkpoint.Options{ReadBack: checkpoint.ReadBackAlways, NoGrowInPlace: true}
 	if !device.IsNative(o.FS) {
-		return checkpoint.ReadBackAlways, nil
+		return careful, nil
 	}
 	p, err := probePath(filepath.Dir(path))
 	if err != nil {
 		o.Logger.Warn("ejectsafe: cannot probe the filesystem", "path", path, "err", err)
-		return checkpoint.ReadBackAlways, nil
+		return careful, nil
 	}
 	ok, warnings := p.Verdict()
 	if !ok && !o.AllowNetworkFS {
-		return 0, fmt.Errorf("%w: %s (store.Options.AllowNetworkFS overrides this check, at the risk of a corrupt database)", ErrNetworkFS, warnings[0])
+		return careful, fmt.Errorf("%w: %s (store.Options.AllowNetworkFS overrides this check, at the risk of a corrupt database)", ErrNetworkFS, warnings[0])
 	}
 	for _, w := range warnings {
 		// Once per process and mount: an app opening many stores on one
@@ -165,7 +170,8 @@ func checkFilesystem(o Options, path string) (checkpoint.ReadBack, error) {
 			o.Logger.Warn("ejectsafe: "+w, "path", path, "fstype", p.FSType, "mount", p.MountPoint)
 		}
 	}
-	return readBackFor(p.Class), nil
+	return checkpoint.Options{ReadBack: readBackFor(p.Class),
+		NoGrowInPlace: p.Class == probe.Unknown || p.FSType == "fuse.fusefat"}, nil
 }
 
 // warned holds the filesystem warnings already logged.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"log/slog"
 	"net/url"
 	"time"
@@ -49,6 +50,23 @@ type Options struct {
 	// under steady writes, and so the work a pull can lose. Zero means
 	// DefaultCheckpointInterval (5 s).
 	CheckpointInterval time.Duration
+
+	// CheckpointMode is how a checkpoint writes the database on the
+	// drive. CheckpointAuto (the zero value) picks per checkpoint the
+	// mode that should take less time on this drive, from the bytes each
+	// would write and the speeds it has seen for each there (package
+	// checkpoint's chooseMode). CheckpointCopy writes a copy of the whole
+	// database and renames it over the database: the database file is
+	// never written in place, at the cost of the whole file (and as much
+	// free space) per checkpoint. CheckpointInPlace writes the changed
+	// pages into the database, after a redo log of them in SQLite's own
+	// WAL format (<db>-wal, removed once the pages are durable) made
+	// them recoverable: about twice the changed pages per checkpoint. A
+	// pull during either leaves the old or the new state, which stock
+	// SQLite reads too. A checkpoint that cannot go in place (a database
+	// that grows on fusefat, a page size that is not the block size)
+	// copies.
+	CheckpointMode CheckpointMode
 
 	// MaxWALBytes caps the memory the WAL may hold. A commit that would
 	// grow it past the cap fails with SQLite's "database or disk is full"
@@ -189,9 +207,44 @@ type Options struct {
 	budget       int64
 }
 
+// CheckpointMode is Options.CheckpointMode.
+type CheckpointMode int
+
+const (
+	CheckpointAuto    CheckpointMode = iota // per checkpoint, the cheaper on this drive
+	CheckpointCopy                          // a copy renamed over the database
+	CheckpointInPlace                       // the changed pages in place, behind a redo log
+)
+
+func (c CheckpointMode) String() string {
+	switch c {
+	case CheckpointAuto:
+		return "auto"
+	case CheckpointCopy:
+		return "copy"
+	case CheckpointInPlace:
+		return "in-place"
+	}
+	return fmt.Sprintf("CheckpointMode(%d)", int(c))
+}
+
+// checkpointMode is package checkpoint's name for c.
+func (c CheckpointMode) checkpointMode() checkpoint.Mode {
+	switch c {
+	case CheckpointCopy:
+		return checkpoint.ModeCopy
+	case CheckpointInPlace:
+		return checkpoint.ModeInPlace
+	}
+	return checkpoint.ModeAuto
+}
+
 func (o Options) withDefaults() (Options, error) {
 	if o.CheckpointIdle < 0 || o.CheckpointInterval < 0 || o.MaxWALBytes < 0 || o.RetainWALBytes < 0 || o.BusyTimeout < 0 {
 		return o, fmt.Errorf("%w: negative duration or size", ErrBadOptions)
+	}
+	if o.CheckpointMode < CheckpointAuto || o.CheckpointMode > CheckpointInPlace {
+		return o, fmt.Errorf("%w: %v", ErrBadOptions, o.CheckpointMode)
 	}
 	if err := o.checkConnect(); err != nil {
 		return o, err

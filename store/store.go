@@ -40,6 +40,8 @@ type Stats struct {
 	RewindsMissed          int64         // rewinds that could not get in (a transaction held open)
 	LongestGateHold        time.Duration // the longest time new transactions waited for a rewind
 	LongestGateWait        time.Duration // the longest one transaction waited at the gate, to the millisecond (gate.go)
+	InPlaceCheckpoints     int64         // checkpoints written in place (CheckpointMode), of those the Store's database file made
+	LastCheckpointWritten  int64         // bytes the last checkpoint wrote to the drive (the copy, or the redo log and the pages)
 }
 
 // Store is an open database. Its methods are safe for concurrent use.
@@ -108,7 +110,8 @@ func (s *Store) Stats() Stats {
 		st.WALBytes, st.DirtyBytes, st.WALAllocated = int64(w.size), int64(w.dirty), int64(w.allocated)
 	}
 	if m, ok := s.state.main.(checkpointer); ok {
-		st.Generation = m.Stats().Generation
+		cs := m.Stats()
+		st.Generation, st.InPlaceCheckpoints, st.LastCheckpointWritten = cs.Generation, cs.InPlace, cs.LastWritten
 	}
 	st.LongestGateWait = gateLongest(s.path)
 	return st

@@ -1,0 +1,478 @@
+package checkpoint
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+
+	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/journal"
+	"github.com/ejectsafe/ejectsafe/sqlitewal"
+)
+
+// The in-place checkpoint (ModeInPlace, or ModeAuto's pick).
+//
+// A commit in place writes only the pages that changed, into the
+// database file itself, and stays crash-safe because a redo log of those
+// pages is durable first. The log is SQLite's own WAL file, <db>-wal, in
+// SQLite's format (package sqlitewal): a pull at any instant leaves the
+// old database with no valid log, or a log that SQLite's own recovery (or
+// ours, recover_inplace.go) replays to the new state. Steps 1 and 2 are
+// the copy's (commit.go); then:
+//
+//  3. the new database's checksum, folded from the base's, reading only
+//     the old bytes of the pages rewritten and of those cut off (the
+//     base is hashed whole once when its checksum is not known yet), and
+//     the free space the log and any growth need;
+//  4. Began{G, base} and Intent{G, new} appended and fsynced, after the
+//     SetBeforeReady hook: from here recovery knows the state a log must
+//     produce, so it can tell a whole log from a torn or foreign one;
+//  5. the log created at <db>-wal (it must not exist), one frame per page
+//     in ascending order, the last a commit frame with the new size in
+//     pages, fresh salts; fsynced, closed, the directory fsynced
+//     (invariant log-ahead);
+//  6. the pages written in place through a new handle, in ascending
+//     offset order, the file cut if it shrank; fsynced and closed;
+//  7. on a filesystem that reads back (Options.ReadBack), the pages read
+//     back through a new handle and compared;
+//  8. the log removed and the directory fsynced: a log must never outlive
+//     the state it describes (a later checkpoint would be undone by it);
+//  9. Done appended and fsynced;
+//  10. the database reopened as the base, the overlay dropped.
+//
+// A failure before step 5's directory fsync removes the log and records
+// Aborted: the database was not touched. From then on the log is durable
+// and the database may be partly written: the Main keeps the pages (the
+// overlay still serves them) and the next Commit settles first
+// (settleInPlace) by writing the pages again through a new handle and
+// fsyncing it, which is recovery's roll forward done from memory. That
+// fsync is of a new open of the file after every page whose write-back
+// may have failed was written again: no page is trusted to a flush that
+// failed (invariant fsync-fails-the-checkpoint).
+
+// inPlace is one in-place commit of generation gen, kept by the Main
+// (Main.inplace) when it fails after its log became durable, until the
+// next Commit settles it.
+type inPlace struct {
+	m      *Main
+	gen    uint64
+	pend   *level   // the pages, final content; never modified once frozen
+	size   int64    // the new size
+	pages  []int64  // block indexes written, ascending
+	src    *baseRef // the base, while commitInPlace runs
+	began  journal.Record
+	intent journal.Record
+	// How far it got.
+	logMade    bool // the log may exist on the drive
+	logDurable bool // the log is fsynced and its directory entry too
+	pagesDone  bool // the pages are in place, fsynced
+	written    int64
+}
+
+// inPlacePages returns the block indexes an in-place commit of pend to
+// size writes over a base of baseSize bytes, ascending: every pending
+// block below size, and every block from the base bytes kept to size
+// that the overlay does not hold (zeros in the raw view: growth, or
+// bytes past a cut).
+func inPlacePages(pend *level, size, baseSize, bs int64) []int64 {
+	keep := min(baseSize, pend.cut)
+	idx := make([]int64, 0, len(pend.blocks))
+	for b := range pend.blocks {
+		if b*bs < size {
+			idx = append(idx, b)
+		}
+	}
+	for b := (keep + bs - 1) / bs; b*bs < size; b++ {
+		if _, ok := pend.blocks[b]; !ok {
+			idx = append(idx, b)
+		}
+	}
+	slices.Sort(idx)
+	return idx
+}
+
+// page returns block b's bytes in the new generation: the pending
+// block, or zeros.
+func (a *inPlace) page(b int64, zero []byte) []byte {
+	if d, ok := a.pend.blocks[b]; ok {
+		return d
+	}
+	return zero
+}
+
+// runs calls fn for each run of consecutive pages, at most chunkSize
+// bytes, with their bytes gathered into buf.
+func (a *inPlace) runs(buf []byte, fn func(off int64, data []byte) error) error {
+	bs := a.m.bs
+	zero := make([]byte, bs)
+	per := max(int64(len(buf))/bs, 1)
+	for i := 0; i < len(a.pages); {
+		j := i + 1
+		for j < len(a.pages) && a.pages[j] == a.pages[j-1]+1 && int64(j-i) < per {
+			j++
+		}
+		n := int64(j - i)
+		c := buf[:n*bs]
+		for k := range n {
+			copy(c[k*bs:(k+1)*bs], a.page(a.pages[i]+k, zero))
+		}
+		if err := fn(a.pages[i]*bs, c); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// commitInPlace writes one generation in place, by the steps above. The
+// caller holds cmu and has frozen pend; src is its reference to the
+// base, which commitInPlace releases. It returns the bytes it wrote to
+// the drive.
+func (m *Main) commitInPlace(pend *level, size int64, src *baseRef) (int64, error) {
+	a := &inPlace{m: m, gen: m.nextGen, pend: pend, size: size, src: src,
+		pages: inPlacePages(pend, size, src.size, m.bs)}
+	m.nextGen++
+	defer m.releaseBase(src)
+	if m.baseChanged != nil { // 1
+		if err := m.checkBase(src); err != nil {
+			return 0, a.abort("verify base", err)
+		}
+	}
+	if err := m.ensureJournal(a.gen); err != nil { // 2
+		return 0, a.abort("journal", err)
+	}
+	newSum, err := a.newSum() // 3
+	if err != nil {
+		return 0, a.abort("checksum", err)
+	}
+	if op, err := a.checkSpace(); err != nil {
+		return 0, a.abort(op, err)
+	}
+	a.began = journal.Record{Kind: journal.Began, Gen: a.gen, Size: m.disk.size, Sum: m.disk.sum}
+	a.intent = journal.Record{Kind: journal.Intent, Gen: a.gen, Size: size, Sum: newSum}
+	if m.ready != nil { // 4
+		if err := m.ready(a.intent); err != nil {
+			return 0, a.abort("before intent", err)
+		}
+	}
+	if err := m.jf.append(a.began, a.intent); err != nil {
+		// Intent may be durable: recovery finds the database the base
+		// and no log, and rolls back.
+		return 0, a.abort("journal intent", err)
+	}
+	if op, err := a.writeLog(); err != nil { // 5
+		return 0, a.failLog(op, err)
+	}
+	return a.finish()
+}
+
+// finish runs steps 6-10 of a commit whose log is durable: from
+// commitInPlace, or from settleInPlace after a failure.
+func (a *inPlace) finish() (int64, error) {
+	m := a.m
+	if !a.pagesDone {
+		if op, err := a.writePages(); err != nil { // 6
+			return 0, a.unsure(op, err)
+		}
+		if op, err := a.readBack(); err != nil { // 7
+			return 0, a.unsure(op, err)
+		}
+		a.pagesDone = true
+	}
+	if err := device.Remove(m.fsys, m.p.wal); err != nil && !errors.Is(err, fs.ErrNotExist) { // 8
+		var re *device.ReplaceError
+		if errors.As(err, &re) {
+			err = re.Err
+		}
+		return 0, a.unsure("remove log", err)
+	}
+	a.logMade, a.logDurable = false, false
+	m.inplace = nil
+	m.markDone(a.began, a.intent) // 9
+	if m.jf.usable() {
+		m.jf.append(m.lastDone[2]) // an error poisons the journal; recovery finds the database new and finishes
+	}
+	f, err := m.fsys.Open(m.p.db, device.ReadOnly) // 10
+	if err != nil {
+		// The old handle is the same file, and holds the new bytes
+		// under its old size: the overlay serves on (the next Commit
+		// tries again, as after a copy's failed reopen), and its
+		// recorded checksum no longer describes it.
+		m.stale = true
+		m.mu.RLock()
+		m.base.summed = false
+		m.mu.RUnlock()
+		return a.written, &CommitError{Gen: a.gen, Op: "reopen", Durable: true, Err: err}
+	}
+	m.swapBase(newSummedBaseRef(f, a.size, a.intent.Sum))
+	m.hint.Store(0)
+	m.noteSig()
+	return a.written, nil
+}
+
+// abort fails the commit before its log exists: the database is
+// untouched, the pending writes go back to the overlay.
+func (a *inPlace) abort(op string, err error) error {
+	a.m.unfreeze()
+	return &CommitError{Gen: a.gen, Op: op, Err: err}
+}
+
+// failLog fails the commit while its log was being made: the database is
+// untouched, so the log is removed and the checkpoint recorded aborted.
+// If the log cannot be removed it may be whole on the drive (stock SQLite
+// would apply it, which is this very commit): the Main settles it first
+// at the next Commit, before any other write.
+func (a *inPlace) failLog(op string, err error) error {
+	m := a.m
+	m.unfreeze()
+	cerr := &CommitError{Gen: a.gen, Op: op, Err: err}
+	if a.logMade {
+		if rerr := device.Remove(m.fsys, m.p.wal); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			m.inplace = a
+			return cerr
+		}
+		a.logMade = false
+	}
+	if m.jf.usable() {
+		m.jf.append(journal.Record{Kind: journal.Aborted, Gen: a.gen}) // an error poisons the journal, replaced next
+	}
+	return cerr
+}
+
+// unsure fails a commit whose log is durable: the database may be partly
+// written. The overlay keeps serving every page; the next Commit writes
+// them again (settleInPlace) before anything else.
+func (a *inPlace) unsure(op string, err error) error {
+	m := a.m
+	m.unfreeze()
+	m.inplace = a
+	return &CommitError{Gen: a.gen, Op: op, Err: fmt.Errorf("%w: %w", ErrUnsure, err)}
+}
+
+// settleInPlace settles an in-place commit that failed: one whose log
+// never became durable is removed and recorded aborted; one whose log is
+// durable is finished from memory (its pages written again through a new
+// handle, then steps 7-10).
+func (m *Main) settleInPlace() error {
+	a := m.inplace
+	if !a.logDurable {
+		if err := device.Remove(m.fsys, m.p.wal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return &CommitError{Gen: a.gen, Op: "settle in place: remove log", Err: err}
+		}
+		if m.jf.usable() {
+			m.jf.append(journal.Record{Kind: journal.Aborted, Gen: a.gen})
+		}
+		m.inplace = nil
+		return nil
+	}
+	if _, err := a.finish(); err != nil {
+		var ce *CommitError
+		if errors.As(err, &ce) && ce.Durable {
+			return nil // settled; the base handle serves the same bytes
+		}
+		return err
+	}
+	m.smu.Lock()
+	m.stats.Unsure = false
+	m.smu.Unlock()
+	return nil
+}
+
+// newSum is step 3's checksum of the new generation, folded from the
+// base's: the base's sum, less the bytes cut off, with the rewritten
+// blocks patched in, then the bytes beyond what the base keeps. It reads
+// the old bytes of the blocks it patches and those cut off, nothing
+// else. A base whose checksum is not known is hashed whole first.
+func (a *inPlace) newSum() (uint64, error) {
+	m, src := a.m, a.src
+	base := src.sum
+	if !src.summed {
+		s, err := sumFile(src.f, src.size, &m.buf)
+		if err != nil {
+			return 0, err
+		}
+		base = s
+		m.disk.sum, m.disk.known, m.disk.claimed = s, true, false
+	}
+	bs := m.bs
+	keep := min(src.size, a.pend.cut, a.size)
+	prefix := base
+	if keep < src.size {
+		cut, err := sumRange(src.f, keep, src.size, &m.buf)
+		if err != nil {
+			return 0, err
+		}
+		prefix = journal.SumTrim(base, cut, src.size-keep)
+	}
+	p := journal.NewSumPatcher(prefix, keep)
+	old := make([]byte, bs)
+	zero := make([]byte, bs)
+	tail := journal.NewSum()
+	for _, b := range a.pages {
+		bo := b * bs
+		blk := a.page(b, zero)
+		if bo < keep {
+			hi := min(bo+bs, keep)
+			if err := readFull(src.f, old[:hi-bo], bo); err != nil {
+				return 0, err
+			}
+			p.Patch(bo, old[:hi-bo], blk[:hi-bo])
+			if hi < bo+bs {
+				tail.Write(blk[hi-bo:])
+			}
+			continue
+		}
+		tail.Write(blk)
+	}
+	return journal.SumConcat(p.Sum64(), tail.Sum64(), a.size-keep), nil
+}
+
+// logBytes is the size of the redo log of n pages.
+func logBytes(n int, bs int64) int64 { return sqlitewal.FileSize(n, int(bs)) }
+
+// checkSpace checks that the log and any growth fit the free space. A
+// drive that cannot tell is not checked: the writes report ENOSPC.
+func (a *inPlace) checkSpace() (string, error) {
+	m := a.m
+	need := logBytes(len(a.pages), m.bs) + max(a.size-a.src.size, 0)
+	free, err := m.fsys.FreeSpace(m.p.dir)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+	case err != nil:
+		return "free space", err
+	case free < need:
+		return "free space", fmt.Errorf("%w: %d bytes free, the redo log and growth need %d", ErrNoSpace, free, need)
+	}
+	return "", nil
+}
+
+// offsetWriter writes a file from its start, in order.
+type offsetWriter struct {
+	f   device.File
+	off int64
+}
+
+func (w *offsetWriter) Write(p []byte) (int, error) {
+	n, err := w.f.WriteAt(p, w.off)
+	w.off += int64(n)
+	return n, err
+}
+
+// writeLog is step 5: the redo log, created new (a -wal already there is
+// someone else's and is never overwritten), written in one pass in
+// order, fsynced, closed, its directory entry fsynced.
+func (a *inPlace) writeLog() (string, error) {
+	m := a.m
+	f, err := m.fsys.Create(m.p.wal, m.perm)
+	if err != nil {
+		return "create log", err
+	}
+	a.logMade = true
+	bw := bufio.NewWriterSize(&offsetWriter{f: f}, chunkSize)
+	fail := func(op string, err error) (string, error) {
+		f.Close()
+		return op, err
+	}
+	w, err := sqlitewal.NewWriter(bw, sqlitewal.WriteOptions{PageSize: int(m.bs), DBPages: uint32(a.size / m.bs)})
+	if err != nil {
+		return fail("write log", err)
+	}
+	zero := make([]byte, m.bs)
+	for _, b := range a.pages {
+		if err := w.Add(uint32(b+1), a.page(b, zero)); err != nil {
+			return fail("write log", err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		return fail("write log", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fail("write log", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail("fsync log", err)
+	}
+	if err := f.Close(); err != nil {
+		return "close log", err
+	}
+	if err := m.fsys.SyncDir(m.p.dir); err != nil {
+		return "fsync dir", err
+	}
+	a.logDurable = true
+	a.written += logBytes(len(a.pages), m.bs)
+	return "", nil
+}
+
+// writePages is step 6: the pages in ascending offset order through a
+// new read-write handle, the file cut when it shrank, fsynced, closed.
+func (a *inPlace) writePages() (string, error) {
+	m := a.m
+	f, err := m.fsys.Open(m.p.db, device.ReadWrite)
+	if err != nil {
+		return "open database", err
+	}
+	buf := buffer(&m.buf, chunkSize)
+	err = a.runs(buf, func(off int64, data []byte) error {
+		_, err := f.WriteAt(data, off)
+		return err
+	})
+	if err != nil {
+		f.Close()
+		return "write in place", err
+	}
+	if sz, err := f.Size(); err != nil {
+		f.Close()
+		return "size", err
+	} else if sz > a.size {
+		if err := f.Truncate(a.size); err != nil {
+			f.Close()
+			return "truncate", err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "fsync database", err
+	}
+	if err := f.Close(); err != nil {
+		return "close database", err
+	}
+	a.written += int64(len(a.pages)) * m.bs
+	return "", nil
+}
+
+// readBack is step 7: the pages written, and the size, read back through
+// a new handle (unless ReadBackNever) and compared with what was written.
+func (a *inPlace) readBack() (string, error) {
+	m := a.m
+	if m.opts.ReadBack == ReadBackNever {
+		return "", nil
+	}
+	f, err := m.fsys.Open(m.p.db, device.ReadOnly)
+	if err != nil {
+		return "open database", err
+	}
+	defer f.Close()
+	if sz, err := f.Size(); err != nil {
+		return "size", err
+	} else if sz != a.size {
+		return "verify in place", fmt.Errorf("%w: %s is %d bytes after writing in place, want %d", ErrDriveCorrupted, m.p.db, sz, a.size)
+	}
+	want := buffer(&m.buf, chunkSize)
+	got := make([]byte, len(want))
+	err = a.runs(want, func(off int64, data []byte) error {
+		g := got[:len(data)]
+		if err := readFull(f, g, off); err != nil {
+			return err
+		}
+		if !slices.Equal(g, data) {
+			return fmt.Errorf("%w: %s reads back other bytes at %d after writing in place", ErrDriveCorrupted, m.p.db, off)
+		}
+		return nil
+	})
+	if err != nil {
+		return "verify in place", err
+	}
+	return "", nil
+}
