@@ -71,7 +71,7 @@ type CkptDB struct {
 // checkpointed.
 func NewCkptDB(ctx context.Context, dir string, mib int) (*CkptDB, error) {
 	c := &CkptDB{dir: dir, path: filepath.Join(dir, "ckpt.db"), mib: mib}
-	s, err := openStore(c.path, store.Options{ManualCheckpoint: true, MaxWALBytes: walCapFor(mib)})
+	s, err := openStore(c.path, store.Options{ManualCheckpoint: true, MaxWALBytes: walCapFor(mib), CheckpointMode: store.CheckpointCopy})
 	if err != nil {
 		return nil, err
 	}

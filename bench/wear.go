@@ -65,7 +65,7 @@ type wearMode struct {
 // store modes (Options.CheckpointMode: InPlace, Auto) go here as more
 // store entries when they exist; nothing else in the section changes.
 var wearModes = []wearMode{
-	{name: WearStoreCopy, store: &store.Options{}},
+	{name: WearStoreCopy, store: &store.Options{CheckpointMode: store.CheckpointCopy}},
 	{name: WearWALNormal, journal: "WAL", sync: "NORMAL"},
 	{name: WearWALFull, journal: "WAL", sync: "FULL"},
 	{name: WearRollback, journal: "DELETE", sync: "FULL"},

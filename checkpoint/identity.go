@@ -195,7 +195,7 @@ func (m *Main) Prove(full bool) error {
 		want = append(want, state{id.Size, id.Sum})
 	}
 	for _, r := range m.jf.tried {
-		if r.Kind == journal.Ready {
+		if r.Kind == journal.Ready || r.Kind == journal.Intent {
 			want = append(want, state{r.Size, r.Sum})
 		}
 	}
@@ -367,7 +367,7 @@ func lastDoneOf(j journal.Journal) ([]journal.Record, bool) {
 			switch j.Records[k].Kind {
 			case journal.Began:
 				began = j.Records[k]
-			case journal.Ready:
+			case journal.Ready, journal.Intent:
 				ready = j.Records[k]
 			}
 		}

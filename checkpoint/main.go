@@ -331,13 +331,16 @@ func Open(fsys device.FS, dbPath string, opts Options) (*Main, error) {
 		m.disk = diskState{size: size}
 	}
 	m.size = m.base.size
-	if cp, ok := j.Latest(); ok && cp.State == journal.Done {
-		m.lastDone = []journal.Record{cp.Began, cp.Ready, {Kind: journal.Done, Gen: cp.Gen, Size: cp.Ready.Size, Sum: cp.Ready.Sum}}
-		m.stats.Generation = cp.Gen
-		if f != nil && cp.Ready.Size == m.disk.size {
+	// The last done checkpoint, also when one after it was rolled back
+	// (Aborted: the database is that base again). An in-place commit
+	// records its Intent before its log, so a crash often leaves one.
+	if done, ok := lastDoneOf(j); ok {
+		m.lastDone = done
+		m.stats.Generation = done[2].Gen
+		if f != nil && done[2].Size == m.disk.size {
 			// Claimed, not proven: the first commit hashes the base it
 			// copies (Began must name the true base) and folds only after.
-			m.disk.sum, m.disk.known, m.disk.claimed = cp.Ready.Sum, true, true
+			m.disk.sum, m.disk.known, m.disk.claimed = done[2].Sum, true, true
 		}
 	}
 	m.jf = jfile{fsys: fsys, p: p, perm: m.perm, j: j, exists: jexists}

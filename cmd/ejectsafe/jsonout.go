@@ -215,7 +215,7 @@ func enumName(m encoding.TextMarshaler, fallback string) string {
 
 func kindName(k journal.Kind) string {
 	switch k {
-	case journal.Began, journal.Ready, journal.Done, journal.Aborted:
+	case journal.Began, journal.Ready, journal.Done, journal.Aborted, journal.Intent:
 		return k.String()
 	}
 	return fmt.Sprintf("kind_%d", uint8(k))
