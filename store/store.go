@@ -20,28 +20,30 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/lease"
 )
 
 // Stats describe a Store at one instant.
 type Stats struct {
-	Generation             uint64        // the last durable checkpoint's generation in the journal
-	WALBytes               int64         // bytes of WAL held in memory, checkpointed or not
-	DirtyBytes             int64         // bytes of WAL frames not yet checkpointed
-	WALAllocated           int64         // bytes of memory allocated for the WAL
-	Checkpoints            int64         // checkpoints completed
-	CheckpointFailures     int64         // checkpoints that failed
-	LastCheckpoint         time.Time     // when the last successful checkpoint ended
-	LastCheckpointDuration time.Duration // how long it took
-	LastCheckpointError    error         // the last failure's error, nil after a success
-	LeaseError             error         // why the control endpoint could not start; nil if it runs
-	Rewinds                int64         // WAL rewinds through the gate (gate.go)
-	RewindsMissed          int64         // rewinds that could not get in (a transaction held open)
-	LongestGateHold        time.Duration // the longest time new transactions waited for a rewind
-	LongestGateWait        time.Duration // the longest one transaction waited at the gate, to the millisecond (gate.go)
-	InPlaceCheckpoints     int64         // checkpoints written in place (CheckpointMode), of those the Store's database file made
-	LastCheckpointWritten  int64         // bytes the last checkpoint wrote to the drive (the copy, or the redo log and the pages)
+	Generation             uint64         // the last durable checkpoint's generation in the journal
+	WALBytes               int64          // bytes of WAL held in memory, checkpointed or not
+	DirtyBytes             int64          // bytes of WAL frames not yet checkpointed
+	WALAllocated           int64          // bytes of memory allocated for the WAL
+	Checkpoints            int64          // checkpoints completed
+	CheckpointFailures     int64          // checkpoints that failed
+	LastCheckpoint         time.Time      // when the last successful checkpoint ended
+	LastCheckpointDuration time.Duration  // how long it took
+	LastCheckpointError    error          // the last failure's error, nil after a success
+	LeaseError             error          // why the control endpoint could not start; nil if it runs
+	Rewinds                int64          // WAL rewinds through the gate (gate.go)
+	RewindsMissed          int64          // rewinds that could not get in (a transaction held open)
+	LongestGateHold        time.Duration  // the longest time new transactions waited for a rewind
+	LongestGateWait        time.Duration  // the longest one transaction waited at the gate, to the millisecond (gate.go)
+	InPlaceCheckpoints     int64          // checkpoints written in place (CheckpointMode), of those the Store's database file made
+	LastCheckpointWritten  int64          // bytes the last checkpoint wrote to the drive (the copy, or the redo log and the pages)
+	LastCheckpointMode     CheckpointMode // how the last checkpoint wrote: CheckpointCopy or CheckpointInPlace
 }
 
 // Store is an open database. Its methods are safe for concurrent use.
@@ -112,6 +114,10 @@ func (s *Store) Stats() Stats {
 	if m, ok := s.state.main.(checkpointer); ok {
 		cs := m.Stats()
 		st.Generation, st.InPlaceCheckpoints, st.LastCheckpointWritten = cs.Generation, cs.InPlace, cs.LastWritten
+		st.LastCheckpointMode = CheckpointCopy
+		if cs.LastMode == checkpoint.ModeInPlace {
+			st.LastCheckpointMode = CheckpointInPlace
+		}
 	}
 	st.LongestGateWait = gateLongest(s.path)
 	return st
