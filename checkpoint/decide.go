@@ -73,6 +73,10 @@ const (
 	// A person's --keep-drive over an in-place checkpoint: keep the
 	// database and the -wal, Aborted.
 	rowInPlaceKeepDrive
+	// Ready, copy whole, database the base, and the stock -wal beside
+	// it is exactly what the copy folded in (Open's fold of a stock
+	// -wal, cut before its rename): roll forward, remove the -wal.
+	rowFoldedStock
 	rowCount // not a row: the number of rows plus one
 )
 
@@ -103,7 +107,9 @@ type facts struct {
 	stockUsed        []bool
 	journalFromEmpty bool
 
-	// log is the -wal beside an in-place checkpoint in flight.
+	// log is the -wal beside an in-place checkpoint in flight, or, for
+	// a copy whose database is its base, the stock -wal proved against
+	// the copy (readStockWAL).
 	log logFacts
 }
 
@@ -256,6 +262,13 @@ func decide(p paths, f facts) decision {
 			d.notes = append(d.notes, "a rollback journal of a transaction begun on the empty database was not finished: kept the empty database")
 		case copyOK && (isBase || !db.Exists) && !stockData:
 			d.row, d.action, d.forward, d.record = rowRollForward, ActionRollForward, cpy.Name, done
+		case copyOK && isBase && f.log.proves && onlyWAL(f.stock, f.stockUsed):
+			// The copy is the base with this very -wal applied: the
+			// checkpoint folding it in. Its replay over the copy would
+			// change nothing, and it is removed after the rename.
+			d.row, d.action, d.forward, d.record = rowFoldedStock, ActionRollForward, cpy.Name, done
+			d.removeLog = true
+			d.notes = append(d.notes, "the stock -wal beside the database is the one the checkpoint folded in: finished the fold")
 		case copyOK && stockData:
 			// Stock SQLite wrote on top of the database after the pull:
 			// rolling forward would either drop those writes or apply

@@ -87,6 +87,7 @@ func TestDecide(t *testing.T) {
 			f.choice, f.stock, f.stockUsed = ChooseRollForward, wal, []bool{true}
 		}), ActionRollForward, journal.Done, nil},
 		{rowChooseForwardNoCopy, with(ready(foreign, badCopy), func(f *facts) { f.choice = ChooseRollForward }), ActionRefused, 0, ErrUnrecoverable},
+		{rowFoldedStock, with(ready(base, cpy), func(f *facts) { f.stock, f.stockUsed, f.log = wal, []bool{true}, ourLog }), ActionRollForward, journal.Done, nil},
 		{rowInPlaceFinish, inPlace(asCopy, ourLog), ActionFinish, journal.Done, nil},
 		{rowInPlaceForward, inPlace(foreign, ourLog), ActionRollForward, journal.Done, nil},
 		{rowInPlaceStockAfter, inPlace(foreign, ourLogMore), ActionRefused, 0, ErrUnrecoverable},
@@ -119,7 +120,7 @@ func TestDecide(t *testing.T) {
 			}
 			// What a decision moves follows from its row.
 			switch c.row {
-			case rowRollForward, rowChooseForward:
+			case rowRollForward, rowChooseForward, rowFoldedStock:
 				if d.forward != cpy.Name {
 					t.Errorf("forward = %q, want %q", d.forward, cpy.Name)
 				}
@@ -140,7 +141,7 @@ func TestDecide(t *testing.T) {
 			if want := c.row == rowInPlaceForward; d.applyLog != want {
 				t.Errorf("applyLog = %v, want %v", d.applyLog, want)
 			}
-			if want := c.row == rowInPlaceForward || c.row == rowInPlaceFinish || c.row == rowInPlaceBase; d.removeLog != want {
+			if want := c.row == rowInPlaceForward || c.row == rowInPlaceFinish || c.row == rowInPlaceBase || c.row == rowFoldedStock; d.removeLog != want {
 				t.Errorf("removeLog = %v, want %v", d.removeLog, want)
 			}
 			if wantReset := c.row == rowDamagedReset || c.row == rowTornReset || c.row == rowResetNotSQLite; d.reset != wantReset {

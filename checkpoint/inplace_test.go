@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/faultinject"
 	"github.com/ejectsafe/ejectsafe/journal"
+	"github.com/ejectsafe/ejectsafe/sqlitewal"
 )
 
 // stockCLI returns the stock sqlite3 shell, or skips loudly (fails in CI).
@@ -412,5 +414,67 @@ func TestOpen_generationAfterAbort(t *testing.T) {
 	defer m.Close()
 	if id := m.Identity(); id.Gen != 1 || id.Size != int64(len(stateB)) || id.Sum != journal.Sum(stateB) {
 		t.Errorf("identity after an aborted checkpoint: %v; want generation 1 of the database", id)
+	}
+}
+
+// TestRecover_foldedStockWAL: Open's fold of a stock -wal is a copy-mode
+// checkpoint whose copy is the database with that -wal applied; a crash
+// after its Ready and before its rename leaves the base, the copy and the
+// -wal. Recovery proves the -wal over the base gives the copy, renames
+// the copy over the database and removes the -wal (it refused before:
+// "stock SQLite left a -wal"), and the stock shell agrees.
+func TestRecover_foldedStockWAL(t *testing.T) {
+	bin := stockCLI(t)
+	a, b := sqliteStates(t, bin, inPlaceChanges[1].sql)
+	db := filepath.Join(t.TempDir(), "app.db")
+	if err := os.WriteFile(db, a, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var pages []sqlitewal.Page
+	for off := 0; off < len(b); off += 4096 {
+		if off+4096 > len(a) || !bytes.Equal(a[off:off+4096], b[off:off+4096]) {
+			pages = append(pages, sqlitewal.Page{No: uint32(off/4096 + 1), Data: b[off : off+4096]})
+		}
+	}
+	var wal bytes.Buffer
+	if _, err := sqlitewal.Write(&wal, pages, sqlitewal.WriteOptions{PageSize: 4096, DBPages: uint32(len(b) / 4096)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db+"-wal", wal.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(journal.TempName(db, 1), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(journal.Name(db), jbytes(0, rec(journal.Began, 1, a), rec(journal.Ready, 1, b)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Recover(device.OS, db)
+	if err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	if rep.Action != ActionRollForward {
+		t.Errorf("recover: %v; want rolled forward", rep)
+	}
+	if got, _ := os.ReadFile(db); !bytes.Equal(got, b) {
+		t.Error("the database is not the copy after recovery")
+	}
+	if _, err := os.Stat(db + "-wal"); !os.IsNotExist(err) {
+		t.Errorf("the folded -wal survived recovery (%v)", err)
+	}
+	if out := runSQL(t, bin, db, "PRAGMA integrity_check"); out != "ok" {
+		t.Errorf("stock integrity_check: %s", out)
+	}
+
+	// A -wal that is not what the copy folded in is still refused.
+	if err := os.WriteFile(db, a, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wal.Bytes()[len(wal.Bytes())-1] ^= 1 // the commit frame's last byte: the transaction no longer applies
+	os.WriteFile(db+"-wal", wal.Bytes(), 0o644)
+	os.WriteFile(journal.TempName(db, 1), b, 0o644)
+	os.WriteFile(journal.Name(db), jbytes(0, rec(journal.Began, 1, a), rec(journal.Ready, 1, b)), 0o644)
+	if _, err := Recover(device.OS, db); !errors.Is(err, ErrUnrecoverable) {
+		t.Errorf("recover beside a damaged -wal: %v; want ErrUnrecoverable", err)
 	}
 }

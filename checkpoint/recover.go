@@ -304,9 +304,16 @@ func recoverDB(fsys device.FS, dbPath string, modify bool, choice Choice) (Repor
 	}
 
 	// The redo log of an in-place checkpoint in flight, proved against
-	// the database (recover_inplace.go).
-	if inFlight && cp.InPlace && f.jerr == nil {
+	// the database (recover_inplace.go); for a copy whose database is its
+	// base, a stock -wal proved against the copy.
+	switch {
+	case inFlight && cp.InPlace && f.jerr == nil:
 		if f.log, err = readInPlaceLog(fsys, p, cp.Ready, &buf); err != nil {
+			return rep, wrap(err)
+		}
+	case inFlight && cp.State == journal.Ready && f.jerr == nil && f.cpy.matches(cp.Ready.Size, cp.Ready.Sum) &&
+		f.db.matches(cp.Began.Size, cp.Began.Sum) && onlyWAL(f.stock, f.stockUsed):
+		if f.log, err = readStockWAL(fsys, p, cp.Ready, &buf); err != nil {
 			return rep, wrap(err)
 		}
 	}
@@ -626,6 +633,21 @@ var rollbackMagic = []byte(layout.RollbackMagic)
 // (recoverDB settles one begun on an empty database before asking).
 func hasStockData(used []bool) bool {
 	return slices.Contains(used, true)
+}
+
+// onlyWAL reports whether the -wal is the only one of files (from
+// stockFiles) that SQLite would apply.
+func onlyWAL(files []FileSum, used []bool) bool {
+	n := 0
+	for i, f := range files {
+		if used[i] {
+			if !strings.HasSuffix(f.Name, stockWAL) {
+				return false
+			}
+			n++
+		}
+	}
+	return n == 1
 }
 
 // onlyJournal reports whether the -journal is the only one of files

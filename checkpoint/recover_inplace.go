@@ -40,10 +40,23 @@ type logFacts struct {
 }
 
 // readInPlaceLog reads the log at p.wal and proves it against the
-// database at p.db and want (the checkpoint's Intent). It reads the log
-// once and, when the log's first transaction could give want's size, the
-// database once.
+// database at p.db and want (the checkpoint's Intent): its first
+// transaction applied over the database must give want. It reads the log
+// once and, when the transaction could give want's size, the database
+// once.
 func readInPlaceLog(fsys device.FS, p paths, want journal.Record, buf *[]byte) (logFacts, error) {
+	return readLog(fsys, p, want, buf, false)
+}
+
+// readStockWAL proves a stock -wal the same way with every transaction
+// SQLite would apply (all up to the last commit frame): for a copy-mode
+// checkpoint whose copy is the database with that -wal folded in (Open's
+// fold of a stock -wal, caught by a crash before its rename).
+func readStockWAL(fsys device.FS, p paths, want journal.Record, buf *[]byte) (logFacts, error) {
+	return readLog(fsys, p, want, buf, true)
+}
+
+func readLog(fsys device.FS, p paths, want journal.Record, buf *[]byte, all bool) (logFacts, error) {
 	var lf logFacts
 	f, err := fsys.Open(p.wal, device.ReadOnly)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -54,15 +67,20 @@ func readInPlaceLog(fsys device.FS, p paths, want journal.Record, buf *[]byte) (
 	}
 	defer f.Close() // read-only
 	lf.exists = true
-	first := 0 // frames in the first transaction, once its commit frame is seen
+	first := 0 // frames up to the first (or, with all, the last) commit frame
 	frames := map[uint32]int64{}
+	var open []sqlitewal.Frame // frames of the transaction being read
 	scan, err := sqlitewal.Walk(f, func(fr sqlitewal.Frame, _ []byte) bool {
-		if first > 0 {
+		if first > 0 && !all {
 			lf.more = true
 			return false
 		}
-		frames[fr.Page] = fr.Offset
+		open = append(open, fr)
 		if fr.Commit != 0 {
+			for _, o := range open {
+				frames[o.Page] = o.Offset
+			}
+			open = open[:0]
 			first, lf.dbPages = fr.Index, fr.Commit
 		}
 		return true
