@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,11 +168,11 @@ func TestInPlace_commit(t *testing.T) {
 
 // inPlaceCut runs an in-place commit from a to b on a real directory
 // whose database writes fail, so that it stops with its redo log durable
-// and the database untouched; then writes the first half of the changed
-// pages into the database by hand: what a pull in the middle of step 6
-// leaves. It returns the Main (its commit failed, unsure) and the
-// database's path.
-func inPlaceCut(t *testing.T, a, b []byte) (*Main, string) {
+// and the database untouched: what a pull at the start of step 6 leaves;
+// with half, it then writes the first half of the changed pages into the
+// database by hand: a pull in the middle of step 6. It returns the Main
+// (its commit failed, unsure) and the database's path.
+func inPlaceCut(t *testing.T, a, b []byte, half bool) (*Main, string) {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "app.db")
 	if err := os.WriteFile(db, a, 0o644); err != nil {
@@ -191,6 +192,9 @@ func inPlaceCut(t *testing.T, a, b []byte) (*Main, string) {
 	}
 	if !m.Stats().Unsure {
 		t.Error("Stats.Unsure is false after a failed write in place")
+	}
+	if !half {
+		return m, db
 	}
 	// Half the changed pages, as a pull mid-write leaves them.
 	f, err := os.OpenFile(db, os.O_RDWR, 0)
@@ -214,17 +218,26 @@ func inPlaceCut(t *testing.T, a, b []byte) (*Main, string) {
 	return m, db
 }
 
-// TestInPlace_pullMidWrite: a database pulled in the middle of writing
-// in place, beside its durable redo log, is read by the stock shell as
-// the new state with integrity ok (SQLite's own WAL recovery applies our
-// log), and Recover rolls it forward to exactly the new bytes.
+// TestInPlace_pullMidWrite: a database pulled before or in the middle of
+// writing in place, beside its durable redo log, is read by the stock
+// shell as the new state with integrity ok (SQLite's own WAL recovery
+// applies our log), and Recover rolls it forward to exactly the new
+// bytes.
 func TestInPlace_pullMidWrite(t *testing.T) {
 	bin := stockCLI(t)
 	for _, c := range inPlaceChanges {
-		t.Run(c.name, func(t *testing.T) {
-			a, b := sqliteStates(t, bin, c.sql)
+		for _, half := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/half=%v", c.name, half), func(t *testing.T) { pullMidWrite(t, bin, c.sql, half) })
+		}
+	}
+}
+
+func pullMidWrite(t *testing.T, bin, change string, half bool) {
+	{
+		{
+			a, b := sqliteStates(t, bin, change)
 			wantDump := runSQL(t, bin, "file:"+writeTemp(t, b)+"?immutable=1", contentQuery)
-			_, db := inPlaceCut(t, a, b)
+			_, db := inPlaceCut(t, a, b, half)
 
 			// The stock shell first, on a copy of the files as they are.
 			dir := t.TempDir()
@@ -258,7 +271,7 @@ func TestInPlace_pullMidWrite(t *testing.T) {
 			if rep, err := Recover(device.OS, db); err != nil || rep.Action != ActionNone {
 				t.Errorf("second recover: %v, %v; want nothing to do", rep, err)
 			}
-		})
+		}
 	}
 }
 
@@ -269,7 +282,7 @@ func TestInPlace_pullMidWrite(t *testing.T) {
 func TestInPlace_settle(t *testing.T) {
 	bin := stockCLI(t)
 	a, b := sqliteStates(t, bin, inPlaceChanges[1].sql)
-	m, db := inPlaceCut(t, a, b)
+	m, db := inPlaceCut(t, a, b, true)
 	view := make([]byte, len(b))
 	if _, err := m.ReadAt(view, 0); err != nil {
 		t.Fatal(err)
