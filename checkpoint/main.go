@@ -1,13 +1,17 @@
 // Package checkpoint keeps a database file on a removable drive safe
-// across a pull: the file is never written in place. It implements the
-// store's MainFile two-phase (Main) and the recovery that runs before the
-// next open (Recover).
+// across a pull: a commit either replaces the file by a copy (copy mode,
+// below) or writes the changed pages in place only once a redo log in
+// SQLite's WAL format made them recoverable (inplace.go); Options.Mode
+// chooses, ModeAuto per commit. It implements the store's MainFile
+// two-phase (Main) and the recovery that runs before the next open
+// (Recover).
 //
 // # The protocol
 //
 // A Main serves the database as a durable base file, opened read-only,
 // under an in-memory overlay of every write since the last commit. Commit
-// makes the overlay durable in one generation G, by these steps (commit()
+// makes the overlay durable in one generation G, in copy mode by these
+// steps (commit()
 // in commit.go carries the same numbers, one method of attempt each; the
 // invariants are named as in docs/ARCHITECTURE.md):
 //
