@@ -314,6 +314,11 @@ func (m *Main) Reattach() error {
 	} else {
 		m.unfreeze() // a no-op: a failed commit unfroze already
 	}
+	// An in-place commit that failed with its log made: Recover settled
+	// it on the drive (its log applied or removed). Its pages are in the
+	// overlay still (unfrozen), so the next commit writes them again
+	// over whichever state Recover left.
+	m.inplace = nil
 	m.jf.close() // the old mount's handle: its error says nothing about the new one
 	// The next commit writes a new journal rather than appending to this
 	// one: the last appends before the pull may have failed, and a new
