@@ -219,6 +219,21 @@ func (m *Main) Prove(full bool) error {
 			return nil
 		}
 	}
+	// An in-place commit this Main had in flight when the drive went:
+	// the database partly written beside its redo log, which proves to
+	// make that commit's state (recovery, which runs next, applies it).
+	for _, r := range m.jf.tried {
+		if r.Kind != journal.Intent {
+			continue
+		}
+		lf, err := readInPlaceLog(m.fsys, m.p, r, &m.buf)
+		if err != nil {
+			return err
+		}
+		if lf.proves && !lf.more {
+			return nil
+		}
+	}
 	if !id.SumKnown && len(want) == 0 {
 		// A database this package never committed nor read whole: only
 		// its size can be compared.

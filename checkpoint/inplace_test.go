@@ -491,3 +491,38 @@ func TestRecover_foldedStockWAL(t *testing.T) {
 		t.Errorf("recover beside a damaged -wal: %v; want ErrUnrecoverable", err)
 	}
 }
+
+// TestInPlace_proveCutCommit: the full proof accepts the Main's own
+// in-place commit cut mid-write (the database partly written beside its
+// proving log): a re-plug then reattaches, and recovery rolls it forward
+// (TestYank_replug refused such a drive as changed elsewhere). Someone
+// else's change to it is still refused.
+func TestInPlace_proveCutCommit(t *testing.T) {
+	bin := stockCLI(t)
+	a, b := sqliteStates(t, bin, inPlaceChanges[1].sql)
+	m, db := inPlaceCut(t, a, b, true)
+	if err := m.Prove(true); err != nil {
+		t.Fatalf("prove over the Main's own cut in-place commit: %v", err)
+	}
+	f, err := os.OpenFile(db, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := -1 // a page the commit does not change
+	for o := 4096; o+4096 <= len(a) && o+4096 <= len(b); o += 4096 {
+		if bytes.Equal(a[o:o+4096], b[o:o+4096]) {
+			off = o
+			break
+		}
+	}
+	if off < 0 {
+		t.Fatal("every page changes")
+	}
+	if _, err := f.WriteAt([]byte("scribble"), int64(off+100)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := m.Prove(true); !errors.Is(err, ErrChanged) {
+		t.Fatalf("prove after a scribble beside the cut commit: %v; want ErrChanged", err)
+	}
+}
