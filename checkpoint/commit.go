@@ -209,6 +209,22 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 	return a.newBase() // 10
 }
 
+// checkFree checks that need bytes are free on the database's
+// filesystem for what: running out halfway is slower and says less. A
+// drive that cannot tell (fusefat's statfs) is not checked: the writes
+// report ENOSPC themselves.
+func (m *Main) checkFree(need int64, what string) error {
+	free, err := m.fsys.FreeSpace(m.p.dir)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+	case err != nil:
+		return err
+	case free < need:
+		return fmt.Errorf("%w: %d bytes free, %s needs %d", ErrNoSpace, free, what, need)
+	}
+	return nil
+}
+
 // verifyBase is step 1. A base found changed behind the store (checkBase)
 // stays refused: a copy of it would record someone else's bytes, under
 // the pending writes SQLite made for the old ones, as the store's own
@@ -227,15 +243,10 @@ func (a *attempt) verifyBase() (string, error) {
 // not checked: the writes report ENOSPC themselves.
 func (a *attempt) writeCopy() (string, error) {
 	m := a.m
-	need := max(a.size, m.hint.Load())
-	free, err := m.fsys.FreeSpace(m.p.dir)
-	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-	case err != nil:
+	if err := m.checkFree(max(a.size, m.hint.Load()), "the copy"); err != nil {
 		return "free space", err
-	case free < need:
-		return "free space", fmt.Errorf("%w: %d bytes free, the copy needs %d", ErrNoSpace, free, need)
 	}
+	var err error
 	if a.copy, err = device.CreatePending(m.fsys, m.p.db, m.p.temp(a.gen), m.perm, false); err != nil {
 		return "create copy", errors.Unwrap(err)
 	}

@@ -332,18 +332,11 @@ func (a *inPlace) newSum() (uint64, error) {
 // logBytes is the size of the redo log of n pages.
 func logBytes(n int, bs int64) int64 { return sqlitewal.FileSize(n, int(bs)) }
 
-// checkSpace checks that the log and any growth fit the free space. A
-// drive that cannot tell is not checked: the writes report ENOSPC.
+// checkSpace checks that the log and any growth fit the free space.
 func (a *inPlace) checkSpace() (string, error) {
 	m := a.m
-	need := logBytes(len(a.pages), m.bs) + max(a.size-a.src.size, 0)
-	free, err := m.fsys.FreeSpace(m.p.dir)
-	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-	case err != nil:
+	if err := m.checkFree(logBytes(len(a.pages), m.bs)+max(a.size-a.src.size, 0), "the redo log with the growth"); err != nil {
 		return "free space", err
-	case free < need:
-		return "free space", fmt.Errorf("%w: %d bytes free, the redo log and growth need %d", ErrNoSpace, free, need)
 	}
 	return "", nil
 }

@@ -92,6 +92,22 @@ func writeDiff(t *testing.T, m *Main, a, b []byte) int64 {
 	return n
 }
 
+// openInPlace writes a as a database in a new directory and opens it
+// in place; the Main is closed at the end of the test.
+func openInPlace(t *testing.T, a []byte) (*Main, string) {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "app.db")
+	if err := os.WriteFile(db, a, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(device.OS, db, Options{Mode: ModeInPlace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, db
+}
+
 // lastRecords returns the journal's records.
 func lastRecords(t *testing.T, db string) []journal.Record {
 	t.Helper()
@@ -124,15 +140,7 @@ func TestInPlace_commit(t *testing.T) {
 	for _, c := range inPlaceChanges {
 		t.Run(c.name, func(t *testing.T) {
 			a, b := sqliteStates(t, bin, c.sql)
-			db := filepath.Join(t.TempDir(), "app.db")
-			if err := os.WriteFile(db, a, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			m, err := Open(device.OS, db, Options{Mode: ModeInPlace})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			m, db := openInPlace(t, a)
 			dirty := writeDiff(t, m, a, b)
 			if err := m.Commit(); err != nil {
 				t.Fatal(err)
@@ -375,15 +383,7 @@ func copyFile(t *testing.T, from, to string) {
 func TestInPlace_verifyFindsScribble(t *testing.T) {
 	bin := stockCLI(t)
 	a, b := sqliteStates(t, bin, inPlaceChanges[0].sql)
-	db := filepath.Join(t.TempDir(), "app.db")
-	if err := os.WriteFile(db, a, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := Open(device.OS, db, Options{Mode: ModeInPlace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m, db := openInPlace(t, a)
 	writeDiff(t, m, a, b)
 	if err := m.Commit(); err != nil {
 		t.Fatal(err)
