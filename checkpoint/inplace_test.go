@@ -13,6 +13,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/faultinject"
+	"github.com/ejectsafe/ejectsafe/internal/stocktest"
 	"github.com/ejectsafe/ejectsafe/journal"
 	"github.com/ejectsafe/ejectsafe/sqlitewal"
 )
@@ -20,14 +21,7 @@ import (
 // stockCLI returns the stock sqlite3 shell, or skips loudly (fails in CI).
 func stockCLI(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("sqlite3")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("sqlite3 CLI missing in CI: %v", err)
-		}
-		t.Skipf("SKIP LOUDLY: the stock sqlite3 CLI is not installed (apt-get install sqlite3); in-place interop not checked")
-	}
-	return bin
+	return stocktest.Bin(t, "in-place interop")
 }
 
 // runSQL runs sql on the database at path with the stock shell.

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ejectsafe/ejectsafe/internal/stocktest"
 )
 
 // The stock sqlite3 CLI (Debian package sqlite3) is the independent
@@ -29,13 +31,7 @@ func cli(t *testing.T, args ...string) string {
 
 func cliErr(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	bin, err := exec.LookPath("sqlite3")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("sqlite3 CLI missing in CI: %v", err)
-		}
-		t.Skipf("SKIP LOUDLY: the stock sqlite3 CLI is not installed (apt-get install sqlite3); SQLite's own replay of our logs not checked")
-	}
+	bin := stocktest.Bin(t, "SQLite's own replay of our logs")
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/internal/stocktest"
 )
 
 // openT opens a store in a fresh directory and closes it at test end.
@@ -61,16 +62,10 @@ func fileSum(t *testing.T, path string) [32]byte {
 // what the store put on the drive.
 func sqlite3CLI(t *testing.T, path, sql string) string {
 	t.Helper()
-	bin, err := exec.LookPath("sqlite3")
-	if err != nil {
-		if os.Getenv("EJECTSAFE_UNDER_WINE") != "" { // set by .ci/wine/exec
-			return readAlone(t, path, sql)
-		}
-		if os.Getenv("CI") != "" {
-			t.Fatalf("sqlite3 CLI missing in CI: %v", err)
-		}
-		t.Skipf("SKIP LOUDLY: the stock sqlite3 CLI is not installed (apt-get install sqlite3); independent-reader check not run")
+	if _, _, err := stocktest.Lookup(); err != nil && stocktest.UnderWine() {
+		return readAlone(t, path, sql)
 	}
+	bin := stocktest.Bin(t, "the independent reader's view")
 	out, err := exec.Command(bin, FileURI(path, "immutable=1"), sql).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sqlite3 %q: %v\n%s", sql, err, out)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ejectsafe/ejectsafe/internal/stocktest"
 )
 
 // stockSQLite runs the stock sqlite3 shell on path (its own VFS, its own
@@ -23,17 +25,7 @@ func stockSQLite(t *testing.T, path, script string) {
 
 func sqlite3Bin(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("sqlite3")
-	if err != nil {
-		if os.Getenv("EJECTSAFE_UNDER_WINE") != "" { // set by .ci/wine/exec
-			t.Skip("SKIP LOUDLY: under Wine there is no Windows sqlite3 CLI (the host's is a Linux binary); independent-reader check not run")
-		}
-		if os.Getenv("CI") != "" {
-			t.Fatalf("sqlite3 CLI missing in CI: %v", err)
-		}
-		t.Skipf("SKIP LOUDLY: the stock sqlite3 CLI is not installed (apt-get install sqlite3)")
-	}
-	return bin
+	return stocktest.Bin(t, "the independent reader")
 }
 
 func mustExist(t *testing.T, path string, want bool) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ejectsafe/ejectsafe/faultinject/realfs"
+	"github.com/ejectsafe/ejectsafe/internal/stocktest"
 	"github.com/ejectsafe/ejectsafe/lease"
 	"github.com/ejectsafe/ejectsafe/store"
 )
@@ -238,9 +239,9 @@ var cliMissing sync.Once
 // it returns "" and no error, after one loud line; in CI that is an
 // error.
 func sqlite3CLI(path, sql string) (string, error) {
-	bin, err := exec.LookPath("sqlite3")
+	bin, fatal, err := stocktest.Lookup()
 	if err != nil {
-		if os.Getenv("CI") != "" {
+		if fatal {
 			return "", fmt.Errorf("sqlite3 CLI missing in CI: %w", err)
 		}
 		cliMissing.Do(func() {

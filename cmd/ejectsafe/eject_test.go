@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ejectsafe/ejectsafe/bench"
+	"github.com/ejectsafe/ejectsafe/internal/stocktest"
 	"github.com/ejectsafe/ejectsafe/lease"
 	"github.com/ejectsafe/ejectsafe/store"
 )
@@ -233,16 +234,10 @@ func TestEject_holders(t *testing.T) {
 // cliRead reads the database file alone with the stock sqlite3 shell.
 func cliRead(t *testing.T, db, sql string) string {
 	t.Helper()
-	bin, err := exec.LookPath("sqlite3")
-	if err != nil {
-		if os.Getenv("EJECTSAFE_UNDER_WINE") != "" { // set by .ci/wine/exec
-			return readAlone(t, db, sql)
-		}
-		if os.Getenv("CI") != "" {
-			t.Fatal("sqlite3 CLI missing in CI")
-		}
-		t.Skip("SKIP LOUDLY: the stock sqlite3 CLI is not installed")
+	if _, _, err := stocktest.Lookup(); err != nil && stocktest.UnderWine() {
+		return readAlone(t, db, sql)
 	}
+	bin := stocktest.Bin(t, "the independent read")
 	out, err := exec.Command(bin, store.FileURI(db, "immutable=1"), sql).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sqlite3: %v\n%s", err, out)

@@ -7,17 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ejectsafe/ejectsafe/internal/stocktest"
 	"github.com/ejectsafe/ejectsafe/journal"
 )
 
 // stock runs the stock sqlite3 shell on path with script (its own -wal).
 func stock(t *testing.T, path, script string) {
 	t.Helper()
-	bin, err := exec.LookPath("sqlite3")
-	if err != nil {
-		t.Skip("SKIP LOUDLY: the stock sqlite3 CLI is not installed")
-	}
-	cmd := exec.Command(bin, path)
+	cmd := exec.Command(stocktest.Bin(t, "recovery beside a stock -wal"), path)
 	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3: %v\n%s", err, out)
