@@ -201,9 +201,7 @@ func (a *inPlace) finish() (int64, error) {
 		// tries again, as after a copy's failed reopen), and its
 		// recorded checksum no longer describes it.
 		m.stale = true
-		m.mu.RLock()
-		m.base.summed = false
-		m.mu.RUnlock()
+		m.base.summed = false // under cmu, like every use of summed
 		return a.written, &CommitError{Gen: a.gen, Op: "reopen", Durable: true, Err: err}
 	}
 	m.swapBase(newSummedBaseRef(f, a.size, a.intent.Sum))

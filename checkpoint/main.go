@@ -233,8 +233,9 @@ type diskState struct {
 // it without holding mu while a commit swaps it out: the owner's reference
 // is dropped at the swap and the file closes when the last reader is done.
 type baseRef struct {
-	f      device.File // nil when there is no database file (empty)
-	size   int64
+	f    device.File // nil when there is no database file (empty)
+	size int64
+	// sum and summed are read and written only under cmu (by commits).
 	sum    uint64 // the file's checksum, as recorded (journal) or written; valid when summed
 	summed bool   // sum is known: the next commit folds its changes into it (copy.go)
 	refs   atomic.Int64

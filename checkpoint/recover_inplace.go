@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 
 	"github.com/ejectsafe/ejectsafe/device"
@@ -69,18 +70,19 @@ func readLog(fsys device.FS, p paths, want journal.Record, buf *[]byte, all bool
 	lf.exists = true
 	first := 0 // frames up to the first (or, with all, the last) commit frame
 	frames := map[uint32]int64{}
-	var open []sqlitewal.Frame // frames of the transaction being read
+	// The transaction being read, page to its last frame: a map, not a
+	// list of frames, so that a log that rewrites a few pages without end
+	// and never commits costs memory by its distinct pages, not its size.
+	open := map[uint32]int64{}
 	scan, err := sqlitewal.Walk(f, func(fr sqlitewal.Frame, _ []byte) bool {
 		if first > 0 && !all {
 			lf.more = true
 			return false
 		}
-		open = append(open, fr)
+		open[fr.Page] = fr.Offset
 		if fr.Commit != 0 {
-			for _, o := range open {
-				frames[o.Page] = o.Offset
-			}
-			open = open[:0]
+			maps.Copy(frames, open)
+			clear(open)
 			first, lf.dbPages = fr.Index, fr.Commit
 		}
 		return true
