@@ -18,7 +18,8 @@ import (
 // drive's speeds across its checkpoints, as it would in use). Each
 // iteration dirties the same rows of every mode's database (untimed),
 // then checkpoints each mode in an order that rotates with the
-// iteration. Measured per checkpoint:
+// iteration, after one untimed checkpoint each (the first makes the
+// store's journal). Measured per checkpoint:
 //
 //   - time: the Checkpoint call;
 //   - device bytes: sectors written to the block device under the

@@ -425,13 +425,15 @@ func writeModes(p func(string, ...any), m *ModesReport) {
 	p("One database per mode (1000-byte rows, copied from one seed), each a store with")
 	p("`ManualCheckpoint` and its `CheckpointMode`, open for the whole size; per iteration")
 	p("an untimed UPDATE dirties the same rows in each, then each checkpoints, in rotating")
-	p("order. Medians of %d iterations. Device bytes: ", m.Plan.Iters)
+	p("order, after one untimed checkpoint each (the first makes the store's journal).")
+	p("Medians of %d iterations.", m.Plan.Iters)
 	if m.Device == "" {
-		p("not measured (not on a block device this can read); the ratios use file bytes;")
+		p("Device bytes: not measured (not on a block device this can read); the ratios use file bytes.")
 	} else {
-		p("/sys/class/block/%s/stat around each checkpoint, the device flushed before and after;", m.Device)
+		p("Device bytes: /sys/class/block/%s/stat around each checkpoint, the device flushed before and after", m.Device)
+		p("(every writer of that device counts: measure on a device of its own, such as a loop device).")
 	}
-	p("file bytes: bytes passed to write-type system calls (/proc/self/io wchar).")
+	p("File bytes: bytes this process passed to write-type system calls (/proc/self/io wchar).")
 	if m.Throttle != "" {
 		p("Throttle: %s.", m.Throttle)
 	}
