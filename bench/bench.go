@@ -49,8 +49,11 @@ type Config struct {
 	// Command is the command line, recorded in the report.
 	Command string
 	// Wear, when not nil, makes Run measure the wear section (wear.go)
-	// with this workload, and nothing else.
+	// with this workload, and nothing else but Modes.
 	Wear *WearPlan
+	// Modes, when not nil, makes Run measure the checkpoint-modes table
+	// (modes.go) with this plan, and nothing else but Wear.
+	Modes *ModesPlan
 }
 
 // Plan is the sizes and counts of one run.
@@ -69,6 +72,9 @@ type Plan struct {
 	OpenSizes      [2]int
 	OpenIters      int
 	ReadRounds     int
+	// Modes is the checkpoint-modes table of the full run (small sizes;
+	// --modes-table measures the big ones); nil in the quick plan.
+	Modes *ModesPlan
 }
 
 // PlanFor returns the full plan or the quick one.
@@ -97,6 +103,7 @@ func PlanFor(quick bool) Plan {
 		MemCap:    64 << 20,
 		OpenSizes: [2]int{1, 256}, OpenIters: 9,
 		ReadRounds: 20,
+		Modes:      &ModesPlan{Sizes: []int{16}, Dirty: DefaultModesDirty, Iters: 3},
 	}
 }
 
@@ -116,6 +123,7 @@ type Report struct {
 	Open       *OpenResult        `json:"open"`
 	Read       *ReadResult        `json:"read"`
 	Wear       *WearReport        `json:"wear,omitempty"`
+	Modes      *ModesReport       `json:"modes,omitempty"`
 	Targets    []Target           `json:"targets"`
 }
 
@@ -166,8 +174,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		name string
 		run  func(dir string, log func(string, ...any)) error
 	}
-	if cfg.Wear != nil {
-		return runWear(ctx, r, base, *cfg.Wear, prog)
+	if cfg.Wear != nil || cfg.Modes != nil {
+		return runSections(ctx, r, base, cfg, prog)
 	}
 	steps := []step{
 		{"commit throughput, single-row autocommit", func(dir string, log func(string, ...any)) error {
@@ -206,6 +214,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		steps = append(steps, step{fmt.Sprintf("checkpoint, %d MiB database", mib), func(dir string, log func(string, ...any)) error {
 			res, err := MeasureCheckpoints(ctx, dir, mib, p.CkptDirty, p.CkptIters(mib), log)
 			r.Checkpoint = append(r.Checkpoint, res...)
+			return err
+		}})
+	}
+	if p.Modes != nil {
+		steps = append(steps, step{fmt.Sprintf("checkpoint modes, %v MiB databases", p.Modes.Sizes), func(dir string, log func(string, ...any)) error {
+			res, err := MeasureModes(ctx, dir, *p.Modes, log)
+			r.Modes = res
 			return err
 		}})
 	}
@@ -262,16 +277,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return r, nil
 }
 
-// runWear is Run for the wear section alone.
-func runWear(ctx context.Context, r *Report, base string, p WearPlan, prog io.Writer) (*Report, error) {
+// runSections is Run for the wear section and the checkpoint-modes
+// table alone (each when asked for), in that order.
+func runSections(ctx context.Context, r *Report, base string, cfg Config, prog io.Writer) (*Report, error) {
 	start := time.Now()
-	fmt.Fprintf(prog, "bench wear: %d MiB database, %d commits/s for %s per mode\n", p.MiB, p.Rate, p.Duration)
-	log := func(format string, a ...any) { fmt.Fprintf(prog, "bench wear   %s\n", fmt.Sprintf(format, a...)) }
-	w, err := MeasureWear(ctx, base, p, log)
-	r.Wear = w
-	r.Seconds = time.Since(start).Seconds()
-	if err != nil {
-		return r, fmt.Errorf("bench: wear: %w", err)
+	defer func() { r.Seconds = time.Since(start).Seconds() }()
+	if p := cfg.Wear; p != nil {
+		fmt.Fprintf(prog, "bench wear: %d MiB database, %d commits/s for %s per mode\n", p.MiB, p.Rate, p.Duration)
+		log := func(format string, a ...any) { fmt.Fprintf(prog, "bench wear   %s\n", fmt.Sprintf(format, a...)) }
+		w, err := MeasureWear(ctx, base, *p, log)
+		r.Wear = w
+		r.Targets = append(r.Targets, EvaluateWear(w)...)
+		if err != nil {
+			return r, fmt.Errorf("bench: wear: %w", err)
+		}
+	}
+	if p := cfg.Modes; p != nil {
+		fmt.Fprintf(prog, "bench modes: %v MiB databases at %v%% dirty, %d iterations per mode\n", p.Sizes, p.Dirty, p.Iters)
+		log := func(format string, a ...any) { fmt.Fprintf(prog, "bench modes   %s\n", fmt.Sprintf(format, a...)) }
+		m, err := MeasureModes(ctx, base, *p, log)
+		r.Modes = m
+		r.Targets = append(r.Targets, EvaluateModes(m)...)
+		if err != nil {
+			return r, fmt.Errorf("bench: modes: %w", err)
+		}
 	}
 	return r, nil
 }

@@ -5,6 +5,9 @@ import (
 	"io"
 	"math"
 	"strings"
+	"time"
+
+	"github.com/ejectsafe/ejectsafe/store"
 )
 
 // Target is one of issue #7's targets, evaluated on a report. Targets are
@@ -103,6 +106,8 @@ func Evaluate(r *Report) []Target {
 		ts = append(ts, target(fmt.Sprintf("open time flat in database size: %d MiB vs %d MiB", o.LargeMiB, o.SmallMiB), o.Ratio, 1.5, false, "",
 			"\"flat\" taken as within 1.5x"))
 	}
+	ts = append(ts, EvaluateModes(r.Modes)...)
+	ts = append(ts, EvaluateWear(r.Wear)...)
 	return ts
 }
 
@@ -114,8 +119,12 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
 	plan := "full plan"
 	switch {
+	case r.Wear != nil && r.Modes != nil:
+		plan = "wear section and checkpoint-modes table only"
 	case r.Wear != nil:
 		plan = "wear section only"
+	case r.Modes != nil && r.Commit == nil:
+		plan = "checkpoint-modes table only"
 	case r.Quick:
 		plan = "quick plan"
 	}
@@ -257,9 +266,13 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		writeWear(p, wr)
 	}
 
+	if m := r.Modes; m != nil {
+		writeModes(p, m)
+	}
+
 	if len(r.Targets) > 0 {
 		p("")
-		p("### Targets (issue #7; reported, not asserted)")
+		p("### Targets (issues #7, #11; reported, not asserted)")
 		p("")
 		p("| target | measured | target | result |")
 		p("|---|---:|---:|---|")
@@ -343,20 +356,99 @@ func writeWear(p func(string, ...any), wr *WearReport) {
 	p("that started after the commit returned; stock WAL NORMAL: the next auto-checkpoint, or the")
 	p("close-time checkpoint for the last commits).")
 	p("")
-	p("| mode | commits | device bytes | bytes/commit | checkpoints | checkpoint mean / max ms | longest wait for durability ms | commit p99 / max ms |")
+	p("| mode | commits | device bytes | bytes/commit | checkpoints (in place) | checkpoint mean / max ms | longest wait for durability ms | commit p99 / max ms |")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|")
+	var normal int64
 	for _, x := range wr.Results {
-		p("| %s | %d | %s | %s | %d | %s / %s | %s | %s / %s |", x.Mode, x.Commits, bytesStr(x.DeviceBytes),
-			bytesStr(int64(x.BytesPerCommit)), x.Checkpoints, msStr(x.CkptMeanMs), msStr(x.CkptMaxMs),
+		ck := fmt.Sprint(x.Checkpoints)
+		if isStoreWear(x.Mode) {
+			ck += fmt.Sprintf(" (%d)", x.InPlace)
+		}
+		p("| %s | %d | %s | %s | %s | %s / %s | %s | %s / %s |", x.Mode, x.Commits, bytesStr(x.DeviceBytes),
+			bytesStr(int64(x.BytesPerCommit)), ck, msStr(x.CkptMeanMs), msStr(x.CkptMaxMs),
 			msStr(x.MaxDurableWaitMs), msStr(x.CommitP99Ms), msStr(x.CommitMaxMs))
+		if x.Mode == WearWALNormal {
+			normal = x.DeviceBytes
+		}
 	}
-	if len(wr.Results) > 0 && wr.Results[0].Mode == WearStoreCopy && wr.Results[0].DeviceBytes > 0 {
-		base := wr.Results[0].DeviceBytes
-		for _, x := range wr.Results[1:] {
-			if x.Mode == WearWALNormal && x.DeviceBytes > 0 {
-				p("")
-				p("%s wrote **%.1fx** the device bytes of %s.", wr.Results[0].Mode, float64(base)/float64(x.DeviceBytes), x.Mode)
+	if normal > 0 {
+		p("")
+		for _, x := range wr.Results {
+			if isStoreWear(x.Mode) && x.DeviceBytes >= 0 {
+				p("- %s wrote **%.2fx** the device bytes of %s.", x.Mode, float64(x.DeviceBytes)/float64(normal), WearWALNormal)
 			}
 		}
+	}
+}
+
+func isStoreWear(mode string) bool {
+	return mode == WearStoreAuto || mode == WearStoreInPlace || mode == WearStoreCopy
+}
+
+// EvaluateWear is issue 11's targets for the wear workload: the store in
+// Auto writes no more device bytes than stock WAL NORMAL for the same
+// commits, and no commit waits longer than CheckpointInterval + 1 s to
+// be durable. Reported, never asserted.
+func EvaluateWear(wr *WearReport) []Target {
+	if wr == nil {
+		return nil
+	}
+	var auto, normal *WearResult
+	for i := range wr.Results {
+		switch wr.Results[i].Mode {
+		case WearStoreAuto:
+			auto = &wr.Results[i]
+		case WearWALNormal:
+			normal = &wr.Results[i]
+		}
+	}
+	if auto == nil {
+		return nil
+	}
+	var ts []Target
+	if normal != nil && auto.DeviceBytes >= 0 && normal.DeviceBytes > 0 {
+		ts = append(ts, target("wear: store (Auto) device bytes vs stock WAL NORMAL's", float64(auto.DeviceBytes)/float64(normal.DeviceBytes), 1, false,
+			fmt.Sprintf("%s vs %s", bytesStr(auto.DeviceBytes), bytesStr(normal.DeviceBytes)), "issue 11"))
+	}
+	limit := ms(store.DefaultCheckpointInterval + time.Second)
+	ts = append(ts, target("wear: store (Auto) longest wait for durability vs CheckpointInterval + 1 s", auto.MaxDurableWaitMs/limit, 1, false,
+		fmt.Sprintf("%s ms vs %s ms", msStr(auto.MaxDurableWaitMs), msStr(limit)), "issue 11"))
+	return ts
+}
+
+// writeModes writes the checkpoint-modes table (modes.go says what each
+// column measures).
+func writeModes(p func(string, ...any), m *ModesReport) {
+	p("")
+	p("### Checkpoint modes: time and bytes per `CheckpointMode`")
+	p("")
+	p("One database per mode (1000-byte rows, copied from one seed), each a store with")
+	p("`ManualCheckpoint` and its `CheckpointMode`, open for the whole size; per iteration")
+	p("an untimed UPDATE dirties the same rows in each, then each checkpoints, in rotating")
+	p("order, after one untimed checkpoint each (the first makes the store's journal).")
+	p("Medians of %d iterations.", m.Plan.Iters)
+	if m.Device == "" {
+		p("Device bytes: not measured (not on a block device this can read); the ratios use file bytes.")
+	} else {
+		p("Device bytes: /sys/class/block/%s/stat around each checkpoint, the device flushed before and after", m.Device)
+		p("(every writer of that device counts: measure on a device of its own, such as a loop device).")
+	}
+	p("File bytes: bytes this process passed to write-type system calls (/proc/self/io wchar).")
+	if m.Throttle != "" {
+		p("Throttle: %s.", m.Throttle)
+	}
+	p("In place / bound: InPlace's bytes over %.1f x the dirty pages + 64 KiB (issue 11: <= 1).", InPlaceFactor)
+	p("Auto / best: Auto's median over the smaller of Copy's and InPlace's (issue 11: <= 1.1);")
+	p("Auto's cell says how many of its checkpoints went in place.")
+	p("")
+	p("| database | dirty (pages) | Copy ms | InPlace ms | Auto ms | Copy device / file bytes | InPlace device / file bytes | Auto device / file bytes (in place) | in place / bound | Auto / best, time | Auto / best, bytes |")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range m.Rows {
+		cp, ip, au := r.Cell(ModeCopy), r.Cell(ModeInPlace), r.Cell(ModeAuto)
+		p("| %s | %g%% (%d) | %s | %s | %s | %s / %s | %s / %s | %s / %s (%d/%d) | **%.2fx** | **%.2fx** | **%.2fx** |",
+			mibStr(r.DBBytes), r.DirtyPct, r.DirtyPages, msStr(cp.Ms), msStr(ip.Ms), msStr(au.Ms),
+			bytesStr(cp.DeviceBytes), bytesStr(cp.FileBytes), bytesStr(ip.DeviceBytes), bytesStr(ip.FileBytes),
+			bytesStr(au.DeviceBytes), bytesStr(au.FileBytes), au.InPlace, r.Iterations,
+			r.InPlaceVsBound, r.AutoVsBestMs, r.AutoVsBestBytes)
 	}
 }

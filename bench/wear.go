@@ -45,10 +45,12 @@ import (
 
 // Wear modes, in report order.
 const (
-	WearStoreCopy = "store, Copy (default today)"
-	WearWALNormal = "stock WAL, synchronous=NORMAL"
-	WearWALFull   = "stock WAL, synchronous=FULL"
-	WearRollback  = "stock rollback journal, synchronous=FULL"
+	WearStoreAuto    = "store, Auto (default)"
+	WearStoreInPlace = "store, InPlace"
+	WearStoreCopy    = "store, Copy"
+	WearWALNormal    = "stock WAL, synchronous=NORMAL"
+	WearWALFull      = "stock WAL, synchronous=FULL"
+	WearRollback     = "stock rollback journal, synchronous=FULL"
 )
 
 // wearMode is one way of keeping the database: how to open it, and how
@@ -61,10 +63,11 @@ type wearMode struct {
 	journal, sync string
 }
 
-// WearModes lists the modes measured, in report order. Issue 11's
-// store modes (Options.CheckpointMode: InPlace, Auto) go here as more
-// store entries when they exist; nothing else in the section changes.
+// WearModes lists the modes measured, in report order: the store in
+// each Options.CheckpointMode, then stock SQLite.
 var wearModes = []wearMode{
+	{name: WearStoreAuto, store: &store.Options{CheckpointMode: store.CheckpointAuto}},
+	{name: WearStoreInPlace, store: &store.Options{CheckpointMode: store.CheckpointInPlace}},
 	{name: WearStoreCopy, store: &store.Options{CheckpointMode: store.CheckpointCopy}},
 	{name: WearWALNormal, journal: "WAL", sync: "NORMAL"},
 	{name: WearWALFull, journal: "WAL", sync: "FULL"},
@@ -92,8 +95,11 @@ type WearResult struct {
 	DeviceBytes    int64   `json:"device_bytes"`
 	BytesPerCommit float64 `json:"bytes_per_commit"` // -1 when DeviceBytes is
 	Checkpoints    int     `json:"checkpoints"`
-	CkptMeanMs     float64 `json:"checkpoint_mean_ms"`
-	CkptMaxMs      float64 `json:"checkpoint_max_ms"`
+	// InPlace is how many of the store's checkpoints went in place
+	// (Stats.InPlaceCheckpoints); 0 for stock SQLite.
+	InPlace    int     `json:"in_place_checkpoints"`
+	CkptMeanMs float64 `json:"checkpoint_mean_ms"`
+	CkptMaxMs  float64 `json:"checkpoint_max_ms"`
 	// MaxDurableWaitMs is the longest a commit waited, after it returned,
 	// to be durable on the drive.
 	MaxDurableWaitMs float64 `json:"max_durable_wait_ms"`
@@ -217,6 +223,8 @@ type wearDB interface {
 	// its checkpoint of the last commits first) and returns the
 	// checkpoints seen and when each commit became durable.
 	finish(commits []commitRec) (ckpts []interval, durable []time.Time, err error)
+	// inPlace is how many checkpoints went in place (after finish).
+	inPlace() int
 }
 
 func wearOne(ctx context.Context, m wearMode, path string, dev blockDev, rows int, p WearPlan) (WearResult, error) {
@@ -266,6 +274,7 @@ func wearOne(ctx context.Context, m wearMode, path string, dev blockDev, rows in
 	res.Seconds = time.Since(start).Seconds()
 	res.Commits = len(commits)
 	res.Checkpoints = len(ckpts)
+	res.InPlace = db.inPlace()
 	var sum time.Duration
 	for _, iv := range ckpts {
 		d := iv.end.Sub(iv.start)
@@ -297,6 +306,9 @@ type wearStore struct {
 	done  chan []interval
 	iv    time.Duration // the store's CheckpointInterval
 	ckErr error
+	// inPlace0 and inPlace1: Stats.InPlaceCheckpoints at open and
+	// before Close.
+	inPlace0, inPlace1 int64
 }
 
 func openWearStore(path string, o store.Options) (*wearStore, error) {
@@ -308,9 +320,12 @@ func openWearStore(path string, o store.Options) (*wearStore, error) {
 	if o.CheckpointInterval > 0 {
 		w.iv = o.CheckpointInterval
 	}
+	w.inPlace0 = s.Stats().InPlaceCheckpoints
 	go w.poll()
 	return w, nil
 }
+
+func (w *wearStore) inPlace() int { return int(w.inPlace1 - w.inPlace0) }
 
 func (w *wearStore) poll() {
 	var ivs []interval
@@ -354,6 +369,7 @@ func (w *wearStore) finish(commits []commitRec) ([]interval, []time.Time, error)
 	time.Sleep(20 * time.Millisecond) // the poller's last look
 	close(w.stop)
 	ivs := <-w.done
+	w.inPlace1 = w.s.Stats().InPlaceCheckpoints
 	closeStart := time.Now()
 	err := w.s.Close()
 	closeEnd := time.Now()
@@ -409,6 +425,8 @@ func openWearStock(path, journal, sync string) (*wearStock, error) {
 	w.backfill, _ = walBackfill(path)
 	return w, nil
 }
+
+func (w *wearStock) inPlace() int { return 0 }
 
 func (w *wearStock) exec(ctx context.Context, id int, v []byte) error {
 	_, err := w.upd.ExecContext(ctx, v, id)

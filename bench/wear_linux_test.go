@@ -16,8 +16,8 @@ import (
 
 // TestMeasureWear_exFAT runs the wear section on exFAT on a loop device:
 // it counts the loop device's writes (a copy checkpoint writes at least
-// the whole database each time; stock WAL NORMAL writes something, and
-// less), and --throttle puts the mount's FUSE daemon in a blkio group
+// the whole database each time; in place and stock WAL NORMAL write
+// something, and less), and --throttle puts the mount's FUSE daemon in a blkio group
 // that is gone afterwards.
 func TestMeasureWear_exFAT(t *testing.T) {
 	realfs.Skip(t, realfs.ExFAT)
@@ -29,7 +29,7 @@ func TestMeasureWear_exFAT(t *testing.T) {
 	before := blkioGroupOf(pid)
 	var logs []string
 	rep, err := MeasureWear(context.Background(), v.Mount, WearPlan{MiB: 4, Rate: 20, Duration: 2 * time.Second,
-		ThrottleMBps: 40, Modes: []string{WearStoreCopy, WearWALNormal}},
+		ThrottleMBps: 40, Modes: []string{WearStoreInPlace, WearStoreCopy, WearWALNormal}},
 		func(f string, a ...any) { logs = append(logs, f) })
 	if err != nil {
 		t.Fatal(err)
@@ -40,10 +40,15 @@ func TestMeasureWear_exFAT(t *testing.T) {
 	if want := "FUSE daemon pid " + strconv.Itoa(pid) + " "; !strings.HasPrefix(rep.Throttle, want) {
 		t.Errorf("throttle %q, want it to start with %q", rep.Throttle, want)
 	}
-	if len(rep.Results) != 2 {
-		t.Fatalf("%d results, want 2", len(rep.Results))
+	if len(rep.Results) != 3 {
+		t.Fatalf("%d results, want 3", len(rep.Results))
 	}
-	st, wal := rep.Results[0], rep.Results[1]
+	ip, st, wal := rep.Results[0], rep.Results[1], rep.Results[2]
+	// In place on exFAT: every checkpoint goes in place, and writes less
+	// than the copies do.
+	if ip.Checkpoints < 1 || ip.InPlace != ip.Checkpoints || ip.DeviceBytes <= 0 || ip.DeviceBytes >= st.DeviceBytes {
+		t.Errorf("store InPlace: %d of %d checkpoints in place, %d device bytes (Copy: %d)", ip.InPlace, ip.Checkpoints, ip.DeviceBytes, st.DeviceBytes)
+	}
 	if st.Checkpoints < 1 || st.DeviceBytes < int64(st.Checkpoints)*4<<20 {
 		t.Errorf("store: %d checkpoints wrote %d device bytes; each copies the whole 4 MiB database", st.Checkpoints, st.DeviceBytes)
 	}

@@ -90,7 +90,7 @@ func TestWearStock_fullIsDurableAtReturn(t *testing.T) {
 // commits wait for it, the fsync-per-commit modes never wait.
 func TestMeasureWear_tiny(t *testing.T) {
 	var logs []string
-	rep, err := MeasureWear(context.Background(), t.TempDir(), WearPlan{MiB: 1, Rate: 50, Duration: 1500 * time.Millisecond},
+	rep, err := MeasureWear(context.Background(), t.TempDir(), WearPlan{MiB: 1, Rate: 50, Duration: time.Second},
 		func(f string, a ...any) { logs = append(logs, f) })
 	if err != nil {
 		t.Fatal(err)
@@ -103,9 +103,16 @@ func TestMeasureWear_tiny(t *testing.T) {
 			t.Errorf("%s: %d commits", r.Mode, r.Commits)
 		}
 		switch r.Mode {
-		case WearStoreCopy:
+		case WearStoreAuto, WearStoreInPlace, WearStoreCopy:
 			if r.Checkpoints < 1 || r.MaxDurableWaitMs <= 0 {
 				t.Errorf("%s: %d checkpoints, longest wait %g ms: the store's commits wait for a checkpoint", r.Mode, r.Checkpoints, r.MaxDurableWaitMs)
+			}
+			// Each arm runs the mode it names: InPlace writes every
+			// checkpoint in place (a 1 MiB database that does not grow,
+			// on a filesystem that allows it), Copy none.
+			want := map[string]int{WearStoreInPlace: r.Checkpoints, WearStoreCopy: 0}
+			if w, ok := want[r.Mode]; ok && r.InPlace != w {
+				t.Errorf("%s: %d of %d checkpoints in place, want %d", r.Mode, r.InPlace, r.Checkpoints, w)
 			}
 		case WearWALFull, WearRollback:
 			if r.MaxDurableWaitMs != 0 || r.Checkpoints != 0 {

@@ -41,6 +41,18 @@ func runBench(in *invocation) error {
 		}
 		cfg.Wear = &bench.WearPlan{MiB: mib, Rate: rate, Duration: in.dur("wear-for"), ThrottleMBps: mbps}
 	}
+	if in.bool("modes-table") {
+		sizes, err := parseMiBList(in.str("modes-mib"))
+		iters, _ := strconv.Atoi(in.str("modes-iters"))
+		mbps, _ := strconv.ParseFloat(in.str("throttle"), 64)
+		if err != nil {
+			return usagef("--modes-mib: %v (want a comma-separated list of sizes in MiB)", err)
+		}
+		if iters <= 0 || mbps < 0 {
+			return usagef("--modes-iters must be positive, --throttle not negative")
+		}
+		cfg.Modes = &bench.ModesPlan{Sizes: sizes, Dirty: bench.DefaultModesDirty, Iters: iters, ThrottleMBps: mbps}
+	}
 	r, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -72,6 +84,19 @@ func runBench(in *invocation) error {
 		fmt.Fprintf(stderr, "ejectsafe bench: wrote %s and %s\n", out, svgPath(out))
 	}
 	return nil
+}
+
+// parseMiBList parses --modes-mib: "16,64,256".
+func parseMiBList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive size", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // svgPath is where the chart goes: next to the report, named after it.

@@ -177,7 +177,7 @@ until a checkpoint, then read it back.`,
 			flags: func(*flag.FlagSet) {}, minArgs: 0, maxArgs: 1, run: runDemo,
 		},
 		{
-			name: "bench", synopsis: "bench [--dir DIR] [--quick] [--json] [--out FILE] [--wear [--wear-mib N] [--wear-rate N] [--wear-for DUR] [--throttle MBPS]]",
+			name: "bench", synopsis: "bench [--dir DIR] [--quick] [--json] [--out FILE] [--wear [--wear-mib N] [--wear-rate N] [--wear-for DUR]] [--modes-table [--modes-mib LIST] [--modes-iters N]] [--throttle MBPS]",
 			short: "measure the store against stock SQLite on a filesystem",
 			long: `Measure the store against stock SQLite on DIR's filesystem: progress
 on stderr, Markdown tables on stdout (with --json the JSON report on
@@ -191,7 +191,17 @@ device under DIR, bytes per commit, checkpoints and their duration, and
 the longest time a commit waited to become durable on the drive.
 --throttle MBPS caps the writes of the FUSE daemon serving DIR's mount
 (exFAT on a loop device, say) at MBPS MB/s through a cgroup-v1 blkio
-group: an emulated slow stick (needs root; skipped, loudly, elsewhere).`,
+group: an emulated slow stick (needs root; skipped, loudly, elsewhere).
+
+With --modes-table, measure only the checkpoint-modes table (or it and
+the wear section, with --wear): checkpoint time and bytes written (to the
+block device under DIR, and by write calls) for each CheckpointMode
+(Copy, InPlace, Auto), for databases of each size in --modes-mib (a
+comma-separated list of MiB; 16 MiB to 1 GiB by default) at 0.1%, 1%,
+10% and 50% of pages dirty, --modes-iters iterations each; per row, the
+in-place bytes over 2.1 x the dirty pages + 64 KiB, and Auto over the
+better fixed mode. --throttle applies to it too. The full run (without
+--quick) includes a 16 MiB table.`,
 			flags: func(fl *flag.FlagSet) {
 				fl.String("dir", "", "measure on DIR's filesystem (default: a temporary directory)")
 				fl.Bool("quick", false, "small databases and few iterations: under a minute")
@@ -201,7 +211,10 @@ group: an emulated slow stick (needs root; skipped, loudly, elsewhere).`,
 				fl.Int("wear-mib", 128, "wear: database size in MiB")
 				fl.Int("wear-rate", 20, "wear: commits per second")
 				fl.Duration("wear-for", time.Minute, "wear: how long each mode commits")
-				fl.Float64("throttle", 0, "wear: cap the FUSE daemon's device writes at MBPS MB/s (cgroup-v1 blkio; root)")
+				fl.Bool("modes-table", false, "measure only the checkpoint-modes table (with --wear: and the wear section)")
+				fl.String("modes-mib", "16,64,256,1024", "modes table: database sizes in MiB, comma-separated")
+				fl.Int("modes-iters", 3, "modes table: iterations per mode, size and dirty share")
+				fl.Float64("throttle", 0, "wear, modes table: cap the FUSE daemon's device writes at MBPS MB/s (cgroup-v1 blkio; root)")
 			},
 			minArgs: 0, maxArgs: 0, run: runBench,
 		},
@@ -305,8 +318,10 @@ func flagArg(f *flag.Flag) string {
 		return "DIR"
 	case "out":
 		return "FILE"
-	case "wear-mib", "wear-rate":
+	case "wear-mib", "wear-rate", "modes-iters":
 		return "N"
+	case "modes-mib":
+		return "LIST"
 	case "wear-for":
 		return "DUR"
 	case "throttle":
