@@ -149,10 +149,11 @@ func matrixSetup(opts faultinject.Options, sc scenario) func() (*faultinject.FS,
 // prepares and commits the third, and closes.
 func matrixWorkload(opts Options, sc scenario) func(*faultinject.FS) error {
 	return func(fs *faultinject.FS) error {
+		o := opts // the workload runs on several workers at once
 		if sc.modes != nil {
-			opts.Mode = sc.modes[0]
+			o.Mode = sc.modes[0]
 		}
-		m, err := Open(fs, testDB, opts)
+		m, err := Open(fs, testDB, o)
 		if err != nil {
 			return err
 		}
