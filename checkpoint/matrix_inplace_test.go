@@ -7,8 +7,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,13 +171,16 @@ func sqlScenario(st [3][]byte, modes [2]Mode, want [2]Mode) scenario {
 // and -wal, as the crash left them, copied to a directory of the real
 // filesystem and opened by the stock sqlite3 shell, which must read
 // exactly one of the states the markers allow, with integrity_check ok.
-// Only every sample-th image is read (1: all of them).
+// Only every sample-th image is read (1: all of them), counted apart
+// for images with a -wal (inside an in-place commit or its recovery) and
+// without, so that both kinds are read.
 type stockOracle struct {
 	bin    string
 	dir    string
 	want   map[string]string // state name -> the shell's output for it
 	sample int64
-	n, ran atomic.Int64
+	n      [2]atomic.Int64 // images seen, without and with a -wal
+	ran    atomic.Int64
 }
 
 // stockQuery is what the shell runs: integrity, then contentQuery.
@@ -220,7 +225,9 @@ func (o *stockOracle) read(files map[string][]byte) (string, error) {
 }
 
 func (o *stockOracle) before(img *faultinject.FS) error {
-	if (o.n.Add(1)-1)%o.sample != 0 {
+	wal, err := img.ReadFile(testDB + "-wal")
+	hasWAL := err == nil
+	if (o.n[b2i(hasWAL)].Add(1)-1)%o.sample != 0 {
 		return nil
 	}
 	o.ran.Add(1)
@@ -229,7 +236,7 @@ func (o *stockOracle) before(img *faultinject.FS) error {
 		return fmt.Errorf("no database for the stock shell: %w", err)
 	}
 	files := map[string][]byte{"app.db": db}
-	if wal, err := img.ReadFile(testDB + "-wal"); err == nil {
+	if hasWAL {
 		files["app.db-wal"] = wal
 	}
 	out, err := o.read(files)
@@ -250,6 +257,36 @@ func (o *stockOracle) before(img *faultinject.FS) error {
 	return fmt.Errorf("the stock shell reads %q, none of the states (want one of %v)", out, allowed)
 }
 
+// secondCommit returns the operation (relative to the workload's start)
+// after which the workload's second commit runs, from a counting run.
+func secondCommit(t *testing.T, cfg faultinject.MatrixConfig) int {
+	t.Helper()
+	fs, err := cfg.Setup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := fs.OpCount()
+	if err := cfg.Workload(fs); err != nil {
+		t.Fatal(err)
+	}
+	b, err := fs.ReadFile(path.Join(markDir, "c1-done"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n - start
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // inPlaceViolations checks a trace against the ordering rules, the
 // database's writes allowed (the in-place mode writes it behind its log).
 func inPlaceViolations(trace []faultinject.Event) []faultinject.Violation {
@@ -264,8 +301,9 @@ func inPlaceViolations(trace []faultinject.Event) []faultinject.Violation {
 // the stock sqlite3 shell before our recovery (old or new state,
 // integrity ok), then recovered (compound: recovery crashed too) and
 // judged by the copy matrix's oracle. By default a slice (points around
-// each durability boundary, 1 seed, compound only for the in-place case
-// at a third of them, the shell on every third image);
+// each durability boundary, of the second commit only for a mode switch,
+// 1 seed, compound only for the in-place case at a twelfth of them, the shell on every eighth image with a -wal and
+// every eighth without);
 // -crash.full: every point, 8 seeds, every image through the shell.
 func TestCrashMatrix_inPlace(t *testing.T) {
 	bin, fatal, err := stocktest.Lookup()
@@ -285,7 +323,7 @@ func TestCrashMatrix_inPlace(t *testing.T) {
 		states   func() [3][]byte
 		modes    [2]Mode
 		want     [2]Mode
-		compound bool // by default; -crash.full compounds every case
+		compound bool // by default at a few points; -crash.full compounds every case at every point
 	}{
 		{"in place", small, [2]Mode{in, in}, [2]Mode{in, in}, true},
 		{"in place, then copy", small, [2]Mode{in, cp}, [2]Mode{in, cp}, false},
@@ -303,9 +341,7 @@ func TestCrashMatrix_inPlace(t *testing.T) {
 				Workload: matrixWorkload(Options{}, sc),
 				Recover:  acts.recover,
 				Oracle:   func(img *faultinject.FS) error { return oracle(img, st, inPlaceViolations) },
-				Seeds:    2,
 				Workers:  2,
-				Compound: c.compound,
 			}
 			fs, err := cfg.Setup()
 			if err != nil {
@@ -317,33 +353,49 @@ func TestCrashMatrix_inPlace(t *testing.T) {
 			for _, v := range inPlaceViolations(fs.Trace()) {
 				t.Errorf("violation: %v", v)
 			}
-			sample := int64(3)
+			sample := int64(8)
+			cfgs := []faultinject.MatrixConfig{cfg}
 			if *crashFull {
-				cfg.Seeds, cfg.Compound, sample = 8, true, 1
+				cfgs[0].Seeds, cfgs[0].Compound, sample = 8, true, 1
 			} else {
-				cfg.Seeds = 1
-				cfg.Points = boundaryPoints(t, cfg.Setup, cfg.Workload, 8)
-				if c.compound { // every third point: recovery crashed at each of its operations
-					cfg.Points = slices.DeleteFunc(cfg.Points, func(p int) bool { return p%3 != 0 })
+				cfgs[0].Seeds, cfgs[0].Compound = 1, false
+				cfgs[0].Points = boundaryPoints(t, cfg.Setup, cfg.Workload, 8)
+				if c.modes[0] != c.modes[1] || c.modes[0] == ModeAuto { // the switch: the second commit
+					from := secondCommit(t, cfg)
+					cfgs[0].Points = slices.DeleteFunc(cfgs[0].Points, func(p int) bool { return p < from })
+				}
+				if c.compound { // and a twelfth of the points with recovery crashed at each of its operations
+					comp := cfgs[0]
+					comp.Compound, comp.Points = true, nil
+					for i, p := range cfgs[0].Points {
+						if i%12 == 6 {
+							comp.Points = append(comp.Points, p)
+						}
+					}
+					cfgs = append(cfgs, comp)
 				}
 			}
 			var stock *stockOracle
 			if bin != "" {
 				stock = newStockOracle(t, bin, st, sample)
-				cfg.Before = stock.before
 			}
-			start := time.Now()
-			sum, err := faultinject.RunMatrix(cfg)
-			if err != nil {
-				t.Fatal(err)
+			for _, cfg := range cfgs {
+				if stock != nil {
+					cfg.Before = stock.before
+				}
+				start := time.Now()
+				sum, err := faultinject.RunMatrix(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s (%s, compound %v, %v)", sum, c.name, cfg.Compound, time.Since(start).Round(time.Millisecond))
+				if err := sum.Err(); err != nil {
+					t.Error(err)
+				}
 			}
-			t.Logf("%s (%s, %v)", sum, c.name, time.Since(start).Round(time.Millisecond))
 			t.Logf("recoveries: %v", acts)
 			if stock != nil {
-				t.Logf("stock shell read %d of %d images before recovery", stock.ran.Load(), stock.n.Load())
-			}
-			if err := sum.Err(); err != nil {
-				t.Error(err)
+				t.Logf("stock shell read %d of %d images before recovery (%d with a -wal)", stock.ran.Load(), stock.n[0].Load()+stock.n[1].Load(), stock.n[1].Load())
 			}
 		})
 	}

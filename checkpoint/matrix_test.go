@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -90,7 +91,10 @@ func applyMain(m *Main, ws []write) error {
 // drive.
 const markDir = "/m"
 
-func mark(fs *faultinject.FS, name string) { fs.WriteFile(path.Join(markDir, name), nil, 0o644) }
+// A marker holds the operation count at which it was written.
+func mark(fs *faultinject.FS, name string) {
+	fs.WriteFile(path.Join(markDir, name), []byte(strconv.Itoa(fs.OpCount())), 0o644)
+}
 
 func marked(fs *faultinject.FS, name string) bool {
 	_, err := fs.ReadFile(path.Join(markDir, name))
