@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"database/sql"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -27,6 +28,8 @@ import (
 // databases (made here with mattn), so that the stock sqlite3 shell can
 // read every crash image before our recovery touches it: the invariant
 // stock-reads-any-pull.
+
+var stockEvery = flag.Int("crash.stock", 0, "the in-place crash matrix reads every Nth crash image with the stock sqlite3 shell (0: 8, or every image under -crash.full)")
 
 // sqlChange is one transaction on the matrix database; r makes its bytes
 // the same on every run (a failure's seed replays).
@@ -288,10 +291,11 @@ func b2i(b bool) int {
 }
 
 // inPlaceViolations checks a trace against the ordering rules, the
-// database's writes allowed (the in-place mode writes it behind its log).
+// database's writes allowed behind a durable redo log and no log left to
+// outlive its checkpoint (invariant log-ahead: CheckConfig.LogPath).
 func inPlaceViolations(trace []faultinject.Event) []faultinject.Violation {
 	return faultinject.Check(trace, faultinject.CheckConfig{
-		DBPath: testDB, JournalPath: testJournal, DecodeClaim: decodeClaim(testDB), AllowInPlace: true,
+		DBPath: testDB, JournalPath: testJournal, DecodeClaim: decodeClaim(testDB), LogPath: testDB + "-wal",
 	})
 }
 
@@ -304,7 +308,9 @@ func inPlaceViolations(trace []faultinject.Event) []faultinject.Violation {
 // each durability boundary, of the second commit only for a mode switch,
 // 1 seed, compound only for the in-place case at a twelfth of them, the shell on every eighth image with a -wal and
 // every eighth without);
-// -crash.full: every point, 8 seeds, every image through the shell.
+// -crash.full: every point, 8 seeds, every image through the shell
+// (-crash.stock N: every Nth). The trace checker knows the redo log
+// (CheckConfig.LogPath).
 func TestCrashMatrix_inPlace(t *testing.T) {
 	bin, fatal, err := stocktest.Lookup()
 	switch {
@@ -374,6 +380,9 @@ func TestCrashMatrix_inPlace(t *testing.T) {
 					}
 					cfgs = append(cfgs, comp)
 				}
+			}
+			if *stockEvery > 0 {
+				sample = int64(*stockEvery)
 			}
 			var stock *stockOracle
 			if bin != "" {
