@@ -121,11 +121,17 @@ var (
 // connection's close checkpoints and removes the -wal).
 func sqliteStates3(t testing.TB, c1, c2 sqlChange) [3][]byte {
 	t.Helper()
+	return sqliteStatesPS(t, 4096, c1, c2)
+}
+
+// sqliteStatesPS is sqliteStates3 with another page size.
+func sqliteStatesPS(t testing.TB, pageSize int, c1, c2 sqlChange) [3][]byte {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "s.db")
 	r := rand.New(rand.NewPCG(11, 11))
 	var st [3][]byte
 	for i, c := range []sqlChange{
-		sqlAll(sqlExec("PRAGMA page_size=4096; PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"), sqlInsert(1, 181)),
+		sqlAll(sqlExec(fmt.Sprintf("PRAGMA page_size=%d; PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)", pageSize)), sqlInsert(1, 181)),
 		c1, c2,
 	} {
 		db, err := sql.Open("sqlite3", p)
