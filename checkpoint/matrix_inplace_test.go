@@ -266,6 +266,37 @@ func (o *stockOracle) before(img *faultinject.FS) error {
 	return fmt.Errorf("the stock shell reads %q, none of the states (want one of %v)", out, allowed)
 }
 
+// firstPagePoints returns the points (relative to the workload's start)
+// just after each in-place commit's first write into the database: the
+// database partly written beside its durable log, which recovery rolls
+// forward.
+func firstPagePoints(t *testing.T, cfg faultinject.MatrixConfig) []int {
+	t.Helper()
+	fs, err := cfg.Setup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := fs.OpCount()
+	if err := cfg.Workload(fs); err != nil {
+		t.Fatal(err)
+	}
+	var pts []int
+	last := -2
+	for _, ev := range fs.Trace() {
+		if ev.Index < start || ev.Kind != faultinject.OpWriteAt || ev.Path != testDB {
+			continue
+		}
+		if ev.Index > last+1 {
+			pts = append(pts, ev.Index-start+1)
+		}
+		last = ev.Index
+	}
+	if len(pts) == 0 {
+		t.Fatal("no page written in place")
+	}
+	return pts
+}
+
 // secondCommit returns the operation (relative to the workload's start)
 // after which the workload's second commit runs, from a counting run.
 func secondCommit(t *testing.T, cfg faultinject.MatrixConfig) int {
@@ -312,8 +343,9 @@ func inPlaceViolations(trace []faultinject.Event) []faultinject.Violation {
 // integrity ok), then recovered (compound: recovery crashed too) and
 // judged by the copy matrix's oracle. By default a slice (points around
 // each durability boundary, of the second commit only for a mode switch,
-// 1 seed, compound only for the in-place case at a twelfth of them, the shell on every eighth image with a -wal and
-// every eighth without);
+// 1 seed, compound only for the in-place case just after its last
+// commit's first page written in place, the shell on every eighth image with a
+// -wal and every eighth without);
 // -crash.full: every point, 8 seeds, every image through the shell
 // (-crash.stock N: every Nth). The trace checker knows the redo log
 // (CheckConfig.LogPath).
@@ -376,14 +408,10 @@ func TestCrashMatrix_inPlace(t *testing.T) {
 					from := secondCommit(t, cfg)
 					cfgs[0].Points = slices.DeleteFunc(cfgs[0].Points, func(p int) bool { return p < from })
 				}
-				if c.compound { // and a twelfth of the points with recovery crashed at each of its operations
+				if c.compound { // and recovery crashed at each of its operations where it rolls forward (the last commit: growth or a cut)
 					comp := cfgs[0]
-					comp.Compound, comp.Points = true, nil
-					for i, p := range cfgs[0].Points {
-						if i%12 == 6 {
-							comp.Points = append(comp.Points, p)
-						}
-					}
+					pts := firstPagePoints(t, cfg)
+					comp.Compound, comp.Points = true, pts[len(pts)-1:]
 					cfgs = append(cfgs, comp)
 				}
 			}
