@@ -520,3 +520,28 @@ func TestInPlace_proveCutCommit(t *testing.T) {
 		t.Fatalf("prove after a scribble beside the cut commit: %v; want ErrChanged", err)
 	}
 }
+
+// TestInPlace_otherPageSize: a database whose page size is not the block
+// size is never written in place (its redo log would have the block
+// size's pages, and stock SQLite cannot read a pulled drive with such a
+// -wal beside the database: "malformed database schema"): the commit
+// copies, and the result is the new state.
+func TestInPlace_otherPageSize(t *testing.T) {
+	for _, ps := range []int{8192, 16384} {
+		t.Run(fmt.Sprint(ps), func(t *testing.T) {
+			st := sqliteStatesPS(t, ps, sqlTiny, sqlTiny)
+			a, b := st[0], st[1]
+			m, db := openInPlace(t, a)
+			writeDiff(t, m, a, b)
+			if err := m.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Stats().LastMode; got != ModeCopy {
+				t.Errorf("a database of %d-byte pages was checkpointed %v with %d-byte blocks; want a copy", ps, got, DefaultBlockSize)
+			}
+			if got, _ := os.ReadFile(db); !bytes.Equal(got, b) {
+				t.Error("the database is not the new state")
+			}
+		})
+	}
+}

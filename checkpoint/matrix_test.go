@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -90,7 +91,10 @@ func applyMain(m *Main, ws []write) error {
 // drive.
 const markDir = "/m"
 
-func mark(fs *faultinject.FS, name string) { fs.WriteFile(path.Join(markDir, name), nil, 0o644) }
+// A marker holds the operation count at which it was written.
+func mark(fs *faultinject.FS, name string) {
+	fs.WriteFile(path.Join(markDir, name), []byte(strconv.Itoa(fs.OpCount())), 0o644)
+}
 
 func marked(fs *faultinject.FS, name string) bool {
 	_, err := fs.ReadFile(path.Join(markDir, name))
@@ -98,15 +102,20 @@ func marked(fs *faultinject.FS, name string) bool {
 }
 
 // scenario is a matrix workload: the database starts as initial (nil:
-// no file), the first commit writes w1, the second w2.
+// no file), the first commit writes w1, the second w2. With modes set,
+// the Main runs the first commit in modes[0] and the second in modes[1]
+// (a mode switch, as Auto does per commit), and the counting run fails
+// unless each commit was written in want's mode.
 type scenario struct {
 	initial []byte
 	w1, w2  []write
+	modes   *[2]Mode
+	want    [2]Mode
 }
 
 var (
-	existingDB = scenario{stateA, writesB(), writesC()}
-	freshDB    = scenario{nil, []write{{0, pattern(2*page, 'B')}, {5 * page, pattern(page, 'B')}}, writesC()}
+	existingDB = scenario{initial: stateA, w1: writesB(), w2: writesC()}
+	freshDB    = scenario{w1: []write{{0, pattern(2*page, 'B')}, {5 * page, pattern(page, 'B')}}, w2: writesC()}
 )
 
 // states returns the database after 0, 1 and 2 commits; nil is missing.
@@ -144,11 +153,23 @@ func matrixSetup(opts faultinject.Options, sc scenario) func() (*faultinject.FS,
 // prepares and commits the third, and closes.
 func matrixWorkload(opts Options, sc scenario) func(*faultinject.FS) error {
 	return func(fs *faultinject.FS) error {
-		m, err := Open(fs, testDB, opts)
+		o := opts // the workload runs on several workers at once
+		if sc.modes != nil {
+			o.Mode = sc.modes[0]
+		}
+		m, err := Open(fs, testDB, o)
 		if err != nil {
 			return err
 		}
 		defer m.Close()
+		// wrote checks the mode a commit used: a mode switch that did not
+		// happen would test nothing.
+		wrote := func(i int) error {
+			if got := m.Stats().LastMode; sc.modes != nil && got != sc.want[i] {
+				return fmt.Errorf("commit %d written %v, want %v", i+1, got, sc.want[i])
+			}
+			return nil
+		}
 		if err := applyMain(m, sc.w1); err != nil {
 			return err
 		}
@@ -156,15 +177,24 @@ func matrixWorkload(opts Options, sc scenario) func(*faultinject.FS) error {
 		if err := m.Commit(); err != nil {
 			return err
 		}
+		if err := wrote(0); err != nil {
+			return err
+		}
 		mark(fs, "c1-done")
 		if err := applyMain(m, sc.w2); err != nil {
 			return err
+		}
+		if sc.modes != nil {
+			m.opts.Mode = sc.modes[1] // single goroutine, between commits
 		}
 		if err := m.Prepare(); err != nil {
 			return err
 		}
 		mark(fs, "c2-began")
 		if err := m.Commit(); err != nil {
+			return err
+		}
+		if err := wrote(1); err != nil {
 			return err
 		}
 		mark(fs, "c2-done")
@@ -201,11 +231,27 @@ func (a *actions) String() string {
 // does nothing, and Open serves the same bytes.
 func matrixOracle(sc scenario) func(*faultinject.FS) error {
 	st := sc.states()
-	return func(img *faultinject.FS) error { return oracle(img, st) }
+	return func(img *faultinject.FS) error { return oracle(img, st, violations) }
 }
 
-func oracle(img *faultinject.FS, st [3][]byte) error {
-	for _, v := range violations(img.Trace()) {
+// allowedStates names the states ("A", "B", "C") that may be on the drive
+// of img, by the workload's markers.
+func allowedStates(img *faultinject.FS) []string {
+	switch {
+	case marked(img, "c2-done"):
+		return []string{"C"}
+	case marked(img, "c2-began"):
+		return []string{"B", "C"}
+	case marked(img, "c1-done"):
+		return []string{"B"}
+	case marked(img, "c1-began"):
+		return []string{"A", "B"}
+	}
+	return []string{"A"}
+}
+
+func oracle(img *faultinject.FS, st [3][]byte, check func([]faultinject.Event) []faultinject.Violation) error {
+	for _, v := range check(img.Trace()) {
 		// A roll forward renames a copy that a Ready record from before
 		// the trace claims; Check only knows claims made in the trace.
 		if v.Kind != faultinject.RenameBeforeReady {
@@ -213,19 +259,7 @@ func oracle(img *faultinject.FS, st [3][]byte) error {
 		}
 	}
 	states := map[string][]byte{"A": st[0], "B": st[1], "C": st[2]}
-	var allowed []string
-	switch {
-	case marked(img, "c2-done"):
-		allowed = []string{"C"}
-	case marked(img, "c2-began"):
-		allowed = []string{"B", "C"}
-	case marked(img, "c1-done"):
-		allowed = []string{"B"}
-	case marked(img, "c1-began"):
-		allowed = []string{"A", "B"}
-	default:
-		allowed = []string{"A"}
-	}
+	allowed := allowedStates(img)
 	got := fileOf(img, testDB)
 	s := describe(got, states)
 	if got == nil && st[0] == nil {

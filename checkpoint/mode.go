@@ -48,6 +48,8 @@ func (m *Main) inPlaceBlocked(pend *level, size int64, src *baseRef, stale bool)
 		return "there is no database file to write into"
 	case stale:
 		return "the base handle is not the database file at its name"
+	case !m.pageSizeIsBlock(pend, src):
+		return "the database's page size is not the block size"
 	case size == 0:
 		return "the database is empty"
 	case m.opts.NoGrowInPlace && size > src.size:
@@ -132,4 +134,32 @@ func chooseMode(e estimate, copyRate, inPlaceRate rate) Mode {
 		return ModeInPlace
 	}
 	return ModeCopy
+}
+
+// pageSizeIsBlock reports whether the database's page size, before and
+// after the commit, is the block size: the redo log's pages are blocks,
+// and SQLite reads a -wal only in its database's page size (a log of
+// other pages beside a database pulled mid-write is "malformed" to it).
+func (m *Main) pageSizeIsBlock(pend *level, src *baseRef) bool {
+	hdr := make([]byte, 18)
+	if err := readFull(src.f, hdr, 0); err != nil || headerPageSize(hdr) != m.bs {
+		return false
+	}
+	if p1, ok := pend.blocks[0]; ok && headerPageSize(p1) != m.bs {
+		return false
+	}
+	return true
+}
+
+// headerPageSize is the page size in an SQLite database header (offset
+// 16, big-endian, 1 meaning 65536), or 0 when b is too short for it.
+func headerPageSize(b []byte) int64 {
+	if len(b) < 18 {
+		return 0
+	}
+	ps := int64(b[16])<<8 | int64(b[17])
+	if ps == 1 {
+		ps = 65536
+	}
+	return ps
 }

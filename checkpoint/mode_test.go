@@ -54,7 +54,9 @@ func TestRate_observe(t *testing.T) {
 // TestInPlaceBlocked: the commits that copy whatever the mode.
 func TestInPlaceBlocked(t *testing.T) {
 	fs := newFS(t, faultinject.Options{})
-	if err := fs.WriteFile(testDB, pattern(8192, 'a'), 0o644); err != nil {
+	base := pattern(8192, 'a')
+	base[16], base[17] = 0x10, 0x00 // page size 4096, the block size
+	if err := fs.WriteFile(testDB, base, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	m, err := Open(fs, testDB, Options{Mode: ModeInPlace, NoGrowInPlace: true})
@@ -64,6 +66,10 @@ func TestInPlaceBlocked(t *testing.T) {
 	defer m.Close()
 	pend := newLevel()
 	pend.blocks[0] = make([]byte, 4096)
+	pend.blocks[0][16] = 0x10
+	otherPS := newLevel() // page 1 says 1024-byte pages
+	otherPS.blocks[0] = make([]byte, 4096)
+	otherPS.blocks[0][16] = 0x04
 	m.mu.RLock()
 	src := m.base
 	m.mu.RUnlock()
@@ -79,6 +85,7 @@ func TestInPlaceBlocked(t *testing.T) {
 		{"not whole pages", pend, 8000, false, false},
 		{"stale base handle", pend, 8192, true, false},
 		{"nothing changed", newLevel(), 8192, false, false},
+		{"the new page size is not the block size", otherPS, 8192, false, false},
 	} {
 		if got := m.inPlaceBlocked(c.pend, c.size, src, c.stale) == ""; got != c.ok {
 			t.Errorf("%s: in place allowed = %v, want %v (%q)", c.name, got, c.ok, m.inPlaceBlocked(c.pend, c.size, src, c.stale))

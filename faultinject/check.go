@@ -20,6 +20,18 @@ type CheckConfig struct {
 	// database directly. THAT MODE IS NOT CRASH-SAFE: a torn checkpoint
 	// corrupts the database.
 	AllowInPlace bool
+	// LogPath is the database's redo log (an in-place writer's <db>-wal,
+	// invariant log-ahead). With it, the database may be opened for
+	// writing and written in place, but only while the file linked at
+	// LogPath is durable: its data synced after its last write and its
+	// creation followed by a SyncDir (LogNotDurable). Once a Done claim
+	// is made while a log created in the trace is linked, or while its
+	// removal is not yet durable, that log describes the state of that
+	// checkpoint: writing or replacing the database while it is still
+	// linked leaves a log older than the database (StaleLog), as does
+	// the Done claim itself when the log's removal is not durable. A log
+	// linked before the trace is taken as durable and as no checkpoint's.
+	LogPath string
 	// DecodeClaim turns the bytes of one WriteAt on the journal into the
 	// claims they make. Nil turns the claim rules off. It must not
 	// retain data. Return no claim for records that assert nothing
@@ -72,10 +84,18 @@ const (
 	UnknownClaim
 	// SyncRetry: Sync on a file after a Sync on it failed.
 	SyncRetry
+	// LogNotDurable: the database written in place while the log at
+	// LogPath is missing or not durable.
+	LogNotDurable
+	// StaleLog: a log at LogPath outlives the checkpoint it describes:
+	// the database written or replaced after that checkpoint's Done with
+	// the log still linked, or Done claimed before the log's removal was
+	// durable.
+	StaleLog
 )
 
 var violationNames = [...]string{"", "InPlaceOpen", "InPlaceWrite", "RenameUnsynced",
-	"RenameBeforeReady", "ClaimNotDurable", "UnknownClaim", "SyncRetry"}
+	"RenameBeforeReady", "ClaimNotDurable", "UnknownClaim", "SyncRetry", "LogNotDurable", "StaleLog"}
 
 func (k ViolationKind) String() string {
 	if k > 0 && int(k) < len(violationNames) {
@@ -113,12 +133,16 @@ func Check(trace []Event, cfg CheckConfig) []Violation {
 		entryChange: map[string]entryChange{},
 		dirSync:     map[string]int{},
 		ready:       map[string]int{},
+		logDone:     map[uint64]int{},
 	}
 	if cfg.DBPath != "" {
 		c.db = clean(cfg.DBPath)
 	}
 	if cfg.JournalPath != "" {
 		c.journal = clean(cfg.JournalPath)
+	}
+	if cfg.LogPath != "" {
+		c.log = clean(cfg.LogPath)
 	}
 	for _, ev := range trace {
 		c.step(ev)
@@ -132,24 +156,25 @@ type entryChange struct {
 }
 
 type checker struct {
-	cfg         CheckConfig
-	db, journal string
-	linked      map[string]uint64      // path -> inode, as far as the trace shows
-	lastWrite   map[uint64]int         // inode -> last WriteAt/Truncate
-	lastSync    map[uint64]int         // inode -> last successful Sync
-	created     map[uint64]int         // inode -> its Create
-	syncFailed  map[uint64]int         // inode -> first failed Sync
-	entryChange map[string]entryChange // path -> last create/rename/remove
-	dirSync     map[string]int         // dir -> last successful SyncDir
-	ready       map[string]int         // path -> last journal write claiming it ready
-	out         []Violation
+	cfg              CheckConfig
+	db, journal, log string
+	logDone          map[uint64]int         // log inode -> the Done claim made while it was linked
+	linked           map[string]uint64      // path -> inode, as far as the trace shows
+	lastWrite        map[uint64]int         // inode -> last WriteAt/Truncate
+	lastSync         map[uint64]int         // inode -> last successful Sync
+	created          map[uint64]int         // inode -> its Create
+	syncFailed       map[uint64]int         // inode -> first failed Sync
+	entryChange      map[string]entryChange // path -> last create/rename/remove
+	dirSync          map[string]int         // dir -> last successful SyncDir
+	ready            map[string]int         // path -> last journal write claiming it ready
+	out              []Violation
 }
 
 func (c *checker) report(k ViolationKind, ev Event, format string, args ...any) {
 	c.out = append(c.out, Violation{Kind: k, Event: ev, Detail: fmt.Sprintf(format, args...)})
 }
 
-func (c *checker) inPlace() bool { return c.db != "" && !c.cfg.AllowInPlace }
+func (c *checker) inPlace() bool { return c.db != "" && !c.cfg.AllowInPlace && c.log == "" }
 
 func (c *checker) step(ev Event) {
 	ok := ev.Err == 0
@@ -203,6 +228,12 @@ func (c *checker) write(ev Event) {
 	if db, ok := c.linked[c.db]; ok && c.inPlace() && ev.Inode == db {
 		c.report(InPlaceWrite, ev, "the database file is written in place")
 	}
+	if db, ok := c.linked[c.db]; ok && c.db != "" && c.log != "" && ev.Inode == db {
+		if why := c.logNotDurable(); why != "" {
+			c.report(LogNotDurable, ev, "the database is written in place but %s", why)
+		}
+		c.staleLog(ev, "the database is written in place")
+	}
 	c.lastWrite[ev.Inode] = ev.Index
 	j, ok := c.linked[c.journal]
 	if !ok || c.journal == "" || ev.Inode != j || ev.Kind != OpWriteAt || c.cfg.DecodeClaim == nil {
@@ -222,6 +253,7 @@ func (c *checker) write(ev Event) {
 			if why := c.entryNotDurable(p); why != "" {
 				c.report(ClaimNotDurable, ev, "journal claims gen %d done but %s", cl.Gen, why)
 			}
+			c.logAtDone(ev, cl.Gen)
 		default:
 			c.report(UnknownClaim, ev, "claim kind %q for %s is not %q or %q", cl.Kind, p, ClaimReady, ClaimDone)
 		}
@@ -229,6 +261,9 @@ func (c *checker) write(ev Event) {
 }
 
 func (c *checker) rename(ev Event) {
+	if ev.NewPath == c.db && c.db != "" && c.log != "" {
+		c.staleLog(ev, "the database is replaced")
+	}
 	if ev.NewPath == c.db && c.db != "" && ev.Inode != 0 {
 		if why := c.inodeNotDurable(ev.Path, ev.Inode); why != "" {
 			c.report(RenameUnsynced, ev, "renamed over the database but %s", why)
@@ -296,4 +331,49 @@ func (c *checker) entryNotDurable(p string) string {
 		}
 	}
 	return ""
+}
+
+// logNotDurable says why the log at LogPath is not durable, or "".
+func (c *checker) logNotDurable() string {
+	ino, ok := c.linked[c.log]
+	if !ok {
+		if ch, changed := c.entryChange[c.log]; changed {
+			return fmt.Sprintf("the log %s was unlinked at op %d", c.log, ch.index)
+		}
+		return fmt.Sprintf("no log at %s", c.log)
+	}
+	if why := c.inodeNotDurable(c.log, ino); why != "" {
+		return why
+	}
+	return c.entryNotDurable(c.log)
+}
+
+// logAtDone notes a Done claim: a log created in the trace and still
+// linked now describes that checkpoint; a log removed without a SyncDir
+// since may come back beside it (StaleLog).
+func (c *checker) logAtDone(ev Event, gen uint64) {
+	if c.log == "" {
+		return
+	}
+	if ino, ok := c.linked[c.log]; ok {
+		if _, created := c.created[ino]; created {
+			c.logDone[ino] = ev.Index
+		}
+		return
+	}
+	if ch, changed := c.entryChange[c.log]; changed {
+		if why := c.entryNotDurable(c.log); why != "" {
+			c.report(StaleLog, ev, "journal claims gen %d done but the log's removal at op %d is not durable: %s", gen, ch.index, why)
+		}
+	}
+}
+
+// staleLog reports a write or replacement of the database while a log
+// that describes an earlier Done checkpoint is still linked.
+func (c *checker) staleLog(ev Event, what string) {
+	if ino, ok := c.linked[c.log]; ok {
+		if done, described := c.logDone[ino]; described {
+			c.report(StaleLog, ev, "%s while the log %s of the checkpoint done at op %d is still there", what, c.log, done)
+		}
+	}
 }

@@ -218,3 +218,82 @@ func TestCheck(t *testing.T) {
 		}
 	})
 }
+
+const logPath = "/vol/app.db-wal"
+
+var logConfig = CheckConfig{DBPath: dbPath, JournalPath: journalPath, DecodeClaim: decodeToy, LogPath: logPath}
+
+// inPlaceSteps is an in-place checkpoint, twice (the second one only
+// writes the database, to see a log left over from the first), with the
+// names of steps to leave out.
+func inPlaceSteps(t *testing.T, skip map[string]bool) []Event {
+	t.Helper()
+	f := newVol(t, Options{})
+	mustWriteFile(t, f, dbPath, "old")
+	mustWriteFile(t, f, journalPath, "")
+	j := mustOpen(t, f, journalPath, device.ReadWrite)
+	var jo int64
+	record := func(s string) {
+		mustWrite(t, j, jo, s)
+		jo += int64(len(s))
+	}
+	step := func(name string, fn func()) {
+		if !skip[name] {
+			fn()
+		}
+	}
+	record("began 1 -\n")
+	var log device.File
+	step("create log", func() {
+		log = mustCreate(t, f, logPath)
+		mustWrite(t, log, 0, "new")
+	})
+	step("sync log", func() { mustSync(t, log) })
+	if log != nil {
+		mustOK(t, log.Close())
+	}
+	step("syncdir log", func() { mustOK(t, f.SyncDir("/vol")) })
+	db := mustOpen(t, f, dbPath, device.ReadWrite)
+	mustWrite(t, db, 0, "new")
+	mustSync(t, db)
+	step("remove log", func() { mustOK(t, f.Remove(logPath)) })
+	step("syncdir remove", func() { mustOK(t, f.SyncDir("/vol")) })
+	record("done 1 " + dbPath + "\n")
+	mustSync(t, j)
+	step("second", func() { mustWrite(t, db, 0, "2nd") })
+	_ = db.Close()
+	_ = j.Close()
+	return f.Trace()
+}
+
+// TestCheck_logPath: with LogPath, writing the database in place is
+// allowed behind a durable log, and a log that outlives its checkpoint is
+// reported.
+func TestCheck_logPath(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		skip []string
+		cfg  CheckConfig
+		want []ViolationKind
+	}{
+		{"the correct sequence passes", []string{"second"}, logConfig, nil},
+		{"without LogPath the in-place rules apply", []string{"second"}, toyConfig, []ViolationKind{InPlaceOpen, InPlaceWrite}},
+		{"no log", []string{"create log", "sync log", "syncdir log", "remove log", "syncdir remove", "second"}, logConfig, []ViolationKind{LogNotDurable}},
+		{"log not fsynced", []string{"sync log", "second"}, logConfig, []ViolationKind{LogNotDurable}},
+		{"log's entry not fsynced", []string{"syncdir log", "second"}, logConfig, []ViolationKind{LogNotDurable}},
+		{"done before the log's removal is durable", []string{"syncdir remove", "second"}, logConfig, []ViolationKind{StaleLog}},
+		{"log kept past done, then the database written", []string{"remove log", "syncdir remove"}, logConfig, []ViolationKind{StaleLog}},
+		{"the database written again with no log", nil, logConfig, []ViolationKind{LogNotDurable}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			skip := map[string]bool{}
+			for _, s := range tc.skip {
+				skip[s] = true
+			}
+			vs := Check(inPlaceSteps(t, skip), tc.cfg)
+			if got := violationKinds(vs); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %v, want %v\n%v", got, tc.want, vs)
+			}
+		})
+	}
+}

@@ -11,8 +11,8 @@ import (
 // MatrixConfig describes a crash matrix. A case is one crash point, one
 // policy and one seed: Setup builds a fresh FS, the workload runs with a
 // cut armed at the point (its errors after the cut are expected and
-// ignored), and the crash image goes to Recover (if set) and then the
-// Oracle.
+// ignored), and the crash image goes to Before (if set), Recover (if
+// set) and then the Oracle.
 //
 // The points are the workload's operations 0..N-1 (crash before that
 // operation) plus N (crash after the workload returned, dropping what it
@@ -25,6 +25,12 @@ type MatrixConfig struct {
 	// operations on every run (single goroutine, or a fixed order):
 	// crash points are operation indexes. Required.
 	Workload func(fs *FS) error
+	// Before judges a crash image as it is, before Recover touches it:
+	// nil if it is a state the workload allows there (for an independent
+	// reader that never runs our recovery, such as the stock sqlite3
+	// shell). It must not modify the image. In compound mode it also
+	// sees each image a crashed recovery left. Optional.
+	Before func(img *FS) error
 	// Recover runs on the crash image before the Oracle, as the next
 	// open would; it must succeed. Optional, required for Compound.
 	Recover func(fs *FS) error
@@ -234,10 +240,15 @@ func runCase(cfg *MatrixConfig, c matrixCase, n int, label func(int) string) cas
 		return res
 	}
 
-	// judge recovers an image and asks the oracle; ops is the number of
-	// operations the recovery performed.
+	// judge asks Before, recovers an image and asks the oracle; ops is
+	// the number of operations the recovery performed.
 	judge := func(im *FS) (ops int, err error) {
 		err = guard(func() error {
+			if cfg.Before != nil {
+				if err := cfg.Before(im); err != nil {
+					return fmt.Errorf("%w: before recovery: %w\n%s", ErrOracle, err, im.Dump())
+				}
+			}
 			if cfg.Recover != nil {
 				start := im.OpCount()
 				err := cfg.Recover(im)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -162,6 +164,48 @@ func TestRunMatrix(t *testing.T) {
 		}
 		for _, fl := range sum.Failures {
 			if !errors.Is(fl.Err, ErrRecovery) || fl.RecoveryPoint < 0 {
+				t.Fatalf("unexpected failure %s", fl)
+			}
+		}
+	})
+	t.Run("Before sees every image as the crash left it", func(t *testing.T) {
+		var mu sync.Mutex
+		calls, withTemp := 0, 0
+		noteTemp := func(img *FS) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if _, err := img.ReadFile("/vol/data.tmp"); err == nil {
+				withTemp++ // removeTemp has not run yet
+			}
+			return oldOrNew(img)
+		}
+		cfg := MatrixConfig{Setup: replaceSetup, Workload: atomicReplace(true), Before: noteTemp, Recover: removeTemp,
+			Oracle: oldOrNewNoTemp, Policies: []Policy{DropAll, KeepAll, CutTail}, Seeds: 2, Compound: true, Workers: 2}
+		sum, err := RunMatrix(cfg)
+		mustOK(t, err)
+		if err := sum.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if calls != sum.Cases || withTemp == 0 {
+			t.Fatalf("Before ran %d times for %d cases, saw the stray copy %d times; want once per case, some with the copy", calls, sum.Cases, withTemp)
+		}
+	})
+	t.Run("Before rejects an image", func(t *testing.T) {
+		noTemp := func(img *FS) error {
+			if _, err := img.ReadFile("/vol/data.tmp"); err == nil {
+				return errors.New("stray copy")
+			}
+			return nil
+		}
+		sum, err := RunMatrix(MatrixConfig{Setup: replaceSetup, Workload: atomicReplace(true), Before: noTemp, Recover: removeTemp,
+			Oracle: oldOrNewNoTemp, Policies: []Policy{KeepAll}})
+		mustOK(t, err)
+		if len(sum.Failures) == 0 {
+			t.Fatalf("%s: Before's verdict was ignored", sum)
+		}
+		for _, fl := range sum.Failures {
+			if !errors.Is(fl.Err, ErrOracle) || !strings.Contains(fl.Err.Error(), "before recovery: stray copy") {
 				t.Fatalf("unexpected failure %s", fl)
 			}
 		}
