@@ -4,11 +4,11 @@ package yank
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,12 +25,52 @@ type roundResult struct {
 	round    int
 	decision string
 	st       *state
-	durable  int // rows of the last completed durability point
-	next     int // rows if the one in flight completed
+	states   []model // states[i]: the table after the round's first i batches
+	sent     []batch
+	took     []string // how long each step of the round took (lap)
+}
+
+// lap records the time since *since as step's and restarts it.
+func (res *roundResult) lap(step string, since time.Time) time.Time {
+	now := time.Now()
+	res.took = append(res.took, fmt.Sprintf("%s %v", step, now.Sub(since).Round(time.Millisecond)))
+	return now
+}
+
+// durable is the table as of the last completed durability point.
+func (res *roundResult) durable() model { return res.states[res.st.done] }
+
+// match is the index in states of the state whose sig is got, or -1.
+func (res *roundResult) match(got sig) int {
+	for k := len(res.states) - 1; k >= 0; k-- {
+		if res.states[k].sig() == got {
+			return k
+		}
+	}
+	return -1
+}
+
+// want says which states a store may show after the pull: the last
+// completed durability point's, or the one in flight's.
+func (res *roundResult) want() string {
+	w := fmt.Sprintf("%v (the last completed checkpoint)", res.durable().sig())
+	if res.st.inflight {
+		w += fmt.Sprintf(" or %v (the one in flight: %s)", res.states[res.st.done+1].sig(), res.sent[res.st.done])
+	} else {
+		w += "; none was in flight"
+	}
+	return w
+}
+
+// allowed reports whether a store may show got (want).
+func (res *roundResult) allowed(got sig) bool {
+	k := res.match(got)
+	return k == res.st.done || k == res.st.done+1 && res.st.inflight
 }
 
 // makePreload builds the starting database on the host with plain
-// SQLite (rollback journal), mib MiB of rows, and returns its rows.
+// SQLite (rollback journal), mib MiB of rows, and returns its rows. Each
+// row's g is 0 (see batch).
 func makePreload(t *testing.T, path string, mib int) int {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+path)
@@ -39,7 +79,7 @@ func makePreload(t *testing.T, path string, mib int) int {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+	if _, err := db.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB, g INTEGER NOT NULL DEFAULT 0)"); err != nil {
 		t.Fatal(err)
 	}
 	const per = 1000
@@ -64,6 +104,7 @@ func (r *runner) checkStore(res *roundResult) bool {
 	if len(res.st.trunc0) > 0 {
 		add("the store truncated a file with data to size 0, which fusefat corrupts: %q", res.st.trunc0)
 	}
+	lap := time.Now()
 	pulled, err := r.vol.Fsck()
 	if err != nil {
 		t.Fatalf("Fsck after Pull (seed %d round %d): %v", r.seed, res.round, err)
@@ -71,7 +112,17 @@ func (r *runner) checkStore(res *roundResult) bool {
 	if err := r.vol.Remount(); err != nil {
 		t.Fatalf("Remount (seed %d round %d): %v", r.seed, res.round, err)
 	}
-	rows, verr, hidden, recovery := verifyStore(r.path)
+	lap = res.lap("fsck and mount", lap)
+	// The stock sqlite3 shell first, before store.Open recovers anything,
+	// as on a machine without ejectsafe: it must show the same states.
+	stock, log := r.stockBeforeOpen(res)
+	if stock != "" {
+		add("%s", stock)
+	}
+	lap = res.lap("stock shell", lap)
+	got, verr, hidden, recovery := verifyStoreSig(r.path)
+	lap = res.lap("store", lap)
+	rows := got.rows
 	problems = append(problems, verr...)
 	var newHidden []string
 	for _, h := range hidden {
@@ -80,15 +131,14 @@ func (r *runner) checkStore(res *roundResult) bool {
 			newHidden = append(newHidden, h)
 		}
 	}
-	record(r.kind, r.tgt, func(tl *tally) { tl.hidden += len(newHidden) })
-	switch {
-	case rows < 0:
-	case rows == res.durable:
-	case rows == res.next && res.st.inflight:
-	case res.st.inflight:
-		add("%d rows; want %d (the last completed checkpoint) or %d (the one in flight)", rows, res.durable, res.next)
-	default:
-		add("%d rows; want %d (the last completed checkpoint; none was in flight)", rows, res.durable)
+	record(r.kind, r.tgt, func(tl *tally) {
+		tl.hidden += len(newHidden)
+		if log {
+			tl.logs++
+		}
+	})
+	if rows >= 0 && !res.allowed(got) {
+		add("the store reads %v (rows|sum(g)|sum(g*id)); want %s", got, res.want())
 	}
 	if err := r.unmount(); err != nil {
 		t.Fatalf("Unmount (seed %d round %d, after: %s; %q): %v", r.seed, res.round, recovery, problems, err)
@@ -103,25 +153,81 @@ func (r *runner) checkStore(res *roundResult) bool {
 	if err := r.vol.Remount(); err != nil {
 		t.Fatalf("Remount (seed %d round %d): %v", r.seed, res.round, err)
 	}
-	t.Logf("round %d (%s): pulled with %d checkpoints done, in flight %v; %d rows (durable %d, in flight %d); %s; new .fuse_hidden files: %q; fsck after pull: %s; after recovery: %s",
-		res.round, res.decision, res.st.done, res.st.inflight, rows, res.durable, res.next, recovery, newHidden, fsckSummary(pulled), fsckSummary(after))
+	res.lap("unmount, fsck, mount", lap)
+	t.Logf("round %d (%s): took %s; batches %q, pulled with %d checkpoints done (%q, %v), in flight %v, redo log on the drive %v; read %v, want %s; %s; new .fuse_hidden files: %q; fsck after pull: %s; after recovery: %s",
+		res.round, res.decision, strings.Join(res.took, ", "), res.sent, res.st.done, res.st.modes, res.st.took, res.st.inflight, log, got, res.want(), recovery, newHidden, fsckSummary(pulled), fsckSummary(after))
 	if len(problems) > 0 {
 		t.Errorf("FAIL yank seed=%d kind=%s target=%s round=%d (%s): %s\nchild lines: %q\nrecovery: %s\nfsck after the pull (%s):\n%s\nfsck after recovery (%s):\n%s\nreplay (the pull moment is a delay, so timing may differ): %s",
 			r.seed, r.kind, r.tgt, res.round, res.decision, strings.Join(problems, "; "), res.st.lines, recovery,
 			pulled.Command, pulled.Output, after.Command, after.Output, r.replay(res.round))
 	}
-	if rows < 0 {
+	if k := res.match(got); rows < 0 || k < 0 {
 		r.install() // start again from the preload
 	} else {
-		r.base = rows
+		r.model = res.states[k]
 	}
 	return len(problems) == 0
 }
 
-// verifyStore opens path with the store (running recovery) and checks
-// it; then the sqlite3 CLI reads the file alone. rows is -1 when the
-// store could not open it.
+// stockBeforeOpen copies the database and the -wal and -journal beside
+// it (those present) from the drive to the host, and runs the stock
+// sqlite3 shell on the copy (which replays a -wal, rolls back a hot
+// journal): what a machine without ejectsafe would see, the drive itself
+// untouched. It returns what is wrong ("" when the shell shows integrity
+// ok and a state the store may show: res.want) and whether a -wal was on
+// the drive (a pull inside an in-place checkpoint, after its redo log
+// was created).
+func (r *runner) stockBeforeOpen(res *roundResult) (problem string, log bool) {
+	dir := r.stock
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Sprintf("stock CLI: %v", err), false
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return fmt.Sprintf("stock CLI: %v", err), false
+	}
+	var copied []string
+	for _, suffix := range []string{"", "-wal", "-journal"} {
+		src := r.path + suffix
+		if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := copyFile(filepath.Join(dir, dbName+suffix), src); err != nil {
+			return fmt.Sprintf("stock CLI: copying %s from the drive: %v", src, err), false
+		}
+		copied = append(copied, dbName+suffix)
+		log = log || suffix == "-wal"
+	}
+	out, err := stockCLI("file:"+filepath.Join(dir, dbName), "PRAGMA integrity_check; "+sigSQL+";")
+	switch {
+	case err != nil:
+		return fmt.Sprintf("stock sqlite3 before store.Open, on a copy of %q: %v", copied, err), log
+	case out == "": // no CLI here: said loudly once
+		return "", log
+	}
+	check, read, _ := strings.Cut(out, "\n")
+	var got sig
+	if _, err := fmt.Sscanf(read, "%d|%d|%d", &got.rows, &got.sumG, &got.sumGID); err != nil || check != "ok" || !res.allowed(got) {
+		return fmt.Sprintf("stock sqlite3 before store.Open, on a copy of %q, answered %q; want ok and %s", copied, out, res.want()), log
+	}
+	return "", log
+}
+
+// verifyStore is verifyStoreSig's rows.
 func verifyStore(path string) (rows int, problems, hidden []string, recovery string) {
+	got, problems, hidden, recovery := verifyStoreSig(path)
+	return got.rows, problems, hidden, recovery
+}
+
+// verifyStoreSig opens path with the store (running recovery) and checks
+// it; then the sqlite3 CLI reads the file alone and must read the same.
+// got.rows is -1 when the store could not open it or read the table.
+//
+// The CLI reads a copy of the file on the host, made in one sequential
+// pass: the same bytes, but fusefat walks a file's cluster chain from its
+// start on every read, so SQLite's page-by-page reads of a 4 MiB database
+// through it take seconds (with other suites on the machine, 5-8 s per
+// pull, as long as the rest of the round).
+func verifyStoreSig(path string) (got sig, problems, hidden []string, recovery string) {
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	fsys := fsFor(filepath.Dir(path), func(name string, size int64) {
 		add("recovery truncated %s from %d bytes to 0, which fusefat corrupts", name, size)
@@ -129,7 +235,7 @@ func verifyStore(path string) (rows int, problems, hidden []string, recovery str
 	s, err := store.Open(path, &store.Options{ManualCheckpoint: true, FS: fsys, Logger: quiet})
 	if err != nil {
 		add("store.Open (recovery): %v", err)
-		return -1, problems, nil, ""
+		return sig{rows: -1}, problems, nil, ""
 	}
 	recovery = s.Recovery().String()
 	left, hidden := leftovers(path)
@@ -137,9 +243,9 @@ func verifyStore(path string) (rows int, problems, hidden []string, recovery str
 	if check := integrity(s.DB()); check != "ok" {
 		add("integrity_check through the store: %s", check)
 	}
-	if err := s.DB().QueryRow("SELECT count(*) FROM t").Scan(&rows); err != nil {
-		add("count through the store: %v", err)
-		rows = -1
+	if err := s.DB().QueryRow(sigSQL).Scan(&got.rows, &got.sumG, &got.sumGID); err != nil {
+		add("reading the table through the store: %v", err)
+		got.rows = -1
 	}
 	if err := s.Close(); err != nil {
 		add("store Close: %v", err)
@@ -152,12 +258,12 @@ func verifyStore(path string) (rows int, problems, hidden []string, recovery str
 			add("removing %s: %v", h, err)
 		}
 	}
-	if out, err := sqlite3CLI(path, "PRAGMA integrity_check; SELECT count(*) FROM t;"); err != nil {
+	if out, err := sqlite3CLICopy(path, "PRAGMA integrity_check; "+sigSQL+";"); err != nil {
 		add("sqlite3 CLI: %v", err)
-	} else if want := "ok\n" + strconv.Itoa(rows); out != want && out != "" {
-		add("sqlite3 CLI (immutable=1) answered %q, want %q", out, want)
+	} else if want := "ok\n" + got.String(); out != want && out != "" {
+		add("sqlite3 CLI (immutable=1, on a copy of the database file) answered %q, want %q", out, want)
 	}
-	return rows, problems, hidden, recovery
+	return got, problems, hidden, recovery
 }
 
 // integrity runs PRAGMA integrity_check and joins its rows.
@@ -239,6 +345,26 @@ var cliMissing sync.Once
 // it returns "" and no error, after one loud line; in CI that is an
 // error.
 func sqlite3CLI(path, sql string) (string, error) {
+	return stockCLI("file:"+path+"?immutable=1", sql)
+}
+
+// sqlite3CLICopy is sqlite3CLI on a copy of path on the host (see
+// verifyStoreSig for why).
+func sqlite3CLICopy(path, sql string) (string, error) {
+	dir, err := os.MkdirTemp("", "yank-stock-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	cp := filepath.Join(dir, filepath.Base(path))
+	if err := copyFile(cp, path); err != nil {
+		return "", fmt.Errorf("copying %s from the drive: %w", path, err)
+	}
+	return sqlite3CLI(cp, sql)
+}
+
+// stockCLI runs the stock sqlite3 shell on uri, as sqlite3CLI.
+func stockCLI(uri, sql string) (string, error) {
 	bin, fatal, err := stocktest.Lookup()
 	if err != nil {
 		if fatal {
@@ -249,7 +375,7 @@ func sqlite3CLI(path, sql string) (string, error) {
 		})
 		return "", nil
 	}
-	out, err := exec.Command(bin, "file:"+path+"?immutable=1", sql).CombinedOutput()
+	out, err := exec.Command(bin, uri, sql).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("sqlite3 %q: %v: %s", sql, err, out)
 	}
@@ -257,10 +383,11 @@ func sqlite3CLI(path, sql string) (string, error) {
 }
 
 // checkPlain counts the outcome of a pull under plain SQLite: malformed
-// (it does not open, integrity_check is not ok, or it holds rows no
-// commit made), lost (fewer rows than the last completed durability
-// point: a wal_checkpoint(TRUNCATE), or a commit with synchronous=FULL),
-// or ok. A malformed database is replaced by the preload.
+// (it does not open, integrity_check is not ok, or it holds a state no
+// durability point made), lost (a state older than the last completed
+// durability point: a wal_checkpoint(TRUNCATE), or a commit with
+// synchronous=FULL), or ok. A malformed database is replaced by the
+// preload.
 func (r *runner) checkPlain(res *roundResult) {
 	t := r.t
 	pulled, err := r.vol.Fsck()
@@ -270,16 +397,19 @@ func (r *runner) checkPlain(res *roundResult) {
 	if err := r.vol.Remount(); err != nil {
 		t.Fatalf("Remount (seed %d round %d): %v", r.seed, res.round, err)
 	}
-	rows, detail := verifyPlain(r.path)
+	got, detail := verifyPlain(r.path)
+	k := res.match(got)
 	outcome := "ok"
 	switch {
 	case res.st.preErr:
 		outcome, detail = "errored", fmt.Sprintf("SQLite failed before the pull: %q", res.st.errors)
 	case detail != "":
 		outcome = "malformed"
-	case rows > res.next || rows > res.durable && !res.st.inflight:
-		outcome, detail = "malformed", fmt.Sprintf("%d rows, more than any commit made", rows)
-	case rows < res.durable:
+	case k < 0:
+		outcome, detail = "malformed", fmt.Sprintf("%v, a state no batch made", got)
+	case k > res.st.done+1 || k > res.st.done && !res.st.inflight:
+		outcome, detail = "malformed", fmt.Sprintf("%v, a batch no durability point finished", got)
+	case k < res.st.done:
 		outcome = "lost"
 	}
 	named := len(fsckOurs(pulled.Output)) > 0
@@ -298,13 +428,13 @@ func (r *runner) checkPlain(res *roundResult) {
 			tl.fsckNamed++
 		}
 	})
-	t.Logf("round %d (%s): pulled with %d durability points done, in flight %v; %s: %d rows (durable %d) %s; fsck after pull: %s",
-		res.round, res.decision, res.st.done, res.st.inflight, outcome, rows, res.durable, detail, fsckSummary(pulled))
+	t.Logf("round %d (%s): pulled with %d durability points done, in flight %v; %s: %v (durable %v) %s; fsck after pull: %s",
+		res.round, res.decision, res.st.done, res.st.inflight, outcome, got, res.durable().sig(), detail, fsckSummary(pulled))
 	if outcome != "ok" && outcome != "lost" {
 		r.install()
 		return
 	}
-	r.base = rows
+	r.model = res.states[k]
 	if err := r.vol.Remount(); err != nil { // a clean unmount: what recovery wrote is durable
 		t.Fatalf("Remount (seed %d round %d): %v", r.seed, res.round, err)
 	}
@@ -313,20 +443,21 @@ func (r *runner) checkPlain(res *roundResult) {
 // verifyPlain opens path with plain SQLite, which rolls back a hot
 // journal or replays a WAL, and checks it. detail is empty when it is
 // sound.
-func verifyPlain(path string) (rows int, detail string) {
+func verifyPlain(path string) (got sig, detail string) {
+	got.rows = -1
 	db, err := sql.Open("sqlite3", "file:"+path)
 	if err != nil {
-		return -1, err.Error()
+		return got, err.Error()
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	if check := integrity(db); check != "ok" {
-		return -1, "integrity_check: " + check
+		return got, "integrity_check: " + check
 	}
-	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&rows); err != nil {
-		return -1, "count: " + err.Error()
+	if err := db.QueryRow(sigSQL).Scan(&got.rows, &got.sumG, &got.sumGID); err != nil {
+		return sig{rows: -1}, "reading the table: " + err.Error()
 	}
-	return rows, ""
+	return got, ""
 }
 
 // fsckOurs returns the lines of a checker's output that name one of the

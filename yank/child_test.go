@@ -12,9 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+	"unsafe"
 
 	_ "github.com/mattn/go-sqlite3"
+	"golang.org/x/sys/unix"
 
 	"github.com/ejectsafe/ejectsafe/store"
 )
@@ -23,9 +26,18 @@ import (
 type target string
 
 const (
-	// targetStore is an ejectsafe store: commits in memory, then
-	// store.Checkpoint.
+	// targetStore is an ejectsafe store in its default mode
+	// (CheckpointAuto): commits in memory, then store.Checkpoint, which
+	// picks copy or in place per checkpoint.
 	targetStore target = "store"
+	// targetInPlace is the store with CheckpointInPlace forced: every
+	// checkpoint that can go in place does (on fusefat a growing one
+	// copies: it corrupts a file extended in place).
+	targetInPlace target = "store-inplace"
+	// targetCopy is the store with CheckpointCopy: every checkpoint a copy
+	// renamed over the database, the behaviour before issue 11. Run only
+	// with -yank.full or when -yank.targets names it.
+	targetCopy target = "store-copy"
 	// targetWAL is plain SQLite in WAL mode with synchronous=NORMAL:
 	// commits, then PRAGMA wal_checkpoint(TRUNCATE).
 	targetWAL target = "wal-normal"
@@ -34,45 +46,114 @@ const (
 	targetDelete target = "delete-full"
 )
 
-var targets = []target{targetStore, targetWAL, targetDelete}
+var targets = []target{targetStore, targetInPlace, targetCopy, targetWAL, targetDelete}
+
+// isStore reports whether tgt is the store (its checks are assertions).
+func (tgt target) isStore() bool {
+	return tgt == targetStore || tgt == targetInPlace || tgt == targetCopy
+}
+
+// mode is the store's CheckpointMode for tgt.
+func (tgt target) mode() store.CheckpointMode {
+	switch tgt {
+	case targetInPlace:
+		return store.CheckpointInPlace
+	case targetCopy:
+		return store.CheckpointCopy
+	}
+	return store.CheckpointAuto
+}
+
+// byDefault reports whether tgt runs without -yank.targets naming it.
+func (tgt target) byDefault() bool { return tgt != targetCopy || *flagFull }
 
 // The child is this test binary run again with childEnv set to the
 // target; it finds the database and the batch in the other variables.
 const (
 	childEnv    = "EJECTSAFE_YANK_CHILD"
 	dbEnv       = "EJECTSAFE_YANK_DB"
-	batchEnv    = "EJECTSAFE_YANK_BATCH"
 	rowBytesEnv = "EJECTSAFE_YANK_ROW_BYTES"
 )
 
 // The child's protocol, one line each on stdout:
 //
-//	ready             opened; waiting for "go" on stdin
+//	ready             opened; waiting for a batch on stdin
 //	begin             a durability point starts: store.Checkpoint,
 //	                  wal_checkpoint(TRUNCATE), or the commit itself
 //	                  for delete-full; the batch before it is committed
-//	end MICROS        it returned success after MICROS
+//	end MICROS MODE   it returned success after MICROS; MODE is how the
+//	                  store's checkpoint wrote (inplace or copy), "-" for
+//	                  plain SQLite
 //	error TEXT        something failed; the child exits
 //	truncate0 NAME N  the store truncated NAME from N bytes to 0
+//	log               the store: <db>-wal appeared (an in-place
+//	                  checkpoint's redo log; watchLog)
+//	unlog MICROS      it went, MICROS after it appeared
 //
-// Each "go" line on stdin runs one batch: one transaction of batch rows,
-// and one durability point. So the parent knows exactly how many
-// durability points completed before it pulls the drive.
+// Each line on stdin is one batch (batch.String): one transaction, and
+// one durability point. So the parent knows exactly which batches the
+// completed durability points hold before it pulls the drive.
+
+// batch is one transaction of the workload, chosen by the parent. grow
+// appends n rows at the end of the table, so the database file grows;
+// churn rewrites count rows from id first every stride ids, spread over
+// the whole file, so the checkpoint after it has dirty pages throughout
+// the database and the size stays. Every row a batch writes gets g =
+// num, the batch's number (never reused in a phase): the table's sig
+// then tells exactly which batches it holds.
+type batch struct {
+	churn                bool
+	n                    int // grow: rows appended
+	first, stride, count int // churn: the ids first, first+stride, ... (count of them)
+	num                  int
+}
+
+func (b batch) String() string {
+	if b.churn {
+		return fmt.Sprintf("churn %d %d %d %d", b.first, b.stride, b.count, b.num)
+	}
+	return fmt.Sprintf("grow %d %d", b.n, b.num)
+}
+
+// parseBatch reads a batch line.
+func parseBatch(line string) (batch, error) {
+	var b batch
+	var err error
+	switch f := strings.Fields(line); {
+	case len(f) == 3 && f[0] == "grow":
+		_, err = fmt.Sscan(line[len("grow"):], &b.n, &b.num)
+	case len(f) == 5 && f[0] == "churn":
+		b.churn = true
+		_, err = fmt.Sscan(line[len("churn"):], &b.first, &b.stride, &b.count, &b.num)
+	default:
+		err = fmt.Errorf("bad batch line %q", line)
+	}
+	return b, err
+}
+
+// sql is the batch's one statement. The churn selects its rows by
+// primary key (no scan: a 1 GiB table is not read whole per batch).
+func (b batch) sql(rowBytes int) string {
+	if b.churn {
+		return fmt.Sprintf("WITH RECURSIVE c(i) AS (SELECT %d UNION ALL SELECT i+%d FROM c LIMIT %d) UPDATE t SET g = %d, v = randomblob(%d) WHERE id IN c",
+			b.first, b.stride, b.count, b.num, rowBytes)
+	}
+	return fmt.Sprintf("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<%d) INSERT INTO t(g, v) SELECT %d, randomblob(%d) FROM c",
+		b.n, b.num, rowBytes)
+}
 
 func runChild(tgt string) int {
 	path := os.Getenv(dbEnv)
-	batch, err1 := strconv.Atoi(os.Getenv(batchEnv))
-	rowBytes, err2 := strconv.Atoi(os.Getenv(rowBytesEnv))
-	if path == "" || err1 != nil || err2 != nil {
+	rowBytes, err := strconv.Atoi(os.Getenv(rowBytesEnv))
+	if path == "" || err != nil {
 		fmt.Println("error bad child environment")
 		return 2
 	}
-	var err error
-	switch target(tgt) {
-	case targetStore:
-		err = storeChild(path, batch, rowBytes)
-	case targetWAL, targetDelete:
-		err = plainChild(target(tgt), path, batch, rowBytes)
+	switch tgt := target(tgt); {
+	case tgt.isStore():
+		err = storeChild(tgt, path, rowBytes)
+	case tgt == targetWAL, tgt == targetDelete:
+		err = plainChild(tgt, path, rowBytes)
 	default:
 		err = fmt.Errorf("unknown target %q", tgt)
 	}
@@ -92,16 +173,23 @@ func insertBatch(n, rowBytes int) string {
 	return fmt.Sprintf("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<%d) INSERT INTO t(v) SELECT randomblob(%d) FROM c", n, rowBytes)
 }
 
-func storeChild(path string, batch, rowBytes int) error {
+func storeChild(tgt target, path string, rowBytes int) error {
 	fsys := fsFor(filepath.Dir(path), func(name string, size int64) { fmt.Println("truncate0", name, size) })
-	s, err := store.Open(path, &store.Options{ManualCheckpoint: true, FS: fsys, Logger: quiet})
+	s, err := store.Open(path, &store.Options{ManualCheckpoint: true, FS: fsys, Logger: quiet, CheckpointMode: tgt.mode()})
 	if err != nil {
+		return err
+	}
+	if err := watchLog(path); err != nil {
 		return err
 	}
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		if _, err := s.DB().Exec(insertBatch(batch, rowBytes)); err != nil {
+		b, err := parseBatch(in.Text())
+		if err != nil {
+			return err
+		}
+		if _, err := s.DB().Exec(b.sql(rowBytes)); err != nil {
 			return err
 		}
 		fmt.Println("begin")
@@ -109,7 +197,12 @@ func storeChild(path string, batch, rowBytes int) error {
 		if err := s.Checkpoint(context.Background()); err != nil {
 			return err
 		}
-		fmt.Println("end", time.Since(t0).Microseconds())
+		d := time.Since(t0)
+		mode := "copy"
+		if s.Stats().LastCheckpointMode == store.CheckpointInPlace {
+			mode = "inplace"
+		}
+		fmt.Println("end", d.Microseconds(), mode)
 	}
 	return s.Close()
 }
@@ -143,7 +236,7 @@ func openPlain(tgt target, path string) (*sql.DB, error) {
 	return db, nil
 }
 
-func plainChild(tgt target, path string, batch, rowBytes int) error {
+func plainChild(tgt target, path string, rowBytes int) error {
 	db, err := openPlain(tgt, path)
 	if err != nil {
 		return err
@@ -151,11 +244,15 @@ func plainChild(tgt target, path string, batch, rowBytes int) error {
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
+		b, err := parseBatch(in.Text())
+		if err != nil {
+			return err
+		}
 		if tgt == targetDelete {
 			fmt.Println("begin")
 		}
 		t0 := time.Now()
-		if _, err := db.Exec(insertBatch(batch, rowBytes)); err != nil {
+		if _, err := db.Exec(b.sql(rowBytes)); err != nil {
 			return err
 		}
 		if tgt == targetWAL {
@@ -169,7 +266,50 @@ func plainChild(tgt target, path string, batch, rowBytes int) error {
 				return fmt.Errorf("wal_checkpoint(TRUNCATE) busy (%d, %d, %d)", busy, logFrames, done)
 			}
 		}
-		fmt.Println("end", time.Since(t0).Microseconds())
+		fmt.Println("end", time.Since(t0).Microseconds(), "-")
 	}
 	return db.Close()
+}
+
+// watchLog prints "log" when the database's -wal appears in dir and
+// "unlog MICROS" when it goes (MICROS after it appeared): the life of an
+// in-place checkpoint's redo log, so that the parent can pull inside it
+// (momentLog). inotify sees the store's own creates and removes on a FUSE
+// mount: they go through this kernel's VFS.
+func watchLog(path string) error {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("inotify: %w", err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), unix.IN_CREATE|unix.IN_DELETE|unix.IN_MOVED_TO|unix.IN_MOVED_FROM); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("inotify: %w", err)
+	}
+	want := filepath.Base(path) + "-wal"
+	go func() {
+		var since time.Time
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := unix.Read(fd, buf)
+			if err != nil {
+				return // the process ends with the pull
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+				if name != want {
+					continue
+				}
+				switch {
+				case ev.Mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
+					since = time.Now()
+					fmt.Println("log")
+				case ev.Mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 && !since.IsZero():
+					fmt.Println("unlog", time.Since(since).Microseconds())
+				}
+			}
+		}
+	}()
+	return nil
 }

@@ -6,7 +6,10 @@
 //
 //	yank_test.go     TestYank: the rounds (child, pull moment, pull)
 //	check_test.go    what is checked after each pull
-//	child_test.go    the child process: store, wal-normal, delete-full
+//	child_test.go    the child process: store (Auto), store-inplace,
+//	                 store-copy, wal-normal, delete-full; the batches
+//	workload_test.go the parent's model of the table (grow and churn
+//	                 batches) and the sig that tells its states apart
 //	main_test.go     flags, the child dispatch, the summary lines
 //	fsync_test.go    which call makes a fsynced file survive a pull
 //	fusefat_test.go  fusefat's own bugs, and the store with no pull
@@ -20,8 +23,17 @@
 //	yank: 20 pulls on exfat, 20 on vfat, 0 failures
 //	yank: plain SQLite: ...
 //
-// Flags: -yank.full (hundreds of pulls, databases up to 256 MiB; give
-// -timeout 3h), -yank.seed and -yank.pulls (replay: every failure prints
+// Each round commits grow batches (rows appended: the file grows) and
+// churn batches (rows rewritten all over the file), so checkpoints have
+// dirty pages throughout and change the size, and a pull lands inside
+// an in-place checkpoint's redo log's life about one round in three
+// (the child reports the log's creation, the parent pulls after it).
+// After each pull the stock sqlite3 shell reads a copy of the drive's
+// files before store.Open recovers anything, and must see the state of
+// the last completed checkpoint or of the one in flight, integrity ok.
+//
+// Flags: -yank.full (hundreds of pulls, databases up to 256 MiB, and a
+// few at 1 GiB on exFAT; give -timeout 3h), -yank.seed and -yank.pulls (replay: every failure prints
 // the command), -yank.kinds, -yank.targets. The pull moment is a delay
 // after a line from the child, so a replay repeats the decisions, not
 // the exact instant.
@@ -30,8 +42,9 @@
 // for FUSE, loses a file's data when the file is extended through a new
 // handle or written below an earlier extension, with no pull at all
 // (TestFusefat_Bugs shows it on a volume of its own); the store does
-// neither (its copy is one ordered pass, its journal is preallocated) and
-// checks every copy it wrote against what it meant to write. Plain
+// neither (its copy is one ordered pass, its journal is preallocated, a
+// checkpoint that grows the database copies instead of writing in place
+// there) and reads back every copy and every in-place write. Plain
 // SQLite's outcomes are counted for the summary on every filesystem, never
 // failed.
 package yank

@@ -273,3 +273,135 @@ func readOnly(t *testing.T, v *realfs.Volume) {
 	}
 	t.Logf("FINDING %s: store.Open on the read-only drive: %v", v.Kind, err)
 }
+
+// TestFull_BiggerThanFree puts a database larger than the drive's free
+// space on a small exFAT volume and checkpoints a grow and a churn batch
+// (batch). In Auto and in place each checkpoint succeeds and is written
+// in place (a copy would not fit: in Auto, chooseMode's first rule), and
+// after a reopen the store and the stock sqlite3 shell read exactly the
+// committed table. The copy mode is the control: its checkpoint fails
+// with ErrNoSpace, nothing lost, which shows the database does not fit
+// twice.
+func TestFull_BiggerThanFree(t *testing.T) {
+	const kind = realfs.ExFAT
+	realfs.Skip(t, kind)
+	const volMiB, dbMiB = 12, 7
+	preload := filepath.Join(t.TempDir(), "preload.db")
+	preRows := makePreload(t, preload, dbMiB)
+	for _, mode := range []store.CheckpointMode{store.CheckpointAuto, store.CheckpointInPlace, store.CheckpointCopy} {
+		t.Run(mode.String(), func(t *testing.T) {
+			v, err := realfs.New(t, realfs.Options{Kind: kind, SizeMiB: volMiB})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(v.Mount, dbName)
+			if err := copyFile(path, preload); err != nil {
+				t.Fatal(err)
+			}
+			if err := v.Remount(); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			free, err := device.OS.FreeSpace(v.Mount)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if free >= fi.Size() {
+				t.Fatalf("setup: %d bytes free for a database of %d: it would fit twice", free, fi.Size())
+			}
+			t.Logf("database %d bytes, %d free on the drive", fi.Size(), free)
+			biggerThanFree(t, v, path, mode, make(model, preRows))
+		})
+	}
+}
+
+// biggerThanFree runs TestFull_BiggerThanFree in one mode on v, whose
+// database at path holds m.
+func biggerThanFree(t *testing.T, v *realfs.Volume, path string, mode store.CheckpointMode, m model) {
+	s, err := store.Open(path, &store.Options{ManualCheckpoint: true, FS: fsFor(v.Mount, nil), Logger: quiet, CheckpointMode: mode})
+	if mode == store.CheckpointCopy && err != nil {
+		// Open checkpoints a database stock SQLite made (a generation of
+		// its own): in copy mode that already needs room for a copy.
+		t.Logf("copy mode: Open: %v", err)
+		if !errors.Is(err, store.ErrNoSpace) {
+			t.Fatalf("copy mode: Open = %v; want ErrNoSpace (the copy does not fit) or success", err)
+		}
+		s = nil
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if s == nil {
+		verifyTable(t, v, path, m)
+		return
+	}
+	open := true
+	defer func() {
+		if open {
+			s.Abandon()
+		}
+	}()
+	p := phase{preloadMiB: 7}
+	batches := []batch{
+		{n: p.batchRows(), num: 1},
+		{churn: true, first: 3, stride: len(m) / p.churnRows(), count: p.churnRows(), num: 2},
+	}
+	want := m
+	before := s.Stats().InPlaceCheckpoints // Open's own checkpoint, if any
+	for i, b := range batches {
+		if _, err := s.DB().Exec(b.sql(rowBytes)); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Checkpoint(context.Background())
+		st := s.Stats()
+		t.Logf("%v checkpoint %d (%s): %v; wrote %d bytes, %v; %d in place", mode, i+1, b, err, st.LastCheckpointWritten, st.LastCheckpointMode, st.InPlaceCheckpoints)
+		if mode == store.CheckpointCopy {
+			if !errors.Is(err, store.ErrCheckpoint) || !errors.Is(err, store.ErrNoSpace) {
+				t.Fatalf("copy mode: Checkpoint = %v; want ErrCheckpoint and ErrNoSpace (the copy does not fit)", err)
+			}
+			break // the rows stay in memory; Abandon drops them
+		}
+		if err != nil {
+			t.Fatalf("checkpoint %d of a database bigger than the free space: %v", i+1, err)
+		}
+		if st.LastCheckpointMode != store.CheckpointInPlace || st.InPlaceCheckpoints != before+int64(i+1) {
+			t.Fatalf("checkpoint %d: LastCheckpointMode %v, InPlaceCheckpoints %d; want in place, %d", i+1, st.LastCheckpointMode, st.InPlaceCheckpoints, before+int64(i+1))
+		}
+		want = want.apply(b)
+	}
+	if mode == store.CheckpointCopy {
+		err = s.Abandon()
+	} else {
+		err = s.Close()
+	}
+	open = false
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyTable(t, v, path, want)
+}
+
+// verifyTable remounts v and checks that the store and the stock
+// shell read want at path, and fsck after a clean unmount.
+func verifyTable(t *testing.T, v *realfs.Volume, path string, want model) {
+	t.Helper()
+	if err := v.Remount(); err != nil {
+		t.Fatal(err)
+	}
+	got, problems, _, recovery := verifyStoreSig(path) // the stock shell too
+	if err := v.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := v.Fsck()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want.sig() || len(problems) > 0 {
+		t.Errorf("after reopen: %v (rows|sum(g)|sum(g*id)), want %v; %q; %s", got, want.sig(), problems, recovery)
+	}
+	if !rep.Clean {
+		t.Errorf("fsck after a clean unmount:\n%s", rep.Output)
+	}
+}

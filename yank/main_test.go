@@ -22,7 +22,7 @@ var (
 	flagFull    = flag.Bool("yank.full", false, "hundreds of pulls, databases from 4 MiB to 256 MiB")
 	flagPulls   = flag.Int("yank.pulls", 0, "pulls per filesystem, target and database size (0: the plan's count); to replay round R, pass R+1")
 	flagKinds   = flag.String("yank.kinds", "", "comma-separated filesystems to run (exfat,vfat); empty: all")
-	flagTargets = flag.String("yank.targets", "", "comma-separated targets (store,wal-normal,delete-full); empty: all")
+	flagTargets = flag.String("yank.targets", "", "comma-separated targets (store,store-inplace,store-copy,wal-normal,delete-full); empty: all but store-copy (which -yank.full adds)")
 )
 
 // seed is the run's seed: -yank.seed or the clock. Each subtest derives
@@ -80,6 +80,9 @@ type tally struct {
 	errored             int // SQLite failed before the pull
 	fsckNamed           int // plain SQLite: pulls after which fsck named its files
 	hidden              int // store: .fuse_hidden files left (see hiddenNote)
+	logs                int // store: pulls that left a -wal on the drive (inside an in-place checkpoint)
+	checkpoints         int // store: checkpoints completed
+	inPlace             int // store: of those, written in place
 	elapsed             time.Duration
 }
 
@@ -104,6 +107,7 @@ func record(kind realfs.Kind, tgt target, f func(*tally)) {
 // printSummary prints the lines the project publishes:
 //
 //	yank: N pulls on exfat, M on vfat, F failures
+//	yank: store ...: per store target and filesystem
 //	yank: plain SQLite: ...
 //	yank: seed S, ...
 func printSummary(w io.Writer, total time.Duration) {
@@ -118,8 +122,34 @@ func printSummary(w io.Writer, total time.Duration) {
 		}
 		return tally{}
 	}
-	ex, vf := get(realfs.ExFAT, targetStore), get(realfs.VFAT, targetStore)
+	var ex, vf tally // every store target's
+	var arms []string
+	for _, tgt := range targets {
+		if !tgt.isStore() {
+			continue
+		}
+		for _, kind := range realfs.Kinds {
+			t := get(kind, tgt)
+			if t.pulls == 0 {
+				continue
+			}
+			sum := &ex
+			if kind == realfs.VFAT {
+				sum = &vf
+			}
+			sum.pulls += t.pulls
+			sum.failures += t.failures
+			sum.inside += t.inside
+			sum.hidden += t.hidden
+			sum.elapsed += t.elapsed
+			arms = append(arms, fmt.Sprintf("%s %s (%v): %d pulls, %d failures, %d inside a checkpoint, %d left its redo log on the drive; %d of %d checkpoints in place",
+				tgt, kind, tgt.mode(), t.pulls, t.failures, t.inside, t.logs, t.inPlace, t.checkpoints))
+		}
+	}
 	fmt.Fprintf(w, "yank: %d pulls on exfat, %d on vfat, %d failures\n", ex.pulls, vf.pulls, ex.failures+vf.failures)
+	if len(arms) > 0 {
+		fmt.Fprintf(w, "yank: %s\n", strings.Join(arms, "; "))
+	}
 	var plain []string
 	for _, kind := range realfs.Kinds {
 		for _, tgt := range []target{targetWAL, targetDelete} {
@@ -141,7 +171,7 @@ func printSummary(w io.Writer, total time.Duration) {
 func plainElapsed(m map[string]*tally) time.Duration {
 	var d time.Duration
 	for k, t := range m {
-		if !strings.HasSuffix(k, "/"+string(targetStore)) {
+		if _, tgt, _ := strings.Cut(k, "/"); !target(tgt).isStore() {
 			d += t.elapsed
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -30,20 +31,36 @@ type phase struct {
 // rowBytes is the size of every row's blob.
 const rowBytes = 1000
 
-// batchRows is the rows of one batch: 256 KiB, or 1/256 of the preload,
-// so the database grows by at most a few batches per round.
+// batchRows is the rows of one grow batch: 256 KiB, or 1/256 of the
+// preload, so the database grows by at most a few batches per round.
 func (p phase) batchRows() int { return max(256, p.preloadMiB<<20/256/rowBytes) }
+
+// churnRows is the rows of one churn batch: half a grow batch, one row in
+// 32 of the preload, each on a page of its own. An in-place checkpoint
+// writes about twice the dirty pages, so Auto picks it over the copy for
+// both kinds of batch (checkpoint's chooseMode); on FAT a grow batch
+// copies whatever the mode (the store never grows a file in place on
+// fusefat), so both arms switch between the modes there.
+func (p phase) churnRows() int { return p.batchRows() / 2 }
 
 // phases is the plan of a target on a filesystem: the default keeps CI
 // short (20 pulls, 4 MiB databases); -yank.full runs hundreds of pulls
-// up to 256 MiB (run it with -timeout 3h). On FAT it stops at 64 MiB:
+// up to 256 MiB, and for the store in Auto and in place a few at 1 GiB on
+// a volume with less free space than the database (so only the in-place
+// checkpoint fits; run it with -timeout 3h; not yet run: once the store
+// has written a database on exFAT, exfat-fuse reads the FAT for every
+// random read (a 45 MiB database's integrity_check through the store
+// took 258 s), so this phase may take far longer). On FAT it stops at 64 MiB:
 // fusefat walks a file's cluster chain from its start on every access,
 // so a 256 MiB database takes minutes per round there.
 func phases(kind realfs.Kind, tgt target) []phase {
 	var ps []phase
 	switch {
-	case *flagFull && tgt == targetStore:
+	case *flagFull && tgt.isStore():
 		ps = []phase{{4, 256, 120}, {64, 384, 60}, {256, 1024, 20}}
+		if tgt != targetCopy {
+			ps = append(ps, phase{1024, 1536, 5})
+		}
 	case *flagFull:
 		ps = []phase{{4, 256, 40}, {64, 384, 20}, {256, 1024, 10}}
 	default:
@@ -86,7 +103,8 @@ func TestYank(t *testing.T) {
 		t.Run(string(kind), func(t *testing.T) {
 			realfs.Skip(t, kind)
 			for _, tgt := range targets {
-				if *flagTargets != "" && !strings.Contains(","+*flagTargets+",", ","+string(tgt)+",") {
+				if *flagTargets == "" && !tgt.byDefault() ||
+					*flagTargets != "" && !strings.Contains(","+*flagTargets+",", ","+string(tgt)+",") {
 					continue
 				}
 				t.Run(string(tgt), func(t *testing.T) {
@@ -114,10 +132,14 @@ type runner struct {
 	preload  string // the preloaded database, on the host, to start again from
 	preRows  int    // its rows
 	rng      *rand.Rand
+	batchRng *rand.Rand // the batches' kinds and rows (nextBatch)
 	seed     int64
-	est      time.Duration   // running estimate of a durability point's duration
-	base     int             // rows durable when the round starts
-	hidden   map[string]bool // .fuse_hidden files seen so far
+	est      [2]time.Duration // running estimate of a durability point's duration: grow, churn
+	estLog   time.Duration    // running estimate of an in-place checkpoint's redo log's life
+	model    model            // the table durable when the round starts
+	num      int              // the last batch's number
+	stock    string           // where the stock CLI reads copies of the drive's files
+	hidden   map[string]bool  // .fuse_hidden files seen so far
 	failures int
 }
 
@@ -125,21 +147,31 @@ const dbName = "yank.db"
 
 func runPhase(t *testing.T, kind realfs.Kind, tgt target, p phase) {
 	start := time.Now()
-	r := &runner{t: t, kind: kind, tgt: tgt, p: p, est: 30 * time.Millisecond, hidden: make(map[string]bool)}
+	r := &runner{t: t, kind: kind, tgt: tgt, p: p, est: [2]time.Duration{30 * time.Millisecond, 30 * time.Millisecond}, estLog: 30 * time.Millisecond, hidden: make(map[string]bool)}
 	r.seed = subSeed(t.Name())
 	r.rng = rand.New(rand.NewSource(r.seed))
+	r.batchRng = newBatchRng(r.seed)
+	r.stock = t.TempDir()
 	t.Logf("seed %d (run seed %d; replay: %s)", r.seed, seed(), r.replay(p.pulls-1))
 	r.preload = filepath.Join(t.TempDir(), "preload.db")
 	r.preRows = makePreload(t, r.preload, p.preloadMiB)
 	r.newVolume()
 	// The store is asserted on every filesystem, fusefat included: it
 	// never extends a file after a reopen nor writes below an extension
-	// (the copy is one ordered pass, the journal is preallocated), and it
-	// checks the copy it wrote against what it meant to write. (The
+	// (a copy is one ordered pass, the journal is preallocated, and on
+	// fusefat a checkpoint that grows the database copies instead of
+	// writing in place), and it reads back what it wrote there. (The
 	// driver's bug is shown on a volume of its own by TestFusefat_Bugs: the
 	// probe leaks clusters that fsck would then report here.)
 	inside := 0
 	for round := 0; round < p.pulls; round++ {
+		if kind == realfs.VFAT && len(r.model) >= 2*r.preRows {
+			// Start again from the preload: fusefat walks a file's
+			// cluster chain from its start on every access, so each read
+			// costs in proportion to the file's size, and a round's
+			// reads (integrity_check) with its square.
+			r.install()
+		}
 		in, ok := r.round(round)
 		if in {
 			inside++
@@ -152,7 +184,7 @@ func runPhase(t *testing.T, kind realfs.Kind, tgt target, p phase) {
 		}
 	}
 	t.Logf("%s %s %d MiB: %d pulls, %d inside a durability point, %d failures; database now %d rows; %v",
-		kind, tgt, p.preloadMiB, p.pulls, inside, r.failures, r.base, time.Since(start).Round(time.Second))
+		kind, tgt, p.preloadMiB, p.pulls, inside, r.failures, len(r.model), time.Since(start).Round(time.Second))
 }
 
 // replay is the command line that replays rounds 0 to round.
@@ -198,17 +230,31 @@ func (r *runner) install() {
 			}
 		}
 	}
-	b, err := os.ReadFile(r.preload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(r.path, b, 0o644); err != nil {
+	if err := copyFile(r.path, r.preload); err != nil { // streamed: up to 1 GiB
 		t.Fatal(err)
 	}
 	if err := r.vol.Remount(); err != nil {
 		t.Fatalf("Remount: %v", err)
 	}
-	r.base = r.preRows
+	r.model = make(model, r.preRows)
+}
+
+// copyFile copies the file src to dst, creating or truncating dst.
+func copyFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // moment is where in a round the drive is pulled.
@@ -216,19 +262,27 @@ type moment string
 
 const (
 	momentInside moment = "inside" // during a durability point, after a random delay
+	momentLog    moment = "log"    // the store: during an in-place checkpoint's redo log's life, after a random delay
 	momentIdle   moment = "idle"   // after a durability point, the child waiting
 	momentCommit moment = "commit" // while the batch commits, after a random delay
-	weightInside        = 7        // of 10
-	weightIdle          = 9        // inside < weight <= idle: 2 of 10; the rest commit
-	lineTimeout         = time.Minute
+	weightInside        = 4        // of 10
+	weightLog           = 7        // inside < weight <= log: 3 of 10 (inside for a target without a log)
+	weightIdle          = 9        // log < weight <= idle: 2 of 10; the rest commit
+	// logTries is how many durability points a log moment waits for a
+	// log (a checkpoint may copy: Auto's pick, or a growing database on
+	// fusefat) before it pulls idle.
+	logTries    = 4
+	lineTimeout = time.Minute
 )
 
 // state is what the parent knows of the child from its lines.
 type state struct {
 	ready    bool
-	done     int  // durability points completed ("end" lines)
-	inflight bool // a "begin" without its "end"
-	preErr   bool // the child failed before the pull
+	done     int             // durability points completed ("end" lines)
+	inflight bool            // a "begin" without its "end"
+	modes    []string        // how each completed one wrote (the store: inplace or copy)
+	took     []time.Duration // how long each took
+	preErr   bool            // the child failed before the pull
 	errors   []string
 	trunc0   []string
 	lines    []string
@@ -244,6 +298,12 @@ func (s *state) apply(line string) {
 	case len(f) > 0 && f[0] == "end":
 		s.done++
 		s.inflight = false
+		if len(f) == 3 {
+			s.modes = append(s.modes, f[2])
+			if us, err := strconv.Atoi(f[1]); err == nil {
+				s.took = append(s.took, time.Duration(us)*time.Microsecond)
+			}
+		}
 	case strings.HasPrefix(line, "truncate0"):
 		s.trunc0 = append(s.trunc0, line)
 	case strings.HasPrefix(line, "error"):
@@ -256,11 +316,16 @@ func (s *state) apply(line string) {
 // passed (always true for plain SQLite).
 func (r *runner) round(round int) (inside, ok bool) {
 	t := r.t
+	start := time.Now()
 	skip := r.rng.Intn(3)
 	w := r.rng.Intn(10)
 	mo := momentCommit
 	switch {
 	case w < weightInside:
+		mo = momentInside
+	case w < weightLog && r.tgt.isStore() && r.tgt != targetCopy:
+		mo = momentLog
+	case w < weightLog:
 		mo = momentInside
 	case w < weightIdle:
 		mo = momentIdle
@@ -269,8 +334,7 @@ func (r *runner) round(round int) (inside, ok bool) {
 	decision := fmt.Sprintf("skip %d, moment %s, delay fraction %.3f", skip, mo, frac)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(r.tgt), dbEnv+"="+r.path,
-		batchEnv+"="+strconv.Itoa(r.p.batchRows()), rowBytesEnv+"="+strconv.Itoa(rowBytes))
+	cmd.Env = append(os.Environ(), childEnv+"="+string(r.tgt), dbEnv+"="+r.path, rowBytesEnv+"="+strconv.Itoa(rowBytes))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -293,6 +357,14 @@ func (r *runner) round(round int) (inside, ok bool) {
 		close(lines)
 	}()
 	var st state
+	states := []model{r.model} // states[i]: the table after the first i batches sent
+	var sent []batch
+	est := func(b batch) *time.Duration {
+		if b.churn {
+			return &r.est[1]
+		}
+		return &r.est[0]
+	}
 	fail := func(format string, args ...any) {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -306,7 +378,7 @@ func (r *runner) round(round int) (inside, ok bool) {
 		select {
 		case line, open := <-lines:
 			if !open {
-				if r.tgt != targetStore {
+				if !r.tgt.isStore() {
 					st.preErr = true
 					return "", false
 				}
@@ -317,7 +389,7 @@ func (r *runner) round(round int) (inside, ok bool) {
 				fail("child before the pull: %s", line)
 			}
 			if len(st.errors) > 0 {
-				if r.tgt != targetStore {
+				if !r.tgt.isStore() {
 					st.preErr = true
 					return line, false
 				}
@@ -337,14 +409,27 @@ func (r *runner) round(round int) (inside, ok bool) {
 		if !ok {
 			break
 		}
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "end" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "end" && st.done <= len(sent) {
 			if us, err := strconv.Atoi(f[1]); err == nil {
-				r.est = (r.est*7 + time.Duration(us)*time.Microsecond*3) / 10
+				e := est(sent[st.done-1])
+				*e = (*e*7 + time.Duration(us)*time.Microsecond*3) / 10
+			}
+		}
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "unlog" {
+			if us, err := strconv.Atoi(f[1]); err == nil {
+				r.estLog = (r.estLog*7 + time.Duration(us)*time.Microsecond*3) / 10
 			}
 		}
 		if line == "begin" {
-			if st.done >= skip && mo == momentInside {
-				sleep(r.est * 12 / 10)
+			if st.done >= skip && mo == momentInside && st.done < len(sent) {
+				sleep(*est(sent[st.done]) * 12 / 10)
+				break
+			}
+			continue
+		}
+		if line == "log" {
+			if st.done >= skip && mo == momentLog {
+				sleep(r.estLog * 11 / 10)
 				break
 			}
 			continue
@@ -352,12 +437,15 @@ func (r *runner) round(round int) (inside, ok bool) {
 		if line != "ready" && !strings.HasPrefix(line, "end") {
 			continue
 		}
-		if st.done > skip && mo == momentIdle {
+		if st.done > skip && mo == momentIdle || st.done > skip+logTries && mo == momentLog {
 			break
 		}
-		fmt.Fprintln(stdin, "go")
+		b := r.nextBatch(states[len(states)-1])
+		sent = append(sent, b)
+		states = append(states, states[len(states)-1].apply(b))
+		fmt.Fprintln(stdin, b.String())
 		if st.done >= skip && mo == momentCommit {
-			sleep(r.est) // commits take less than checkpoints; the delay may reach into one
+			sleep(*est(b)) // commits take less than checkpoints; the delay may reach into one
 			break
 		}
 	}
@@ -373,9 +461,9 @@ func (r *runner) round(round int) (inside, ok bool) {
 	if strings.Contains(stderr.String(), "DATA RACE") {
 		fail("race detector report in the child")
 	}
-	durable := r.base + st.done*r.p.batchRows()
-	res := roundResult{round: round, decision: decision, st: &st, durable: durable, next: durable + r.p.batchRows()}
-	if r.tgt == targetStore {
+	res := roundResult{round: round, decision: decision, st: &st, states: states, sent: sent}
+	res.lap("child", start)
+	if r.tgt.isStore() {
 		ok = r.checkStore(&res)
 	} else {
 		r.checkPlain(&res)
@@ -386,6 +474,12 @@ func (r *runner) round(round int) (inside, ok bool) {
 		if inside {
 			tl.inside++
 		}
+		for _, m := range st.modes {
+			if m == "inplace" {
+				tl.inPlace++
+			}
+		}
+		tl.checkpoints += len(st.modes)
 		if !ok {
 			tl.failures++
 		}
