@@ -117,7 +117,7 @@ func lastRecords(t *testing.T, db string) []journal.Record {
 }
 
 // contentQuery fingerprints table t's rows.
-const contentQuery = "SELECT count(*), hex(sha3_query('SELECT * FROM t ORDER BY id'))"
+const contentQuery = "SELECT (SELECT count(*) FROM t), hex(sha3_query('SELECT * FROM t ORDER BY id'))"
 
 var inPlaceChanges = []struct{ name, sql string }{
 	{"update", `UPDATE t SET v = randomblob(300) WHERE id % 50 = 0;`},
