@@ -545,3 +545,95 @@ func TestInPlace_otherPageSize(t *testing.T) {
 		})
 	}
 }
+
+// TestInPlace_blockIsPageSize: with the block size set to the database's
+// page size (as the store sets it), a database of other pages than 4096
+// is checkpointed in place, and one pulled in the middle of writing in
+// place is read by the stock shell as the new state (SQLite replays a log
+// only in its database's page size) and rolled forward by Recover.
+func TestInPlace_blockIsPageSize(t *testing.T) {
+	bin := stockCLI(t)
+	for _, ps := range []int{1024, 8192, 16384} {
+		t.Run(fmt.Sprint(ps), func(t *testing.T) {
+			st := sqliteStatesPS(t, ps, sqlTiny, sqlTiny)
+			a, b := st[0], st[1]
+			var changed []int
+			for off := 0; off < len(b); off += ps {
+				if off+ps > len(a) || !bytes.Equal(a[off:off+ps], b[off:off+ps]) {
+					changed = append(changed, off)
+				}
+			}
+			open := func(fsys device.FS) (*Main, string) {
+				db := filepath.Join(t.TempDir(), "app.db")
+				if err := os.WriteFile(db, a, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				m, err := Open(fsys, db, Options{Mode: ModeInPlace, BlockSize: ps})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { m.Close() })
+				for _, off := range changed {
+					if err := m.WriteAt(b[off:off+ps], int64(off)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return m, db
+			}
+
+			// A commit that runs to its end goes in place.
+			m, db := open(device.OS)
+			if err := m.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Stats().LastMode; got != ModeInPlace {
+				t.Fatalf("a database of %d-byte pages with %d-byte blocks was checkpointed %v; want in place", ps, ps, got)
+			}
+			if got, _ := os.ReadFile(db); !bytes.Equal(got, b) {
+				t.Fatal("the database is not the new state")
+			}
+
+			// One cut with its log durable and half its pages written.
+			fsys := faultinject.Wrap(device.OS, 1)
+			m, db = open(fsys)
+			fsys.Inject(faultinject.Fail(syscall.EIO).On(faultinject.OpWriteAt).Matching("app.db"))
+			if err := m.Commit(); err == nil || !strings.Contains(err.Error(), "write in place") {
+				t.Fatalf("commit with the database's writes failing: %v", err)
+			}
+			f, err := os.OpenFile(db, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, off := range changed[:len(changed)/2] {
+				if _, err := f.WriteAt(b[off:off+ps], int64(off)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			copyFile(t, db, filepath.Join(dir, "app.db"))
+			copyFile(t, db+"-wal", filepath.Join(dir, "app.db-wal"))
+			stock := filepath.Join(dir, "app.db")
+			want := runSQL(t, bin, "file:"+writeTemp(t, b)+"?immutable=1", contentQuery)
+			if out := runSQL(t, bin, stock, "PRAGMA integrity_check"); out != "ok" {
+				t.Fatalf("stock integrity_check on the pulled drive: %s", out)
+			}
+			if got := runSQL(t, bin, stock, contentQuery); got != want {
+				t.Fatalf("stock shell sees %q, want the new state %q", got, want)
+			}
+			m.Close()
+			rep, err := Recover(device.OS, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.State != StateInPlace || rep.Action != ActionRollForward {
+				t.Errorf("recover: %v; want an in-place checkpoint rolled forward", rep)
+			}
+			if got, _ := os.ReadFile(db); !bytes.Equal(got, b) {
+				t.Fatal("database after recovery is not the new state")
+			}
+		})
+	}
+}

@@ -97,7 +97,7 @@ func (o *Options) checkConnect() error {
 			o.BusyTimeout = time.Millisecond
 		}
 	}
-	if p := o.PageSize; p != 0 && (p < 512 || p > 65536 || p&(p-1) != 0) {
+	if p := o.PageSize; p != 0 && !validPageSize(p) {
 		return fmt.Errorf("%w: PageSize %d: SQLite takes a power of two from 512 to 65536", ErrBadOptions, p)
 	}
 	return nil

@@ -73,6 +73,7 @@ func openWith(path string, opts *Options, newMain mainOpener) (*Store, error) {
 	}
 	if newMain == nil {
 		co.Mode = o.CheckpointMode.checkpointMode()
+		co.BlockSize = blockSizeFor(o, abs)
 		newMain = twoPhaseWith(co)
 	}
 
@@ -173,6 +174,39 @@ func checkFilesystem(o Options, path string) (checkpoint.Options, error) {
 	return checkpoint.Options{ReadBack: readBackFor(p.Class),
 		NoGrowInPlace: p.Class == probe.Unknown || p.FSType == "fuse.fusefat"}, nil
 }
+
+// blockSizeFor is the checkpoint overlay's block size for the database at
+// path: its page size, so that an in-place checkpoint writes its redo log
+// in the page size SQLite reads it in (checkpoint.Options.BlockSize; with
+// any other block size such a database checkpoints by copy). An existing
+// database's header names it; a database Open creates gets
+// Options.PageSize. A header SQLite would not use, or one that cannot be
+// read, leaves the default: the in-place mode then finds the page size is
+// not the block size and copies, which is always safe. It reads 18 bytes.
+func blockSizeFor(o Options, path string) int {
+	f, err := o.FS.Open(path, device.ReadOnly)
+	if err == nil {
+		hdr := make([]byte, 18)
+		n, _ := f.ReadAt(hdr, 0)
+		f.Close() // read-only
+		if n == len(hdr) {
+			if ps := headerPageSize(hdr); validPageSize(ps) {
+				return ps
+			}
+			return 0
+		}
+		if n > 0 {
+			return 0 // a header cut short: not a database SQLite made
+		}
+	}
+	if validPageSize(o.PageSize) {
+		return o.PageSize
+	}
+	return 0
+}
+
+// validPageSize reports whether ps is a page size SQLite can use.
+func validPageSize(ps int) bool { return ps >= 512 && ps <= 65536 && ps&(ps-1) == 0 }
 
 // warned holds the filesystem warnings already logged.
 var warned sync.Map

@@ -93,7 +93,7 @@ func dbPage1(fsys device.FS, path string) ([]byte, error) {
 		return nil, nil
 	}
 	ps := headerPageSize(hdr)
-	if ps < 512 || ps > 65536 || ps&(ps-1) != 0 {
+	if !validPageSize(ps) {
 		return nil, nil // not a header SQLite would use
 	}
 	page := make([]byte, ps)

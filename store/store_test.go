@@ -714,3 +714,52 @@ func TestStore_checkpointUnreadableDB(t *testing.T) {
 		t.Fatalf("after the fault cleared and a pull: %d rows; want 1", n)
 	}
 }
+
+// TestStore_inPlaceOtherPageSize: a database whose page size is not 4096
+// checkpoints in place too (the overlay's blocks are its pages, so the
+// redo log is in the page size SQLite reads it in), both when Open
+// creates it with Options.PageSize and when an existing database names
+// its page size in its header; the stock CLI reads every row afterwards.
+func TestStore_inPlaceOtherPageSize(t *testing.T) {
+	for _, ps := range []int{1024, 8192, 65536} {
+		t.Run(fmt.Sprint(ps), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "p.db")
+			rows := 0
+			for round := 0; round < 2; round++ {
+				opts := &Options{ManualCheckpoint: true, CheckpointMode: CheckpointInPlace}
+				if round == 0 {
+					opts.PageSize = ps // created with it; the second Open reads the header
+				}
+				s, err := Open(path, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				db := s.DB()
+				mustExec(t, db, "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v BLOB)")
+				mustCheckpoint(t, s) // the first checkpoint of a new file copies (nothing to write into)
+				for i := 0; i < 3; i++ {
+					for j := 0; j < 50; j++ {
+						rows++
+						mustExec(t, db, "INSERT INTO t(id, v) VALUES(?, randomblob(200))", rows)
+					}
+					mustExec(t, db, "UPDATE t SET v = randomblob(200) WHERE id % 7 = ?", i)
+					before := s.Stats().InPlaceCheckpoints
+					mustCheckpoint(t, s)
+					if st := s.Stats(); st.InPlaceCheckpoints != before+1 || st.LastCheckpointMode != CheckpointInPlace {
+						t.Fatalf("round %d, checkpoint %d: %d in place (was %d), last %v; want one more, in place", round, i, st.InPlaceCheckpoints, before, st.LastCheckpointMode)
+					}
+				}
+				var got int
+				if err := db.QueryRow("PRAGMA page_size").Scan(&got); err != nil || got != ps {
+					t.Fatalf("page_size = %d, %v; want %d", got, err, ps)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := sqlite3CLI(t, path, "SELECT count(*) FROM t; PRAGMA integrity_check"); got != fmt.Sprintf("%d\nok", rows) {
+				t.Errorf("sqlite3 CLI read %q, want %d rows and ok", got, rows)
+			}
+		})
+	}
+}
