@@ -60,6 +60,22 @@ func TestRecover_badLog(t *testing.T) {
 		t.Fatal("the mixed database is a or b")
 	}
 
+	// Logs that commit exactly the checkpoint's size, so that only the
+	// checksum proof can tell them from ours: our pages with one byte
+	// changed, the same in 1024-byte pages, another database's file cut
+	// or grown to that size.
+	near := slices.Clone(b)
+	for _, w := range pageDiff(a, b) {
+		if w.data != nil {
+			near[w.off+100] = w.data[100] ^ 0x5a // in the last page the checkpoint changes
+		}
+	}
+	otherSized := make([]byte, len(b))
+	copy(otherSized, other[2])
+	if bytes.Equal(otherSized, b) {
+		t.Fatal("the other database's file is b")
+	}
+
 	logs := []struct {
 		name      string
 		wal       []byte
@@ -72,6 +88,9 @@ func TestRecover_badLog(t *testing.T) {
 		{"another page size", walOf(t, a[:len(a)/2], b[:len(a)/2], 1024, nil), true},
 		{"another database", walOf(t, other[0], other[1], page, nil), true},
 		{"another database's whole file", walOf(t, nil, other[2], page, nil), true},
+		{"our size, one byte not ours", walOf(t, a, near, page, nil), true},
+		{"our size, one byte not ours, 1024-byte pages", walOf(t, a, near, 1024, nil), true},
+		{"another database at our size", walOf(t, nil, otherSized, page, nil), true},
 	}
 	dbs := []struct {
 		name string
