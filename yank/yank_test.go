@@ -164,6 +164,7 @@ func runPhase(t *testing.T, kind realfs.Kind, tgt target, p phase) {
 	// driver's bug is shown on a volume of its own by TestFusefat_Bugs: the
 	// probe leaks clusters that fsck would then report here.)
 	inside := 0
+	ip0, cp0 := inPlaceCount(kind, tgt)
 	for round := 0; round < p.pulls; round++ {
 		if kind == realfs.VFAT && len(r.model) >= 2*r.preRows {
 			// Start again from the preload: fusefat walks a file's
@@ -185,6 +186,27 @@ func runPhase(t *testing.T, kind realfs.Kind, tgt target, p phase) {
 	}
 	t.Logf("%s %s %d MiB: %d pulls, %d inside a durability point, %d failures; database now %d rows; %v",
 		kind, tgt, p.preloadMiB, p.pulls, inside, r.failures, len(r.model), time.Since(start).Round(time.Second))
+	// The arms test the modes they name: a store-inplace arm (and Auto on
+	// exFAT, where its churn and growth both go in place) whose
+	// checkpoints all copied would pass while testing only copies.
+	ip1, cp1 := inPlaceCount(kind, tgt)
+	ip, cp := ip1-ip0, cp1-cp0
+	switch {
+	case !tgt.isStore() || p.pulls == 0:
+	case cp == 0:
+		t.Errorf("%s %s: no checkpoint completed in %d rounds", kind, tgt, p.pulls)
+	case tgt == targetCopy && ip != 0:
+		t.Errorf("%s %s: %d of %d checkpoints went in place in the copy arm", kind, tgt, ip, cp)
+	case (tgt == targetInPlace || tgt == targetStore && kind == realfs.ExFAT) && ip == 0:
+		t.Errorf("%s %s: none of %d checkpoints went in place", kind, tgt, cp)
+	}
+}
+
+// inPlaceCount returns the checkpoints the arm completed so far, and how
+// many of them went in place.
+func inPlaceCount(kind realfs.Kind, tgt target) (inPlace, checkpoints int) {
+	record(kind, tgt, func(tl *tally) { inPlace, checkpoints = tl.inPlace, tl.checkpoints })
+	return inPlace, checkpoints
 }
 
 // replay is the command line that replays rounds 0 to round.
