@@ -29,8 +29,11 @@ type CheckConfig struct {
 	// removal is not yet durable, that log describes the state of that
 	// checkpoint: writing or replacing the database while it is still
 	// linked leaves a log older than the database (StaleLog), as does
-	// the Done claim itself when the log's removal is not durable. A log
-	// linked before the trace is taken as durable and as no checkpoint's.
+	// the Done claim itself when the log's removal is not durable. The
+	// database replaced (a rename over it) while a log created in the
+	// trace is linked, Done or not, or while its removal is not durable,
+	// is StaleLog too. A log linked before the trace is taken as durable
+	// and as no checkpoint's.
 	LogPath string
 	// DecodeClaim turns the bytes of one WriteAt on the journal into the
 	// claims they make. Nil turns the claim rules off. It must not
@@ -262,7 +265,7 @@ func (c *checker) write(ev Event) {
 
 func (c *checker) rename(ev Event) {
 	if ev.NewPath == c.db && c.db != "" && c.log != "" {
-		c.staleLog(ev, "the database is replaced")
+		c.replacedBesideLog(ev)
 	}
 	if ev.NewPath == c.db && c.db != "" && ev.Inode != 0 {
 		if why := c.inodeNotDurable(ev.Path, ev.Inode); why != "" {
@@ -364,6 +367,27 @@ func (c *checker) logAtDone(ev Event, gen uint64) {
 	if ch, changed := c.entryChange[c.log]; changed {
 		if why := c.entryNotDurable(c.log); why != "" {
 			c.report(StaleLog, ev, "journal claims gen %d done but the log's removal at op %d is not durable: %s", gen, ch.index, why)
+		}
+	}
+}
+
+// replacedBesideLog reports the database replaced (a copy renamed over
+// it) while a log made in the trace is still linked, done or not, or while
+// its removal is not durable: a pull then leaves beside the copy a log of
+// another state, which SQLite would apply over it (log-ahead: a copy
+// starts only once the log is gone).
+func (c *checker) replacedBesideLog(ev Event) {
+	if ino, ok := c.linked[c.log]; ok {
+		if _, described := c.logDone[ino]; described {
+			c.staleLog(ev, "the database is replaced")
+		} else if op, created := c.created[ino]; created {
+			c.report(StaleLog, ev, "the database is replaced while the log %s created at op %d is still there", c.log, op)
+		}
+		return
+	}
+	if ch, changed := c.entryChange[c.log]; changed {
+		if why := c.entryNotDurable(c.log); why != "" {
+			c.report(StaleLog, ev, "the database is replaced but the log's removal at op %d is not durable: %s", ch.index, why)
 		}
 	}
 }

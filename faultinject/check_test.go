@@ -258,10 +258,21 @@ func inPlaceSteps(t *testing.T, skip map[string]bool) []Event {
 	mustSync(t, db)
 	step("remove log", func() { mustOK(t, f.Remove(logPath)) })
 	step("syncdir remove", func() { mustOK(t, f.SyncDir("/vol")) })
-	record("done 1 " + dbPath + "\n")
-	mustSync(t, j)
+	step("done", func() {
+		record("done 1 " + dbPath + "\n")
+		mustSync(t, j)
+	})
 	step("second", func() { mustWrite(t, db, 0, "2nd") })
 	_ = db.Close()
+	step("copy", func() { // a copy checkpoint after it: the new file renamed over the database
+		tmp := mustCreate(t, f, tmpPath)
+		mustWrite(t, tmp, 0, "cpy")
+		mustSync(t, tmp)
+		mustOK(t, tmp.Close())
+		record("ready 2 " + tmpPath + "\n")
+		mustSync(t, j)
+		mustOK(t, f.Rename(tmpPath, dbPath))
+	})
 	_ = j.Close()
 	return f.Trace()
 }
@@ -276,14 +287,17 @@ func TestCheck_logPath(t *testing.T) {
 		cfg  CheckConfig
 		want []ViolationKind
 	}{
-		{"the correct sequence passes", []string{"second"}, logConfig, nil},
-		{"without LogPath the in-place rules apply", []string{"second"}, toyConfig, []ViolationKind{InPlaceOpen, InPlaceWrite}},
-		{"no log", []string{"create log", "sync log", "syncdir log", "remove log", "syncdir remove", "second"}, logConfig, []ViolationKind{LogNotDurable}},
-		{"log not fsynced", []string{"sync log", "second"}, logConfig, []ViolationKind{LogNotDurable}},
-		{"log's entry not fsynced", []string{"syncdir log", "second"}, logConfig, []ViolationKind{LogNotDurable}},
-		{"done before the log's removal is durable", []string{"syncdir remove", "second"}, logConfig, []ViolationKind{StaleLog}},
-		{"log kept past done, then the database written", []string{"remove log", "syncdir remove"}, logConfig, []ViolationKind{StaleLog}},
-		{"the database written again with no log", nil, logConfig, []ViolationKind{LogNotDurable}},
+		{"the correct sequence passes", []string{"second", "copy"}, logConfig, nil},
+		{"without LogPath the in-place rules apply", []string{"second", "copy"}, toyConfig, []ViolationKind{InPlaceOpen, InPlaceWrite}},
+		{"no log", []string{"create log", "sync log", "syncdir log", "remove log", "syncdir remove", "second", "copy"}, logConfig, []ViolationKind{LogNotDurable}},
+		{"log not fsynced", []string{"sync log", "second", "copy"}, logConfig, []ViolationKind{LogNotDurable}},
+		{"log's entry not fsynced", []string{"syncdir log", "second", "copy"}, logConfig, []ViolationKind{LogNotDurable}},
+		{"done before the log's removal is durable", []string{"syncdir remove", "second", "copy"}, logConfig, []ViolationKind{StaleLog}},
+		{"log kept past done, then the database written", []string{"remove log", "syncdir remove", "copy"}, logConfig, []ViolationKind{StaleLog}},
+		{"the database written again with no log", []string{"copy"}, logConfig, []ViolationKind{LogNotDurable}},
+		{"a copy renamed over after the log is gone", []string{"second"}, logConfig, nil},
+		{"a copy renamed over while the log is linked, no done", []string{"remove log", "syncdir remove", "second", "done"}, logConfig, []ViolationKind{StaleLog}},
+		{"a copy renamed over before the log's removal is durable, no done", []string{"syncdir remove", "second", "done"}, logConfig, []ViolationKind{StaleLog}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			skip := map[string]bool{}
