@@ -143,22 +143,9 @@ func MeasureModes(ctx context.Context, dir string, p ModesPlan, log func(string,
 		return nil, fmt.Errorf("bench: modes: sizes, dirty shares and iterations must be given (got %v, %v, %d)", p.Sizes, p.Dirty, p.Iters)
 	}
 	rep := &ModesReport{Plan: p}
-	dev := blockDevice(dir)
-	rep.Device = dev.name
-	if dev.name == "" {
-		log("SKIP LOUDLY: %s is not on a block device whose /sys/class/block/*/stat this can read: device bytes not measured, file bytes (wchar) used (%s)", dir, dev.why)
-	}
-	if p.ThrottleMBps > 0 {
-		undo, what, err := throttle(dir, dev, p.ThrottleMBps)
-		rep.Throttle = what
-		if err != nil {
-			log("SKIP LOUDLY: --throttle %g: %v; measuring unthrottled", p.ThrottleMBps, err)
-			rep.Throttle = "not applied: " + err.Error()
-		} else {
-			log("throttle: %s", what)
-			defer undo()
-		}
-	}
+	dev, throttled, undo := measureOn(dir, p.ThrottleMBps, "device bytes not measured, file bytes (wchar) used", log)
+	defer undo()
+	rep.Device, rep.Throttle = dev.name, throttled
 	for _, mib := range p.Sizes {
 		rows, err := measureModesSize(ctx, dir, dev, mib, p, log)
 		rep.Rows = append(rep.Rows, rows...)

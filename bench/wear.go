@@ -121,28 +121,38 @@ type commitRec struct {
 	d   time.Duration
 }
 
+// measureOn finds the block device under dir, whose counters give device
+// bytes, and applies the write throttle asked for (mbps > 0), saying
+// loudly what it could not do (without: what is measured instead). It
+// returns the device, the throttle's description for the report, and
+// what undoes the throttle, for the caller to defer.
+func measureOn(dir string, mbps float64, without string, log func(string, ...any)) (dev blockDev, throttled string, undo func()) {
+	undo = func() {}
+	dev = blockDevice(dir)
+	if dev.name == "" {
+		log("SKIP LOUDLY: %s is not on a block device whose /sys/class/block/*/stat this can read: %s (%s)", dir, without, dev.why)
+	}
+	if mbps <= 0 {
+		return dev, "", undo
+	}
+	u, what, err := throttle(dir, dev, mbps)
+	if err != nil {
+		log("SKIP LOUDLY: --throttle %g: %v; measuring unthrottled", mbps, err)
+		return dev, "not applied: " + err.Error(), undo
+	}
+	log("throttle: %s", what)
+	return dev, what, u
+}
+
 // MeasureWear runs the wear workload in dir for each mode of p.
 func MeasureWear(ctx context.Context, dir string, p WearPlan, log func(string, ...any)) (*WearReport, error) {
 	if p.MiB <= 0 || p.Rate <= 0 || p.Duration <= 0 {
 		return nil, fmt.Errorf("bench: wear: size, rate and duration must be positive (got %d MiB, %d/s, %s)", p.MiB, p.Rate, p.Duration)
 	}
 	rep := &WearReport{Plan: p}
-	dev := blockDevice(dir)
-	rep.Device = dev.name
-	if dev.name == "" {
-		log("SKIP LOUDLY: %s is not on a block device whose /sys/class/block/*/stat this can read: device bytes not measured (%s)", dir, dev.why)
-	}
-	if p.ThrottleMBps > 0 {
-		undo, what, err := throttle(dir, dev, p.ThrottleMBps)
-		rep.Throttle = what
-		if err != nil {
-			log("SKIP LOUDLY: --throttle %g: %v; measuring unthrottled", p.ThrottleMBps, err)
-			rep.Throttle = "not applied: " + err.Error()
-		} else {
-			log("throttle: %s", what)
-			defer undo()
-		}
-	}
+	dev, throttled, undo := measureOn(dir, p.ThrottleMBps, "device bytes not measured", log)
+	defer undo()
+	rep.Device, rep.Throttle = dev.name, throttled
 	seedPath := filepath.Join(dir, "seed.db")
 	log("building a %d MiB database", p.MiB)
 	if err := BuildClean(ctx, seedPath, p.MiB); err != nil {

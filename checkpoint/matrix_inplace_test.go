@@ -272,14 +272,7 @@ func (o *stockOracle) before(img *faultinject.FS) error {
 // forward.
 func firstPagePoints(t *testing.T, cfg faultinject.MatrixConfig) []int {
 	t.Helper()
-	fs, err := cfg.Setup()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := fs.OpCount()
-	if err := cfg.Workload(fs); err != nil {
-		t.Fatal(err)
-	}
+	fs, start := countingRun(t, cfg)
 	var pts []int
 	last := -2
 	for _, ev := range fs.Trace() {
@@ -297,9 +290,9 @@ func firstPagePoints(t *testing.T, cfg faultinject.MatrixConfig) []int {
 	return pts
 }
 
-// secondCommit returns the operation (relative to the workload's start)
-// after which the workload's second commit runs, from a counting run.
-func secondCommit(t *testing.T, cfg faultinject.MatrixConfig) int {
+// countingRun runs the workload once on a fresh FS, uncut, and returns
+// the FS and its operation count when the workload started.
+func countingRun(t *testing.T, cfg faultinject.MatrixConfig) (*faultinject.FS, int) {
 	t.Helper()
 	fs, err := cfg.Setup()
 	if err != nil {
@@ -309,6 +302,14 @@ func secondCommit(t *testing.T, cfg faultinject.MatrixConfig) int {
 	if err := cfg.Workload(fs); err != nil {
 		t.Fatal(err)
 	}
+	return fs, start
+}
+
+// secondCommit returns the operation (relative to the workload's start)
+// after which the workload's second commit runs, from a counting run.
+func secondCommit(t *testing.T, cfg faultinject.MatrixConfig) int {
+	t.Helper()
+	fs, start := countingRun(t, cfg)
 	b, err := fs.ReadFile(path.Join(markDir, "c1-done"))
 	if err != nil {
 		t.Fatal(err)
