@@ -79,7 +79,7 @@ func makePreload(t *testing.T, path string, mib int) int {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB, g INTEGER NOT NULL DEFAULT 0)"); err != nil {
+	if _, err := db.Exec(tableSQL); err != nil {
 		t.Fatal(err)
 	}
 	const per = 1000

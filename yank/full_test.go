@@ -87,7 +87,7 @@ func driveFull(t *testing.T, v *realfs.Volume, when string) {
 	}
 	defer s.Abandon()
 	st := &storeT{t: t, s: s}
-	if _, err := s.DB().Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+	if _, err := s.DB().Exec(tableSQL); err != nil {
 		t.Fatal(err)
 	}
 	st.insert(2000) // 2 MiB
@@ -195,7 +195,7 @@ func readOnly(t *testing.T, v *realfs.Volume) {
 		}
 	}()
 	st := &storeT{t: t, s: s}
-	if _, err := s.DB().Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+	if _, err := s.DB().Exec(tableSQL); err != nil {
 		t.Fatal(err)
 	}
 	st.insert(1000)

@@ -119,7 +119,7 @@ func openCheckpointClose(path, dir string, i int) error {
 		return err
 	}
 	if i == 0 {
-		if _, err := s.DB().Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+		if _, err := s.DB().Exec(tableSQL); err != nil {
 			s.Abandon()
 			return err
 		}

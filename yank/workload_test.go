@@ -37,6 +37,11 @@ type sig struct {
 	sumG, sumGID int64
 }
 
+// tableSQL creates the table every yank test writes: g is the batch that
+// last wrote a row (0 for rows written outside the batches), which sigSQL
+// reads.
+const tableSQL = "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB, g INTEGER NOT NULL DEFAULT 0)"
+
 // sigSQL reads a sig; the sqlite3 shell prints it as sig.String does.
 const sigSQL = "SELECT count(*), coalesce(sum(g), 0), coalesce(sum(g*id), 0) FROM t"
 
