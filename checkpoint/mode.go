@@ -142,24 +142,11 @@ func chooseMode(e estimate, copyRate, inPlaceRate rate) Mode {
 // other pages beside a database pulled mid-write is "malformed" to it).
 func (m *Main) pageSizeIsBlock(pend *level, src *baseRef) bool {
 	hdr := make([]byte, 18)
-	if err := readFull(src.f, hdr, 0); err != nil || headerPageSize(hdr) != m.bs {
+	if err := readFull(src.f, hdr, 0); err != nil || int64(sqlitewal.DBHeaderPageSize(hdr)) != m.bs {
 		return false
 	}
-	if p1, ok := pend.blocks[0]; ok && headerPageSize(p1) != m.bs {
+	if p1, ok := pend.blocks[0]; ok && int64(sqlitewal.DBHeaderPageSize(p1)) != m.bs {
 		return false
 	}
 	return true
-}
-
-// headerPageSize is the page size in an SQLite database header (offset
-// 16, big-endian, 1 meaning 65536), or 0 when b is too short for it.
-func headerPageSize(b []byte) int64 {
-	if len(b) < 18 {
-		return 0
-	}
-	ps := int64(b[16])<<8 | int64(b[17])
-	if ps == 1 {
-		ps = 65536
-	}
-	return ps
 }

@@ -113,6 +113,20 @@ func ValidPageSize(ps int) bool {
 	return ps >= MinPageSize && ps <= MaxPageSize && ps&(ps-1) == 0
 }
 
+// DBHeaderPageSize is the page size an SQLite database header names
+// (offset 16, big-endian, 1 meaning 65536), or 0 for a header too short
+// to hold it. It is not checked: see ValidPageSize.
+func DBHeaderPageSize(hdr []byte) int {
+	if len(hdr) < 18 {
+		return 0
+	}
+	ps := int(binary.BigEndian.Uint16(hdr[16:]))
+	if ps == 1 {
+		ps = MaxPageSize
+	}
+	return ps
+}
+
 // FrameSize is the size of one frame for pages of pageSize bytes.
 func FrameSize(pageSize int) int { return FrameHeaderSize + pageSize }
 

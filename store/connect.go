@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/ejectsafe/ejectsafe/sqlitewal"
 )
 
 // Per-connection configuration: Options.Params and Options.ConnectHook
@@ -97,7 +99,7 @@ func (o *Options) checkConnect() error {
 			o.BusyTimeout = time.Millisecond
 		}
 	}
-	if p := o.PageSize; p != 0 && !validPageSize(p) {
+	if p := o.PageSize; p != 0 && !sqlitewal.ValidPageSize(p) {
 		return fmt.Errorf("%w: PageSize %d: SQLite takes a power of two from 512 to 65536", ErrBadOptions, p)
 	}
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/lease"
 	"github.com/ejectsafe/ejectsafe/probe"
+	"github.com/ejectsafe/ejectsafe/sqlitewal"
 )
 
 const sqliteHeader = "SQLite format 3\x00"
@@ -190,7 +191,7 @@ func blockSizeFor(o Options, path string) int {
 		n, _ := f.ReadAt(hdr, 0)
 		f.Close() // read-only
 		if n == len(hdr) {
-			if ps := headerPageSize(hdr); validPageSize(ps) {
+			if ps := sqlitewal.DBHeaderPageSize(hdr); sqlitewal.ValidPageSize(ps) {
 				return ps
 			}
 			return 0
@@ -199,14 +200,11 @@ func blockSizeFor(o Options, path string) int {
 			return 0 // a header cut short: not a database SQLite made
 		}
 	}
-	if validPageSize(o.PageSize) {
+	if sqlitewal.ValidPageSize(o.PageSize) {
 		return o.PageSize
 	}
 	return 0
 }
-
-// validPageSize reports whether ps is a page size SQLite can use.
-func validPageSize(ps int) bool { return ps >= 512 && ps <= 65536 && ps&(ps-1) == 0 }
 
 // warned holds the filesystem warnings already logged.
 var warned sync.Map

@@ -13,6 +13,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/ejectsafe/ejectsafe/device"
+	"github.com/ejectsafe/ejectsafe/sqlitewal"
 )
 
 // maxStockWAL bounds the stock WAL file Open will load into memory.
@@ -92,8 +93,8 @@ func dbPage1(fsys device.FS, path string) ([]byte, error) {
 		}
 		return nil, nil
 	}
-	ps := headerPageSize(hdr)
-	if !validPageSize(ps) {
+	ps := sqlitewal.DBHeaderPageSize(hdr)
+	if !sqlitewal.ValidPageSize(ps) {
 		return nil, nil // not a header SQLite would use
 	}
 	page := make([]byte, ps)
@@ -124,7 +125,7 @@ func checkStockJournal(fsys device.FS, path string) error {
 		return fmt.Errorf("stock journal: %w", rerr)
 	}
 	page1, err := dbPage1(fsys, path)
-	ps := headerPageSize(page1)
+	ps := sqlitewal.DBHeaderPageSize(page1)
 	if err != nil || ps == 0 {
 		return err // an empty database: SQLite plays no journal back
 	}

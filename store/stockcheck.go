@@ -69,7 +69,7 @@ type walInfo struct {
 // fits).
 func checkWAL(b []byte, dbPage1 []byte) walInfo {
 	var w walInfo
-	dbPageSize := headerPageSize(dbPage1)
+	dbPageSize := sqlitewal.DBHeaderPageSize(dbPage1)
 	var problem string
 	var commits []walCommit
 	var page1 []byte // page 1 in the transaction being read
@@ -81,8 +81,8 @@ func checkWAL(b []byte, dbPage1 []byte) walInfo {
 			problem = fmt.Sprintf("frame at %d commits page %d of a %d-page database", off, pgno, commit)
 		case pgno == 1 && string(page[:len(sqliteHeader)]) != sqliteHeader:
 			problem = fmt.Sprintf("frame at %d holds a page 1 without SQLite's header", off)
-		case pgno == 1 && headerPageSize(page) != len(page):
-			problem = fmt.Sprintf("frame at %d holds a page 1 naming page size %d in a WAL of %d", off, headerPageSize(page), len(page))
+		case pgno == 1 && sqlitewal.DBHeaderPageSize(page) != len(page):
+			problem = fmt.Sprintf("frame at %d holds a page 1 naming page size %d in a WAL of %d", off, sqlitewal.DBHeaderPageSize(page), len(page))
 		}
 		if pgno == 1 {
 			page1 = bytes.Clone(page) // the walk reuses its buffer
@@ -162,19 +162,6 @@ func walLineage(commits []walCommit, dbPage1 []byte) string {
 	return ""
 }
 
-// headerPageSize is the page size an SQLite database header names (1
-// means 65536), or 0 for a header too short.
-func headerPageSize(hdr []byte) int {
-	if len(hdr) < 18 {
-		return 0
-	}
-	ps := int(binary.BigEndian.Uint16(hdr[16:]))
-	if ps == 1 {
-		ps = 65536
-	}
-	return ps
-}
-
 // journalMagic starts a rollback journal's header.
 var journalMagic = []byte(layout.RollbackMagic)
 
@@ -219,7 +206,7 @@ func InspectStock(path string) ([]StockFinding, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := headerPageSize(page1)
+	ps := sqlitewal.DBHeaderPageSize(page1)
 	if err := checkStockJournal(device.OS, path); errors.Is(err, ErrForeignLog) {
 		out = append(out, StockFinding{Path: path + journalSuffix, Note: err.Error(), Foreign: true})
 	} else if err != nil {
