@@ -60,6 +60,25 @@ void es_hl_unmap(void *p, long long chunk) { munmap(p, (size_t)chunk); }
  * page cache and are written back). */
 void es_hl_drop(void *p, long long chunk) { madvise(p, (size_t)chunk, MADV_DONTNEED); }
 
+/* es_hl_pread reads n bytes of the WAL at off from the file, not through
+ * the mapping: a chunk es_hl_drop gave back stays out of the process's
+ * resident memory when it is read (a checkpoint reads every frame of a
+ * big transaction once). The page cache is the mapping's, so the bytes
+ * are those last stored into it. It returns 0 or an errno. */
+int es_hl_pread(int fd, void *buf, long long n, long long off) {
+	unsigned char *p = buf;
+	while (n > 0) {
+		ssize_t k = pread(fd, p, (size_t)n, (off_t)(ES_HL_HDR + off));
+		if (k < 0 && errno == EINTR) continue;
+		if (k < 0) return errno;
+		if (k == 0) return EIO; /* the file covers every mapped chunk */
+		p += k;
+		off += k;
+		n -= k;
+	}
+	return 0;
+}
+
 /* es_hl_shrink gives back the file's blocks past nChunk chunks. */
 void es_hl_shrink(int fd, long long nChunk, long long chunk) {
 	if (ftruncate(fd, (off_t)(ES_HL_HDR + nChunk * chunk)) != 0) {
@@ -228,6 +247,13 @@ void es_hl_unmap(void *p, long long chunk) {
 void es_hl_drop(void *p, long long chunk) {
 	(void)p;
 	(void)chunk;
+}
+int es_hl_pread(int fd, void *buf, long long n, long long off) {
+	(void)fd;
+	(void)buf;
+	(void)n;
+	(void)off;
+	return 38; /* ENOSYS */
 }
 void es_hl_shrink(int fd, long long nChunk, long long chunk) {
 	(void)fd;

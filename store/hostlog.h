@@ -12,6 +12,7 @@ int es_hl_supported(void);
 void *es_hl_map(int fd, long long idx, long long chunk);
 void es_hl_unmap(void *p, long long chunk);
 void es_hl_drop(void *p, long long chunk);
+int es_hl_pread(int fd, void *buf, long long n, long long off);
 void es_hl_shrink(int fd, long long nChunk, long long chunk);
 int es_hl_sync(int fd);
 void es_hl_close(int fd);

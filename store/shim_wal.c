@@ -125,6 +125,12 @@ void walCopyLocked(es_wal *w, unsigned char *buf, long long n, long long off, in
 	}
 }
 
+/* walRetainEnd is where the chunks a host log may drop begin: those
+ * past the retained working set (walWrite). */
+static long long walRetainEnd(es_wal *w) {
+	return (w->retain + ES_CHUNK - 1) / ES_CHUNK * ES_CHUNK;
+}
+
 /* xRead: SQLite's contract: fill the buffer; past the end, zero-fill and
  * answer SQLITE_IOERR_SHORT_READ. */
 static int walRead(sqlite3_file *pf, void *buf, int amt, sqlite3_int64 off) {
@@ -140,7 +146,18 @@ static int walRead(sqlite3_file *pf, void *buf, int amt, sqlite3_int64 off) {
 	} else {
 		avail = amt;
 	}
-	walCopyLocked(w, buf, avail, off, 0);
+	if (w->hasLog && avail > 0 && off + avail > walRetainEnd(w)) {
+		/* Past the retained chunks of a host log (a big transaction,
+		 * whose chunks walWrite dropped): read the file, so that a
+		 * checkpoint reading every frame does not fault them all back
+		 * into the process. */
+		long long head = walRetainEnd(w) - off;
+		if (head < 0) head = 0;
+		walCopyLocked(w, buf, head, off, 0);
+		if (es_hl_pread(w->fd, (unsigned char *)buf + head, avail - head, off + head) != 0) rc = SQLITE_IOERR_READ;
+	} else {
+		walCopyLocked(w, buf, avail, off, 0);
+	}
 	sqlite3_mutex_leave(w->mu);
 	return rc;
 }
@@ -169,7 +186,7 @@ static int walWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 of
 		w->writes++;
 		/* A host log past the retained size (a big transaction): the
 		 * chunk this write finished leaves the process's memory. */
-		if (w->hasLog && (end - 1) / ES_CHUNK > off / ES_CHUNK && off / ES_CHUNK >= (w->retain + ES_CHUNK - 1) / ES_CHUNK) {
+		if (w->hasLog && (end - 1) / ES_CHUNK > off / ES_CHUNK && off >= walRetainEnd(w)) {
 			es_hl_drop(w->chunks[off / ES_CHUNK], ES_CHUNK);
 		}
 	}
