@@ -384,6 +384,7 @@ func (m *Main) writeCopy(tf device.File, pend *level, size int64, src *baseRef) 
 	idx := pendingBlocks(pend)
 	sum := journal.NewSum()
 	b := buffer(&m.buf, chunkSize)
+	sb := make([]byte, m.bs) // a spilled block, read back
 	for off := int64(0); off < end; {
 		k := min(int64(len(b)), end-off)
 		c := b[:k]
@@ -405,7 +406,10 @@ func (m *Main) writeCopy(tf device.File, pend *level, size int64, src *baseRef) 
 			clear(c[min(max(keep-off, 0), w):]) // cut off, or past the base
 			for len(idx) > 0 && idx[0]*m.bs < off+w {
 				bo := idx[0] * m.bs
-				blk := pend.blocks[idx[0]]
+				blk, _, err := m.block(pend, idx[0], sb)
+				if err != nil {
+					return 0, err
+				}
 				if bo+int64(len(blk)) <= off { // wholly written in an earlier chunk
 					idx = idx[1:]
 					continue
@@ -447,8 +451,12 @@ func (m *Main) swapBase(nb *baseRef) {
 	m.mu.Lock()
 	old := m.base
 	m.base, m.pending = nb, nil
+	sp := m.retireSpillLocked(false)
 	m.mu.Unlock()
 	m.releaseBase(old)
+	if sp != nil {
+		sp.release()
+	}
 }
 
 // readFromCopy makes the verified copy at temp the file reads come from,

@@ -66,6 +66,7 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 	idx := all
 	p := journal.NewSumPatcher(prefix, keep)
 	b := buffer(&m.buf, chunkSize)
+	sb := make([]byte, m.bs) // a spilled block, read back
 	for pos := int64(0); pos < keep; {
 		next := keep // the next rewritten block below keep
 		if len(idx) > 0 && idx[0]*m.bs < keep {
@@ -96,7 +97,11 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 		for _, i := range idx[:j] {
 			bo := i * m.bs
 			lo, hi := bo-pos, min(bo+m.bs, keep)-pos
-			blk := pend.blocks[i][:hi-lo]
+			blk, _, err := m.block(pend, i, sb)
+			if err != nil {
+				return 0, err
+			}
+			blk = blk[:hi-lo]
 			p.Patch(bo, c[lo:hi], blk)
 			copy(c[lo:hi], blk)
 		}
@@ -115,7 +120,10 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 		w := int64(len(c))
 		for len(idx) > 0 && idx[0]*m.bs < off+w {
 			bo := idx[0] * m.bs
-			blk := pend.blocks[idx[0]]
+			blk, _, err := m.block(pend, idx[0], sb)
+			if err != nil {
+				return 0, err
+			}
 			if bo+int64(len(blk)) <= off { // below: written already
 				idx = idx[1:]
 				continue

@@ -78,14 +78,19 @@ type inPlace struct {
 // bytes past a cut).
 func inPlacePages(pend *level, size, baseSize, bs int64) []int64 {
 	keep := min(baseSize, pend.cut)
-	idx := make([]int64, 0, len(pend.blocks))
+	idx := make([]int64, 0, len(pend.blocks)+len(pend.spilled))
 	for b := range pend.blocks {
 		if b*bs < size {
 			idx = append(idx, b)
 		}
 	}
+	for b := range pend.spilled {
+		if b*bs < size {
+			idx = append(idx, b)
+		}
+	}
 	for b := (keep + bs - 1) / bs; b*bs < size; b++ {
-		if _, ok := pend.blocks[b]; !ok {
+		if !pend.holds(b) {
 			idx = append(idx, b)
 		}
 	}
@@ -94,19 +99,20 @@ func inPlacePages(pend *level, size, baseSize, bs int64) []int64 {
 }
 
 // page returns block b's bytes in the new generation: the pending
-// block, or zeros.
-func (a *inPlace) page(b int64, zero []byte) []byte {
-	if d, ok := a.pend.blocks[b]; ok {
-		return d
+// block (read into buf if it was spilled), or zeros.
+func (a *inPlace) page(b int64, zero, buf []byte) ([]byte, error) {
+	d, ok, err := a.m.block(a.pend, b, buf)
+	if err != nil || ok {
+		return d, err
 	}
-	return zero
+	return zero, nil
 }
 
 // runs calls fn for each run of consecutive pages, at most chunkSize
 // bytes, with their bytes gathered into buf.
 func (a *inPlace) runs(buf []byte, fn func(off int64, data []byte) error) error {
 	bs := a.m.bs
-	zero := make([]byte, bs)
+	zero, sb := make([]byte, bs), make([]byte, bs)
 	per := max(int64(len(buf))/bs, 1)
 	for i := 0; i < len(a.pages); {
 		j := i + 1
@@ -116,7 +122,11 @@ func (a *inPlace) runs(buf []byte, fn func(off int64, data []byte) error) error 
 		n := int64(j - i)
 		c := buf[:n*bs]
 		for k := range n {
-			copy(c[k*bs:(k+1)*bs], a.page(a.pages[i]+k, zero))
+			d, err := a.page(a.pages[i]+k, zero, sb)
+			if err != nil {
+				return err
+			}
+			copy(c[k*bs:(k+1)*bs], d)
 		}
 		if err := fn(a.pages[i]*bs, c); err != nil {
 			return err
@@ -305,12 +315,14 @@ func (a *inPlace) newSum() (uint64, error) {
 		prefix = journal.SumTrim(base, cut, src.size-keep)
 	}
 	p := journal.NewSumPatcher(prefix, keep)
-	old := make([]byte, bs)
-	zero := make([]byte, bs)
+	old, zero, sb := make([]byte, bs), make([]byte, bs), make([]byte, bs)
 	tail := journal.NewSum()
 	for _, b := range a.pages {
 		bo := b * bs
-		blk := a.page(b, zero)
+		blk, err := a.page(b, zero, sb)
+		if err != nil {
+			return 0, err
+		}
 		if bo < keep {
 			hi := min(bo+bs, keep)
 			if err := readFull(src.f, old[:hi-bo], bo); err != nil {
@@ -370,9 +382,13 @@ func (a *inPlace) writeLog() (string, error) {
 	if err != nil {
 		return fail("write log", err)
 	}
-	zero := make([]byte, m.bs)
+	zero, sb := make([]byte, m.bs), make([]byte, m.bs)
 	for _, b := range a.pages {
-		if err := w.Add(uint32(b+1), a.page(b, zero)); err != nil {
+		d, err := a.page(b, zero, sb)
+		if err == nil {
+			err = w.Add(uint32(b+1), d)
+		}
+		if err != nil {
 			return fail("write log", err)
 		}
 	}

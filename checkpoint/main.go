@@ -120,6 +120,14 @@ type Options struct {
 	// ModeInPlace. For filesystems that corrupt a file extended through
 	// a handle opened on it (fusefat).
 	NoGrowInPlace bool
+	// SpillDir, when set, is a directory on the host's own disk where an
+	// overlay larger than SpillAbove keeps further blocks (spill.go):
+	// the checkpoint of a transaction larger than RAM then does not hold
+	// its pages in memory. Empty: the overlay is all in memory.
+	SpillDir string
+	// SpillAbove is the overlay's memory, in bytes, past which blocks
+	// spill. Zero means DefaultSpillAbove.
+	SpillAbove int64
 }
 
 // ReadBack is what Commit does to check a copy it wrote.
@@ -151,7 +159,9 @@ type Stats struct {
 	LastDuration time.Duration // how long it took
 	LastBytes    int64         // the size of the database it wrote
 	LastErr      error         // the error of the last failed commit
-	Overlay      int64         // bytes of writes held in memory, not yet committed
+	Overlay      int64         // bytes of writes held in memory or spilled, not yet committed
+	Spilled      int64         // of Overlay, bytes in the spill file (Options.SpillDir)
+	SpillErr     error         // the last failure to spill (the blocks stayed in memory)
 	Unsure       bool          // a rename's or an in-place write's outcome is unknown until the next Commit
 	InPlace      int64         // commits written in place (ModeInPlace, or ModeAuto's pick)
 	LastMode     Mode          // how the last successful commit wrote: ModeCopy or ModeInPlace
@@ -185,6 +195,7 @@ type Main struct {
 	mu      sync.RWMutex
 	closed  bool
 	base    *baseRef // the committed file; its content never changes
+	sp      *spill   // the spill file every spilled block is in; nil if none (spill.go)
 	dirty   *level   // writes since the last freeze
 	pending *level   // writes being committed, or whose commit is unsure; nil otherwise
 	size    int64    // the logical size
@@ -386,15 +397,13 @@ func (m *Main) SizeHint(size int64) error {
 // Stats returns the commit statistics.
 func (m *Main) Stats() Stats {
 	m.mu.RLock()
-	overlay := int64(len(m.dirty.blocks)) * m.bs
-	if m.pending != nil {
-		overlay += int64(len(m.pending.blocks)) * m.bs
-	}
+	spilled := m.spilledBlocks() * m.bs
+	overlay := m.memBlocks()*m.bs + spilled
 	m.mu.RUnlock()
 	m.smu.Lock()
 	defer m.smu.Unlock()
 	s := m.stats
-	s.Overlay = overlay
+	s.Overlay, s.Spilled = overlay, spilled
 	return s
 }
 
@@ -413,7 +422,11 @@ func (m *Main) Close() error {
 	m.closed = true
 	base := m.base
 	m.dirty, m.pending = newLevel(), nil
+	sp := m.retireSpillLocked(true)
 	m.mu.Unlock()
+	if sp != nil {
+		sp.release() // closes now, or when the last reader is done
+	}
 
 	err := m.jf.close()
 	m.releaseBase(base) // closes now, or when the last reader is done
@@ -435,7 +448,9 @@ func (m *Main) isClosed() bool {
 }
 
 // newLevel returns an empty overlay level.
-func newLevel() *level { return &level{blocks: map[int64][]byte{}, cut: math.MaxInt64} }
+func newLevel() *level {
+	return &level{blocks: map[int64][]byte{}, spilled: map[int64]int64{}, cut: math.MaxInt64}
+}
 
 // SetBeforeReady sets a function each commit calls with its Ready record
 // (the generation, size and checksum the database will have) before the
@@ -448,4 +463,13 @@ func (m *Main) SetBeforeReady(f func(journal.Record) error) {
 	m.cmu.Lock()
 	defer m.cmu.Unlock()
 	m.ready = f
+}
+
+// SetSpill sets Options.SpillDir after Open: the store learns where its
+// host log lives only once the database is open. Blocks written from
+// then on may spill; "" stops spilling (blocks spilled stay readable).
+func (m *Main) SetSpill(dir string) {
+	m.wmu.Lock() // spillFor reads it under wmu
+	defer m.wmu.Unlock()
+	m.opts.SpillDir = dir
 }

@@ -3,8 +3,10 @@ package checkpoint
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 
@@ -15,11 +17,23 @@ import (
 // TestMain_Model runs random writes, truncations, prepares and commits
 // against a plain byte slice, checking the view after every step and the
 // file on the drive after every commit. A small block size makes most
-// writes partial.
+// writes partial. With spill, all but two blocks of the overlay go to
+// the spill file (spill.go).
 func TestMain_Model(t *testing.T) {
+	for _, spill := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spill=%v", spill), func(t *testing.T) { testModel(t, spill) })
+	}
+}
+
+func testModel(t *testing.T, spill bool) {
 	for _, bs := range []int{512, 4096} {
 		for seed := range uint64(6) {
 			fs := newFS(t, faultinject.Options{NoTrace: true})
+			var spilled int64                                                    // the most the overlay had spilled at once
+			opts := Options{BlockSize: bs, JournalLimit: 8 * journal.RecordSize} // appends, and compacts often
+			if spill {
+				opts.SpillDir, opts.SpillAbove = t.TempDir(), 2*int64(bs)
+			}
 			var model []byte
 			if seed%2 == 0 { // start from an existing database, or none
 				model = pattern(10_000+int(seed)*777, 'A')
@@ -27,7 +41,7 @@ func TestMain_Model(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			m := mustOpenMain(t, fs, Options{BlockSize: bs, JournalLimit: 8 * journal.RecordSize}) // appends, and compacts often
+			m := mustOpenMain(t, fs, opts)
 			rng := rand.New(rand.NewPCG(seed, uint64(bs)))
 			for step := range 300 {
 				switch op := rng.IntN(20); {
@@ -65,10 +79,19 @@ func TestMain_Model(t *testing.T) {
 				if got := readMain(t, m); !bytes.Equal(got, model) {
 					t.Fatalf("bs=%d seed=%d step %d: view differs from the model (%d vs %d bytes)", bs, seed, step, len(got), len(model))
 				}
+				spilled = max(spilled, m.Stats().Spilled)
 			}
 			mustCommit(t, m)
 			if err := m.Close(); err != nil {
 				t.Fatal(err)
+			}
+			if spill {
+				if spilled == 0 {
+					t.Fatalf("bs=%d seed=%d: nothing spilled", bs, seed)
+				}
+				if left, _ := os.ReadDir(opts.SpillDir); len(left) != 0 {
+					t.Fatalf("bs=%d seed=%d: the spill directory holds %d names: spill files are unlinked at creation", bs, seed, len(left))
+				}
 			}
 			// A fresh Main after Recover sees the same.
 			if rep, err := Recover(fs, testDB); err != nil || rep.Action != ActionNone {
@@ -331,11 +354,27 @@ func TestOpen_RecoveryNeeded(t *testing.T) {
 // are rewritten and committed. Every page is uniform (one version
 // everywhere in it) and its version never goes backwards for a reader:
 // a torn or stale read across the base swap would show. Run with -race.
+// TestMain_ConcurrentReads: readers see whole pages that never go back
+// in time while the pages are rewritten and committed; with spill, from
+// the spill file (every page past the third), whose file is retired and
+// made again across commits.
 func TestMain_ConcurrentReads(t *testing.T) {
+	for _, spill := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spill=%v", spill), func(t *testing.T) {
+			opts := Options{}
+			if spill {
+				opts.SpillDir, opts.SpillAbove = t.TempDir(), 3*4096
+			}
+			testConcurrentReads(t, opts)
+		})
+	}
+}
+
+func testConcurrentReads(t *testing.T, opts Options) {
 	const pages, psize = 8, 4096
 	fs := newFS(t, faultinject.Options{NoTrace: true})
 	fs.WriteFile(testDB, make([]byte, pages*psize), 0o644)
-	m := mustOpenMain(t, fs, Options{})
+	m := mustOpenMain(t, fs, opts)
 	defer m.Close()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})

@@ -145,7 +145,8 @@ func (m *Main) pageSizeIsBlock(pend *level, src *baseRef) bool {
 	if err := readFull(src.f, hdr, 0); err != nil || int64(sqlitewal.DBHeaderPageSize(hdr)) != m.bs {
 		return false
 	}
-	if p1, ok := pend.blocks[0]; ok && int64(sqlitewal.DBHeaderPageSize(p1)) != m.bs {
+	p1, ok, err := m.block(pend, 0, make([]byte, m.bs))
+	if err != nil || ok && int64(sqlitewal.DBHeaderPageSize(p1)) != m.bs {
 		return false
 	}
 	return true

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"slices"
@@ -28,8 +29,9 @@ import (
 //     are already zero.
 type level struct {
 	blocks  map[int64][]byte
-	cut     int64 // the lowest size truncated to in this level; math.MaxInt64 if none
-	changed bool  // a write or a size change reached this level
+	spilled map[int64]int64 // blocks in the spill file (spill.go), at these offsets; never also in blocks
+	cut     int64           // the lowest size truncated to in this level; math.MaxInt64 if none
+	changed bool            // a write or a size change reached this level
 }
 
 // source says where the raw view of block b comes from.
@@ -37,30 +39,36 @@ type source int
 
 const (
 	fromOverlay source = iota
+	fromSpill
 	fromZero
 	fromBase
 )
 
-// lookup finds block b in the levels. The caller holds mu.
-func (m *Main) lookup(b int64) ([]byte, source) {
+// lookup finds block b in the levels: its bytes in memory, or its offset
+// in the spill file. The caller holds mu.
+func (m *Main) lookup(b int64) ([]byte, int64, source) {
 	for _, l := range [2]*level{m.dirty, m.pending} {
 		if l == nil {
 			continue
 		}
 		if d, ok := l.blocks[b]; ok {
-			return d, fromOverlay
+			return d, 0, fromOverlay
+		}
+		if off, ok := l.spilled[b]; ok {
+			return nil, off, fromSpill
 		}
 		if b*m.bs >= l.cut {
-			return nil, fromZero
+			return nil, 0, fromZero
 		}
 	}
-	return nil, fromBase
+	return nil, 0, fromBase
 }
 
-// span is a part of a read that the base file serves.
+// span is a part of a read that the base file serves, or the spill file.
 type span struct {
-	dst []byte
-	off int64
+	dst   []byte
+	off   int64
+	spill bool
 }
 
 // planRead fills p with the raw view at off where the overlay decides it,
@@ -72,16 +80,18 @@ func (m *Main) planRead(p []byte, off int64) []span {
 		b := off / m.bs
 		in := off - b*m.bs
 		n := min(int64(len(p)), m.bs-in)
-		d, src := m.lookup(b)
+		d, so, src := m.lookup(b)
 		switch src {
 		case fromOverlay:
 			copy(p[:n], d[in:in+n])
+		case fromSpill:
+			holes = append(holes, span{dst: p[:n], off: so + in, spill: true})
 		case fromZero:
 			clear(p[:n])
 		case fromBase:
 			k := min(max(baseSize-off, 0), n)
 			if k > 0 {
-				if last := len(holes) - 1; last >= 0 && holes[last].off+int64(len(holes[last].dst)) == off {
+				if last := len(holes) - 1; last >= 0 && !holes[last].spill && holes[last].off+int64(len(holes[last].dst)) == off {
 					// Contiguous on the file and in p (both advance together).
 					holes[last].dst = holes[last].dst[:len(holes[last].dst)+int(k)]
 				} else {
@@ -117,9 +127,30 @@ func (m *Main) finishRead(p []byte, off int64) error {
 	}
 	ref := m.base
 	ref.refs.Add(1)
+	var sp *spill
+	for _, h := range holes {
+		if h.spill {
+			if sp = m.sp; sp == nil { // every spilled block is in m.sp
+				m.mu.RUnlock()
+				m.releaseBase(ref)
+				return errNoSpill
+			}
+			sp.refs.Add(1)
+			break
+		}
+	}
 	m.mu.RUnlock()
 	defer m.releaseBase(ref)
+	if sp != nil {
+		defer sp.release()
+	}
 	for _, h := range holes {
+		if h.spill {
+			if err := sp.read(h.dst, h.off); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := readFull(ref.f, h.dst, h.off); err != nil {
 			return fmt.Errorf("checkpoint: base %s: %w", m.p.db, err)
 		}
@@ -163,23 +194,54 @@ func (m *Main) WriteAt(p []byte, off int64) error {
 	end := off + int64(len(p))
 	first, last := off/m.bs, (end-1)/m.bs
 	var blocks [][]byte
-	if len(p) > 0 {
-		blocks = make([][]byte, 0, last-first+1)
+	if len(p) == 0 {
+		first, last = 0, -1
 	}
-	for b := first; b <= last && len(p) > 0; b++ {
+	// Past SpillAbove in memory, the blocks go to the spill file (whole
+	// blocks straight from p: the spill path allocates nothing that
+	// stays). If it cannot be had or written (the host disk full), they
+	// stay in memory as they always could; the error is kept for Stats.
+	sp, err := m.spillFor(int(last - first + 1))
+	blocks = make([][]byte, 0, last-first+1)
+	for b := first; b <= last; b++ {
 		start := b * m.bs
 		lo, hi := max(off, start), min(end, start+m.bs)
+		if sp != nil && lo == start && hi == start+m.bs {
+			blocks = append(blocks, p[lo-off:hi-off]) // copied once appended, or below
+			continue
+		}
 		blk := make([]byte, m.bs)
 		if lo > start || hi < start+m.bs {
 			// A partial block starts from the current view. Reading it
 			// outside mu is safe: only writers change the view, and they
 			// are serialized by wmu.
 			if err := m.readRaw(blk, start); err != nil {
+				if sp != nil {
+					sp.release()
+				}
 				return err
 			}
 		}
 		copy(blk[lo-start:], p[lo-off:hi-off])
 		blocks = append(blocks, blk)
+	}
+	var spillAt int64
+	if err == nil && sp != nil {
+		if spillAt, err = sp.appendBlocks(blocks); err != nil {
+			sp.release()
+			sp = nil
+			for i, blk := range blocks { // they stay in memory: own them
+				blocks[i] = bytes.Clone(blk)
+			}
+		}
+	}
+	if err != nil {
+		m.smu.Lock()
+		m.stats.SpillErr = err
+		m.smu.Unlock()
+	}
+	if sp != nil {
+		defer sp.release() // after mu: m.sp keeps its own reference
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -187,7 +249,14 @@ func (m *Main) WriteAt(p []byte, off int64) error {
 		return ErrClosed
 	}
 	for i, blk := range blocks {
-		m.dirty.blocks[first+int64(i)] = blk
+		b := first + int64(i)
+		if sp != nil {
+			m.dirty.spilled[b] = spillAt + int64(i)*m.bs
+			delete(m.dirty.blocks, b)
+		} else {
+			m.dirty.blocks[b] = blk
+			delete(m.dirty.spilled, b)
+		}
 	}
 	if len(blocks) > 0 {
 		m.dirty.changed = true
@@ -231,8 +300,14 @@ func (m *Main) Truncate(size int64) error {
 				delete(m.dirty.blocks, k)
 			}
 		}
+		for k := range m.dirty.spilled {
+			if k*m.bs >= size {
+				delete(m.dirty.spilled, k)
+			}
+		}
 		if blk != nil {
 			m.dirty.blocks[b] = blk // rule cut block kept
+			delete(m.dirty.spilled, b)
 		}
 		m.dirty.cut = min(m.dirty.cut, size)
 	}
@@ -265,8 +340,13 @@ func (m *Main) unfreeze() {
 		return
 	}
 	for b, blk := range p.blocks {
-		if _, ok := d.blocks[b]; !ok && b*m.bs < d.cut {
+		if !d.holds(b) && b*m.bs < d.cut {
 			d.blocks[b] = blk
+		}
+	}
+	for b, off := range p.spilled {
+		if !d.holds(b) && b*m.bs < d.cut {
+			d.spilled[b] = off
 		}
 	}
 	d.cut = min(d.cut, p.cut)
@@ -274,10 +354,22 @@ func (m *Main) unfreeze() {
 	m.pending = nil
 }
 
+// holds reports whether the level holds block b, in memory or spilled.
+func (l *level) holds(b int64) bool {
+	if _, ok := l.blocks[b]; ok {
+		return true
+	}
+	_, ok := l.spilled[b]
+	return ok
+}
+
 // pendingBlocks returns the pending level's block indexes in order.
 func pendingBlocks(l *level) []int64 {
-	idx := make([]int64, 0, len(l.blocks))
+	idx := make([]int64, 0, len(l.blocks)+len(l.spilled))
 	for b := range l.blocks {
+		idx = append(idx, b)
+	}
+	for b := range l.spilled {
 		idx = append(idx, b)
 	}
 	slices.Sort(idx)

@@ -71,6 +71,7 @@ type checkpointer interface {
 	Prepare() error
 	Stats() checkpoint.Stats
 	SetBeforeReady(func(journal.Record) error)
+	SetSpill(dir string)
 }
 
 var _ checkpointer = (*checkpoint.Main)(nil)

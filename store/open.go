@@ -316,6 +316,13 @@ func (s *Store) open() (err error) {
 				}
 			})
 			s.hostWALCap()
+			// A checkpoint of a transaction larger than RAM keeps its
+			// pages beside the log, not in memory (checkpoint/spill.go):
+			// the same private directory on the host's own disk, which
+			// holds the same data already.
+			if m, ok := s.state.main.(checkpointer); ok {
+				m.SetSpill(filepath.Dir(s.state.hl.path))
+			}
 		}
 	}
 	stockWAL, err := loadStockWAL(fsys, s.path)
