@@ -429,3 +429,68 @@ func readFile(t *testing.T, fsys device.FS, name string) []byte {
 	}
 	return b
 }
+
+// TestCommit_patchAfterCopy: on a kernel filesystem (ReadBackNever) a
+// commit with dense rewrites (every tenth block, a run of blocks, a block
+// straddling the base's end, and growth) copies the base in the kernel
+// and writes the rewritten blocks over it (patchAfterCopy): the database
+// is the model, its checksum is folded and right, and on Linux the base
+// is read through user space only for the rewritten blocks, where the
+// ordered pass (copyPatched) would read nearly all of it.
+func TestCommit_patchAfterCopy(t *testing.T) {
+	const bs = 4096
+	dir := t.TempDir()
+	db := filepath.Join(dir, "app.db")
+	cfs := &countFS{FS: device.OS}
+	model := pattern(4<<20+bs/2, 'A') // ends inside a block
+	writeFile(t, device.OS, db, model)
+	m, err := Open(cfs, db, Options{BlockSize: bs, ReadBack: ReadBackNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rng := rand.New(rand.NewPCG(11, 12))
+	write := func(off int64, n int) int64 {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+		}
+		mustWriteAt(t, m, p, off)
+		if end := off + int64(n); end > int64(len(model)) {
+			model = append(model, make([]byte, end-int64(len(model)))...)
+		}
+		copy(model[off:], p)
+		return int64(n)
+	}
+	write(100, 10)
+	mustCommit(t, m) // hashes the base; the next commits fold
+	for round := range 3 {
+		var dirty int64 // bytes rewritten
+		for off := int64(round * bs); off < int64(len(model))-bs; off += 10 * bs {
+			dirty += write(off+int64(rng.IntN(bs/2)), 1+rng.IntN(bs/2))
+		}
+		dirty += write(1<<20, 20*bs)               // a run of blocks
+		dirty += write(int64(len(model))-bs/4, bs) // straddles the end: growth
+		before := cfs.read.Load()
+		mustCommit(t, m)
+		read := cfs.read.Load() - before
+		got := readFile(t, device.OS, db)
+		if !bytes.Equal(got, model) {
+			t.Fatalf("round %d: database differs from the model (%d vs %d bytes)", round, len(got), len(model))
+		}
+		if id := m.Identity(); id.Sum != journal.Sum(got) || id.Size != int64(len(got)) {
+			t.Fatalf("round %d: the journal records %d bytes, %#016x; the database is %d bytes, %#016x", round, id.Size, id.Sum, len(got), journal.Sum(got))
+		}
+		if st := m.Stats(); st.Folded != int64(round+1) {
+			t.Fatalf("round %d: %d commits folded; want %d", round, st.Folded, round+1)
+		}
+		// Every rewritten block (a tenth of them, and a run) is read
+		// whole once, for its old bytes.
+		if runtime.GOOS == "linux" && read > int64(len(got))/5 {
+			t.Errorf("round %d: read %d bytes of a %d-byte base for %d rewritten: the base went through user space", round, read, len(got), dirty)
+		}
+	}
+	if rep, err := Verify(cfs, db); err != nil || !strings.Contains(rep.String(), "matches the journal") {
+		t.Errorf("Verify = %v, %v", rep, err)
+	}
+}
