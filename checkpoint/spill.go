@@ -52,8 +52,15 @@ type spill struct {
 	end  int64
 }
 
-// newSpill creates an unlinked spill file in dir, private to this user.
+// newSpill creates an unlinked spill file in dir, private to this user:
+// a file that never had a name where the OS can make one (O_TMPFILE on
+// Linux), else a temporary name removed at once.
 func newSpill(dir string) (*spill, error) {
+	if f, err := openUnnamed(dir); err == nil {
+		s := &spill{f: f}
+		s.refs.Store(1)
+		return s, nil
+	}
 	f, err := os.CreateTemp(dir, ".ejectsafe-spill-*")
 	if err != nil {
 		return nil, err
