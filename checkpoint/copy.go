@@ -47,10 +47,10 @@ func (m *Main) foldable(src *baseRef) bool {
 }
 
 // writeCopyFold is writeCopy for a base whose checksum is known (see
-// above). Through a FUSE driver (ReadBackAlways) the copy is written
-// strictly in order, each byte once, as writeCopy does; on a kernel
-// filesystem the rewritten blocks below the base's end may go over a
-// kernel copy of it, last (patchAfterCopy).
+// above). The copy is written strictly in order, each byte once, as
+// writeCopy does, unless Options.PatchAfterCopy lets the rewritten
+// blocks below the base's end go over a kernel copy of it, last
+// (patchAfterCopy).
 func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseRef) (uint64, error) {
 	keep := min(src.size, pend.cut, size) // base bytes the copy keeps
 	// 1. The checksum of the base bytes kept: the base's, less the bytes
@@ -89,13 +89,13 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 		w := int64(len(c))
 		for len(idx) > 0 && idx[0]*m.bs < off+w {
 			bo := idx[0] * m.bs
+			if bo+m.bs <= off { // below: written already
+				idx = idx[1:]
+				continue
+			}
 			blk, _, err := m.block(pend, idx[0], sb)
 			if err != nil {
 				return 0, err
-			}
-			if bo+int64(len(blk)) <= off { // below: written already
-				idx = idx[1:]
-				continue
 			}
 			lo, hi := max(bo, off), min(bo+int64(len(blk)), off+w)
 			copy(c[lo-off:hi-off], blk[lo-bo:hi-bo])
@@ -122,8 +122,9 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 
 // patchAfterCopy copies the base's first keep bytes into tf in the
 // kernel, in one copyRange, when the commit may then write the rewritten
-// blocks over them (writePatches): on a kernel filesystem (ReadBackNever:
-// the store's choice for one) whose kernel copies between these files.
+// blocks over them (writePatches): where Options.PatchAfterCopy says the
+// filesystem allows it (the store: kernel filesystems, never FUSE) and
+// its kernel copies between these files.
 // It reports whether it did. Cheaper than copyPatched when rewritten
 // blocks are dense: at 10% of 256 MiB every stretch between them is
 // shorter than copyMin, so the ordered pass moves the whole file through
@@ -131,7 +132,7 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 // rewritten blocks twice in user space. Never through a FUSE driver,
 // which must see each byte written once, in order (fusefat).
 func (m *Main) patchAfterCopy(tf device.File, src *baseRef, keep int64, buf []byte) (bool, error) {
-	if m.opts.ReadBack != ReadBackNever || m.noKernelCopy || keep == 0 {
+	if !m.opts.PatchAfterCopy || m.noKernelCopy || keep == 0 {
 		return false, nil
 	}
 	done, unsupported, err := copyKernel(tf, src.f, 0, keep)

@@ -66,12 +66,12 @@ func (f *countFdFile) Fd() uintptr { return f.fd.Fd() }
 // On Linux, a commit of a few blocks reads a small part of the base, not
 // all of it.
 func TestCommit_FoldedChecksum(t *testing.T) {
-	for _, kind := range []string{"faultinject", "os"} {
+	for _, kind := range []string{"faultinject", "os", "os-ordered"} {
 		for _, bs := range []int{512, 4096} {
 			t.Run(kind+"/"+map[int]string{512: "512", 4096: "4096"}[bs], func(t *testing.T) {
 				var inner device.FS
 				db := testDB
-				if kind == "os" {
+				if kind != "faultinject" {
 					dir := t.TempDir()
 					inner, db = device.OS, filepath.Join(dir, "app.db")
 				} else {
@@ -80,7 +80,9 @@ func TestCommit_FoldedChecksum(t *testing.T) {
 				cfs := &countFS{FS: inner}
 				model := pattern(3<<20+777, 'A')
 				writeFile(t, inner, db, model)
-				m, err := Open(cfs, db, Options{BlockSize: bs, ReadBack: ReadBackNever})
+				// os: patched after a kernel copy; os-ordered: the ordered
+				// pass, with copy_file_range for long stretches.
+				m, err := Open(cfs, db, Options{BlockSize: bs, ReadBack: ReadBackNever, PatchAfterCopy: kind == "os"})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -144,7 +146,7 @@ func TestCommit_FoldedChecksum(t *testing.T) {
 					if st := m.Stats(); st.Commits < 1 || st.Folded != st.Commits-1 {
 						t.Fatalf("round %d: %d of %d commits folded; want all but the first", round, st.Folded, st.Commits)
 					}
-					if few && round > 0 && kind == "os" && runtime.GOOS == "linux" && read > int64(len(got))/8 {
+					if few && round > 0 && kind != "faultinject" && runtime.GOOS == "linux" && read > int64(len(got))/8 {
 						t.Errorf("round %d: a commit of a few blocks read %d bytes of a %d-byte base", round, read, len(got))
 					}
 				}
@@ -430,21 +432,32 @@ func readFile(t *testing.T, fsys device.FS, name string) []byte {
 	return b
 }
 
-// TestCommit_patchAfterCopy: on a kernel filesystem (ReadBackNever) a
-// commit with dense rewrites (every tenth block, a run of blocks, a block
+// TestCommit_patchAfterCopy: where the filesystem allows it
+// (PatchAfterCopy), a commit with dense rewrites (every tenth block, a run of blocks, a block
 // straddling the base's end, and growth) copies the base in the kernel
 // and writes the rewritten blocks over it (patchAfterCopy): the database
 // is the model, its checksum is folded and right, and on Linux the base
 // is read through user space only for the rewritten blocks, where the
-// ordered pass (copyPatched) would read nearly all of it.
+// ordered pass (copyPatched) would read nearly all of it. With spill,
+// the rewritten blocks come from the spill file.
 func TestCommit_patchAfterCopy(t *testing.T) {
+	for _, spill := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spill=%v", spill), func(t *testing.T) { testPatchAfterCopy(t, spill) })
+	}
+}
+
+func testPatchAfterCopy(t *testing.T, spill bool) {
 	const bs = 4096
 	dir := t.TempDir()
 	db := filepath.Join(dir, "app.db")
 	cfs := &countFS{FS: device.OS}
 	model := pattern(4<<20+bs/2, 'A') // ends inside a block
 	writeFile(t, device.OS, db, model)
-	m, err := Open(cfs, db, Options{BlockSize: bs, ReadBack: ReadBackNever})
+	opts := Options{BlockSize: bs, ReadBack: ReadBackNever, PatchAfterCopy: true}
+	if spill {
+		opts.SpillDir, opts.SpillAbove = t.TempDir(), 8*bs
+	}
+	m, err := Open(cfs, db, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,6 +484,9 @@ func TestCommit_patchAfterCopy(t *testing.T) {
 		}
 		dirty += write(1<<20, 20*bs)               // a run of blocks
 		dirty += write(int64(len(model))-bs/4, bs) // straddles the end: growth
+		if spill && m.Stats().Spilled == 0 {
+			t.Fatalf("round %d: nothing spilled", round)
+		}
 		before := cfs.read.Load()
 		mustCommit(t, m)
 		read := cfs.read.Load() - before

@@ -120,6 +120,13 @@ type Options struct {
 	// ModeInPlace. For filesystems that corrupt a file extended through
 	// a handle opened on it (fusefat).
 	NoGrowInPlace bool
+	// PatchAfterCopy lets a copy be written as the base copied whole (by
+	// the kernel, copy_file_range) and then the rewritten blocks over it,
+	// instead of strictly in order with each byte written once. Only for
+	// filesystems that keep a file's bytes whatever the order of writes:
+	// kernel filesystems, never a FUSE driver (fusefat corrupts files
+	// written out of order). False: in order.
+	PatchAfterCopy bool
 	// SpillDir, when set, is a directory on the host's own disk where an
 	// overlay larger than SpillAbove keeps further blocks (spill.go):
 	// the checkpoint of a transaction larger than RAM then does not hold
@@ -161,7 +168,8 @@ type Stats struct {
 	LastErr      error         // the error of the last failed commit
 	Overlay      int64         // bytes of writes held in memory or spilled, not yet committed
 	Spilled      int64         // of Overlay, bytes in the spill file (Options.SpillDir)
-	SpillErr     error         // the last failure to spill (the blocks stayed in memory)
+	SpillErr     error         // the last spill's failure (the blocks stayed in memory), nil once a spill succeeds
+	SpillErrs    int64         // spills that failed
 	Unsure       bool          // a rename's or an in-place write's outcome is unknown until the next Commit
 	InPlace      int64         // commits written in place (ModeInPlace, or ModeAuto's pick)
 	LastMode     Mode          // how the last successful commit wrote: ModeCopy or ModeInPlace

@@ -353,11 +353,9 @@ func TestOpen_RecoveryNeeded(t *testing.T) {
 // TestMain_ConcurrentReads reads pages from many goroutines while pages
 // are rewritten and committed. Every page is uniform (one version
 // everywhere in it) and its version never goes backwards for a reader:
-// a torn or stale read across the base swap would show. Run with -race.
-// TestMain_ConcurrentReads: readers see whole pages that never go back
-// in time while the pages are rewritten and committed; with spill, from
-// the spill file (every page past the third), whose file is retired and
-// made again across commits.
+// a torn or stale read across the base swap would show. With spill, the
+// pages past the third come from the spill file, which is retired and
+// made again across commits. Run with -race.
 func TestMain_ConcurrentReads(t *testing.T) {
 	for _, spill := range []bool{false, true} {
 		t.Run(fmt.Sprintf("spill=%v", spill), func(t *testing.T) {

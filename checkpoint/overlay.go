@@ -235,10 +235,20 @@ func (m *Main) WriteAt(p []byte, off int64) error {
 			}
 		}
 	}
-	if err != nil {
+	if err != nil || sp != nil {
 		m.smu.Lock()
-		m.stats.SpillErr = err
+		if m.stats.SpillErr = err; err != nil {
+			m.stats.SpillErrs++
+		}
 		m.smu.Unlock()
+	}
+	if err != nil {
+		m.mu.RLock()
+		over := (m.memBlocks()+int64(len(blocks)))*m.bs > m.spillMemLimit()
+		m.mu.RUnlock()
+		if over {
+			return fmt.Errorf("checkpoint: write %s: the overlay holds %d MiB in memory and cannot spill: %w", m.p.db, m.spillMemLimit()>>20, err)
+		}
 	}
 	if sp != nil {
 		defer sp.release() // after mu: m.sp keeps its own reference

@@ -19,8 +19,9 @@ import (
 // Reads and commits read them back with pread, through the page cache,
 // which the kernel may evict: resident memory stays bounded.
 //
-// The file is unlinked as soon as it is created (where the OS lets an
-// open file be removed) and never flushed: it holds nothing a crash needs
+// The file has no name (O_TMPFILE on Linux; elsewhere its name is
+// removed as soon as it is created, where the OS lets an open file be
+// removed) and is never flushed: it holds nothing a crash needs
 // (the host log holds every frame until the checkpoint is durable), and
 // after a crash nothing names it. Its blocks are freed, not zeroed, as
 // the host log's are (README, "What stays on the host computer"). The
@@ -31,8 +32,17 @@ import (
 // reader and writer using it, no reference per block. Every spilled
 // block of every level lies in m.sp. m.sp is retired (its reference
 // dropped) only under mu with no level holding a spilled block and no
-// other reference: no reader can then reach it, and a new one is made
-// when a block next spills.
+// other reference (no reader mid-read, no writer between appending and
+// recording): no reader can then reach it, and a new one is made when a
+// block next spills. Retirement is tried at each successful commit and
+// at Close.
+//
+// The file only grows until it is retired: a block written again, cut
+// off by Truncate or kept by a failed commit keeps its old space. So it
+// holds at most what was spilled since the last commit that left no
+// spilled block behind: for a checkpoint, about the transaction's pages
+// once, for which the store leaves room (its host-log cap is a third of
+// the host disk's free space, store/hostlog.go).
 
 // DefaultSpillAbove is Options.SpillAbove's default: 64 MiB of overlay in
 // memory, the size of the default in-memory WAL cap.
@@ -163,9 +173,27 @@ func (m *Main) spillFor(n int) (*spill, error) {
 	}
 	sp.refs.Add(1) // the caller's, beside the Main's
 	m.mu.Lock()
+	if m.closed { // Close ran meanwhile: only the caller's reference, closed on release
+		m.mu.Unlock()
+		sp.refs.Add(-1)
+		return sp, nil
+	}
 	m.sp = sp
 	m.mu.Unlock()
 	return sp, nil
+}
+
+// spillMemLimit is how much of the overlay may stay in memory when
+// spilling fails (the host disk full, the directory gone): past it,
+// WriteAt fails with the spill's error, so SQLite's checkpoint fails and
+// is tried again later (nothing is lost: the WAL keeps every frame),
+// rather than the process running out of memory.
+func (m *Main) spillMemLimit() int64 {
+	limit := m.opts.SpillAbove
+	if limit <= 0 {
+		limit = DefaultSpillAbove
+	}
+	return 4 * limit
 }
 
 // retireSpillLocked takes the spill file away from the Main when no

@@ -2,11 +2,14 @@ package checkpoint
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	fs2 "io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/ejectsafe/ejectsafe/device"
@@ -128,17 +131,27 @@ func TestSpill_inPlace(t *testing.T) {
 }
 
 // TestSpill_noDir: a spill directory that cannot take a file (gone) is
-// no error: the blocks stay in memory, the commit writes them, and
-// Stats says why nothing spilled.
+// no error at first: the blocks stay in memory, the commit writes them,
+// and Stats says why nothing spilled. Past four times SpillAbove in
+// memory, writes fail with the spill's error rather than grow the heap
+// without bound, and change nothing.
 func TestSpill_noDir(t *testing.T) {
 	fs := newFS(t, faultinject.Options{NoTrace: true})
 	m := mustOpenMain(t, fs, Options{SpillDir: filepath.Join(t.TempDir(), "gone"), SpillAbove: 4096})
 	defer m.Close()
-	want := pattern(10*4096, 'S')
-	mustWriteAt(t, m, want, 0)
+	want := pattern(4*4096, 'S')
+	for off := 0; off < len(want); off += 4096 { // a block per write, as SQLite's checkpoint writes
+		mustWriteAt(t, m, want[off:off+4096], int64(off))
+	}
 	st := m.Stats()
-	if st.Spilled != 0 || st.SpillErr == nil || st.Overlay != int64(len(want)) {
-		t.Fatalf("spilled %d, spill error %v, overlay %d; want 0, an error, %d", st.Spilled, st.SpillErr, st.Overlay, len(want))
+	if st.Spilled != 0 || st.SpillErr == nil || st.SpillErrs != 3 || st.Overlay != int64(len(want)) {
+		t.Fatalf("spilled %d, spill error %v (%d), overlay %d; want 0, an error (3), %d", st.Spilled, st.SpillErr, st.SpillErrs, st.Overlay, len(want))
+	}
+	if err := m.WriteAt(pattern(4096, 'X'), 4*4096); err == nil || !errors.Is(err, fs2.ErrNotExist) {
+		t.Fatalf("a fifth block in memory with spilling failing: %v; want the spill's error", err)
+	}
+	if got := readMain(t, m); !bytes.Equal(got, want) {
+		t.Fatal("the failed write changed the view")
 	}
 	mustCommit(t, m)
 	if got := fileOf(fs, testDB); !bytes.Equal(got, want) {
@@ -184,5 +197,52 @@ func isClosed(c chan struct{}) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// TestSpill_closedWrite: a write racing Close (here: after it) leaves no
+// spill file open behind the closed Main.
+func TestSpill_closedWrite(t *testing.T) {
+	fs := newFS(t, faultinject.Options{NoTrace: true})
+	m := mustOpenMain(t, fs, Options{SpillDir: t.TempDir(), SpillAbove: 4096})
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WriteAt(make([]byte, 8*4096), 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("WriteAt after Close = %v; want ErrClosed", err)
+	}
+	if m.sp != nil {
+		t.Fatalf("a spill file (%d references) is held by a closed Main", m.sp.refs.Load())
+	}
+}
+
+// TestSpill_failedCommit: a commit that fails (fsync of the copy) puts
+// its spilled blocks back under the writes made since (unfreeze): the
+// view keeps them, and the next commit writes them.
+func TestSpill_failedCommit(t *testing.T) {
+	fs := newFS(t, faultinject.Options{NoTrace: true})
+	m := mustOpenMain(t, fs, Options{SpillDir: t.TempDir(), SpillAbove: 2 * 4096})
+	defer m.Close()
+	want := pattern(16*4096, 'F')
+	for off := 0; off < len(want); off += 4096 {
+		mustWriteAt(t, m, want[off:off+4096], int64(off))
+	}
+	if st := m.Stats(); st.Spilled != 14*4096 {
+		t.Fatalf("spilled %d bytes; want 14 blocks", st.Spilled)
+	}
+	fs.Inject(faultinject.Fail(syscall.EIO).On(faultinject.OpSync).Always())
+	if err := m.Commit(); err == nil {
+		t.Fatal("a commit whose fsync fails succeeded")
+	}
+	fs.ClearRules()
+	more := pattern(4096, 'G') // a write after the failure, over a spilled block
+	mustWriteAt(t, m, more, 5*4096)
+	copy(want[5*4096:], more)
+	if got := readMain(t, m); !bytes.Equal(got, want) {
+		t.Fatal("after the failed commit the view lost or changed spilled blocks")
+	}
+	mustCommit(t, m)
+	if got := fileOf(fs, testDB); !bytes.Equal(got, want) {
+		t.Fatal("the commit after the failed one did not write the spilled blocks")
 	}
 }

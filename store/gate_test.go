@@ -215,6 +215,31 @@ func TestReadBackFor(t *testing.T) {
 	}
 }
 
+// TestPatchAfterCopyFor: a copy is patched after a kernel copy only on
+// kernel filesystems; never through FUSE, also where the type's name
+// puts a FUSE driver in a kernel class (fuse-overlayfs).
+func TestPatchAfterCopyFor(t *testing.T) {
+	for _, c := range []struct {
+		class  probe.Class
+		fstype string
+		want   bool
+	}{
+		{probe.Local, "ext4", true},
+		{probe.Local, "vfat", true},
+		{probe.Memory, "tmpfs", true},
+		{probe.Overlay, "overlay", true},
+		{probe.Overlay, "fuse.fuse-overlayfs", false},
+		{probe.FUSE, "fuseblk", false},
+		{probe.FUSE, "fuse.fusefat", false},
+		{probe.Network, "nfs4", false},
+		{probe.Unknown, "zfs", false},
+	} {
+		if got := patchAfterCopyFor(c.class, c.fstype); got != c.want {
+			t.Errorf("patchAfterCopyFor(%v, %q) = %v; want %v", c.class, c.fstype, got, c.want)
+		}
+	}
+}
+
 // TestStore_WALMemoryReusedByDefault: under the defaults the WAL's memory
 // outlives a checkpoint, so the next cycle writes into pages already
 // touched (at the former 8 MiB default, a WAL of 16 MiB between

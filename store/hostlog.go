@@ -774,7 +774,7 @@ func (s *Store) walBudget() int64 {
 }
 
 // hostWALCap sets the WAL cap of a Store with a host log and no
-// MaxWALBytes: half the free space of the log's filesystem, at least
+// MaxWALBytes: a third of the free space of the log's filesystem, at least
 // DefaultMaxWALBytes. RetainWALBytes, when defaulted, stays at
 // DefaultMaxWALBytes (it is what stays mapped, and on disk, between
 // transactions).
@@ -789,7 +789,9 @@ func (s *Store) hostWALCap() {
 		return
 	}
 	s.opts.budget = DefaultMaxWALBytes
-	s.opts.MaxWALBytes = max(free/2, DefaultMaxWALBytes)
+	// A third: the checkpoint of a transaction that large spills about as
+	// much again beside the log (checkpoint/spill.go), with room to spare.
+	s.opts.MaxWALBytes = max(free/3, DefaultMaxWALBytes)
 	cs := C.CString(s.path)
 	defer C.free(unsafe.Pointer(cs))
 	C.es_wal_limits(cs, C.longlong(s.opts.MaxWALBytes), C.longlong(s.opts.RetainWALBytes))

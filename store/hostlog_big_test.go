@@ -3,19 +3,19 @@
 package store
 
 import (
-	"path"
-
 	"context"
 	"flag"
 	"fmt"
-	"github.com/ejectsafe/ejectsafe/checkpoint"
-	"github.com/ejectsafe/ejectsafe/faultinject"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ejectsafe/ejectsafe/checkpoint"
+	"github.com/ejectsafe/ejectsafe/faultinject"
 )
 
 var hostLogBig = flag.Int("hostlog.bigmib", 256, "TestHostLog_BigTransaction: MiB in the one transaction (issue 13 asks 1024)")
@@ -78,16 +78,16 @@ func TestHostLog_BigTransaction(t *testing.T) {
 	// the host log (checkpoint/spill.go): what the checkpoint adds is
 	// bounded by that limit and a margin for Go's heap and SQLite's page
 	// cache, whatever the transaction's size.
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		t.Skipf("SKIP: cannot reset the peak RSS: %v", err)
-	}
+	resetErr := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	if err := s.Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	peak := procStatus(t, "VmHWM:")
 	st := s.state.main.(checkpointer).Stats()
 	t.Logf("checkpoint: peak RSS %d MiB, RSS after %d MiB; %d MiB written to the drive", peak>>20, vmRSS(t)>>20, st.LastWritten>>20)
-	if bound := after + checkpoint.DefaultSpillAbove + 64<<20; peak > bound {
+	if resetErr != nil {
+		t.Logf("SKIP the checkpoint's peak: cannot reset it: %v", resetErr)
+	} else if bound := after + checkpoint.DefaultSpillAbove + 64<<20; peak > bound {
 		t.Errorf("the checkpoint of a %d MiB WAL peaked at %d MiB RSS: more than the %d MiB after the commit + the overlay's %d MiB + 64 MiB", wal>>20, peak>>20, after>>20, checkpoint.DefaultSpillAbove>>20)
 	}
 	out, err := exec.Command("sqlite3", "file:"+path+"?immutable=1", "SELECT count(*), sum(length(v)) FROM big").CombinedOutput()

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"io/fs"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -98,6 +99,16 @@ func readBackFor(c probe.Class) checkpoint.ReadBack {
 		return checkpoint.ReadBackNever
 	}
 	return checkpoint.ReadBackAlways
+}
+
+// patchAfterCopyFor says whether a copy checkpoint may write the
+// rewritten blocks over a kernel copy of the base, out of order
+// (checkpoint.Options.PatchAfterCopy): on kernel filesystems, never
+// through a FUSE driver, whatever class its name puts it in
+// (fuse-overlayfs is an overlay), since fusefat corrupts files written
+// out of order.
+func patchAfterCopyFor(c probe.Class, fstype string) bool {
+	return readBackFor(c) == checkpoint.ReadBackNever && !strings.HasPrefix(fstype, "fuse")
 }
 
 // inPlace is a mainFile whose writes go straight to the database file. It

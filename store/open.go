@@ -173,7 +173,8 @@ func checkFilesystem(o Options, path string) (checkpoint.Options, error) {
 		}
 	}
 	return checkpoint.Options{ReadBack: readBackFor(p.Class),
-		NoGrowInPlace: p.Class == probe.Unknown || p.FSType == "fuse.fusefat"}, nil
+		NoGrowInPlace:  p.Class == probe.Unknown || p.FSType == "fuse.fusefat",
+		PatchAfterCopy: patchAfterCopyFor(p.Class, p.FSType)}, nil
 }
 
 // blockSizeFor is the checkpoint overlay's block size for the database at

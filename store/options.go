@@ -73,7 +73,7 @@ type Options struct {
 	// (IsWALFull reports it) and changes nothing; checkpoints rewind the
 	// WAL, holding new transactions back briefly when writes come back to
 	// back (gate.go). Zero means DefaultMaxWALBytes (64 MiB) with the WAL
-	// in memory (Durability Checkpoint); with a host log, half the free
+	// in memory (Durability Checkpoint); with a host log, a third of the free
 	// space of the host log's filesystem at Open (at least 64 MiB): a
 	// transaction may then be far larger than RAM, and the process keeps
 	// only RetainWALBytes of it resident.
