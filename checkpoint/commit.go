@@ -404,23 +404,8 @@ func (m *Main) writeCopy(tf device.File, pend *level, size int64, src *baseRef) 
 		if w := min(max(size-off, 0), k); w > 0 {
 			c = c[:w]
 			clear(c[min(max(keep-off, 0), w):]) // cut off, or past the base
-			for len(idx) > 0 && idx[0]*m.bs < off+w {
-				bo := idx[0] * m.bs
-				blk, _, err := m.block(pend, idx[0], sb)
-				if err != nil {
-					return 0, err
-				}
-				if bo+int64(len(blk)) <= off { // wholly written in an earlier chunk
-					idx = idx[1:]
-					continue
-				}
-				lo := max(bo, off)
-				hi := min(bo+int64(len(blk)), off+w)
-				copy(c[lo-off:hi-off], blk[lo-bo:hi-bo])
-				if bo+int64(len(blk)) > off+w {
-					break // continues in the next chunk
-				}
-				idx = idx[1:]
+			if err := m.overlayChunk(c, off, pend, &idx, sb); err != nil {
+				return 0, err
 			}
 			sum.Write(c)
 			if _, err := tf.WriteAt(c, off); err != nil {

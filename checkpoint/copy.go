@@ -87,22 +87,8 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 		c := b[:min(int64(len(b)), size-off)]
 		clear(c)
 		w := int64(len(c))
-		for len(idx) > 0 && idx[0]*m.bs < off+w {
-			bo := idx[0] * m.bs
-			if bo+m.bs <= off { // below: written already
-				idx = idx[1:]
-				continue
-			}
-			blk, _, err := m.block(pend, idx[0], sb)
-			if err != nil {
-				return 0, err
-			}
-			lo, hi := max(bo, off), min(bo+int64(len(blk)), off+w)
-			copy(c[lo-off:hi-off], blk[lo-bo:hi-bo])
-			if bo+int64(len(blk)) > off+w {
-				break // continues in the next chunk
-			}
-			idx = idx[1:]
+		if err := m.overlayChunk(c, off, pend, &idx, sb); err != nil {
+			return 0, err
 		}
 		tail.Write(c)
 		if _, err := tf.WriteAt(c, off); err != nil {
@@ -118,6 +104,34 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 		}
 	}
 	return journal.SumConcat(p.Sum64(), tail.Sum64(), size-keep), nil
+}
+
+// overlayChunk copies into c, the copy's bytes at off, the pending
+// blocks of idx (ascending) that overlap it. It drops from idx the
+// blocks wholly below off and those that end within c; a block that
+// continues past c stays first, for the next chunk. Blocks are whole
+// (overlay.go), so a block ends at its index times the block size plus
+// one block.
+func (m *Main) overlayChunk(c []byte, off int64, pend *level, idx *[]int64, sb []byte) error {
+	end := off + int64(len(c))
+	for len(*idx) > 0 && (*idx)[0]*m.bs < end {
+		bo := (*idx)[0] * m.bs
+		if bo+m.bs <= off { // wholly below: written in an earlier chunk
+			*idx = (*idx)[1:]
+			continue
+		}
+		blk, _, err := m.block(pend, (*idx)[0], sb)
+		if err != nil {
+			return err
+		}
+		lo, hi := max(bo, off), min(bo+m.bs, end)
+		copy(c[lo-off:hi-off], blk[lo-bo:hi-bo])
+		if bo+m.bs > end {
+			break // continues in the next chunk
+		}
+		*idx = (*idx)[1:]
+	}
+	return nil
 }
 
 // patchAfterCopy copies the base's first keep bytes into tf in the

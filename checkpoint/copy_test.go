@@ -88,17 +88,7 @@ func TestCommit_FoldedChecksum(t *testing.T) {
 				}
 				defer m.Close()
 				rng := rand.New(rand.NewPCG(7, uint64(bs)))
-				write := func(off int64, n int) {
-					p := make([]byte, n)
-					for i := range p {
-						p[i] = byte(rng.Uint32())
-					}
-					mustWriteAt(t, m, p, off)
-					if end := off + int64(n); end > int64(len(model)) {
-						model = append(model, make([]byte, end-int64(len(model)))...)
-					}
-					copy(model[off:], p)
-				}
+				write := randomWriter(t, m, rng, &model)
 				for round := range 40 {
 					few := round == 0 || rng.IntN(3) == 0 // a few scattered blocks only
 					if few {
@@ -463,18 +453,7 @@ func testPatchAfterCopy(t *testing.T, spill bool) {
 	}
 	defer m.Close()
 	rng := rand.New(rand.NewPCG(11, 12))
-	write := func(off int64, n int) int64 {
-		p := make([]byte, n)
-		for i := range p {
-			p[i] = byte(rng.Uint32())
-		}
-		mustWriteAt(t, m, p, off)
-		if end := off + int64(n); end > int64(len(model)) {
-			model = append(model, make([]byte, end-int64(len(model)))...)
-		}
-		copy(model[off:], p)
-		return int64(n)
-	}
+	write := randomWriter(t, m, rng, &model)
 	write(100, 10)
 	mustCommit(t, m) // hashes the base; the next commits fold
 	for round := range 3 {
@@ -508,5 +487,22 @@ func testPatchAfterCopy(t *testing.T, spill bool) {
 	}
 	if rep, err := Verify(cfs, db); err != nil || !strings.Contains(rep.String(), "matches the journal") {
 		t.Errorf("Verify = %v, %v", rep, err)
+	}
+}
+
+// randomWriter returns a function that writes n random bytes at off to m
+// and to *model (grown as needed), and returns n.
+func randomWriter(t *testing.T, m *Main, rng *rand.Rand, model *[]byte) func(off int64, n int) int64 {
+	return func(off int64, n int) int64 {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+		}
+		mustWriteAt(t, m, p, off)
+		if end := off + int64(n); end > int64(len(*model)) {
+			*model = append(*model, make([]byte, end-int64(len(*model)))...)
+		}
+		copy((*model)[off:], p)
+		return int64(n)
 	}
 }
