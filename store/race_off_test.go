@@ -1,0 +1,6 @@
+//go:build !race
+
+package store
+
+// raceOn: built with -race (race_on_test.go).
+const raceOn = false
