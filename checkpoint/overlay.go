@@ -200,7 +200,8 @@ func (m *Main) WriteAt(p []byte, off int64) error {
 	// Past SpillAbove in memory, the blocks go to the spill file (whole
 	// blocks straight from p: the spill path allocates nothing that
 	// stays). If it cannot be had or written (the host disk full), they
-	// stay in memory as they always could; the error is kept for Stats.
+	// stay in memory up to spillMemLimit, past which the write fails;
+	// the error is kept for Stats either way.
 	sp, err := m.spillFor(int(last - first + 1))
 	blocks = make([][]byte, 0, last-first+1)
 	for b := first; b <= last; b++ {
