@@ -29,16 +29,28 @@ import (
 //  4. Began{G, base} and Intent{G, new} appended and fsynced, after the
 //     SetBeforeReady hook: from here recovery knows the state a log must
 //     produce, so it can tell a whole log from a torn or foreign one;
-//  5. the log created at <db>-wal (it must not exist), one frame per page
-//     in ascending order, the last a commit frame with the new size in
-//     pages, fresh salts; fsynced, closed, the directory fsynced
-//     (invariant log-ahead);
+//  5. the log written at <db>-wal: into the file an earlier commit
+//     retired (its header zeros, sqlitewal.Retired), or a new file when
+//     there is none (any other -wal is someone else's and is never
+//     overwritten); one frame per page in ascending order, the last a
+//     commit frame with the new size in pages, fresh salts; fsynced,
+//     closed, and when the file was created the directory fsynced
+//     (invariant log-ahead). Frames of an earlier log past this one's
+//     end carry other salts, so neither SQLite nor recovery reads them
+//     as this log's. On NoGrowInPlace a retired file too small for the
+//     log is removed and created again (fusefat corrupts a file
+//     extended through a handle opened on it);
 //  6. the pages written in place through a new handle, in ascending
 //     offset order, the file cut if it shrank; fsynced and closed;
 //  7. on a filesystem that reads back (Options.ReadBack), the pages read
 //     back through a new handle and compared;
-//  8. the log removed and the directory fsynced: a log must never outlive
-//     the state it describes (a later checkpoint would be undone by it);
+//  8. the log retired: its header overwritten with zeros and fsynced. A
+//     log must never outlive the state it describes (a later checkpoint
+//     would be undone by it), and a retired one describes nothing. The
+//     file stays for the next commit: creating and removing it each time
+//     costs two directory changes and, on exFAT, two rewrites of the
+//     whole allocation bitmap per checkpoint (BENCHMARKS.md). Close
+//     removes it;
 //  9. Done appended and fsynced;
 //  10. the database reopened as the base, the overlay dropped.
 //
@@ -191,14 +203,11 @@ func (a *inPlace) finish() (int64, error) {
 		}
 		a.pagesDone = true
 	}
-	if err := device.Remove(m.fsys, m.p.wal); err != nil && !errors.Is(err, fs.ErrNotExist) { // 8
-		var re *device.ReplaceError
-		if errors.As(err, &re) {
-			err = re.Err
-		}
-		return 0, a.unsure("remove log", err)
+	if op, err := m.retireLog(); err != nil { // 8
+		return 0, a.unsure(op, err)
 	}
 	a.logMade, a.logDurable = false, false
+	m.logKept = true
 	m.inplace = nil
 	m.markDone(a.began, a.intent) // 9
 	if m.jf.usable() {
@@ -342,10 +351,17 @@ func (a *inPlace) newSum() (uint64, error) {
 // logBytes is the size of the redo log of n pages.
 func logBytes(n int, bs int64) int64 { return sqlitewal.FileSize(n, int(bs)) }
 
-// checkSpace checks that the log and any growth fit the free space.
+// checkSpace checks that the log and any growth fit the free space. A
+// -wal already there holds its space: the log needs only what it adds.
 func (a *inPlace) checkSpace() (string, error) {
 	m := a.m
-	if err := m.checkFree(logBytes(len(a.pages), m.bs)+max(a.size-a.src.size, 0), "the redo log with the growth"); err != nil {
+	need := logBytes(len(a.pages), m.bs)
+	if fi, err := m.fsys.Stat(m.p.wal); err == nil {
+		need = max(need-fi.Size(), 0)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "free space", err
+	}
+	if err := m.checkFree(need+max(a.size-a.src.size, 0), "the redo log with the growth"); err != nil {
 		return "free space", err
 	}
 	return "", nil
@@ -363,14 +379,128 @@ func (w *offsetWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writeLog is step 5: the redo log, created new (a -wal already there is
-// someone else's and is never overwritten), written in one pass in
-// order, fsynced, closed, its directory entry fsynced.
+// ErrLogInTheWay: an in-place commit found a -wal beside the database
+// that is not a retired redo log (its header is not zeros): stock
+// SQLite's, or someone else's. It is never overwritten; the commit fails
+// with the database untouched, and the next Open folds the -wal in or
+// refuses it.
+var ErrLogInTheWay = errors.New("a -wal that is not a retired redo log is beside the database")
+
+// openLog opens the file step 5 writes the log into: the retired log
+// left there (created reports false), or a new file. need is the log's
+// size.
+func (a *inPlace) openLog(need int64) (f device.File, created bool, op string, err error) {
+	m := a.m
+	f, err = m.fsys.Open(m.p.wal, device.ReadWrite)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		f, err = m.fsys.Create(m.p.wal, m.perm)
+		if err != nil {
+			return nil, false, "create log", err
+		}
+		return f, true, "", nil
+	case err != nil:
+		return nil, false, "open log", err
+	}
+	size, err := f.Size()
+	var retired bool
+	if err == nil {
+		retired, err = sqlitewal.Retired(f, size)
+	}
+	switch {
+	case err != nil:
+		f.Close()
+		return nil, false, "read log", err
+	case !retired:
+		f.Close()
+		return nil, false, "open log", fmt.Errorf("%w: %s", ErrLogInTheWay, m.p.wal)
+	case m.opts.NoGrowInPlace && size < need:
+		// Written from its start and then extended, the file would be
+		// extended through a handle opened on it: a new one instead.
+		f.Close()
+		if err := m.fsys.Remove(m.p.wal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, false, "remove log", err
+		}
+		f, err = m.fsys.Create(m.p.wal, m.perm)
+		if err != nil {
+			return nil, false, "create log", err
+		}
+		return f, true, "", nil
+	}
+	return f, false, "", nil
+}
+
+// retireLog is step 8: the log's header overwritten with zeros through
+// a new handle and fsynced. A log already gone (a person removed it)
+// describes nothing either.
+func (m *Main) retireLog() (string, error) {
+	f, err := m.fsys.Open(m.p.wal, device.ReadWrite)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "retire log", err
+	}
+	if _, err := f.WriteAt(make([]byte, sqlitewal.HeaderSize), 0); err != nil {
+		f.Close()
+		return "retire log", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "fsync retired log", err
+	}
+	if err := f.Close(); err != nil {
+		return "close retired log", err
+	}
+	return "", nil
+}
+
+// RemoveRetiredLog removes the retired redo log an in-place commit of
+// this Main left beside the database (step 8), if it is still retired:
+// for the store's Close, once its last checkpoint proved the drive, so
+// that a closed database leaves no -wal behind. A -wal that is not
+// retired is left alone (the next Open deals with it).
+func (m *Main) RemoveRetiredLog() error {
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
+	return m.removeKeptLog()
+}
+
+func (m *Main) removeKeptLog() error {
+	if !m.logKept || m.inplace != nil {
+		return nil
+	}
+	f, err := m.fsys.Open(m.p.wal, device.ReadOnly)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	size, err := f.Size()
+	var retired bool
+	if err == nil {
+		retired, err = sqlitewal.Retired(f, size)
+	}
+	f.Close() // read-only
+	if err != nil || !retired {
+		return err // not ours any more: left for the next Open
+	}
+	if err := m.fsys.Remove(m.p.wal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	m.logKept = false
+	return m.fsys.SyncDir(m.p.dir)
+}
+
+// writeLog is step 5: the redo log, written in one pass in order into
+// the retired log's file or a new one (openLog), fsynced, closed, and a
+// new file's directory entry fsynced.
 func (a *inPlace) writeLog() (string, error) {
 	m := a.m
-	f, err := m.fsys.Create(m.p.wal, m.perm)
+	f, created, op, err := a.openLog(logBytes(len(a.pages), m.bs))
 	if err != nil {
-		return "create log", err
+		return op, err
 	}
 	a.logMade = true
 	bw := bufio.NewWriterSize(&offsetWriter{f: f}, chunkSize)
@@ -404,8 +534,10 @@ func (a *inPlace) writeLog() (string, error) {
 	if err := f.Close(); err != nil {
 		return "close log", err
 	}
-	if err := m.fsys.SyncDir(m.p.dir); err != nil {
-		return "fsync dir", err
+	if created {
+		if err := m.fsys.SyncDir(m.p.dir); err != nil {
+			return "fsync dir", err
+		}
 	}
 	a.logDurable = true
 	a.written += logBytes(len(a.pages), m.bs)

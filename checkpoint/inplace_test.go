@@ -102,6 +102,23 @@ func openInPlace(t *testing.T, a []byte) (*Main, string) {
 	return m, db
 }
 
+// walState says what is at db's -wal: "absent", "retired" (empty, or
+// a header of zeros: sqlitewal.Retired) or "live".
+func walState(t *testing.T, db string) string {
+	t.Helper()
+	b, err := os.ReadFile(db + "-wal")
+	switch {
+	case os.IsNotExist(err):
+		return "absent"
+	case err != nil:
+		t.Fatal(err)
+	}
+	if len(b) == 0 || sqlitewal.RetiredHeader(b) {
+		return "retired"
+	}
+	return "live"
+}
+
 // lastRecords returns the journal's records.
 func lastRecords(t *testing.T, db string) []journal.Record {
 	t.Helper()
@@ -146,8 +163,8 @@ func TestInPlace_commit(t *testing.T) {
 			if !bytes.Equal(got, b) {
 				t.Fatalf("database after the commit: %d bytes, not the new state (%d bytes)", len(got), len(b))
 			}
-			if _, err := os.Stat(db + "-wal"); !os.IsNotExist(err) {
-				t.Errorf("the redo log is still there after the commit (%v)", err)
+			if st := walState(t, db); st != "retired" {
+				t.Errorf("the redo log after the commit: %s; want it retired, kept for the next", st)
 			}
 			st := m.Stats()
 			if st.LastMode != ModeInPlace || st.InPlace != 1 {
@@ -302,8 +319,8 @@ func TestInPlace_settle(t *testing.T) {
 	if !bytes.Equal(got, b) {
 		t.Fatal("database after the settling commit is not the new state")
 	}
-	if _, err := os.Stat(db + "-wal"); !os.IsNotExist(err) {
-		t.Errorf("the redo log survived the settling commit (%v)", err)
+	if st := walState(t, db); st == "live" {
+		t.Errorf("the redo log survived the settling commit (%s)", st)
 	}
 	recs := lastRecords(t, db)
 	if last := recs[len(recs)-1]; last.Kind != journal.Done || last.Sum != journal.Sum(b) {
@@ -636,4 +653,162 @@ func TestInPlace_blockIsPageSize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInPlace_logReused: a commit retires its redo log by zeroing its
+// header and keeps the file; the next commit writes its log into the
+// same file (no directory change), stock SQLite reads the database
+// beside a retired log as it is, and RemoveRetiredLog takes the file
+// away. On NoGrowInPlace a retired file too small for the next log is
+// replaced by a new one (fusefat corrupts a file extended through a
+// handle opened on it); elsewhere it grows.
+func TestInPlace_logReused(t *testing.T) {
+	bin := stockCLI(t)
+	a, _ := sqliteStates(t, bin, inPlaceChanges[0].sql)
+	// b rewrites one page of a, c three others: c's log is larger.
+	b, c := bytes.Clone(a), bytes.Clone(a)
+	for i := range 100 {
+		b[4096+2000+i] ^= 0xff
+	}
+	c = bytes.Clone(b)
+	for _, pg := range []int{3, 4, 5} {
+		for i := range 100 {
+			c[pg*4096+2000+i] ^= 0xff
+		}
+	}
+	for _, noGrow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoGrowInPlace=%v", noGrow), func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "app.db")
+			if err := os.WriteFile(db, a, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			faulty := faultinject.Wrap(device.OS, 1)
+			fsys := &entryCounter{FS: faulty, name: db + "-wal"}
+			m, err := Open(fsys, db, Options{Mode: ModeInPlace, NoGrowInPlace: noGrow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			var entries int // the -wal's creations and removals so far
+			fresh := func() bool { // the last commit made the file anew
+				t.Helper()
+				n := fsys.n
+				defer func() { entries = n }()
+				return n != entries
+			}
+			commit := func(from, to []byte) os.FileInfo {
+				t.Helper()
+				writeDiff(t, m, from, to)
+				if err := m.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				if st := m.Stats(); st.LastMode != ModeInPlace {
+					t.Fatalf("last mode %v, want in place", st.LastMode)
+				}
+				if got, _ := os.ReadFile(db); !bytes.Equal(got, to) {
+					t.Fatal("the database is not the new state")
+				}
+				if st := walState(t, db); st != "retired" {
+					t.Fatalf("the redo log after the commit: %s; want retired", st)
+				}
+				fi, err := os.Stat(db + "-wal")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return fi
+			}
+			first := commit(a, b)
+			if !fresh() {
+				t.Fatal("the first commit did not create its log")
+			}
+			// The stock shell beside the retired log: the database as
+			// it is, integrity ok (on a copy: the shell removes the -wal
+			// at close).
+			cp := filepath.Join(t.TempDir(), "app.db")
+			copyFile(t, db, cp)
+			copyFile(t, db+"-wal", cp+"-wal")
+			if got := runSQL(t, bin, cp, "PRAGMA integrity_check"); got != "ok" {
+				t.Fatalf("stock shell beside the retired log: %s", got)
+			}
+			if got, _ := os.ReadFile(cp); !bytes.Equal(got, b) {
+				t.Fatal("the stock shell changed the database beside a retired log")
+			}
+
+			second := commit(b, a) // the page back: the same log size
+			if fresh() || second.Size() != first.Size() {
+				t.Fatalf("a log that fits the retired file did not reuse it (size %d, was %d)", second.Size(), first.Size())
+			}
+			third := commit(a, c) // four pages: a larger log
+			if third.Size() <= first.Size() {
+				t.Fatalf("log of 4 pages (%d bytes) not larger than that of 1 (%d)", third.Size(), first.Size())
+			}
+			if made := fresh(); made != noGrow {
+				t.Errorf("the larger log made a new file: %v; want %v", made, noGrow)
+			}
+			fourth := commit(c, b) // three pages back: fits the file
+			if fresh() || fourth.Size() != third.Size() {
+				t.Errorf("a log that fits the retired file did not reuse it (size %d, was %d)", fourth.Size(), third.Size())
+			}
+			if err := m.RemoveRetiredLog(); err != nil {
+				t.Fatal(err)
+			}
+			if st := walState(t, db); st != "absent" {
+				t.Errorf("after RemoveRetiredLog the -wal is %s", st)
+			}
+
+			// A log of 3 pages written over the retired log of 4 (its
+			// stale frame carries other salts), then the pull: the
+			// database written in place fails, the log is durable.
+			commit(b, a)
+			if big := commit(a, c); big.Size() != third.Size() {
+				t.Fatalf("log of 4 pages: %d bytes, want %d", big.Size(), third.Size())
+			}
+			writeDiff(t, m, c, b)
+			faulty.Inject(faultinject.Fail(syscall.EIO).On(faultinject.OpWriteAt).Matching("app.db"))
+			if err := m.Commit(); err == nil || !strings.Contains(err.Error(), "write in place") {
+				t.Fatalf("commit with the database's first write failing: %v", err)
+			}
+			if st := walState(t, db); st != "live" {
+				t.Fatalf("the redo log after a failed write in place: %s, want live", st)
+			}
+			cp = filepath.Join(t.TempDir(), "app.db")
+			copyFile(t, db, cp)
+			copyFile(t, db+"-wal", cp+"-wal")
+			if got := runSQL(t, bin, cp, "PRAGMA integrity_check"); got != "ok" {
+				t.Fatalf("stock shell beside the log over stale frames: %s", got)
+			}
+			if got, _ := os.ReadFile(cp); !bytes.Equal(got, b) {
+				t.Fatal("the stock shell did not apply exactly the new log over the stale frames")
+			}
+			m.Close()
+			rep, err := Recover(device.OS, db)
+			if err != nil || rep.Action != ActionRollForward {
+				t.Fatalf("recover: %v, %v; want rolled forward", rep, err)
+			}
+			if got, _ := os.ReadFile(db); !bytes.Equal(got, b) {
+				t.Fatal("recovery did not apply exactly the new log over the stale frames")
+			}
+		})
+	}
+}
+
+// entryCounter counts the creations and removals of one name.
+type entryCounter struct {
+	device.FS
+	name string
+	n    int
+}
+
+func (e *entryCounter) Create(name string, perm os.FileMode) (device.File, error) {
+	if name == e.name {
+		e.n++
+	}
+	return e.FS.Create(name, perm)
+}
+
+func (e *entryCounter) Remove(name string) error {
+	if name == e.name {
+		e.n++
+	}
+	return e.FS.Remove(name)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/journal"
 	"github.com/ejectsafe/ejectsafe/layout"
+	"github.com/ejectsafe/ejectsafe/sqlitewal"
 )
 
 // State is what recovery found on the drive.
@@ -592,8 +593,20 @@ func stockFiles(fsys device.FS, p paths, names []string) (out []FileSum, used []
 		u := false
 		switch suf {
 		case stockWAL:
-			// Shorter than a WAL header, SQLite ignores it.
-			u = fi.Size() >= 32
+			// Shorter than a WAL header, SQLite ignores it; so it does a
+			// retired redo log (a header of zeros, sqlitewal.Retired).
+			if fi.Size() >= sqlitewal.HeaderSize {
+				f, err := fsys.Open(name, device.ReadOnly)
+				if err != nil {
+					return nil, nil, false, err
+				}
+				retired, rerr := sqlitewal.Retired(f, fi.Size())
+				f.Close() // read-only
+				if rerr != nil {
+					return nil, nil, false, rerr
+				}
+				u = !retired
+			}
 		case stockJournal:
 			// Hot only with SQLite's journal header (a zeroed or
 			// truncated journal is ignored). SQLite would not play it

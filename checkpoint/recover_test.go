@@ -12,6 +12,7 @@ import (
 
 	"github.com/ejectsafe/ejectsafe/faultinject"
 	"github.com/ejectsafe/ejectsafe/journal"
+	"github.com/ejectsafe/ejectsafe/sqlitewal"
 )
 
 // jbytes encodes a journal with file id 42 and, as this package writes
@@ -135,8 +136,14 @@ func TestRecover(t *testing.T) {
 			files: map[string][]byte{nDB: stateC, nJ: jbytes(0, began1, ready1), nTemp1: stateB},
 			err:   ErrUnrecoverable, notes: "neither the checkpoint's base nor its copy"},
 		{name: "ready, copy present, stock -wal beside the base",
-			files: map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-wal": make([]byte, 4096)},
+			files: map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-wal": walMagic(4096)},
 			err:   ErrUnrecoverable, notes: "app.db-wal size=4096"},
+		// A retired redo log (a header of zeros: what an in-place
+		// checkpoint leaves for the next) is empty to SQLite: kept, and
+		// nothing to refuse.
+		{name: "ready, copy present, retired -wal beside the base",
+			files:  map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-wal": make([]byte, 4096)},
+			action: ActionRollForward, db: stateB, names: []string{nDB, "app.db-wal", nJ}, last: journal.Done},
 		{name: "ready, copy present, hot -journal beside the base",
 			files: map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-journal": append(slices.Clone(rollbackMagic), make([]byte, 504)...)},
 			err:   ErrUnrecoverable, notes: "app.db-journal size=512"},
@@ -158,7 +165,7 @@ func TestRecover(t *testing.T) {
 			files: map[string][]byte{nDB: {}, nJ: jbytes(0, rec(journal.Began, 1, nil), ready1), nTemp1: stateB, "app.db-journal": hotJournal(1)},
 			err:   ErrUnrecoverable, notes: "app.db-journal size=512"},
 		{name: "fresh database, ready, copy present, hot -journal from an empty database and a -wal",
-			files: map[string][]byte{nJ: jbytes(0, rec(journal.Began, 1, nil), ready1), nTemp1: stateB, "app.db-journal": hotJournal(0), "app.db-wal": make([]byte, 4096)},
+			files: map[string][]byte{nJ: jbytes(0, rec(journal.Began, 1, nil), ready1), nTemp1: stateB, "app.db-journal": hotJournal(0), "app.db-wal": walMagic(4096)},
 			err:   ErrUnrecoverable, notes: "app.db-wal size=4096"},
 		{name: "ready, copy present, zeroed -journal beside the base",
 			files:  map[string][]byte{nDB: stateA, nJ: jbytes(0, began1, ready1), nTemp1: stateB, "app.db-journal": make([]byte, 512)},
@@ -339,4 +346,12 @@ func TestRecover_FreeSlots(t *testing.T) {
 			}
 		})
 	}
+}
+
+// walMagic returns n bytes that start with a WAL's magic: a -wal that is
+// not retired (sqlitewal.Retired), whatever else SQLite thinks of it.
+func walMagic(n int) []byte {
+	b := make([]byte, n)
+	binary.BigEndian.PutUint32(b, sqlitewal.MagicLE)
+	return b
 }

@@ -33,7 +33,11 @@ type CheckConfig struct {
 	// database replaced (a rename over it) while a log created in the
 	// trace is linked, Done or not, or while its removal is not durable,
 	// is StaleLog too. A log linked before the trace is taken as durable
-	// and as no checkpoint's.
+	// and as no checkpoint's. A log may also be retired in place: its
+	// first 32 bytes overwritten with zeros (SQLite reads it as an empty
+	// WAL) and then synced; from that Sync it describes no checkpoint
+	// (no StaleLog), and a header written into it again makes it a log
+	// of the checkpoint in flight, as a created one (reused).
 	LogPath string
 	// DecodeClaim turns the bytes of one WriteAt on the journal into the
 	// claims they make. Nil turns the claim rules off. It must not
@@ -137,6 +141,8 @@ func Check(trace []Event, cfg CheckConfig) []Violation {
 		dirSync:     map[string]int{},
 		ready:       map[string]int{},
 		logDone:     map[uint64]int{},
+		logHeader:   map[uint64]logHeader{},
+		logState:    map[uint64]logState{},
 	}
 	if cfg.DBPath != "" {
 		c.db = clean(cfg.DBPath)
@@ -153,6 +159,21 @@ func Check(trace []Event, cfg CheckConfig) []Violation {
 	return c.out
 }
 
+// logHeader is a write over a log's header: zeros (a retirement) or not
+// (a log written into the file).
+type logHeader struct {
+	index int
+	zero  bool
+}
+
+// logState is what the trace did to a log file's header.
+type logState int
+
+const (
+	logWritten logState = iota + 1 // a header was written into it (maybe not durable yet)
+	logRetired                     // zeros over its header, synced
+)
+
 type entryChange struct {
 	index int
 	other string // the rename's other name, or ""
@@ -162,6 +183,8 @@ type checker struct {
 	cfg              CheckConfig
 	db, journal, log string
 	logDone          map[uint64]int         // log inode -> the Done claim made while it was linked
+	logHeader        map[uint64]logHeader   // log inode -> its last write at offset 0, not yet synced
+	logState         map[uint64]logState    // log inode -> written or retired in the trace
 	linked           map[string]uint64      // path -> inode, as far as the trace shows
 	lastWrite        map[uint64]int         // inode -> last WriteAt/Truncate
 	lastSync         map[uint64]int         // inode -> last successful Sync
@@ -210,6 +233,13 @@ func (c *checker) step(ev Event) {
 		}
 		if ok {
 			c.lastSync[ev.Inode] = ev.Index
+			if h, pending := c.logHeader[ev.Inode]; pending {
+				delete(c.logHeader, ev.Inode)
+				if h.zero {
+					c.logState[ev.Inode] = logRetired
+					delete(c.logDone, ev.Inode)
+				}
+			}
 		} else if _, failed := c.syncFailed[ev.Inode]; !failed {
 			c.syncFailed[ev.Inode] = ev.Index
 		}
@@ -236,6 +266,19 @@ func (c *checker) write(ev Event) {
 			c.report(LogNotDurable, ev, "the database is written in place but %s", why)
 		}
 		c.staleLog(ev, "the database is written in place")
+	}
+	if l, ok := c.linked[c.log]; ok && c.log != "" && ev.Inode == l && ev.Kind == OpWriteAt && ev.Off == 0 {
+		zero := len(ev.Data) >= 32
+		for _, b := range ev.Data[:min(len(ev.Data), 32)] {
+			zero = zero && b == 0
+		}
+		c.logHeader[ev.Inode] = logHeader{index: ev.Index, zero: zero}
+		if !zero {
+			// A new log in the file: what it describes is the
+			// checkpoint in flight, not one done before.
+			c.logState[ev.Inode] = logWritten
+			delete(c.logDone, ev.Inode)
+		}
 	}
 	c.lastWrite[ev.Inode] = ev.Index
 	j, ok := c.linked[c.journal]
@@ -348,6 +391,9 @@ func (c *checker) logNotDurable() string {
 	if why := c.inodeNotDurable(c.log, ino); why != "" {
 		return why
 	}
+	if c.logState[ino] == logRetired {
+		return fmt.Sprintf("the log %s is retired (its header zeros)", c.log)
+	}
 	return c.entryNotDurable(c.log)
 }
 
@@ -359,8 +405,18 @@ func (c *checker) logAtDone(ev Event, gen uint64) {
 		return
 	}
 	if ino, ok := c.linked[c.log]; ok {
-		if _, created := c.created[ino]; created {
+		if h, pending := c.logHeader[ino]; pending && h.zero {
+			c.report(StaleLog, ev, "journal claims gen %d done but the log's retirement at op %d is not synced", gen, h.index)
+		}
+		_, created := c.created[ino]
+		switch c.logState[ino] {
+		case logRetired:
+		case logWritten:
 			c.logDone[ino] = ev.Index
+		default:
+			if created {
+				c.logDone[ino] = ev.Index
+			}
 		}
 		return
 	}
@@ -378,9 +434,14 @@ func (c *checker) logAtDone(ev Event, gen uint64) {
 // starts only once the log is gone).
 func (c *checker) replacedBesideLog(ev Event) {
 	if ino, ok := c.linked[c.log]; ok {
-		if _, described := c.logDone[ino]; described {
+		op, created := c.created[ino]
+		switch _, described := c.logDone[ino]; {
+		case described:
 			c.staleLog(ev, "the database is replaced")
-		} else if op, created := c.created[ino]; created {
+		case c.logState[ino] == logRetired:
+		case c.logState[ino] == logWritten:
+			c.report(StaleLog, ev, "the database is replaced while the log %s written in the trace is not retired", c.log)
+		case created:
 			c.report(StaleLog, ev, "the database is replaced while the log %s created at op %d is still there", c.log, op)
 		}
 		return

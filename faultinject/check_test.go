@@ -311,3 +311,101 @@ func TestCheck_logPath(t *testing.T) {
 		})
 	}
 }
+
+// retiredSteps is an in-place checkpoint that retires its log by zeroing
+// its header instead of removing it, then a second one that writes its
+// log into the same file, then a copy checkpoint, with the names of
+// steps to leave out.
+func retiredSteps(t *testing.T, skip map[string]bool) []Event {
+	t.Helper()
+	f := newVol(t, Options{})
+	mustWriteFile(t, f, dbPath, "old")
+	mustWriteFile(t, f, journalPath, "")
+	j := mustOpen(t, f, journalPath, device.ReadWrite)
+	var jo int64
+	record := func(s string) {
+		mustWrite(t, j, jo, s)
+		jo += int64(len(s))
+	}
+	step := func(name string, fn func()) {
+		if !skip[name] {
+			fn()
+		}
+	}
+	header := strings.Repeat("h", 32)
+	record("began 1 -\n")
+	log := mustCreate(t, f, logPath)
+	mustWrite(t, log, 0, header+"frames")
+	mustSync(t, log)
+	mustOK(t, log.Close())
+	mustOK(t, f.SyncDir("/vol"))
+	db := mustOpen(t, f, dbPath, device.ReadWrite)
+	mustWrite(t, db, 0, "new")
+	mustSync(t, db)
+	var rl device.File
+	step("retire", func() {
+		rl = mustOpen(t, f, logPath, device.ReadWrite)
+		mustWrite(t, rl, 0, string(make([]byte, 32)))
+	})
+	step("sync retire", func() { mustSync(t, rl) })
+	if rl != nil {
+		mustOK(t, rl.Close())
+	}
+	step("done", func() {
+		record("done 1 " + dbPath + "\n")
+		mustSync(t, j)
+	})
+	var nl device.File
+	step("reuse", func() {
+		nl = mustOpen(t, f, logPath, device.ReadWrite)
+		mustWrite(t, nl, 0, header+"other")
+	})
+	step("sync reuse", func() { mustSync(t, nl) })
+	if nl != nil {
+		mustOK(t, nl.Close())
+	}
+	step("second", func() { mustWrite(t, db, 0, "2nd") })
+	_ = db.Close()
+	step("copy", func() {
+		tmp := mustCreate(t, f, tmpPath)
+		mustWrite(t, tmp, 0, "cpy")
+		mustSync(t, tmp)
+		mustOK(t, tmp.Close())
+		record("ready 2 " + tmpPath + "\n")
+		mustSync(t, j)
+		mustOK(t, f.Rename(tmpPath, dbPath))
+	})
+	_ = j.Close()
+	return f.Trace()
+}
+
+// TestCheck_logRetired: a log retired in place (zeros over its header,
+// synced) describes no checkpoint, a header written into it again makes
+// it a log again, and neither step may be skipped.
+func TestCheck_logRetired(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		skip []string
+		want []ViolationKind
+	}{
+		{"retired, reused, then a copy", []string{"copy"}, nil},
+		{"retired, then a copy", []string{"reuse", "sync reuse", "second"}, nil},
+		{"retirement not synced at done", []string{"sync retire", "reuse", "sync reuse", "second", "copy"}, []ViolationKind{StaleLog}},
+		{"not retired, the database written with no new log", []string{"retire", "sync retire", "reuse", "sync reuse", "copy"}, []ViolationKind{StaleLog}},
+		{"retired, the database written with no new log", []string{"reuse", "sync reuse", "copy"}, []ViolationKind{LogNotDurable}},
+		{"reused log not synced before the database is written", []string{"sync reuse", "copy"}, []ViolationKind{LogNotDurable}},
+		{"a copy renamed over a reused log", []string{"second"}, []ViolationKind{StaleLog}},
+		{"a copy renamed over a log not retired", []string{"retire", "sync retire", "reuse", "sync reuse", "second"}, []ViolationKind{StaleLog}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			skip := map[string]bool{}
+			for _, s := range tc.skip {
+				skip[s] = true
+			}
+			vs := Check(retiredSteps(t, skip), logConfig)
+			if got := violationKinds(vs); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %v, want %v\n%v", got, tc.want, vs)
+			}
+		})
+	}
+}

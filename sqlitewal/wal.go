@@ -84,6 +84,7 @@ package sqlitewal
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 )
 
 // Format constants, mirroring the table above.
@@ -216,4 +217,43 @@ func ParseHeader(b []byte) (Header, error) {
 		return h, fmt.Errorf("sqlitewal: version %d: %w", h.Version, ErrVersion)
 	}
 	return h, nil
+}
+
+// Retired reports whether a WAL file of size bytes, read through r, is
+// empty to SQLite by construction: no bytes at all, or a header of 32
+// zero bytes (no magic: SQLite's recovery reads the file as an empty
+// WAL, whatever frames follow). That is how an in-place writer retires
+// its redo log without removing it, so that the next log reuses the
+// file's space (and, on FAT and exFAT, its clusters) instead of creating
+// and removing a directory entry per checkpoint. A file shorter than the
+// header but not empty is not retired: nothing writes one.
+func Retired(r io.ReaderAt, size int64) (bool, error) {
+	switch {
+	case size == 0:
+		return true, nil
+	case size < HeaderSize:
+		return false, nil
+	}
+	b := make([]byte, HeaderSize)
+	if n, err := r.ReadAt(b, 0); n < HeaderSize {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return false, err
+	}
+	return RetiredHeader(b), nil
+}
+
+// RetiredHeader reports whether b starts with a retired header: 32 zero
+// bytes.
+func RetiredHeader(b []byte) bool {
+	if len(b) < HeaderSize {
+		return false
+	}
+	for _, c := range b[:HeaderSize] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -496,7 +496,10 @@ func (s *Store) proveHostLog(f *os.File, hl *hostLog, id checkpoint.Identity) (i
 		return 0, fmt.Errorf("%w: written at level hostlog before the host restarted (boot %s, now %s)", ErrHostLogOtherBoot, h.boot, hl.boot)
 	}
 	// Stock SQLite wrote the database after this log's process ended.
-	if _, err := s.opts.FS.Stat(s.path + walSuffix); err == nil {
+	// (A retired redo log of our own in-place checkpoints is not that.)
+	if live, err := walLive(s.opts.FS, s.path); err != nil {
+		return 0, fmt.Errorf("host log: %w", err)
+	} else if live {
 		return 0, fmt.Errorf("%w: stock SQLite left %s after this log was written", ErrHostLogGeneration, s.path+walSuffix)
 	}
 	// The log's base, or a generation a commit begun since made: that

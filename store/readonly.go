@@ -42,16 +42,24 @@ func checkPathReadOnly(fsys device.FS, path string) error {
 // the database yet) or -journal (an interrupted transaction). An
 // interrupted ejectsafe checkpoint is refused by the main file's Open.
 func checkReadOnlyState(fsys device.FS, path string) error {
-	for _, suf := range []string{walSuffix, journalSuffix} {
-		fi, err := fsys.Stat(path + suf)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			continue
-		case err != nil:
-			return err
-		case fi.Size() > 0:
-			return fmt.Errorf("%w: %s%s is left by SQLite and needs recovery; open the database writable once", ErrReadOnly, filepath.Base(path), suf)
-		}
+	needs := func(suf string) error {
+		return fmt.Errorf("%w: %s%s is left by SQLite and needs recovery; open the database writable once", ErrReadOnly, filepath.Base(path), suf)
+	}
+	// A -wal SQLite reads nothing of (empty, or a redo log an in-place
+	// checkpoint retired) needs nothing.
+	if live, err := walLive(fsys, path); err != nil {
+		return err
+	} else if live {
+		return needs(walSuffix)
+	}
+	fi, err := fsys.Stat(path + journalSuffix)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.Size() > 0:
+		return needs(journalSuffix)
 	}
 	return nil
 }

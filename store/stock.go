@@ -37,6 +37,14 @@ func loadStockWAL(fsys device.FS, path string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("stock WAL: %w", err)
 	}
+	if retired, err := sqlitewal.Retired(f, n); err != nil {
+		return false, fmt.Errorf("stock WAL: %w", err)
+	} else if retired {
+		// Empty, or the redo log an in-place checkpoint retired (a
+		// header of zeros): SQLite reads it as an empty WAL. Left where
+		// it is: the next in-place checkpoint writes its log into it.
+		return false, nil
+	}
 	if n > maxStockWAL || n > DefaultMaxWALBytes*16 {
 		return false, fmt.Errorf("stock WAL %s is %d bytes; checkpoint it with the sqlite3 CLI first: %w", path+walSuffix, n, ErrBadOptions)
 	}
@@ -61,6 +69,26 @@ func loadStockWAL(fsys device.FS, path string) (bool, error) {
 		return false, err
 	}
 	return n > 0, nil
+}
+
+// walLive reports whether a -wal is beside the database at path that
+// SQLite would read something from: one that exists and is not retired
+// (sqlitewal.Retired: empty, or a header of zeros).
+func walLive(fsys device.FS, path string) (bool, error) {
+	f, err := fsys.Open(path+walSuffix, device.ReadOnly)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close() // read-only
+	n, err := f.Size()
+	if err != nil {
+		return false, err
+	}
+	retired, err := sqlitewal.Retired(f, n)
+	return !retired, err
 }
 
 // removeStockFiles deletes the -wal and -shm that stock SQLite left, once

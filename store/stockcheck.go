@@ -227,6 +227,9 @@ func InspectStock(path string) ([]StockFinding, error) {
 	case err != nil:
 		return nil, err
 	}
+	if sqlitewal.RetiredHeader(b) || len(b) == 0 {
+		return out, nil // empty, or a retired redo log: SQLite reads nothing of it
+	}
 	w := checkWAL(b, page1)
 	switch {
 	case w.Problem != "":

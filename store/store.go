@@ -221,6 +221,14 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 		s.mu.Unlock()
 		return fmt.Errorf("store: close %s: store still open: %w (%d bytes not checkpointed)", s.path, ErrWALRetained, int64(w.dirty))
 	}
+	// The checkpoint proved the drive: the retired redo log of its
+	// in-place checkpoints can go, so that a closed database leaves no
+	// -wal on the drive. A failure leaves it there, retired (empty to
+	// SQLite, reused by the next in-place checkpoint): nothing depends
+	// on it, and the close goes on.
+	if m, ok := s.state.main.(interface{ RemoveRetiredLog() error }); ok {
+		m.RemoveRetiredLog()
+	}
 	s.closed, s.ejected = true, eject
 	s.mu.Unlock()
 	if s.stop != nil {

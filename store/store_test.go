@@ -21,6 +21,8 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/ejectsafe/ejectsafe/faultinject"
+	"github.com/ejectsafe/ejectsafe/internal/stocktest"
+	"github.com/ejectsafe/ejectsafe/sqlitewal"
 )
 
 const childEnv = "EJECTSAFE_STORE_TEST_CHILD"
@@ -762,4 +764,89 @@ func TestStore_inPlaceOtherPageSize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStore_retiredLogAfterPull: an in-place checkpoint leaves its redo
+// log retired beside the database (a header of zeros, kept for the next
+// log); a process that ends without Close (a crash, a pull) leaves it
+// there. Every reader takes it for no log: the stock shell, a read-only
+// Open, InspectStock (verify), a writable Open that replays the host log
+// beside it, whose next in-place checkpoint writes into it; the Close
+// after that removes it.
+func TestStore_retiredLogAfterPull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.db")
+	opts := &Options{ManualCheckpoint: true, CheckpointMode: CheckpointInPlace, HostDir: filepath.Join(t.TempDir(), "h")}
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := s.DB()
+	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+	mustExec(t, db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 400) INSERT INTO t SELECT i, randomblob(500) FROM n")
+	mustCheckpoint(t, s)
+	mustExec(t, db, "UPDATE t SET v = randomblob(500) WHERE id = 7")
+	mustCheckpoint(t, s)
+	if st := s.Stats(); st.InPlaceCheckpoints == 0 {
+		t.Fatalf("no checkpoint in place: %+v", st)
+	}
+	want := sqlite3CLI(t, path, "SELECT count(*), sum(length(v)) FROM t")
+	// Committed, not checkpointed: in the host log only.
+	mustExec(t, db, "UPDATE t SET v = zeroblob(123) WHERE id = 8")
+	var replayed string
+	if err := db.QueryRow("SELECT count(*) || '|' || sum(length(v)) FROM t").Scan(&replayed); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Abandon(); err != nil { // the process ends without Close
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path + walSuffix)
+	if err != nil || len(b) < 32 || !sqlitewal.RetiredHeader(b) {
+		t.Fatalf("after an in-place checkpoint the -wal is %d bytes (%v), want a retired log", len(b), err)
+	}
+
+	if bin, _, err := stocktest.Lookup(); err == nil {
+		cp := filepath.Join(t.TempDir(), "test.db")
+		for _, suf := range []string{"", walSuffix} {
+			data, err := os.ReadFile(path + suf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(cp+suf, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := exec.Command(bin, cp, "PRAGMA integrity_check; SELECT count(*), sum(length(v)) FROM t").CombinedOutput()
+		if got := strings.TrimSpace(string(out)); err != nil || got != "ok\n"+want {
+			t.Fatalf("stock shell beside the retired log: %q, %v; want ok and %s", got, err, want)
+		}
+	}
+	if found, err := InspectStock(path); err != nil || len(found) != 0 {
+		t.Errorf("InspectStock beside a retired log: %v, %v; want nothing", found, err)
+	}
+	ro, err := Open(path, &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only Open beside a retired log: %v", err)
+	}
+	var got string
+	if err := ro.DB().QueryRow("SELECT count(*) || '|' || sum(length(v)) FROM t").Scan(&got); err != nil || got != want {
+		t.Errorf("read-only Open reads %q, %v; want %s", got, err, want)
+	}
+	ro.Close()
+
+	s, err = Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open beside a retired log: %v", err)
+	}
+	if err := s.DB().QueryRow("SELECT count(*) || '|' || sum(length(v)) FROM t").Scan(&got); err != nil || got != replayed {
+		t.Errorf("Open reads %q, %v; want the host log replayed: %s", got, err, replayed)
+	}
+	mustExec(t, s.DB(), "UPDATE t SET v = randomblob(500) WHERE id = 9")
+	mustCheckpoint(t, s)
+	if st := s.Stats(); st.InPlaceCheckpoints == 0 || st.CheckpointFailures != 0 {
+		t.Fatalf("the checkpoint beside the retired log: %+v; want in place", st)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	noSidecars(t, path)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/ejectsafe/ejectsafe/faultinject/realfs"
 	"github.com/ejectsafe/ejectsafe/internal/stocktest"
 	"github.com/ejectsafe/ejectsafe/lease"
+	"github.com/ejectsafe/ejectsafe/sqlitewal"
 	"github.com/ejectsafe/ejectsafe/store"
 )
 
@@ -175,8 +176,9 @@ func (r *runner) checkStore(res *roundResult) bool {
 // journal): what a machine without ejectsafe would see, the drive itself
 // untouched. It returns what is wrong ("" when the shell shows integrity
 // ok and a state the store may show: res.want) and whether a -wal was on
-// the drive (a pull inside an in-place checkpoint, after its redo log
-// was created).
+// the drive that SQLite reads something from (a pull inside an in-place
+// checkpoint, after its redo log was written and before it was retired:
+// liveLog).
 func (r *runner) stockBeforeOpen(res *roundResult) (problem string, log bool) {
 	dir := r.stock
 	if err := os.RemoveAll(dir); err != nil {
@@ -195,7 +197,7 @@ func (r *runner) stockBeforeOpen(res *roundResult) (problem string, log bool) {
 			return fmt.Sprintf("stock CLI: copying %s from the drive: %v", src, err), false
 		}
 		copied = append(copied, dbName+suffix)
-		log = log || suffix == "-wal"
+		log = log || suffix == "-wal" && liveLog(src)
 	}
 	out, err := stockCLI("file:"+filepath.Join(dir, dbName), "PRAGMA integrity_check; "+sigSQL+";")
 	switch {
@@ -515,4 +517,21 @@ func openOn(mount string) []string {
 		}
 	}
 	return out
+}
+
+// liveLog reports whether the -wal at path is one SQLite reads something
+// from: not empty, and its header not the zeros an in-place checkpoint
+// retires its log with (sqlitewal.Retired).
+func liveLog(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	retired, err := sqlitewal.Retired(f, fi.Size())
+	return err == nil && !retired
 }

@@ -271,23 +271,38 @@ func plainChild(tgt target, path string, rowBytes int) error {
 	return db.Close()
 }
 
-// watchLog prints "log" when the database's -wal appears in dir and
-// "unlog MICROS" when it goes (MICROS after it appeared): the life of an
-// in-place checkpoint's redo log, so that the parent can pull inside it
-// (momentLog). inotify sees the store's own creates and removes on a FUSE
-// mount: they go through this kernel's VFS.
+// watchLog prints "log" when the database's -wal comes alive (created,
+// or a header written into the retired file an earlier checkpoint left)
+// and "unlog MICROS" when it is retired or removed (MICROS after it came
+// alive): the life of an in-place checkpoint's redo log, so that the
+// parent can pull inside it (momentLog). inotify sees the store's own
+// creates, writes and removes on a FUSE mount: they go through this
+// kernel's VFS. A write is told from a retirement by the header it left
+// (liveLog), read back through the mount.
 func watchLog(path string) error {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("inotify: %w", err)
 	}
-	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), unix.IN_CREATE|unix.IN_DELETE|unix.IN_MOVED_TO|unix.IN_MOVED_FROM); err != nil {
+	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), unix.IN_CREATE|unix.IN_DELETE|unix.IN_MOVED_TO|unix.IN_MOVED_FROM|unix.IN_MODIFY); err != nil {
 		unix.Close(fd)
 		return fmt.Errorf("inotify: %w", err)
 	}
 	want := filepath.Base(path) + "-wal"
 	go func() {
 		var since time.Time
+		alive := func() {
+			if since.IsZero() {
+				since = time.Now()
+				fmt.Println("log")
+			}
+		}
+		gone := func() {
+			if !since.IsZero() {
+				fmt.Println("unlog", time.Since(since).Microseconds())
+				since = time.Time{}
+			}
+		}
 		buf := make([]byte, 64<<10)
 		for {
 			n, err := unix.Read(fd, buf)
@@ -303,10 +318,17 @@ func watchLog(path string) error {
 				}
 				switch {
 				case ev.Mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
-					since = time.Now()
-					fmt.Println("log")
-				case ev.Mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 && !since.IsZero():
-					fmt.Println("unlog", time.Since(since).Microseconds())
+					alive()
+				case ev.Mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0:
+					gone()
+				case ev.Mask&unix.IN_MODIFY != 0 && since.IsZero():
+					if liveLog(path + "-wal") {
+						alive()
+					}
+				case ev.Mask&unix.IN_MODIFY != 0:
+					if !liveLog(path + "-wal") {
+						gone()
+					}
 				}
 			}
 		}
