@@ -689,7 +689,7 @@ func TestInPlace_logReused(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			var entries int // the -wal's creations and removals so far
+			var entries int        // the -wal's creations and removals so far
 			fresh := func() bool { // the last commit made the file anew
 				t.Helper()
 				n := fsys.n
