@@ -666,11 +666,11 @@ func TestInPlace_logReused(t *testing.T) {
 	bin := stockCLI(t)
 	a, _ := sqliteStates(t, bin, inPlaceChanges[0].sql)
 	// b rewrites one page of a, c three others: c's log is larger.
-	b, c := bytes.Clone(a), bytes.Clone(a)
+	b := bytes.Clone(a)
 	for i := range 100 {
 		b[4096+2000+i] ^= 0xff
 	}
-	c = bytes.Clone(b)
+	c := bytes.Clone(b)
 	for _, pg := range []int{3, 4, 5} {
 		for i := range 100 {
 			c[pg*4096+2000+i] ^= 0xff

@@ -217,6 +217,7 @@ type Main struct {
 	unsure   *unsure
 	inplace  *inPlace // an in-place commit that failed after its log was made; settled first
 	rates    [2]rate  // write speeds observed here: copy, in place (chooseMode)
+	freeSeen int64    // free space pickMode measured for the commit in progress, or -1 (checkFree)
 	stale    bool     // the base handle predates the last commit (its reopen failed)
 	hint     atomic.Int64
 	buf      []byte
@@ -334,7 +335,7 @@ func Open(fsys device.FS, dbPath string, opts Options) (*Main, error) {
 		return fail(fmt.Errorf("%w: journal %s: generations exhausted", ErrJournal, p.journal))
 	}
 
-	m := &Main{fsys: fsys, opts: opts, p: p, bs: int64(opts.BlockSize), perm: 0o644,
+	m := &Main{fsys: fsys, opts: opts, p: p, bs: int64(opts.BlockSize), perm: 0o644, freeSeen: -1,
 		dirty: newLevel(), nextGen: next}
 	f, err := fsys.Open(p.db, device.ReadOnly)
 	switch {
