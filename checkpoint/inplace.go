@@ -90,23 +90,16 @@ type inPlace struct {
 // bytes past a cut).
 func inPlacePages(pend *level, size, baseSize, bs int64) []int64 {
 	keep := min(baseSize, pend.cut)
-	idx := make([]int64, 0, len(pend.blocks)+len(pend.spilled))
-	for b := range pend.blocks {
-		if b*bs < size {
-			idx = append(idx, b)
-		}
-	}
-	for b := range pend.spilled {
-		if b*bs < size {
-			idx = append(idx, b)
-		}
-	}
+	idx := slices.DeleteFunc(pendingBlocks(pend), func(b int64) bool { return b*bs >= size })
+	n := len(idx)
 	for b := (keep + bs - 1) / bs; b*bs < size; b++ {
 		if !pend.holds(b) {
 			idx = append(idx, b)
 		}
 	}
-	slices.Sort(idx)
+	if len(idx) > n {
+		slices.Sort(idx)
+	}
 	return idx
 }
 

@@ -95,3 +95,53 @@ func stockChanged(t *testing.T, db []byte, sql string) []byte {
 	}
 	return b
 }
+
+// TestRun_verifyRetiredLog: an in-place checkpoint leaves its redo log
+// retired beside the database (a header of zeros) until the store's
+// Close; a process that ends before that leaves it on the drive. verify
+// takes it for no log (exit 0, no finding, nothing modified) and recover
+// has nothing to do.
+func TestRun_verifyRetiredLog(t *testing.T) {
+	db := demoDB(t)
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := stockChanged(t, before, "UPDATE notes SET body = body || '-changed' WHERE id % 7 = 0")
+	m, err := checkpoint.Open(device.OS, db, checkpoint.Options{Mode: checkpoint.ModeInPlace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(want); off += 4096 {
+		if off+4096 <= len(before) && bytes.Equal(before[off:off+4096], want[off:off+4096]) {
+			continue
+		}
+		if err := m.WriteAt(want[off:off+4096], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.InPlace != 1 {
+		t.Fatalf("the commit did not go in place: %+v", st)
+	}
+	m.Close() // not RemoveRetiredLog: as a process that ends here
+	log, err := os.ReadFile(db + "-wal")
+	if err != nil || len(log) < 32 || !bytes.Equal(log[:32], make([]byte, 32)) {
+		t.Fatalf("the -wal after an in-place checkpoint: %d bytes, %v; want a retired log", len(log), err)
+	}
+	code, out, errOut := runCmd(t, "verify", db)
+	if code != 0 || strings.Contains(out, "-wal") {
+		t.Fatalf("verify beside a retired log = %d:\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := runCmd(t, "recover", db); code != 0 || strings.Contains(out, "rolled") || strings.Contains(out, "-wal") {
+		t.Fatalf("recover beside a retired log = %d:\n%s", code, out)
+	}
+	if got, _ := os.ReadFile(db); !bytes.Equal(got, want) {
+		t.Fatal("the database is not the checkpoint's state")
+	}
+	if got, _ := os.ReadFile(db + "-wal"); !bytes.Equal(got, log) {
+		t.Error("verify or recover changed the retired log")
+	}
+}
