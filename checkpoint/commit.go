@@ -95,7 +95,7 @@ func (m *Main) Commit() error {
 // (inPlaceBlocked), and ModeAuto's rule (chooseMode) on what each mode
 // would write.
 func (m *Main) pickMode(pend *level, size int64, src *baseRef, stale bool) Mode {
-	if m.opts.Mode == ModeCopy || m.inPlaceBlocked(pend, size, src, stale) != "" {
+	if m.opts.Mode == ModeCopy || m.copyOnly || m.inPlaceBlocked(pend, size, src, stale) != "" {
 		return ModeCopy
 	}
 	if m.opts.Mode == ModeInPlace {
@@ -208,6 +208,18 @@ func (m *Main) commit(pend *level, size int64, src *baseRef) error {
 	}
 	a.recordDone()     // 9
 	return a.newBase() // 10
+}
+
+// SetCopyOnly makes commits copy whatever the mode, until called with
+// false: for the store's fold of a stock -wal at Open, whose checkpoint
+// must be a copy (the redo log of an in-place commit would have to
+// overwrite that -wal, which it never does: ErrLogInTheWay); the store
+// removes the -wal once the copy holds it, and recovery proves a copy
+// cut before that (rowFoldedStock).
+func (m *Main) SetCopyOnly(on bool) {
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
+	m.copyOnly = on
 }
 
 // checkFree checks that need bytes are free on the database's

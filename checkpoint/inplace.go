@@ -44,7 +44,9 @@ import (
 //     offset order, the file cut if it shrank; fsynced and closed;
 //  7. on a filesystem that reads back (Options.ReadBack), the pages read
 //     back through a new handle and compared;
-//  8. the log retired: its header overwritten with zeros and fsynced. A
+//  8. the log retired: its header overwritten with zeros and fsynced (a
+//     log over keepLogMax, 8 MiB, is removed instead, the directory
+//     fsynced, so that its space is free again). A
 //     log must never outlive the state it describes (a later checkpoint
 //     would be undone by it), and a retired one describes nothing. The
 //     file stays for the next commit: creating and removing it each time
@@ -423,9 +425,18 @@ func (a *inPlace) openLog(need int64) (f device.File, created bool, op string, e
 	return f, false, "", nil
 }
 
+// keepLogMax is the largest redo log step 8 keeps (retired) for the
+// next commit; a larger one is removed, as its space on the drive may be
+// wanted (a copy needs the database's size free). Its creation and
+// removal cost (on exFAT, two rewrites of the allocation bitmap: 256 KiB
+// on a 64 GiB stick) is then a few percent of the checkpoint that wrote
+// it.
+const keepLogMax = 8 << 20
+
 // retireLog is step 8: the log's header overwritten with zeros through
-// a new handle and fsynced. A log already gone (a person removed it)
-// describes nothing either.
+// a new handle and fsynced; a log larger than keepLogMax is removed and
+// the directory fsynced instead. A log already gone (a person removed
+// it) describes nothing either.
 func (m *Main) retireLog() (string, error) {
 	f, err := m.fsys.Open(m.p.wal, device.ReadWrite)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -433,6 +444,19 @@ func (m *Main) retireLog() (string, error) {
 	}
 	if err != nil {
 		return "retire log", err
+	}
+	if size, err := f.Size(); err != nil || size > keepLogMax {
+		f.Close()
+		if err != nil {
+			return "retire log", err
+		}
+		if err := m.fsys.Remove(m.p.wal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "remove log", err
+		}
+		if err := m.fsys.SyncDir(m.p.dir); err != nil {
+			return "fsync dir", err
+		}
+		return "", nil
 	}
 	if _, err := f.WriteAt(make([]byte, sqlitewal.HeaderSize), 0); err != nil {
 		f.Close()
@@ -448,8 +472,9 @@ func (m *Main) retireLog() (string, error) {
 	return "", nil
 }
 
-// RemoveRetiredLog removes the retired redo log an in-place commit of
-// this Main left beside the database (step 8), if it is still retired:
+// RemoveRetiredLog removes the retired redo log an in-place commit left
+// beside the database (step 8; this Main's, or one a process that ended
+// without Close left), if it is retired:
 // for the store's Close, once its last checkpoint proved the drive, so
 // that a closed database leaves no -wal behind. A -wal that is not
 // retired is left alone (the next Open deals with it).
@@ -460,30 +485,36 @@ func (m *Main) RemoveRetiredLog() error {
 }
 
 func (m *Main) removeKeptLog() error {
-	if !m.logKept || m.inplace != nil {
+	if m.inplace != nil {
 		return nil
 	}
-	f, err := m.fsys.Open(m.p.wal, device.ReadOnly)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	size, err := f.Size()
-	var retired bool
-	if err == nil {
-		retired, err = sqlitewal.Retired(f, size)
-	}
-	f.Close() // read-only
-	if err != nil || !retired {
-		return err // not ours any more: left for the next Open
+	exists, retired, err := m.walState()
+	if err != nil || !exists || !retired {
+		return err // none, or not ours: left for the next Open
 	}
 	if err := m.fsys.Remove(m.p.wal); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	m.logKept = false
 	return m.fsys.SyncDir(m.p.dir)
+}
+
+// walState reports whether a -wal is beside the database and whether it
+// is retired (sqlitewal.Retired: empty, or its header zeros).
+func (m *Main) walState() (exists, retired bool, err error) {
+	f, err := m.fsys.Open(m.p.wal, device.ReadOnly)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	defer f.Close() // read-only
+	size, err := f.Size()
+	if err == nil {
+		retired, err = sqlitewal.Retired(f, size)
+	}
+	return true, retired, err
 }
 
 // writeLog is step 5: the redo log, written in one pass in order into

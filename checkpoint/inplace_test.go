@@ -812,3 +812,41 @@ func (e *entryCounter) Remove(name string) error {
 	}
 	return e.FS.Remove(name)
 }
+
+// TestInPlace_bigLogRemoved: a redo log larger than keepLogMax is not
+// kept for the next commit: step 8 removes it, so its space on the drive
+// is free again.
+func TestInPlace_bigLogRemoved(t *testing.T) {
+	bin := stockCLI(t)
+	a, _ := sqliteStates(t, bin, inPlaceChanges[0].sql)
+	pages := int(keepLogMax/4096) + 64
+	base := make([]byte, pages*4096)
+	copy(base, a)
+	b := bytes.Clone(base)
+	for pg := 1; pg < pages; pg++ {
+		b[pg*4096+100] ^= 0xff
+	}
+	db := filepath.Join(t.TempDir(), "app.db")
+	if err := os.WriteFile(db, base, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fsys := &entryCounter{FS: device.OS, name: db + "-wal"}
+	m, err := Open(fsys, db, Options{Mode: ModeInPlace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	writeDiff(t, m, base, b)
+	if err := m.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.LastMode != ModeInPlace || st.LastWritten < keepLogMax {
+		t.Fatalf("last mode %v, %d bytes written; want in place, a log over %d", st.LastMode, st.LastWritten, keepLogMax)
+	}
+	if got, _ := os.ReadFile(db); !bytes.Equal(got, b) {
+		t.Fatal("the database is not the new state")
+	}
+	if st := walState(t, db); st != "absent" || fsys.n != 2 {
+		t.Errorf("after a log of %d pages the -wal is %s (%d creations and removals); want it removed", pages-1, st, fsys.n)
+	}
+}

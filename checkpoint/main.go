@@ -218,6 +218,7 @@ type Main struct {
 	inplace  *inPlace // an in-place commit that failed after its log was made; settled first
 	rates    [2]rate  // write speeds observed here: copy, in place (chooseMode)
 	freeSeen int64    // free space pickMode measured for the commit in progress, or -1 (checkFree)
+	copyOnly bool     // commits copy whatever the mode (SetCopyOnly)
 	stale    bool     // the base handle predates the last commit (its reopen failed)
 	hint     atomic.Int64
 	buf      []byte

@@ -99,10 +99,15 @@ const (
 	// the log still linked, or Done claimed before the log's removal was
 	// durable.
 	StaleLog
+	// LogRetiredEarly: the log at LogPath retired (zeros over its header,
+	// synced) or removed, or Done claimed while a log is linked or was
+	// removed in the trace, while the database has writes not yet
+	// synced: a pull then leaves neither a log nor the pages.
+	LogRetiredEarly
 )
 
 var violationNames = [...]string{"", "InPlaceOpen", "InPlaceWrite", "RenameUnsynced",
-	"RenameBeforeReady", "ClaimNotDurable", "UnknownClaim", "SyncRetry", "LogNotDurable", "StaleLog"}
+	"RenameBeforeReady", "ClaimNotDurable", "UnknownClaim", "SyncRetry", "LogNotDurable", "StaleLog", "LogRetiredEarly"}
 
 func (k ViolationKind) String() string {
 	if k > 0 && int(k) < len(violationNames) {
@@ -172,6 +177,7 @@ type logState int
 const (
 	logWritten logState = iota + 1 // a header was written into it (maybe not durable yet)
 	logRetired                     // zeros over its header, synced
+	logUnknown                     // a write over its header failed: it may hold anything
 )
 
 type entryChange struct {
@@ -236,6 +242,7 @@ func (c *checker) step(ev Event) {
 			if h, pending := c.logHeader[ev.Inode]; pending {
 				delete(c.logHeader, ev.Inode)
 				if h.zero {
+					c.dbNotSynced(ev, "the log is retired")
 					c.logState[ev.Inode] = logRetired
 					delete(c.logDone, ev.Inode)
 				}
@@ -246,6 +253,9 @@ func (c *checker) step(ev Event) {
 	case OpRename:
 		c.rename(ev)
 	case OpRemove:
+		if ok && c.log != "" && ev.Path == c.log {
+			c.dbNotSynced(ev, "the log is removed")
+		}
 		if ok {
 			delete(c.linked, ev.Path)
 			c.entryChange[ev.Path] = entryChange{index: ev.Index}
@@ -267,7 +277,11 @@ func (c *checker) write(ev Event) {
 		}
 		c.staleLog(ev, "the database is written in place")
 	}
-	if l, ok := c.linked[c.log]; ok && c.log != "" && ev.Inode == l && ev.Kind == OpWriteAt && ev.Off == 0 {
+	if l, ok := c.linked[c.log]; ok && c.log != "" && ev.Inode == l && ev.Kind == OpWriteAt && ev.Off == 0 && ev.Err != 0 {
+		// A failed write may have landed in part: the header is anything.
+		delete(c.logHeader, ev.Inode)
+		c.logState[ev.Inode] = logUnknown
+	} else if ok && c.log != "" && ev.Inode == l && ev.Kind == OpWriteAt && ev.Off == 0 {
 		zero := len(ev.Data) >= 32
 		for _, b := range ev.Data[:min(len(ev.Data), 32)] {
 			zero = zero && b == 0
@@ -391,8 +405,11 @@ func (c *checker) logNotDurable() string {
 	if why := c.inodeNotDurable(c.log, ino); why != "" {
 		return why
 	}
-	if c.logState[ino] == logRetired {
+	switch c.logState[ino] {
+	case logRetired:
 		return fmt.Sprintf("the log %s is retired (its header zeros)", c.log)
+	case logUnknown:
+		return fmt.Sprintf("a write over the log %s's header failed", c.log)
 	}
 	return c.entryNotDurable(c.log)
 }
@@ -404,6 +421,11 @@ func (c *checker) logAtDone(ev Event, gen uint64) {
 	if c.log == "" {
 		return
 	}
+	if _, linked := c.linked[c.log]; linked {
+		c.dbNotSynced(ev, fmt.Sprintf("journal claims gen %d done", gen))
+	} else if _, changed := c.entryChange[c.log]; changed {
+		c.dbNotSynced(ev, fmt.Sprintf("journal claims gen %d done", gen))
+	}
 	if ino, ok := c.linked[c.log]; ok {
 		if h, pending := c.logHeader[ino]; pending && h.zero {
 			c.report(StaleLog, ev, "journal claims gen %d done but the log's retirement at op %d is not synced", gen, h.index)
@@ -411,7 +433,7 @@ func (c *checker) logAtDone(ev Event, gen uint64) {
 		_, created := c.created[ino]
 		switch c.logState[ino] {
 		case logRetired:
-		case logWritten:
+		case logWritten, logUnknown:
 			c.logDone[ino] = ev.Index
 		default:
 			if created {
@@ -423,6 +445,22 @@ func (c *checker) logAtDone(ev Event, gen uint64) {
 	if ch, changed := c.entryChange[c.log]; changed {
 		if why := c.entryNotDurable(c.log); why != "" {
 			c.report(StaleLog, ev, "journal claims gen %d done but the log's removal at op %d is not durable: %s", gen, ch.index, why)
+		}
+	}
+}
+
+// dbNotSynced reports LogRetiredEarly when the database has writes not
+// followed by a successful Sync as what happens. (A Sync that failed is
+// SyncRetry's business: the settle after one writes every page again
+// through a new handle and syncs that.)
+func (c *checker) dbNotSynced(ev Event, what string) {
+	db, ok := c.linked[c.db]
+	if !ok || c.db == "" {
+		return
+	}
+	if w, wrote := c.lastWrite[db]; wrote {
+		if s, synced := c.lastSync[db]; !synced || s < w {
+			c.report(LogRetiredEarly, ev, "%s but the database's write at op %d is not synced", what, w)
 		}
 	}
 }
@@ -439,7 +477,7 @@ func (c *checker) replacedBesideLog(ev Event) {
 		case described:
 			c.staleLog(ev, "the database is replaced")
 		case c.logState[ino] == logRetired:
-		case c.logState[ino] == logWritten:
+		case c.logState[ino] == logWritten || c.logState[ino] == logUnknown:
 			c.report(StaleLog, ev, "the database is replaced while the log %s written in the trace is not retired", c.log)
 		case created:
 			c.report(StaleLog, ev, "the database is replaced while the log %s created at op %d is still there", c.log, op)

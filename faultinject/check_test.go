@@ -1,6 +1,7 @@
 package faultinject
 
 import (
+	"path"
 	"reflect"
 	"strconv"
 	"strings"
@@ -341,11 +342,25 @@ func retiredSteps(t *testing.T, skip map[string]bool) []Event {
 	mustOK(t, f.SyncDir("/vol"))
 	db := mustOpen(t, f, dbPath, device.ReadWrite)
 	mustWrite(t, db, 0, "new")
-	mustSync(t, db)
+	step("sync db", func() { mustSync(t, db) })
+	// "fail retire" and "fail reuse": that write over the log's header
+	// fails (it may have landed in part).
+	write := func(h device.File, data, fail string) {
+		if !skip[fail] {
+			mustWrite(t, h, 0, data)
+			return
+		}
+		if err := f.Inject(Fail(syscall.EIO).On(OpWriteAt).Matching(path.Base(logPath))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.WriteAt([]byte(data), 0); err == nil {
+			t.Fatal("the injected failure did not fire")
+		}
+	}
 	var rl device.File
 	step("retire", func() {
 		rl = mustOpen(t, f, logPath, device.ReadWrite)
-		mustWrite(t, rl, 0, string(make([]byte, 32)))
+		write(rl, string(make([]byte, 32)), "fail retire")
 	})
 	step("sync retire", func() { mustSync(t, rl) })
 	if rl != nil {
@@ -358,7 +373,7 @@ func retiredSteps(t *testing.T, skip map[string]bool) []Event {
 	var nl device.File
 	step("reuse", func() {
 		nl = mustOpen(t, f, logPath, device.ReadWrite)
-		mustWrite(t, nl, 0, header+"other")
+		write(nl, header+"other", "fail reuse")
 	})
 	step("sync reuse", func() { mustSync(t, nl) })
 	if nl != nil {
@@ -396,6 +411,9 @@ func TestCheck_logRetired(t *testing.T) {
 		{"reused log not synced before the database is written", []string{"sync reuse", "copy"}, []ViolationKind{LogNotDurable}},
 		{"a copy renamed over a reused log", []string{"second"}, []ViolationKind{StaleLog}},
 		{"a copy renamed over a log not retired", []string{"retire", "sync retire", "reuse", "sync reuse", "second"}, []ViolationKind{StaleLog}},
+		{"retired before the database's pages are synced", []string{"sync db", "reuse", "sync reuse", "second", "copy"}, []ViolationKind{LogRetiredEarly, LogRetiredEarly}},
+		{"the retirement's write failed, then the database written", []string{"fail retire", "reuse", "sync reuse", "copy"}, []ViolationKind{LogNotDurable, StaleLog}},
+		{"the reused log's header write failed, then the database written", []string{"fail reuse", "copy"}, []ViolationKind{LogNotDurable}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			skip := map[string]bool{}

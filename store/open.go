@@ -398,6 +398,12 @@ func (s *Store) open() (err error) {
 				return fmt.Errorf("%w: the database alone passes quick_check, with %s folded in it says: %s; nothing was modified; %s", ErrForeignLog, wal, res, keepWALData)
 			}
 		}
+		// A copy: an in-place commit's redo log would need the -wal's
+		// name (checkpoint.Main.SetCopyOnly).
+		if m, ok := s.state.main.(interface{ SetCopyOnly(bool) }); ok {
+			m.SetCopyOnly(true)
+			defer m.SetCopyOnly(false)
+		}
 		if err := s.checkpointLocked(context.Background()); err != nil {
 			return fmt.Errorf("fold in the WAL stock SQLite left: %w", err)
 		}

@@ -69,6 +69,45 @@ INSERT INTO t(v) SELECT 'row ' || i FROM c;
 	}
 }
 
+// TestOpen_stockWALOverData: a -wal stock SQLite left over a database
+// that already holds data, so that the fold's checkpoint could go in
+// place: it copies (an in-place redo log would need the -wal's name),
+// in every mode, and Open folds it in.
+func TestOpen_stockWALOverData(t *testing.T) {
+	for _, mode := range []CheckpointMode{CheckpointAuto, CheckpointInPlace} {
+		t.Run(mode.String(), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "stock.db")
+			stockSQLite(t, path, `PRAGMA journal_mode=WAL;
+CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<3000)
+INSERT INTO t(v) SELECT printf('row %d %.200c', i, 'x') FROM c;
+`)
+			stockSQLite(t, path, `.dbconfig no_ckpt_on_close on
+UPDATE t SET v = 'changed' WHERE id = 1500;
+`)
+			mustExist(t, path+walSuffix, true)
+			s, err := Open(path, &Options{ManualCheckpoint: true, CheckpointMode: mode})
+			if err != nil {
+				t.Fatalf("Open beside a stock -wal: %v", err)
+			}
+			var v string
+			if err := s.DB().QueryRow("SELECT v FROM t WHERE id = 1500").Scan(&v); err != nil || v != "changed" {
+				t.Fatalf("row 1500 = %q, %v; want the stock -wal's update", v, err)
+			}
+			noSidecars(t, path)
+			if got := sqlite3CLI(t, path, "SELECT count(*), v FROM t WHERE id = 1500"); got != "1|changed" {
+				t.Fatalf("the database file alone: %q; want the update folded in", got)
+			}
+			if st := s.Stats(); st.InPlaceCheckpoints != 0 {
+				t.Errorf("the fold went in place: %+v", st)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestOpen_hotJournal(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hot.db")
 	stockSQLite(t, path, `PRAGMA journal_mode=DELETE;

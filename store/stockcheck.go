@@ -220,15 +220,18 @@ func InspectStock(path string) ([]StockFinding, error) {
 	}
 
 	walPath := path + walSuffix
+	// Missing, empty, or a retired redo log (its header zeros, whatever
+	// its size): SQLite reads nothing of it. Told from its header, before
+	// the whole file is read.
+	if live, err := walLive(device.OS, path); err != nil || !live {
+		return out, err
+	}
 	b, err := readWhole(device.OS, walPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return out, nil
 	case err != nil:
 		return nil, err
-	}
-	if sqlitewal.RetiredHeader(b) || len(b) == 0 {
-		return out, nil // empty, or a retired redo log: SQLite reads nothing of it
 	}
 	w := checkWAL(b, page1)
 	switch {

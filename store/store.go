@@ -226,7 +226,7 @@ func (s *Store) shutdown(ctx context.Context, eject bool) error {
 	// -wal on the drive. A failure leaves it there, retired (empty to
 	// SQLite, reused by the next in-place checkpoint): nothing depends
 	// on it, and the close goes on.
-	if m, ok := s.state.main.(interface{ RemoveRetiredLog() error }); ok {
+	if m, ok := s.state.main.(interface{ RemoveRetiredLog() error }); ok && !s.opts.ReadOnly {
 		m.RemoveRetiredLog()
 	}
 	s.closed, s.ejected = true, eject
