@@ -229,8 +229,8 @@ func (m *Main) SetCopyOnly(on bool) {
 //
 // The free space pickMode measured for this commit is used once, not
 // asked again (a statfs through a FUSE driver costs a round trip: 0.14
-// ms on exfat-fuse, 3% of a small in-place checkpoint there); nothing
-// was written between the two.
+// ms on exfat-fuse, 3% of a small in-place checkpoint there); between
+// the two only the journal may have grown, by a few KiB.
 func (m *Main) checkFree(need int64, what string) error {
 	free, err := m.freeSeen, error(nil)
 	if free < 0 {
