@@ -291,8 +291,8 @@ func integrity(db *sql.DB) string {
 
 // leftovers lists what should not be next to the database once
 // recovery ran: anything but the database, its lock, its checkpoint
-// journal and its lease (next to it, or in the volume's lease
-// directory). Files named .fuse_hidden* are returned apart in hidden:
+// journal, a retired redo log and its lease (next to it, or in the
+// volume's lease directory). Files named .fuse_hidden* are returned apart in hidden:
 // see hiddenNote.
 func leftovers(path string) (problems, hidden []string) {
 	dir, base := filepath.Dir(path), filepath.Base(path)
@@ -303,6 +303,10 @@ func leftovers(path string) (problems, hidden []string) {
 	for _, n := range names {
 		switch name := n.Name(); {
 		case name == base, name == base+".ejectsafe-lock", name == base+".ejectsafe-jrnl", name == base+lease.FallbackSuffix:
+		case name == base+"-wal" && !liveLog(filepath.Join(dir, name)):
+			// An in-place checkpoint's redo log, retired (a header of
+			// zeros) and kept for the next one until the store's Close:
+			// SQLite reads it as an empty WAL. A live one is left over.
 		case name == strings.Split(lease.DirName, "/")[0] && n.IsDir():
 			problems = append(problems, leaseLeftovers(filepath.Join(dir, lease.DirName))...)
 		case strings.HasPrefix(name, ".fuse_hidden"):
