@@ -724,15 +724,7 @@ func TestInPlace_logReused(t *testing.T) {
 			// The stock shell beside the retired log: the database as
 			// it is, integrity ok (on a copy: the shell removes the -wal
 			// at close).
-			cp := filepath.Join(t.TempDir(), "app.db")
-			copyFile(t, db, cp)
-			copyFile(t, db+"-wal", cp+"-wal")
-			if got := runSQL(t, bin, cp, "PRAGMA integrity_check"); got != "ok" {
-				t.Fatalf("stock shell beside the retired log: %s", got)
-			}
-			if got, _ := os.ReadFile(cp); !bytes.Equal(got, b) {
-				t.Fatal("the stock shell changed the database beside a retired log")
-			}
+			stockReads(t, bin, db, b, "beside the retired log")
 
 			second := commit(b, a) // the page back: the same log size
 			if fresh() || second.Size() != first.Size() {
@@ -771,15 +763,7 @@ func TestInPlace_logReused(t *testing.T) {
 			if st := walState(t, db); st != "live" {
 				t.Fatalf("the redo log after a failed write in place: %s, want live", st)
 			}
-			cp = filepath.Join(t.TempDir(), "app.db")
-			copyFile(t, db, cp)
-			copyFile(t, db+"-wal", cp+"-wal")
-			if got := runSQL(t, bin, cp, "PRAGMA integrity_check"); got != "ok" {
-				t.Fatalf("stock shell beside the log over stale frames: %s", got)
-			}
-			if got, _ := os.ReadFile(cp); !bytes.Equal(got, b) {
-				t.Fatal("the stock shell did not apply exactly the new log over the stale frames")
-			}
+			stockReads(t, bin, db, b, "beside the log over stale frames")
 			m.Close()
 			rep, err := Recover(device.OS, db)
 			if err != nil || rep.Action != ActionRollForward {
@@ -848,5 +832,21 @@ func TestInPlace_bigLogRemoved(t *testing.T) {
 	}
 	if st := walState(t, db); st != "absent" || fsys.n != 2 {
 		t.Errorf("after a log of %d pages the -wal is %s (%d creations and removals); want it removed", pages-1, st, fsys.n)
+	}
+}
+
+// stockReads runs the stock shell's integrity_check on a copy of db and
+// its -wal (the shell applies the -wal and removes it at close), which
+// must pass and leave exactly want in the copy.
+func stockReads(t *testing.T, bin, db string, want []byte, where string) {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "app.db")
+	copyFile(t, db, cp)
+	copyFile(t, db+"-wal", cp+"-wal")
+	if got := runSQL(t, bin, cp, "PRAGMA integrity_check"); got != "ok" {
+		t.Fatalf("stock shell %s: %s", where, got)
+	}
+	if got, _ := os.ReadFile(cp); !bytes.Equal(got, want) {
+		t.Fatalf("stock shell %s: the database is not the state wanted", where)
 	}
 }

@@ -36,14 +36,7 @@ func TestRun_verifyRecoverInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for off := 0; off < len(want); off += 4096 {
-		if off+4096 <= len(before) && bytes.Equal(before[off:off+4096], want[off:off+4096]) {
-			continue
-		}
-		if err := m.WriteAt(want[off:off+4096], int64(off)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeDiff(t, m, before, want)
 	if len(want) < len(before) {
 		if err := m.Truncate(int64(len(want))); err != nil {
 			t.Fatal(err)
@@ -112,14 +105,7 @@ func TestRun_verifyRetiredLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for off := 0; off < len(want); off += 4096 {
-		if off+4096 <= len(before) && bytes.Equal(before[off:off+4096], want[off:off+4096]) {
-			continue
-		}
-		if err := m.WriteAt(want[off:off+4096], int64(off)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeDiff(t, m, before, want)
 	if err := m.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -143,5 +129,19 @@ func TestRun_verifyRetiredLog(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(db + "-wal"); !bytes.Equal(got, log) {
 		t.Error("verify or recover changed the retired log")
+	}
+}
+
+// writeDiff writes into m the 4 KiB pages of want that differ from
+// before.
+func writeDiff(t *testing.T, m *checkpoint.Main, before, want []byte) {
+	t.Helper()
+	for off := 0; off < len(want); off += 4096 {
+		if off+4096 <= len(before) && bytes.Equal(before[off:off+4096], want[off:off+4096]) {
+			continue
+		}
+		if err := m.WriteAt(want[off:off+4096], int64(off)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
