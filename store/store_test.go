@@ -790,11 +790,17 @@ func TestStore_retiredLogAfterPull(t *testing.T) {
 		t.Fatalf("no checkpoint in place: %+v", st)
 	}
 	want := sqlite3CLI(t, path, "SELECT count(*), sum(length(v)) FROM t")
-	// Committed, not checkpointed: in the host log only.
+	// Committed, not checkpointed: in the host log only (where there is
+	// one: elsewhere the default level is Checkpoint, and the commit is
+	// lost with the process, as documented).
 	mustExec(t, db, "UPDATE t SET v = zeroblob(123) WHERE id = 8")
-	var replayed string
-	if err := db.QueryRow("SELECT count(*) || '|' || sum(length(v)) FROM t").Scan(&replayed); err != nil {
-		t.Fatal(err)
+	replayed := want
+	if hlSupported() {
+		if err := db.QueryRow("SELECT count(*) || '|' || sum(length(v)) FROM t").Scan(&replayed); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		t.Logf("LOUD: no host log on %s: the commit after the checkpoint is not replayed", runtime.GOOS)
 	}
 	if err := s.Abandon(); err != nil { // the process ends without Close
 		t.Fatal(err)
