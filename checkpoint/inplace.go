@@ -202,7 +202,6 @@ func (a *inPlace) finish() (int64, error) {
 		return 0, a.unsure(op, err)
 	}
 	a.logMade, a.logDurable = false, false
-	m.logKept = true
 	m.inplace = nil
 	m.markDone(a.began, a.intent) // 9
 	if m.jf.usable() {
@@ -450,11 +449,8 @@ func (m *Main) retireLog() (string, error) {
 		if err != nil {
 			return "retire log", err
 		}
-		if err := m.fsys.Remove(m.p.wal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := device.Remove(m.fsys, m.p.wal); err != nil {
 			return "remove log", err
-		}
-		if err := m.fsys.SyncDir(m.p.dir); err != nil {
-			return "fsync dir", err
 		}
 		return "", nil
 	}
@@ -492,11 +488,7 @@ func (m *Main) removeKeptLog() error {
 	if err != nil || !exists || !retired {
 		return err // none, or not ours: left for the next Open
 	}
-	if err := m.fsys.Remove(m.p.wal); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	m.logKept = false
-	return m.fsys.SyncDir(m.p.dir)
+	return device.Remove(m.fsys, m.p.wal)
 }
 
 // walState reports whether a -wal is beside the database and whether it

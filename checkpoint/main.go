@@ -223,10 +223,6 @@ type Main struct {
 	hint     atomic.Int64
 	buf      []byte
 	sig      fileSig // the database's stat after the last commit (Prove)
-	// logKept: an in-place commit of this Main retired its redo log by
-	// zeroing its header (inplace.go, step 8), and the file is left for
-	// the next one; RemoveRetiredLog removes it.
-	logKept bool
 	// baseChanged: a commit found the base's bytes no longer those of
 	// its recorded checksum (checkBase). Commits refuse, writing nothing,
 	// until the base reads as recorded again.
