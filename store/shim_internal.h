@@ -69,7 +69,7 @@ typedef struct es_dbstate {
 	uint64_t owner; /* guarded by GMU: the open Store's dbState id; 0: none */
 	struct es_dbstate *next;
 
-	sqlite3_mutex *mu; /* guards locks and wal-index below */
+	sqlite3_mutex *mu; /* guards the main-file locks and the wal-index regions below */
 
 	/* Main-file locks between this process's connections. */
 	int nShared; /* connections holding SHARED or more */
@@ -79,12 +79,13 @@ typedef struct es_dbstate {
 	volatile void **regions;
 	int nRegion;
 	int nShmUser;
-	int shmShared[SQLITE_SHM_NLOCK]; /* holders of each slot in SHARED */
-	int shmExcl[SQLITE_SHM_NLOCK];   /* 1 while a connection holds it EXCLUSIVE */
-	int gate;                        /* 1: new transactions wait (see gateWaitLocked) */
-	long long highwater;             /* >0: new transactions also wait while the WAL is larger */
-	long long gateMaxMs;             /* the longest a transaction waits at the gate (es_gate_limit) */
-	long long gateLongestMs;         /* the longest any did since es_gate_limit */
+	/* The wal-index lock slots and the gate are atomics, outside mu
+	 * (shim_shm.c). */
+	int shmLock[SQLITE_SHM_NLOCK]; /* atomic: holders in SHARED, or -1 while one holds it EXCLUSIVE */
+	int gate;                      /* atomic: 1: new transactions wait (see gateWait) */
+	long long highwater;           /* atomic: >0: new transactions also wait while the WAL is larger */
+	long long gateMaxMs;           /* atomic: the longest a transaction waits at the gate (es_gate_limit) */
+	long long gateLongestMs;       /* under mu: the longest any did since es_gate_limit */
 
 	es_wal wal;
 } es_dbstate;

@@ -72,14 +72,29 @@ int mainShmMap(sqlite3_file *pf, int iRegion, int szRegion, int extend, void vol
 #define ES_GATE_POLL_US 50
 #define ES_GATE_MAX_MS 1000 /* until es_gate_limit */
 
-static int gateClosedLocked(es_dbstate *n) {
-	long long size;
-	if (n->gate) return 1;
-	if (n->highwater <= 0) return 0;
-	sqlite3_mutex_enter(n->wal.mu);
-	size = n->wal.size;
-	sqlite3_mutex_leave(n->wal.mu);
-	return size > n->highwater;
+/* The lock slots are atomics (es_dbstate.shmLock), not guarded by mu: a
+ * commit takes and gives up six of them, and a mutex pair around each was
+ * most of the shim's cost per commit (BENCHMARKS.md, issue 12). A slot is
+ * a count of SHARED holders, or -1 while one connection holds it
+ * EXCLUSIVE; which slots a connection holds, and how, is in its own
+ * masks, which only its own calls touch (SQLite calls a connection's
+ * methods one at a time). Every access is sequentially consistent: a lock
+ * call is a full memory barrier, as the fcntl and mutex of SQLite's own
+ * VFSes are, and the gate below relies on it.
+ *
+ * The gate and the locks are ordered as a pair of flags: a gated
+ * transaction takes its lock, then looks at the gate, and gives the lock
+ * back if it closed; the Store closes the gate, then looks at the locks
+ * (es_gate_quiet). One of the two sees the other, so the Store never
+ * rewinds beside a transaction that got past a closed gate. */
+
+static int gateClosed(es_dbstate *n) {
+	long long hw;
+	if (__atomic_load_n(&n->gate, __ATOMIC_SEQ_CST)) return 1;
+	hw = __atomic_load_n(&n->highwater, __ATOMIC_SEQ_CST);
+	/* wal.size is written under wal.mu; an aligned 64-bit load, which is
+	 * all the gate needs (a size a moment old closes it a moment late). */
+	return hw > 0 && __atomic_load_n(&n->wal.size, __ATOMIC_RELAXED) > hw;
 }
 
 static long long nowMs(void) {
@@ -94,20 +109,23 @@ static long long nowMs(void) {
 	return (long long)t;
 }
 
-static void gateWaitLocked(es_file *f) {
-	es_dbstate *n = f->db;
-	long long start, waited = 0, bound;
-	if (f->nogate || f->shmSharedMask || f->shmExclMask) return;
-	if (!gateClosedLocked(n)) return;
-	start = nowMs();
-	bound = n->gateMaxMs > 0 ? n->gateMaxMs : ES_GATE_MAX_MS;
+/* gateWait waits while the gate is closed, at most what is left of the
+ * bound since *start (0: not started). It returns 1 when the bound ran
+ * out: the transaction then goes on past a closed gate. */
+static int gateWait(es_dbstate *n, long long *start) {
+	long long waited, bound;
+	if (!gateClosed(n)) return 0;
+	if (*start == 0) *start = nowMs();
+	bound = __atomic_load_n(&n->gateMaxMs, __ATOMIC_SEQ_CST);
+	if (bound <= 0) bound = ES_GATE_MAX_MS;
 	do {
-		sqlite3_mutex_leave(n->mu);
 		gbase->xSleep(gbase, ES_GATE_POLL_US);
-		sqlite3_mutex_enter(n->mu);
-		waited = nowMs() - start;
-	} while (waited < bound && gateClosedLocked(n));
+		waited = nowMs() - *start;
+	} while (waited < bound && gateClosed(n));
+	sqlite3_mutex_enter(n->mu);
 	if (waited > n->gateLongestMs) n->gateLongestMs = waited;
+	sqlite3_mutex_leave(n->mu);
+	return waited >= bound;
 }
 
 int es_gate_limit(const char *path, long long maxWaitMs) {
@@ -116,7 +134,7 @@ int es_gate_limit(const char *path, long long maxWaitMs) {
 	p = dbFindLocked(path, strlen(path));
 	if (p) {
 		sqlite3_mutex_enter(p->mu);
-		p->gateMaxMs = maxWaitMs;
+		__atomic_store_n(&p->gateMaxMs, maxWaitMs, __ATOMIC_SEQ_CST);
 		p->gateLongestMs = 0;
 		sqlite3_mutex_leave(p->mu);
 	}
@@ -143,10 +161,8 @@ int es_gate(const char *path, int closed, long long highwater) {
 	sqlite3_mutex_enter(GMU);
 	p = dbFindLocked(path, strlen(path));
 	if (p) {
-		sqlite3_mutex_enter(p->mu);
-		if (closed >= 0) p->gate = closed;
-		if (highwater >= 0) p->highwater = highwater;
-		sqlite3_mutex_leave(p->mu);
+		if (closed >= 0) __atomic_store_n(&p->gate, closed, __ATOMIC_SEQ_CST);
+		if (highwater >= 0) __atomic_store_n(&p->highwater, highwater, __ATOMIC_SEQ_CST);
 	}
 	sqlite3_mutex_leave(GMU);
 	return p != 0;
@@ -170,11 +186,7 @@ int es_writer_busy(const char *path) {
 	int busy = 0;
 	sqlite3_mutex_enter(GMU);
 	p = dbFindLocked(path, strlen(path));
-	if (p) {
-		sqlite3_mutex_enter(p->mu);
-		busy = p->shmExcl[0];
-		sqlite3_mutex_leave(p->mu);
-	}
+	if (p) busy = __atomic_load_n(&p->shmLock[0], __ATOMIC_SEQ_CST) < 0;
 	sqlite3_mutex_leave(GMU);
 	return busy;
 }
@@ -185,59 +197,93 @@ int es_gate_quiet(const char *path) {
 	sqlite3_mutex_enter(GMU);
 	p = dbFindLocked(path, strlen(path));
 	if (p) {
-		sqlite3_mutex_enter(p->mu);
-		quiet = !p->shmExcl[0] && !p->shmShared[0];
+		quiet = __atomic_load_n(&p->shmLock[0], __ATOMIC_SEQ_CST) == 0;
 		for (i = ES_READ_LOCK0; i < SQLITE_SHM_NLOCK; i++) {
-			if (p->shmShared[i] || p->shmExcl[i]) quiet = 0;
+			if (__atomic_load_n(&p->shmLock[i], __ATOMIC_SEQ_CST) != 0) quiet = 0;
 		}
-		sqlite3_mutex_leave(p->mu);
 	}
 	sqlite3_mutex_leave(GMU);
 	return quiet;
 }
 
-/* xShmLock: SQLite's lock slots. SHARED is taken one slot at a time and
- * fails while another connection holds the slot EXCLUSIVE; EXCLUSIVE fails
- * while any other connection holds any of the slots in any mode. */
-int mainShmLock(sqlite3_file *pf, int ofst, int cnt, int flags) {
-	es_file *f = (es_file *)pf;
-	es_dbstate *n = f->db;
-	unsigned mask = ((1u << (ofst + cnt)) - 1u) & ~((1u << ofst) - 1u);
-	int i, rc = SQLITE_OK;
-	if (ofst < 0 || cnt < 1 || ofst + cnt > SQLITE_SHM_NLOCK) return SQLITE_IOERR;
-	sqlite3_mutex_enter(n->mu);
-	if (!(flags & SQLITE_SHM_UNLOCK) && (ofst == 0 || ofst >= ES_READ_LOCK0)) gateWaitLocked(f);
-	if (flags & SQLITE_SHM_UNLOCK) {
-		for (i = ofst; i < ofst + cnt; i++) {
-			unsigned bit = 1u << i;
-			if (f->shmSharedMask & bit) n->shmShared[i]--;
-			if (f->shmExclMask & bit) n->shmExcl[i] = 0;
-		}
-		f->shmSharedMask &= ~mask;
-		f->shmExclMask &= ~mask;
-	} else if (flags & SQLITE_SHM_SHARED) {
-		for (i = ofst; i < ofst + cnt && rc == SQLITE_OK; i++) {
-			if (n->shmExcl[i] && !(f->shmExclMask & (1u << i))) rc = SQLITE_BUSY;
-		}
-		if (rc == SQLITE_OK) {
-			for (i = ofst; i < ofst + cnt; i++) {
-				if (!(f->shmSharedMask & (1u << i))) n->shmShared[i]++;
-			}
-			f->shmSharedMask |= mask;
-		}
-	} else {
-		for (i = ofst; i < ofst + cnt && rc == SQLITE_OK; i++) {
-			unsigned bit = 1u << i;
-			int others = n->shmShared[i] - ((f->shmSharedMask & bit) ? 1 : 0);
-			if (others > 0 || (n->shmExcl[i] && !(f->shmExclMask & bit))) rc = SQLITE_BUSY;
-		}
-		if (rc == SQLITE_OK) {
-			for (i = ofst; i < ofst + cnt; i++) n->shmExcl[i] = 1;
-			f->shmExclMask |= mask;
+/* shmUnlock gives up this connection's hold on slots [ofst, ofst+cnt). */
+static void shmUnlock(es_file *f, int ofst, int cnt) {
+	int *lk = f->db->shmLock;
+	int i;
+	for (i = ofst; i < ofst + cnt; i++) {
+		unsigned bit = 1u << i;
+		if (f->shmSharedMask & bit) {
+			__atomic_fetch_sub(&lk[i], 1, __ATOMIC_SEQ_CST);
+			f->shmSharedMask &= ~bit;
+		} else if (f->shmExclMask & bit) {
+			__atomic_store_n(&lk[i], 0, __ATOMIC_SEQ_CST);
+			f->shmExclMask &= ~bit;
 		}
 	}
-	sqlite3_mutex_leave(n->mu);
-	return rc;
+}
+
+/* shmShared takes slot i in SHARED: it fails while another connection
+ * holds it EXCLUSIVE. A slot this connection holds already stays as held. */
+static int shmShared(es_file *f, int i) {
+	int *slot = &f->db->shmLock[i];
+	unsigned bit = 1u << i;
+	int v;
+	if ((f->shmSharedMask | f->shmExclMask) & bit) return SQLITE_OK;
+	v = __atomic_load_n(slot, __ATOMIC_SEQ_CST);
+	do {
+		if (v < 0) return SQLITE_BUSY;
+	} while (!__atomic_compare_exchange_n(slot, &v, v + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+	f->shmSharedMask |= bit;
+	return SQLITE_OK;
+}
+
+/* shmExclusive takes slots [ofst, ofst+cnt) EXCLUSIVE, or none: it fails
+ * while another connection holds any of them in any mode. A slot this
+ * connection alone holds SHARED is upgraded. */
+static int shmExclusive(es_file *f, int ofst, int cnt) {
+	int *lk = f->db->shmLock;
+	unsigned took = 0, upgraded = 0;
+	int i, j;
+	for (i = ofst; i < ofst + cnt; i++) {
+		unsigned bit = 1u << i;
+		int want;
+		if (f->shmExclMask & bit) continue;
+		want = (f->shmSharedMask & bit) ? 1 : 0;
+		if (!__atomic_compare_exchange_n(&lk[i], &want, -1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			for (j = ofst; j < i; j++) {
+				if (took & (1u << j)) __atomic_store_n(&lk[j], (upgraded & (1u << j)) ? 1 : 0, __ATOMIC_SEQ_CST);
+			}
+			return SQLITE_BUSY;
+		}
+		took |= bit;
+		if (f->shmSharedMask & bit) upgraded |= bit;
+	}
+	f->shmSharedMask &= ~took;
+	f->shmExclMask |= took;
+	return SQLITE_OK;
+}
+
+/* xShmLock: SQLite's lock slots. SHARED is taken one slot at a time (as
+ * wal.c always asks) and fails while another connection holds the slot
+ * EXCLUSIVE; EXCLUSIVE fails while any other connection holds any of the
+ * slots in any mode. A transaction's first lock waits at the gate. */
+int mainShmLock(sqlite3_file *pf, int ofst, int cnt, int flags) {
+	es_file *f = (es_file *)pf;
+	long long start = 0;
+	int gated, rc;
+	if (ofst < 0 || cnt < 1 || ofst + cnt > SQLITE_SHM_NLOCK) return SQLITE_IOERR;
+	if (flags & SQLITE_SHM_UNLOCK) {
+		shmUnlock(f, ofst, cnt);
+		return SQLITE_OK;
+	}
+	if ((flags & SQLITE_SHM_SHARED) && cnt != 1) return SQLITE_IOERR;
+	gated = !f->nogate && !f->shmSharedMask && !f->shmExclMask && (ofst == 0 || ofst >= ES_READ_LOCK0);
+	for (;;) {
+		if (gated && gateWait(f->db, &start)) gated = 0; /* waited the bound out: go on */
+		rc = (flags & SQLITE_SHM_SHARED) ? shmShared(f, ofst) : shmExclusive(f, ofst, cnt);
+		if (rc != SQLITE_OK || !gated || !gateClosed(f->db)) return rc;
+		shmUnlock(f, ofst, cnt); /* the gate closed meanwhile: wait, then again */
+	}
 }
 
 /* xShmBarrier: a full memory barrier. All connections share the same
@@ -254,12 +300,7 @@ void shmUnmapLocked(es_file *f) {
 	es_dbstate *n = f->db;
 	int i;
 	if (!f->shmMapped) return;
-	for (i = 0; i < SQLITE_SHM_NLOCK; i++) {
-		unsigned bit = 1u << i;
-		if (f->shmSharedMask & bit) n->shmShared[i]--;
-		if (f->shmExclMask & bit) n->shmExcl[i] = 0;
-	}
-	f->shmSharedMask = f->shmExclMask = 0;
+	shmUnlock(f, 0, SQLITE_SHM_NLOCK);
 	f->shmMapped = 0;
 	if (--n->nShmUser == 0) {
 		for (i = 0; i < n->nRegion; i++) free((void *)n->regions[i]);
