@@ -19,7 +19,7 @@ import (
 //
 //  1. After each checkpoint's PASSIVE backfill, when the WAL is larger
 //     than rewindAt, the Store closes the shim's gate: new transactions
-//     wait before their first wal-index lock (shim.c, gateWaitLocked);
+//     wait before their first wal-index lock (shim_shm.c, gateWait);
 //     transactions in progress finish.
 //  2. It waits, at most gateWait, until no connection holds the writer
 //     lock or a reader lock, then runs a TRUNCATE checkpoint, which
