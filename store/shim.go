@@ -435,6 +435,10 @@ func walDiscard(path string) {
 }
 
 // lockState reads the in-process main-file lock table (for tests).
+// shmSelftest runs the shim's checks of its wal-index lock slots
+// (es_shm_selftest): 0, or the number of the first check that failed.
+func shmSelftest() int { return int(C.es_shm_selftest()) }
+
 func lockState(path string) (nShared, eLock, nShmUser int, ok bool) {
 	cs := C.CString(path)
 	defer C.free(unsafe.Pointer(cs))

@@ -84,6 +84,11 @@ int es_wal_head(const char *path, const void *buf, long long n, long long off, l
  * (SQLite's xSync of the WAL and es_wal_sync alike). */
 long long es_wal_flush_fails(const char *path);
 
+/* es_shm_selftest exercises the wal-index lock slots on a database state
+ * of its own (for tests): 0, or the number of the first check that
+ * failed. */
+int es_shm_selftest(void);
+
 /* es_lock_state reports the main-file lock table of path (for tests). */
 int es_lock_state(const char *path, int *nShared, int *eLock, int *nShmUser);
 
