@@ -93,7 +93,7 @@ static int esDelete(sqlite3_vfs *vfs, const char *name, int syncDir) {
 		if (n) {
 			sqlite3_mutex_enter(n->wal.mu);
 			n->wal.exists = 0;
-			n->wal.size = 0;
+			__atomic_store_n(&n->wal.size, 0, __ATOMIC_RELAXED);
 			if (n->wal.hasLog) {
 				/* Everything is checkpointed (SQLite deletes the WAL only
 				 * then): the host log goes too. */

@@ -34,7 +34,7 @@ extern int esGoAccess(uint64_t db, char *name, int flags, int *res);
 typedef struct es_wal {
 	sqlite3_mutex *mu;
 	int exists;
-	long long size;
+	long long size;   /* written under mu with relaxed atomic stores: the gate reads it without mu */
 	long long max;    /* writes past this answer SQLITE_FULL */
 	long long retain; /* chunk bytes kept across truncation */
 	long long writes;

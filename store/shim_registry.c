@@ -137,7 +137,7 @@ int es_wal_load(const char *path, const void *data, long long n) {
 		rc = walGrowLocked(&p->wal, n);
 		if (rc == SQLITE_OK) {
 			walCopyLocked(&p->wal, (unsigned char *)data, n, 0, 1);
-			p->wal.size = n;
+			__atomic_store_n(&p->wal.size, n, __ATOMIC_RELAXED);
 			p->wal.exists = 1;
 		}
 		sqlite3_mutex_leave(p->wal.mu);
@@ -153,7 +153,7 @@ void es_wal_discard(const char *path) {
 	if (p) {
 		sqlite3_mutex_enter(p->wal.mu);
 		p->wal.exists = 0;
-		p->wal.size = 0;
+		__atomic_store_n(&p->wal.size, 0, __ATOMIC_RELAXED);
 		walDetachLog(&p->wal); /* the log file stays, for the next Open */
 		walFreeChunks(&p->wal, 0);
 		sqlite3_mutex_leave(p->wal.mu);
@@ -182,7 +182,7 @@ int es_wal_attach(const char *path, int fd, const char *logPath, int synced, lon
 			p->wal.syncErr = 0;
 			rc = walGrowLocked(&p->wal, size);
 			if (rc == SQLITE_OK) {
-				p->wal.size = size;
+				__atomic_store_n(&p->wal.size, size, __ATOMIC_RELAXED);
 				p->wal.exists = size > 0;
 			} else {
 				walFreeChunks(&p->wal, 0);

@@ -79,14 +79,17 @@ int mainShmMap(sqlite3_file *pf, int iRegion, int szRegion, int extend, void vol
  * EXCLUSIVE; which slots a connection holds, and how, is in its own
  * masks, which only its own calls touch (SQLite calls a connection's
  * methods one at a time). Every access is sequentially consistent: a lock
- * call is a full memory barrier, as the fcntl and mutex of SQLite's own
- * VFSes are, and the gate below relies on it.
+ * is at least an acquire and an unlock a release, which is what wal.c
+ * needs of them (it calls xShmBarrier where it needs a full fence), and
+ * the gate below relies on the single order of all of them.
  *
  * The gate and the locks are ordered as a pair of flags: a gated
  * transaction takes its lock, then looks at the gate, and gives the lock
  * back if it closed; the Store closes the gate, then looks at the locks
- * (es_gate_quiet). One of the two sees the other, so the Store never
- * rewinds beside a transaction that got past a closed gate. */
+ * (es_gate_quiet, which reads them in an order that a transaction moving
+ * between slots cannot slip through). One of the two sees the other, so
+ * the Store never rewinds beside a transaction that got past a closed
+ * gate. */
 
 static int gateClosed(es_dbstate *n) {
 	long long hw;
@@ -109,6 +112,12 @@ static long long nowMs(void) {
 	return (long long)t;
 }
 
+/* gateBound is the longest a transaction waits at the gate. */
+static long long gateBound(es_dbstate *n) {
+	long long bound = __atomic_load_n(&n->gateMaxMs, __ATOMIC_SEQ_CST);
+	return bound > 0 ? bound : ES_GATE_MAX_MS;
+}
+
 /* gateWait waits while the gate is closed, at most what is left of the
  * bound since *start (0: not started). It returns 1 when the bound ran
  * out: the transaction then goes on past a closed gate. */
@@ -116,8 +125,7 @@ static int gateWait(es_dbstate *n, long long *start) {
 	long long waited, bound;
 	if (!gateClosed(n)) return 0;
 	if (*start == 0) *start = nowMs();
-	bound = __atomic_load_n(&n->gateMaxMs, __ATOMIC_SEQ_CST);
-	if (bound <= 0) bound = ES_GATE_MAX_MS;
+	bound = gateBound(n);
 	do {
 		gbase->xSleep(gbase, ES_GATE_POLL_US);
 		waited = nowMs() - *start;
@@ -191,14 +199,25 @@ int es_writer_busy(const char *path) {
 	return busy;
 }
 
-/* es_gate_quiet_state: no connection holds the writer slot or a reader
- * slot, in any mode. */
-static int es_gate_quiet_state(es_dbstate *p) {
-	int i, quiet = __atomic_load_n(&p->shmLock[0], __ATOMIC_SEQ_CST) == 0;
+/* readersFree: no connection holds a reader slot, in any mode. */
+static int readersFree(es_dbstate *p) {
+	int i;
 	for (i = ES_READ_LOCK0; i < SQLITE_SHM_NLOCK; i++) {
-		if (__atomic_load_n(&p->shmLock[i], __ATOMIC_SEQ_CST) != 0) quiet = 0;
+		if (__atomic_load_n(&p->shmLock[i], __ATOMIC_SEQ_CST) != 0) return 0;
 	}
-	return quiet;
+	return 1;
+}
+
+/* es_gate_quiet_state: no connection holds the writer slot or a reader
+ * slot, in any mode. The slots are read one at a time, so the order
+ * matters: a transaction past the gate holds a slot from its first lock
+ * to its last, and moves from one reader slot to another only while it
+ * holds the writer slot (wal.c walRestartLog); at its end it gives up the
+ * writer slot, then its reader slot. Reading the reader slots, then the
+ * writer slot, then the reader slots again sees it at every point of
+ * that path. */
+static int es_gate_quiet_state(es_dbstate *p) {
+	return readersFree(p) && __atomic_load_n(&p->shmLock[0], __ATOMIC_SEQ_CST) == 0 && readersFree(p);
 }
 
 int es_gate_quiet(const char *path) {
@@ -288,6 +307,12 @@ int mainShmLock(sqlite3_file *pf, int ofst, int cnt, int flags) {
 		rc = (flags & SQLITE_SHM_SHARED) ? shmShared(f, ofst) : shmExclusive(f, ofst, cnt);
 		if (rc != SQLITE_OK || !gated || !gateClosed(f->db)) return rc;
 		shmUnlock(f, ofst, cnt); /* the gate closed meanwhile: wait, then again */
+		/* The bound holds across these turns too. */
+		if (start == 0) {
+			start = nowMs();
+		} else if (nowMs() - start >= gateBound(f->db)) {
+			gated = 0;
+		}
 	}
 }
 

@@ -182,7 +182,7 @@ static int walWrite(sqlite3_file *pf, const void *buf, int amt, sqlite3_int64 of
 	if (rc == SQLITE_OK) {
 		if (off > w->size) walCopyLocked(w, 0, off - w->size, w->size, 1);
 		walCopyLocked(w, (unsigned char *)buf, amt, off, 1);
-		if (end > w->size) w->size = end;
+		if (end > w->size) __atomic_store_n(&w->size, end, __ATOMIC_RELAXED);
 		w->writes++;
 		/* A host log past the retained size (a big transaction): the
 		 * chunk this write finished leaves the process's memory. */
@@ -204,7 +204,7 @@ static int walTruncate(sqlite3_file *pf, sqlite3_int64 size) {
 		rc = walGrowLocked(w, size);
 		if (rc == SQLITE_OK) {
 			walCopyLocked(w, 0, size - w->size, w->size, 1);
-			w->size = size;
+			__atomic_store_n(&w->size, size, __ATOMIC_RELAXED);
 		}
 	} else {
 		long long keep = size > w->retain ? size : w->retain;
@@ -214,7 +214,7 @@ static int walTruncate(sqlite3_file *pf, sqlite3_int64 size) {
 		 * never taken for frames. Past a header, SQLite's salts and
 		 * checksums end the log at its true end. */
 		if (size < 32 && w->nChunk > 0) memset(w->chunks[0] + size, 0, (size_t)(32 - size));
-		w->size = size;
+		__atomic_store_n(&w->size, size, __ATOMIC_RELAXED);
 		if (w->hasLog && w->nChunk > keepChunks) {
 			walFreeChunks(w, keepChunks);
 			es_hl_shrink(w->fd, keepChunks, ES_CHUNK);
