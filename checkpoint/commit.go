@@ -456,10 +456,11 @@ func (m *Main) markDone(began, ready journal.Record) {
 // holds.
 func (m *Main) swapBase(nb *baseRef) {
 	m.mu.Lock()
-	old := m.base
+	old, done := m.base, m.pending
 	m.base, m.pending = nb, nil
 	sp := m.retireSpillLocked(false)
 	m.mu.Unlock()
+	m.recycle(done)
 	m.releaseBase(old)
 	if sp != nil {
 		sp.release()

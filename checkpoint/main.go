@@ -197,6 +197,11 @@ type Main struct {
 	// a partly written block before replacing it.
 	wmu sync.Mutex
 
+	// fmu guards free: blocks of committed overlays, kept for the next
+	// writes (takeBlock, recycle).
+	fmu  sync.Mutex
+	free [][]byte
+
 	// mu guards the view: base, dirty, pending, size, closed. It is never
 	// held across I/O: readers take a reference to the base and read it
 	// after unlocking.

@@ -211,8 +211,9 @@ func (m *Main) WriteAt(p []byte, off int64) error {
 			blocks = append(blocks, p[lo-off:hi-off]) // copied once appended, or below
 			continue
 		}
-		blk := make([]byte, m.bs)
+		blk := m.takeBlock()
 		if lo > start || hi < start+m.bs {
+			clear(blk)
 			// A partial block starts from the current view. Reading it
 			// outside mu is safe: only writers change the view, and they
 			// are serialized by wmu.
@@ -385,4 +386,42 @@ func pendingBlocks(l *level) []int64 {
 	}
 	slices.Sort(idx)
 	return idx
+}
+
+// keepFree is the most memory the overlay keeps for reuse between
+// commits (takeBlock): what a checkpoint backfills is written into blocks
+// already faulted in, not fresh ones, and the next checkpoint of about
+// the same size allocates nothing.
+const keepFree = 32 << 20
+
+// takeBlock returns a block for the overlay: a kept one (its old bytes
+// still in it), or a new one.
+func (m *Main) takeBlock() []byte {
+	m.fmu.Lock()
+	if n := len(m.free); n > 0 {
+		blk := m.free[n-1]
+		m.free = m.free[:n-1]
+		m.fmu.Unlock()
+		return blk
+	}
+	m.fmu.Unlock()
+	return make([]byte, m.bs)
+}
+
+// recycle keeps the in-memory blocks of l, a level nothing can reach any
+// more (swapBase dropped it), for takeBlock, up to keepFree.
+func (m *Main) recycle(l *level) {
+	if l == nil {
+		return
+	}
+	m.fmu.Lock()
+	defer m.fmu.Unlock()
+	for _, blk := range l.blocks {
+		if int64(len(m.free)+1)*m.bs > keepFree {
+			return
+		}
+		if int64(len(blk)) == m.bs {
+			m.free = append(m.free, blk)
+		}
+	}
 }
