@@ -185,7 +185,8 @@ type Stats struct {
 // Lock order: cmu, then mu, then smu; wmu, then mu. mu and smu are
 // leaves (nothing is locked while either is held, and mu is never held
 // across I/O); cmu and wmu are never held together, so that WriteAt runs
-// during a Commit's long copy.
+// during a Commit's long copy. fmu is a leaf too, taken under wmu
+// (takeBlock) or cmu (recycle), never with mu held.
 type Main struct {
 	fsys device.FS
 	opts Options
@@ -442,6 +443,9 @@ func (m *Main) Close() error {
 	if sp != nil {
 		sp.release() // closes now, or when the last reader is done
 	}
+	m.fmu.Lock()
+	m.free = nil // a closed Main keeps no blocks for writes it will never take
+	m.fmu.Unlock()
 
 	err := m.jf.close()
 	m.releaseBase(base) // closes now, or when the last reader is done

@@ -213,7 +213,7 @@ func (m *Main) WriteAt(p []byte, off int64) error {
 		}
 		blk := m.takeBlock()
 		if lo > start || hi < start+m.bs {
-			clear(blk)
+			clear(blk) // readRaw fills it whole; a kept block's old bytes never show even if that changes
 			// A partial block starts from the current view. Reading it
 			// outside mu is safe: only writers change the view, and they
 			// are serialized by wmu.
@@ -409,7 +409,14 @@ func (m *Main) takeBlock() []byte {
 }
 
 // recycle keeps the in-memory blocks of l, a level nothing can reach any
-// more (swapBase dropped it), for takeBlock, up to keepFree.
+// more (swapBase dropped it), for takeBlock, up to keepFree. That rests on
+// two rules: a block is in one live level at a time (freeze starts an
+// empty dirty level; unfreeze, the one place blocks move between levels,
+// sets pending to nil as it moves them), and a failed in-place commit kept
+// for settling (Main.inplace) unfreezes its level before it is kept, so
+// its blocks are never the pending level swapBase drops.
+// TestMain_blocksReused checks the reuse, the checkpoint tests what the
+// reused blocks then hold.
 func (m *Main) recycle(l *level) {
 	if l == nil {
 		return

@@ -43,4 +43,8 @@ func TestMain_blocksReused(t *testing.T) {
 		t.Fatal("the committed file differs from what was written")
 	}
 	checkTrace(t, fs)
+	m.Close()
+	if m.free != nil {
+		t.Errorf("a closed Main keeps %d blocks", len(m.free))
+	}
 }
