@@ -415,20 +415,29 @@ func (m *Main) takeBlock() []byte {
 // sets pending to nil as it moves them), and a failed in-place commit kept
 // for settling (Main.inplace) unfreezes its level before it is kept, so
 // its blocks are never the pending level swapBase drops.
-// TestMain_blocksReused checks the reuse, the checkpoint tests what the
-// reused blocks then hold.
+// TestMain_blocksReused checks the reuse; with poisonKept every content
+// check of the package's tests guards the two rules.
 func (m *Main) recycle(l *level) {
 	if l == nil {
 		return
 	}
 	m.fmu.Lock()
 	defer m.fmu.Unlock()
-	for _, blk := range l.blocks {
+	for _, blk := range l.blocks { // every block is m.bs long (rule whole blocks)
 		if int64(len(m.free)+1)*m.bs > keepFree {
 			return
 		}
-		if int64(len(blk)) == m.bs {
-			m.free = append(m.free, blk)
+		if poisonKept {
+			for i := range blk {
+				blk[i] = 0xA5
+			}
 		}
+		m.free = append(m.free, blk)
 	}
 }
+
+// poisonKept makes recycle fill every block it keeps with 0xA5. This
+// package's tests set it: a kept block that a level still holds (the
+// rules above broken) then shows as wrong bytes in every test that checks
+// what the view or the file holds.
+var poisonKept bool

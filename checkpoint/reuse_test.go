@@ -7,6 +7,9 @@ import (
 	"github.com/ejectsafe/ejectsafe/faultinject"
 )
 
+// The package's tests run with the kept blocks poisoned (recycle).
+func init() { poisonKept = true }
+
 // TestMain_blocksReused: a commit keeps its overlay's blocks (recycle) and
 // the next writes take them (takeBlock), the old bytes in them never
 // showing: a partial write into a kept block reads the view around it,
@@ -24,8 +27,8 @@ func TestMain_blocksReused(t *testing.T) {
 		t.Fatalf("after a commit of two blocks, %d kept; want 2", n)
 	}
 	want := readMain(t, m)
-	// A partial write into block 3 (base bytes 'A'): a kept block full of
-	// 0xEE takes it, and must hold the view, not 0xEE, around the write.
+	// A partial write into block 3 (base bytes 'A'): a kept block (0xEE,
+	// poisoned to 0xA5) takes it, and must hold the view around the write.
 	mustWriteAt(t, m, []byte("xyz"), 3*4096+100)
 	copy(want[3*4096+100:], "xyz")
 	// A whole block at the end: the other kept block.
