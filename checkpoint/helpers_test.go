@@ -82,6 +82,19 @@ func mustCommit(t testing.TB, m *Main) {
 	}
 }
 
+// commitWant checks that m's view is want, commits, and checks that the
+// database file is want; what names the step in a failure.
+func commitWant(t testing.TB, fs *faultinject.FS, m *Main, want []byte, what string) {
+	t.Helper()
+	if got := readMain(t, m); !bytes.Equal(got, want) {
+		t.Fatalf("%s: the view is not what was written", what)
+	}
+	mustCommit(t, m)
+	if got := fileOf(fs, testDB); !bytes.Equal(got, want) {
+		t.Fatalf("%s: the committed database is not what was written", what)
+	}
+}
+
 // readMain returns the whole current content of m.
 func readMain(t testing.TB, m *Main) []byte {
 	t.Helper()

@@ -158,13 +158,7 @@ func TestMain_Truncate(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := append(append([]byte{}, base[:5000]...), make([]byte, 7000)...)
-	if got := readMain(t, m); !bytes.Equal(got, want) {
-		t.Fatal("view after shrink and grow: old bytes came back")
-	}
-	mustCommit(t, m)
-	if got := fileOf(fs, testDB); !bytes.Equal(got, want) {
-		t.Fatal("file after commit differs")
-	}
+	commitWant(t, fs, m, want, "after shrink and grow (old bytes came back?)")
 	mustWriteAt(t, m, []byte("x"), 20000) // extension by a write
 	want = append(want, make([]byte, 20001-len(want))...)
 	want[20000] = 'x'

@@ -38,13 +38,7 @@ func TestMain_blocksReused(t *testing.T) {
 	if n := len(m.free); n != 0 {
 		t.Fatalf("after two block writes, %d blocks still kept; want 0", n)
 	}
-	if got := readMain(t, m); !bytes.Equal(got, want) {
-		t.Fatal("the view after writes into kept blocks differs from what was written")
-	}
-	mustCommit(t, m)
-	if got := fileOf(fs, testDB); !bytes.Equal(got, want) {
-		t.Fatal("the committed file differs from what was written")
-	}
+	commitWant(t, fs, m, want, "writes into kept blocks")
 	checkTrace(t, fs)
 	m.Close()
 	if m.free != nil {

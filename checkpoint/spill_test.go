@@ -150,13 +150,7 @@ func TestSpill_noDir(t *testing.T) {
 	if err := m.WriteAt(pattern(4096, 'X'), 4*4096); err == nil || !errors.Is(err, fs2.ErrNotExist) {
 		t.Fatalf("a fifth block in memory with spilling failing: %v; want the spill's error", err)
 	}
-	if got := readMain(t, m); !bytes.Equal(got, want) {
-		t.Fatal("the failed write changed the view")
-	}
-	mustCommit(t, m)
-	if got := fileOf(fs, testDB); !bytes.Equal(got, want) {
-		t.Fatal("the database after the commit is not what was written")
-	}
+	commitWant(t, fs, m, want, "after the failed write")
 }
 
 // TestSpill_memoryBounded: the overlay's memory stays at SpillAbove
@@ -238,11 +232,5 @@ func TestSpill_failedCommit(t *testing.T) {
 	more := pattern(4096, 'G') // a write after the failure, over a spilled block
 	mustWriteAt(t, m, more, 5*4096)
 	copy(want[5*4096:], more)
-	if got := readMain(t, m); !bytes.Equal(got, want) {
-		t.Fatal("after the failed commit the view lost or changed spilled blocks")
-	}
-	mustCommit(t, m)
-	if got := fileOf(fs, testDB); !bytes.Equal(got, want) {
-		t.Fatal("the commit after the failed one did not write the spilled blocks")
-	}
+	commitWant(t, fs, m, want, "spilled blocks after the failed commit")
 }
