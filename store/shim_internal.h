@@ -138,6 +138,7 @@ int mainUnlock(sqlite3_file *pf, int lvl);
 /* shim_shm.c */
 int mainShmMap(sqlite3_file *pf, int iRegion, int szRegion, int extend, void volatile **pp);
 int mainShmLock(sqlite3_file *pf, int ofst, int cnt, int flags);
+int gateQuietState(es_dbstate *p);
 void mainShmBarrier(sqlite3_file *pf);
 int mainShmUnmap(sqlite3_file *pf, int deleteFlag);
 void shmUnmapLocked(es_file *f);

@@ -53,7 +53,7 @@ func TestShim_commitPathNoGoCall(t *testing.T) {
 // database state of their own (es_shm_selftest).
 func TestShim_lockSlots(t *testing.T) {
 	if n := shmSelftest(); n != 0 {
-		t.Fatalf("es_shm_selftest: check %d failed (store/shim_shm.c)", n)
+		t.Fatalf("es_shm_selftest: check %d failed (store/shim_selftest.c)", n)
 	}
 }
 
