@@ -105,7 +105,7 @@ type CommitSet struct {
 	Unprepared bool // single-row commits through Exec with the SQL text (mode Unprepared)
 	Variants   []*Variant
 	row        []byte
-	order      *rand.Rand // each round's order (Round)
+	order      *rand.Rand // each round's order (Round); seeded, so runs repeat
 }
 
 // Variant is one way of committing.
@@ -130,7 +130,7 @@ func OpenCommitSet(dir string, names []string, rows, perRound, fsyncDiv int) (cs
 	if names == nil {
 		names = Variants
 	}
-	cs = &CommitSet{Rows: rows, row: make([]byte, RowBytes)}
+	cs = &CommitSet{Rows: rows, row: make([]byte, RowBytes), order: rand.New(rand.NewPCG(1, 2))}
 	defer func() {
 		if err != nil {
 			cs.Close()
@@ -252,9 +252,6 @@ func (v *Variant) commitOnce(rows int, unprepared bool, row []byte) error {
 // stay the same. The untimed work between rounds comes after all of
 // them, so that it too falls on a variant drawn at random.
 func (cs *CommitSet) Round(timed bool) error {
-	if cs.order == nil {
-		cs.order = rand.New(rand.NewPCG(1, 2))
-	}
 	for _, k := range cs.order.Perm(len(cs.Variants)) {
 		v := cs.Variants[k]
 		var sum time.Duration
