@@ -484,17 +484,19 @@ func (m *Main) removeKeptLog() error {
 	if m.inplace != nil {
 		return nil
 	}
-	exists, retired, err := m.walState()
+	exists, retired, err := LogState(m.fsys, m.p.wal)
 	if err != nil || !exists || !retired {
 		return err // none, or not ours: left for the next Open
 	}
 	return device.Remove(m.fsys, m.p.wal)
 }
 
-// walState reports whether a -wal is beside the database and whether it
-// is retired (sqlitewal.Retired: empty, or its header zeros).
-func (m *Main) walState() (exists, retired bool, err error) {
-	f, err := m.fsys.Open(m.p.wal, device.ReadOnly)
+// LogState reports whether a -wal is at wal on fsys and whether it is
+// retired (sqlitewal.Retired: empty, or its header zeros), which SQLite
+// and recovery read as no log. The one test of a -wal for the store, the
+// read-only Open, the host log's replay and the tests.
+func LogState(fsys device.FS, wal string) (exists, retired bool, err error) {
+	f, err := fsys.Open(wal, device.ReadOnly)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, false, nil
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mattn/go-sqlite3"
 
+	"github.com/ejectsafe/ejectsafe/checkpoint"
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/sqlitewal"
 )
@@ -73,22 +74,10 @@ func loadStockWAL(fsys device.FS, path string) (bool, error) {
 
 // walLive reports whether a -wal is beside the database at path that
 // SQLite would read something from: one that exists and is not retired
-// (sqlitewal.Retired: empty, or a header of zeros).
+// (checkpoint.LogState).
 func walLive(fsys device.FS, path string) (bool, error) {
-	f, err := fsys.Open(path+walSuffix, device.ReadOnly)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer f.Close() // read-only
-	n, err := f.Size()
-	if err != nil {
-		return false, err
-	}
-	retired, err := sqlitewal.Retired(f, n)
-	return !retired, err
+	exists, retired, err := checkpoint.LogState(fsys, path+walSuffix)
+	return exists && !retired, err
 }
 
 // removeStockFiles deletes the -wal and -shm that stock SQLite left, once

@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ejectsafe/ejectsafe/checkpoint"
+	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/faultinject/realfs"
 	"github.com/ejectsafe/ejectsafe/internal/stocktest"
 	"github.com/ejectsafe/ejectsafe/lease"
-	"github.com/ejectsafe/ejectsafe/sqlitewal"
 	"github.com/ejectsafe/ejectsafe/store"
 )
 
@@ -524,18 +525,8 @@ func openOn(mount string) []string {
 }
 
 // liveLog reports whether the -wal at path is one SQLite reads something
-// from: not empty, and its header not the zeros an in-place checkpoint
-// retires its log with (sqlitewal.Retired).
+// from: there, and not retired (checkpoint.LogState).
 func liveLog(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	retired, err := sqlitewal.Retired(f, fi.Size())
-	return err == nil && !retired
+	exists, retired, err := checkpoint.LogState(device.OS, path)
+	return err == nil && exists && !retired
 }
