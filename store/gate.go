@@ -72,7 +72,7 @@ func (s *Store) rewindAt() int64 { return min(s.walBudget()/4, s.opts.RetainWALB
 // checkpoint's rewind: with ManualCheckpoint only while a checkpoint runs,
 // 0 (off) between them, where nothing would rewind. The caller holds s.mu.
 func (s *Store) highWater() int64 {
-	if s.opts.ManualCheckpoint && !s.checkpointing.Load() {
+	if s.opts.ManualCheckpoint && !s.checkpointing {
 		return 0
 	}
 	return s.walBudget() / 2

@@ -38,10 +38,10 @@ func (s *Store) checkpointLocked(ctx context.Context) error {
 	// nothing would rewind, and a WAL at its cap fails commits
 	// (IsWALFull).
 	if s.opts.ManualCheckpoint {
-		s.checkpointing.Store(true)
+		s.checkpointing = true
 		s.setHighWater()
 		defer func() {
-			s.checkpointing.Store(false)
+			s.checkpointing = false
 			s.setHighWater()
 		}()
 	} else {

@@ -472,6 +472,14 @@ func gateLongest(path string) time.Duration {
 	return time.Duration(C.es_gate_longest(cs)) * time.Millisecond
 }
 
+// gateMark reports the gate's high-water mark on path: 0 when off
+// (es_gate_mark).
+func gateMark(path string) int64 {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	return int64(C.es_gate_mark(cs))
+}
+
 // fcntlNoGate is the shim's file-control opcode that lets a connection
 // pass the gate without waiting (ES_FCNTL_NOGATE).
 const fcntlNoGate = C.ES_FCNTL_NOGATE

@@ -111,6 +111,10 @@ int es_gate_quiet(const char *path);
 int es_gate_limit(const char *path, long long maxWaitMs);
 long long es_gate_longest(const char *path);
 
+/* es_gate_mark reports the high-water mark es_gate set on path (0: off;
+ * -1: path unknown). */
+long long es_gate_mark(const char *path);
+
 /* ES_FCNTL_NOGATE, an xFileControl opcode of the ejectsafe VFS's main
  * files (sqlite3_file_control with a pointer to an int): nonzero makes
  * the connection pass the gate without waiting (the Store's own

@@ -176,6 +176,16 @@ int es_gate(const char *path, int closed, long long highwater) {
 	return p != 0;
 }
 
+long long es_gate_mark(const char *path) {
+	es_dbstate *p;
+	long long hw = -1;
+	sqlite3_mutex_enter(GMU);
+	p = dbFindLocked(path, strlen(path));
+	if (p) hw = __atomic_load_n(&p->highwater, __ATOMIC_SEQ_CST);
+	sqlite3_mutex_leave(GMU);
+	return hw;
+}
+
 int es_wal_cut(const char *path, int cut) {
 	es_dbstate *p;
 	sqlite3_mutex_enter(GMU);

@@ -17,7 +17,6 @@ import (
 	"io/fs"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ejectsafe/ejectsafe/checkpoint"
@@ -76,8 +75,8 @@ type Store struct {
 	leaseErr error         // why not, for Stats (under smu)
 	answer   *answerGate   // open once an eject's answer is delivered (answer.go)
 
-	rewindMissed  time.Time   // when a rewind last could not get in; zero after one did (gate.go)
-	checkpointing atomic.Bool // a checkpoint runs (set under mu): with ManualCheckpoint, the gate's high-water mark is armed
+	rewindMissed  time.Time // when a rewind last could not get in; zero after one did (gate.go)
+	checkpointing bool      // under mu: a checkpoint runs; with ManualCheckpoint, the gate's high-water mark is armed
 
 	stop chan struct{}
 	done chan struct{}
