@@ -79,6 +79,31 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 			return 0, err
 		}
 	}
+	// After a kernel copy, the rewritten blocks' old bytes are read and
+	// folded into p on a goroutine of their own, beside steps 3 and 4,
+	// which only write: the two passes share nothing but the frozen
+	// pending level, read by both. p is read only after the fold ends.
+	wait := func() error { return nil }
+	if patch {
+		folded := make(chan error, 1)
+		go func() {
+			folded <- m.foldPatches(pend, src, keep, all, p, make([]byte, len(b)), make([]byte, m.bs))
+		}()
+		wait = func() error { return <-folded }
+	}
+	tail, err := m.writeRest(tf, pend, keep, size, all, patch, b, sb)
+	if ferr := wait(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return journal.SumConcat(p.Sum64(), tail, size-keep), nil
+}
+
+// writeRest is steps 3 and 4 of writeCopyFold; it returns the checksum
+// of the bytes beyond keep.
+func (m *Main) writeRest(tf device.File, pend *level, keep, size int64, all []int64, patch bool, b, sb []byte) (uint64, error) {
 	// 3. Beyond keep: zeros with the pending blocks there (including the
 	// rest of a block that straddles keep), summed as written.
 	tail := journal.NewSum()
@@ -99,11 +124,11 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 	// 4. After a kernel copy, the rewritten blocks below keep, over it:
 	// last, so that the file never grows after a write below its end.
 	if patch {
-		if err := m.writePatches(tf, pend, src, keep, all, p, b, sb); err != nil {
+		if err := m.writePatches(tf, pend, keep, all, b, sb); err != nil {
 			return 0, err
 		}
 	}
-	return journal.SumConcat(p.Sum64(), tail.Sum64(), size-keep), nil
+	return tail.Sum64(), nil
 }
 
 // overlayChunk copies into c, the copy's bytes at off, the pending
@@ -165,36 +190,63 @@ func (m *Main) patchAfterCopy(tf device.File, src *baseRef, keep int64, buf []by
 }
 
 // writePatches writes the pending blocks below keep over a copy of the
-// base (patchAfterCopy), in runs of adjacent blocks of at most one
-// buffer, reading each run's old bytes first to fold them into p.
-func (m *Main) writePatches(tf device.File, pend *level, src *baseRef, keep int64, all []int64, p *journal.SumPatcher, b, sb []byte) error {
-	idx := all
-	nb := make([]byte, len(b)) // a run's new bytes
-	for len(idx) > 0 && idx[0]*m.bs < keep {
-		pos := idx[0] * m.bs
-		end, j := pos, 0
-		for ; j < len(idx); j++ {
-			bo := idx[j] * m.bs
-			hi := min(bo+m.bs, keep)
-			if bo >= keep || bo != end || hi-pos > int64(len(b)) {
-				break
-			}
-			end = hi
-		}
-		old := b[:end-pos]
-		if err := readFull(src.f, old, pos); err != nil {
-			return err
-		}
+// base (patchAfterCopy), one WriteAt per run of adjacent blocks, each run
+// gathered in nb.
+func (m *Main) writePatches(tf device.File, pend *level, keep int64, all []int64, nb, sb []byte) error {
+	return m.patchRuns(all, keep, len(nb), func(pos, end int64, run []int64) error {
 		nw := nb[:0]
-		for _, i := range idx[:j] {
+		for _, i := range run {
 			blk, _, err := m.block(pend, i, sb)
 			if err != nil {
 				return err
 			}
 			nw = append(nw, blk[:min(m.bs, keep-i*m.bs)]...)
 		}
-		p.Patch(pos, old, nw)
-		if _, err := tf.WriteAt(nw, pos); err != nil {
+		_, err := tf.WriteAt(nw, pos)
+		return err
+	})
+}
+
+// foldPatches folds into p the pending blocks below keep that
+// writePatches writes, against the base's bytes they replace: one read
+// per run into old, then each block. It reads the base and the pending
+// level only, and may run beside writePatches (sb is its own).
+func (m *Main) foldPatches(pend *level, src *baseRef, keep int64, all []int64, p *journal.SumPatcher, old, sb []byte) error {
+	return m.patchRuns(all, keep, len(old), func(pos, end int64, run []int64) error {
+		o := old[:end-pos]
+		if err := readFull(src.f, o, pos); err != nil {
+			return err
+		}
+		for _, i := range run {
+			blk, _, err := m.block(pend, i, sb)
+			if err != nil {
+				return err
+			}
+			bo, hi := i*m.bs, min((i+1)*m.bs, keep)
+			p.Patch(bo, o[bo-pos:hi-pos], blk[:hi-bo])
+		}
+		return nil
+	})
+}
+
+// patchRuns calls f, in ascending order, for each run of adjacent blocks
+// of all below keep, at most limit bytes long: the run's blocks and the
+// bytes [pos, end) below keep they cover. A block always fits (foldable:
+// a block is at most a quarter of a buffer).
+func (m *Main) patchRuns(all []int64, keep int64, limit int, f func(pos, end int64, run []int64) error) error {
+	idx := all
+	for len(idx) > 0 && idx[0]*m.bs < keep {
+		pos := idx[0] * m.bs
+		end, j := pos, 0
+		for ; j < len(idx); j++ {
+			bo := idx[j] * m.bs
+			hi := min(bo+m.bs, keep)
+			if bo >= keep || bo != end || hi-pos > int64(limit) {
+				break
+			}
+			end = hi
+		}
+		if err := f(pos, end, idx[:j]); err != nil {
 			return err
 		}
 		idx = idx[j:]
