@@ -328,6 +328,26 @@ func b2i(b bool) int {
 	return 0
 }
 
+// checkLogRemade fails t unless the trace, from operation from on,
+// removes the redo log and then creates it again: the path a case with
+// NoGrowInPlace is there to cut at every point.
+func checkLogRemade(t *testing.T, trace []faultinject.Event, from int) {
+	t.Helper()
+	removed := false
+	for _, ev := range trace {
+		if ev.Index < from || ev.Path != testDB+"-wal" {
+			continue
+		}
+		switch {
+		case ev.Kind == faultinject.OpRemove:
+			removed = true
+		case ev.Kind == faultinject.OpCreate && removed:
+			return
+		}
+	}
+	t.Fatalf("the second commit did not remove its retired log and create a new one (removed: %v)", removed)
+}
+
 // inPlaceViolations checks a trace against the ordering rules, the
 // database's writes allowed behind a durable redo log and no log left to
 // outlive its checkpoint (invariant log-ahead: CheckConfig.LogPath).
@@ -339,7 +359,9 @@ func inPlaceViolations(trace []faultinject.Event) []faultinject.Violation {
 
 // TestCrashMatrix_inPlace is the crash matrix of the in-place mode and of
 // mode switches (a copy after an in-place commit, the reverse, and Auto
-// choosing each), on real SQLite databases: every crash image is read by
+// choosing each), and of NoGrowInPlace's path that removes a retired log
+// too small for the next and creates a new one (fusefat), on real SQLite
+// databases: every crash image is read by
 // the stock sqlite3 shell before our recovery (old or new state,
 // integrity ok), then recovered (compound: recovery crashed too) and
 // judged by the copy matrix's oracle. By default a slice (points around
@@ -362,6 +384,7 @@ func TestCrashMatrix_inPlace(t *testing.T) {
 	every := sync.OnceValue(func() [3][]byte { return sqliteStates3(t, sqlEvery, sqlSmall) })
 	tinyShrink := sync.OnceValue(func() [3][]byte { return sqliteStates3(t, sqlTiny, sqlShrink) })
 	everyTiny := sync.OnceValue(func() [3][]byte { return sqliteStates3(t, sqlEvery, sqlTiny) })
+	tinyEvery := sync.OnceValue(func() [3][]byte { return sqliteStates3(t, sqlTiny, sqlEvery) })
 	in, cp, auto := ModeInPlace, ModeCopy, ModeAuto
 	cases := []struct {
 		name     string
@@ -369,12 +392,17 @@ func TestCrashMatrix_inPlace(t *testing.T) {
 		modes    [2]Mode
 		want     [2]Mode
 		compound bool // by default at a few points; -crash.full compounds every case at every point
+		opts     Options
+		// remade: the second commit removes the first's retired log and
+		// creates its own (NoGrowInPlace, a log larger than the file).
+		remade bool
 	}{
-		{"in place", small, [2]Mode{in, in}, [2]Mode{in, in}, true},
-		{"in place, then copy", small, [2]Mode{in, cp}, [2]Mode{in, cp}, false},
-		{"copy, then in place", every, [2]Mode{cp, in}, [2]Mode{cp, in}, false},
-		{"auto: in place, then copy", tinyShrink, [2]Mode{auto, auto}, [2]Mode{in, cp}, false},
-		{"auto: copy, then in place", everyTiny, [2]Mode{auto, auto}, [2]Mode{cp, in}, false},
+		{"in place", small, [2]Mode{in, in}, [2]Mode{in, in}, true, Options{}, false},
+		{"in place, then copy", small, [2]Mode{in, cp}, [2]Mode{in, cp}, false, Options{}, false},
+		{"copy, then in place", every, [2]Mode{cp, in}, [2]Mode{cp, in}, false, Options{}, false},
+		{"auto: in place, then copy", tinyShrink, [2]Mode{auto, auto}, [2]Mode{in, cp}, false, Options{}, false},
+		{"auto: copy, then in place", everyTiny, [2]Mode{auto, auto}, [2]Mode{cp, in}, false, Options{}, false},
+		{"in place, the log made anew (NoGrowInPlace)", tinyEvery, [2]Mode{in, in}, [2]Mode{in, in}, false, Options{NoGrowInPlace: true}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -383,7 +411,7 @@ func TestCrashMatrix_inPlace(t *testing.T) {
 			acts := &actions{n: map[Action]int{}}
 			cfg := faultinject.MatrixConfig{
 				Setup:    matrixSetup(faultinject.Options{}, sc),
-				Workload: matrixWorkload(Options{}, sc),
+				Workload: matrixWorkload(c.opts, sc),
 				Recover:  acts.recover,
 				Oracle:   func(img *faultinject.FS) error { return oracle(img, st, inPlaceViolations) },
 				Workers:  2,
@@ -397,6 +425,9 @@ func TestCrashMatrix_inPlace(t *testing.T) {
 			}
 			for _, v := range inPlaceViolations(fs.Trace()) {
 				t.Errorf("violation: %v", v)
+			}
+			if c.remade {
+				checkLogRemade(t, fs.Trace(), secondCommit(t, cfg))
 			}
 			sample := int64(8)
 			cfgs := []faultinject.MatrixConfig{cfg}
