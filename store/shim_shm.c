@@ -4,6 +4,12 @@
 
 #include "shim_internal.h"
 
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <time.h>
+#endif
+
 /* ---- wal-index in heap memory ---- */
 
 /* xShmMap: regions are allocated zeroed and never move while mapped. */
@@ -66,8 +72,9 @@ int mainShmMap(sqlite3_file *pf, int iRegion, int szRegion, int extend, void vol
  * The Store's own connection, on which its checkpoints and rewinds run,
  * never waits here (ES_FCNTL_NOGATE): its statements are what opens the
  * gate. Everyone else waits at most gateMaxMs (the Store's BusyTimeout,
- * es_gate_limit), timed on the platform VFS's clock (milliseconds); the
- * longest wait is kept for the Store's Stats. */
+ * es_gate_limit), timed on a monotonic clock (nowMs: a wall clock set
+ * back would stretch the wait); the longest wait is kept for the Store's
+ * Stats. */
 #define ES_READ_LOCK0 3
 #define ES_GATE_POLL_US 50
 #define ES_GATE_MAX_MS 1000 /* until es_gate_limit */
@@ -100,8 +107,16 @@ static int gateClosed(es_dbstate *n) {
 	return hw > 0 && __atomic_load_n(&n->wal.size, __ATOMIC_RELAXED) > hw;
 }
 
+/* nowMs is a monotonic clock in milliseconds, for the gate's bound only:
+ * the platform VFS's xCurrentTime is the wall clock, which a person or
+ * NTP may set back; it is used only if the monotonic clock fails. */
 static long long nowMs(void) {
+#ifdef _WIN32
+	return (long long)GetTickCount64();
+#else
+	struct timespec ts;
 	sqlite3_int64 t = 0;
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0) return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (gbase->iVersion >= 2 && gbase->xCurrentTimeInt64) {
 		gbase->xCurrentTimeInt64(gbase, &t);
 	} else {
@@ -110,6 +125,7 @@ static long long nowMs(void) {
 		t = (sqlite3_int64)(d * 86400000.0);
 	}
 	return (long long)t;
+#endif
 }
 
 /* gateBound is the longest a transaction waits at the gate. */
