@@ -1,7 +1,9 @@
 package checkpoint
 
 import (
+	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/ejectsafe/ejectsafe/device"
 	"github.com/ejectsafe/ejectsafe/journal"
@@ -79,36 +81,65 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 			return 0, err
 		}
 	}
-	// After a kernel copy, the rewritten blocks' old bytes are read and
-	// folded into p on a goroutine of their own, beside steps 3 and 4,
-	// which only write: the two passes share nothing but the frozen
-	// pending level, read by both. p is read only after the fold ends.
-	wait := func() error { return nil }
-	if patch {
-		folded := make(chan error, 1)
-		go func() {
-			folded <- m.foldPatches(pend, src, keep, all, p, make([]byte, len(b)), make([]byte, m.bs))
-		}()
-		wait = func() error { return <-folded }
-	}
-	tail, err := m.writeRest(tf, pend, keep, size, all, patch, b, sb)
-	if ferr := wait(); err == nil {
-		err = ferr
-	}
+	tail, err := m.writeRestFold(tf, pend, src, keep, size, all, patch, p, b, sb)
 	if err != nil {
 		return 0, err
 	}
 	return journal.SumConcat(p.Sum64(), tail, size-keep), nil
 }
 
+// errStopped ends one of writeRestFold's two passes when the other failed.
+var errStopped = errors.New("checkpoint: stopped: the pass beside this one failed")
+
+// writeRestFold is steps 3 and 4 (writeRest). After a kernel copy
+// (patch), the rewritten blocks' old bytes are read and folded into p on
+// a goroutine of their own (foldPatches), beside steps 3 and 4, which
+// only write: the two passes share nothing but the frozen pending level,
+// read by both. p is read only after the fold ends, and the fold always
+// ends before this returns (src is released after). The first pass to
+// fail stops the other at its next run; its error is the one returned
+// (both, joined, if both fail on their own).
+func (m *Main) writeRestFold(tf device.File, pend *level, src *baseRef, keep, size int64, all []int64, patch bool, p *journal.SumPatcher, b, sb []byte) (tail uint64, err error) {
+	if !patch {
+		return m.writeRest(tf, pend, keep, size, all, false, b, sb, nil)
+	}
+	var stop atomic.Bool
+	folded := make(chan error, 1)
+	go func() {
+		err := m.foldPatches(pend, src, keep, all, p, make([]byte, len(b)), make([]byte, m.bs), &stop)
+		if err != nil {
+			stop.Store(true)
+		}
+		folded <- err
+	}()
+	defer func() { // on a panic too: the caller releases src
+		switch ferr := <-folded; {
+		case ferr == nil || errors.Is(ferr, errStopped):
+		case err == nil || errors.Is(err, errStopped):
+			err = ferr
+		default:
+			err = errors.Join(err, ferr)
+		}
+	}()
+	tail, err = m.writeRest(tf, pend, keep, size, all, true, b, sb, &stop)
+	if err != nil {
+		stop.Store(true)
+	}
+	return tail, err
+}
+
 // writeRest is steps 3 and 4 of writeCopyFold; it returns the checksum
-// of the bytes beyond keep.
-func (m *Main) writeRest(tf device.File, pend *level, keep, size int64, all []int64, patch bool, b, sb []byte) (uint64, error) {
+// of the bytes beyond keep. It gives up with errStopped once stop (if
+// any) is set.
+func (m *Main) writeRest(tf device.File, pend *level, keep, size int64, all []int64, patch bool, b, sb []byte, stop *atomic.Bool) (uint64, error) {
 	// 3. Beyond keep: zeros with the pending blocks there (including the
 	// rest of a block that straddles keep), summed as written.
 	tail := journal.NewSum()
 	idx := all
 	for off := keep; off < size; {
+		if stop != nil && stop.Load() {
+			return 0, errStopped
+		}
 		c := b[:min(int64(len(b)), size-off)]
 		clear(c)
 		w := int64(len(c))
@@ -124,7 +155,7 @@ func (m *Main) writeRest(tf device.File, pend *level, keep, size int64, all []in
 	// 4. After a kernel copy, the rewritten blocks below keep, over it:
 	// last, so that the file never grows after a write below its end.
 	if patch {
-		if err := m.writePatches(tf, pend, keep, all, b, sb); err != nil {
+		if err := m.writePatches(tf, pend, keep, all, b, sb, stop); err != nil {
 			return 0, err
 		}
 	}
@@ -192,8 +223,8 @@ func (m *Main) patchAfterCopy(tf device.File, src *baseRef, keep int64, buf []by
 // writePatches writes the pending blocks below keep over a copy of the
 // base (patchAfterCopy), one WriteAt per run of adjacent blocks, each run
 // gathered in nb.
-func (m *Main) writePatches(tf device.File, pend *level, keep int64, all []int64, nb, sb []byte) error {
-	return m.patchRuns(all, keep, len(nb), func(pos, end int64, run []int64) error {
+func (m *Main) writePatches(tf device.File, pend *level, keep int64, all []int64, nb, sb []byte, stop *atomic.Bool) error {
+	return m.patchRuns(all, keep, len(nb), stop, func(pos, end int64, run []int64) error {
 		nw := nb[:0]
 		for _, i := range run {
 			blk, _, err := m.block(pend, i, sb)
@@ -211,8 +242,8 @@ func (m *Main) writePatches(tf device.File, pend *level, keep int64, all []int64
 // writePatches writes, against the base's bytes they replace: one read
 // per run into old, then each block. It reads the base and the pending
 // level only, and may run beside writePatches (sb is its own).
-func (m *Main) foldPatches(pend *level, src *baseRef, keep int64, all []int64, p *journal.SumPatcher, old, sb []byte) error {
-	return m.patchRuns(all, keep, len(old), func(pos, end int64, run []int64) error {
+func (m *Main) foldPatches(pend *level, src *baseRef, keep int64, all []int64, p *journal.SumPatcher, old, sb []byte, stop *atomic.Bool) error {
+	return m.patchRuns(all, keep, len(old), stop, func(pos, end int64, run []int64) error {
 		o := old[:end-pos]
 		if err := readFull(src.f, o, pos); err != nil {
 			return err
@@ -232,10 +263,14 @@ func (m *Main) foldPatches(pend *level, src *baseRef, keep int64, all []int64, p
 // patchRuns calls f, in ascending order, for each run of adjacent blocks
 // of all below keep, at most limit bytes long: the run's blocks and the
 // bytes [pos, end) below keep they cover. A block always fits (foldable:
-// a block is at most a quarter of a buffer).
-func (m *Main) patchRuns(all []int64, keep int64, limit int, f func(pos, end int64, run []int64) error) error {
+// a block is at most a quarter of a buffer). It gives up with errStopped
+// once stop (if any) is set.
+func (m *Main) patchRuns(all []int64, keep int64, limit int, stop *atomic.Bool, f func(pos, end int64, run []int64) error) error {
 	idx := all
 	for len(idx) > 0 && idx[0]*m.bs < keep {
+		if stop != nil && stop.Load() {
+			return errStopped
+		}
 		pos := idx[0] * m.bs
 		end, j := pos, 0
 		for ; j < len(idx); j++ {

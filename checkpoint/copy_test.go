@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/ejectsafe/ejectsafe/device"
@@ -20,10 +21,12 @@ import (
 
 // countFS counts the bytes read through ReadAt from files that are not
 // copies (the database, that is the base) and passes the descriptor of
-// the OS's files on, so that copy_file_range still sees them.
+// the OS's files on, so that copy_file_range still sees them. While
+// failRead is set, those reads fail with EIO.
 type countFS struct {
 	device.FS
-	read atomic.Int64
+	read     atomic.Int64
+	failRead atomic.Bool
 }
 
 func (c *countFS) Unwrap() device.FS { return c.FS }
@@ -45,6 +48,9 @@ type countFile struct {
 }
 
 func (f *countFile) ReadAt(p []byte, off int64) (int, error) {
+	if f.c.failRead.Load() {
+		return 0, &os.PathError{Op: "read", Path: f.Name(), Err: syscall.EIO}
+	}
 	n, err := f.File.ReadAt(p, off)
 	f.c.read.Add(int64(n))
 	return n, err
@@ -487,6 +493,49 @@ func testPatchAfterCopy(t *testing.T, spill bool) {
 	}
 	if rep, err := Verify(cfs, db); err != nil || !strings.Contains(rep.String(), "matches the journal") {
 		t.Errorf("Verify = %v, %v", rep, err)
+	}
+}
+
+// TestCommit_patchAfterCopyFoldFails: after a kernel copy the old bytes
+// of the rewritten blocks are read on a goroutine beside the writes of
+// their new ones (writeRestFold). A read of the base that fails there
+// fails the commit with the read's error (not the writes' errStopped),
+// leaves the database as it was, and the next commit, the base readable
+// again, writes the model.
+func TestCommit_patchAfterCopyFoldFails(t *testing.T) {
+	const bs = 4096
+	dir := t.TempDir()
+	db := filepath.Join(dir, "app.db")
+	cfs := &countFS{FS: device.OS}
+	model := pattern(2<<20, 'A')
+	writeFile(t, device.OS, db, model)
+	m, err := Open(cfs, db, Options{BlockSize: bs, ReadBack: ReadBackNever, PatchAfterCopy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	write := randomWriter(t, m, rand.New(rand.NewPCG(3, 4)), &model)
+	write(0, 10)
+	mustCommit(t, m) // hashes the base; the next commit folds
+	old := slices.Clone(model)
+	for off := int64(0); off < int64(len(model)); off += 7 * bs {
+		write(off+100, 200)
+	}
+	cfs.failRead.Store(true)
+	err = m.Commit()
+	cfs.failRead.Store(false)
+	if !errors.Is(err, syscall.EIO) || errors.Is(err, errStopped) {
+		t.Fatalf("Commit with the base unreadable = %v; want the read's EIO", err)
+	}
+	if got := readFile(t, device.OS, db); !bytes.Equal(got, old) {
+		t.Fatal("a failed commit changed the database")
+	}
+	mustCommit(t, m)
+	if got := readFile(t, device.OS, db); !bytes.Equal(got, model) {
+		t.Fatal("the database is not the model after the next commit")
+	}
+	if st := m.Stats(); st.Folded != 1 {
+		t.Fatalf("%d commits folded; want 1", st.Folded)
 	}
 }
 

@@ -328,14 +328,15 @@ func b2i(b bool) int {
 	return 0
 }
 
-// checkLogRemade fails t unless the trace, from operation from on,
-// removes the redo log and then creates it again: the path a case with
-// NoGrowInPlace is there to cut at every point.
+// checkLogRemade fails t unless the trace, from operation from on (an
+// index in the trace), removes the redo log and then creates it again,
+// both succeeding: the path a case with NoGrowInPlace is there to cut at
+// every point.
 func checkLogRemade(t *testing.T, trace []faultinject.Event, from int) {
 	t.Helper()
 	removed := false
 	for _, ev := range trace {
-		if ev.Index < from || ev.Path != testDB+"-wal" {
+		if ev.Index < from || ev.Path != testDB+"-wal" || ev.Err != 0 {
 			continue
 		}
 		switch {
@@ -427,7 +428,8 @@ func TestCrashMatrix_inPlace(t *testing.T) {
 				t.Errorf("violation: %v", v)
 			}
 			if c.remade {
-				checkLogRemade(t, fs.Trace(), secondCommit(t, cfg))
+				_, start := countingRun(t, cfg)
+				checkLogRemade(t, fs.Trace(), start+secondCommit(t, cfg))
 			}
 			sample := int64(8)
 			cfgs := []faultinject.MatrixConfig{cfg}

@@ -338,7 +338,7 @@ func TestStore_ManualCheckpointHoldsWriters(t *testing.T) {
 		for !stopW.Load() {
 			// The mark as the shim holds it, not the Store's decision to
 			// arm it: between the two a commit passes an open gate.
-			s1, armed := seq.Load(), gateMark(path) > 0
+			s1, armed := seq.Load(), gateMark(s.path) > 0
 			_, err := db.Exec("INSERT INTO t VALUES(randomblob(200))")
 			// Began inside a Checkpoint with the mark armed, and ended
 			// inside the same Checkpoint call.
@@ -360,6 +360,16 @@ func TestStore_ManualCheckpointHoldsWriters(t *testing.T) {
 	for inside.Load()+outside.Load() < 100 { // the writer runs
 		time.Sleep(time.Millisecond)
 	}
+	// Inside each checkpoint, before its rewind and its copy (the long
+	// part), the mark is armed: unless a rewind that could not get in
+	// disarmed it, which this test does not provoke.
+	var unarmed atomic.Int64
+	testHookBeforeRewind = func(context.Context) {
+		if gateMark(s.path) <= 0 && s.rewindMissed.IsZero() { // the hook runs under s.mu
+			unarmed.Add(1)
+		}
+	}
+	defer func() { testHookBeforeRewind = nil }()
 	stop := make(chan struct{})
 	peak := walWatch(path, stop)
 	// At least 50 checkpoints, and on until the writer has waited at the
@@ -387,6 +397,9 @@ func TestStore_ManualCheckpointHoldsWriters(t *testing.T) {
 		inside.Load(), i, outside.Load(), fullOutside.Load(), maxWAL, capBytes, st.Rewinds, st.LongestGateWait)
 	if maxWAL > capBytes {
 		t.Fatalf("WAL reached %d bytes; cap %d", maxWAL, capBytes)
+	}
+	if n := unarmed.Load(); n > 0 {
+		t.Fatalf("%d checkpoints reached their rewind with the high-water mark off", n)
 	}
 	if inside.Load() < 1000 || st.Rewinds == 0 || st.LongestGateWait == 0 {
 		t.Fatalf("%d commits inside checkpoints, %d rewinds, longest wait %v: the test did not exercise the gate", inside.Load(), st.Rewinds, st.LongestGateWait)
