@@ -91,8 +91,10 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 // errStopped ends one of writeRestFold's two passes when the other failed.
 var errStopped = errors.New("checkpoint: stopped: the pass beside this one failed")
 
-// writeRestFold is steps 3 and 4 (writeRest). After a kernel copy
-// (patch), the rewritten blocks' old bytes are read and folded into p on
+// writeRestFold is steps 3 and 4: the tail (writeTail), then, after a
+// kernel copy (patch), the rewritten blocks below keep over it
+// (writePatches): last, so that the file never grows after a write below
+// its end. With patch, the rewritten blocks' old bytes are read and folded into p on
 // a goroutine of their own (foldPatches), beside steps 3 and 4, which
 // only write: the two passes share nothing but the frozen pending level,
 // read by both. p is read only after the fold ends, and the fold always
@@ -101,7 +103,7 @@ var errStopped = errors.New("checkpoint: stopped: the pass beside this one faile
 // (both, joined, if both fail on their own).
 func (m *Main) writeRestFold(tf device.File, pend *level, src *baseRef, keep, size int64, all []int64, patch bool, p *journal.SumPatcher, b, sb []byte) (tail uint64, err error) {
 	if !patch {
-		return m.writeRest(tf, pend, keep, size, all, false, b, sb, nil)
+		return m.writeTail(tf, pend, keep, size, all, b, sb, nil)
 	}
 	var stop atomic.Bool
 	folded := make(chan error, 1)
@@ -121,19 +123,21 @@ func (m *Main) writeRestFold(tf device.File, pend *level, src *baseRef, keep, si
 			err = errors.Join(err, ferr)
 		}
 	}()
-	tail, err = m.writeRest(tf, pend, keep, size, all, true, b, sb, &stop)
+	tail, err = m.writeTail(tf, pend, keep, size, all, b, sb, &stop)
+	if err == nil {
+		err = m.writePatches(tf, pend, keep, all, b, sb, &stop)
+	}
 	if err != nil {
 		stop.Store(true)
 	}
 	return tail, err
 }
 
-// writeRest is steps 3 and 4 of writeCopyFold; it returns the checksum
-// of the bytes beyond keep. It gives up with errStopped once stop (if
-// any) is set.
-func (m *Main) writeRest(tf device.File, pend *level, keep, size int64, all []int64, patch bool, b, sb []byte, stop *atomic.Bool) (uint64, error) {
-	// 3. Beyond keep: zeros with the pending blocks there (including the
-	// rest of a block that straddles keep), summed as written.
+// writeTail is step 3 of writeCopyFold: beyond keep, zeros with the
+// pending blocks there (including the rest of a block that straddles
+// keep), summed as written; it returns their checksum. It gives up with
+// errStopped once stop (if any) is set.
+func (m *Main) writeTail(tf device.File, pend *level, keep, size int64, all []int64, b, sb []byte, stop *atomic.Bool) (uint64, error) {
 	tail := journal.NewSum()
 	idx := all
 	for off := keep; off < size; {
@@ -151,13 +155,6 @@ func (m *Main) writeRest(tf device.File, pend *level, keep, size int64, all []in
 			return 0, err
 		}
 		off += w
-	}
-	// 4. After a kernel copy, the rewritten blocks below keep, over it:
-	// last, so that the file never grows after a write below its end.
-	if patch {
-		if err := m.writePatches(tf, pend, keep, all, b, sb, stop); err != nil {
-			return 0, err
-		}
 	}
 	return tail.Sum64(), nil
 }

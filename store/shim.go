@@ -473,7 +473,7 @@ func gateLongest(path string) time.Duration {
 }
 
 // gateMark reports the gate's high-water mark on path: 0 when off
-// (es_gate_mark).
+// (es_gate_mark; for tests).
 func gateMark(path string) int64 {
 	cs := C.CString(path)
 	defer C.free(unsafe.Pointer(cs))
