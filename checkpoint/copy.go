@@ -50,9 +50,9 @@ func (m *Main) foldable(src *baseRef) bool {
 
 // writeCopyFold is writeCopy for a base whose checksum is known (see
 // above). The copy is written strictly in order, each byte once, as
-// writeCopy does, unless Options.PatchAfterCopy lets the rewritten
-// blocks below the base's end go over a kernel copy of it, last
-// (patchAfterCopy).
+// writeCopy does, unless the commit may patch a copy of the base
+// (patchesCopy): then the rewritten blocks below the base's end go over
+// a kernel copy of it, last (copyPatchFold).
 func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseRef) (uint64, error) {
 	keep := min(src.size, pend.cut, size) // base bytes the copy keeps
 	// 1. The checksum of the base bytes kept: the base's, less the bytes
@@ -65,46 +65,41 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 		}
 		prefix = journal.SumTrim(src.sum, cut, src.size-keep)
 	}
-	// 2. The kept bytes with the pending blocks below keep patched in:
-	// copied whole by the kernel, then patched, where that applies
-	// (patchAfterCopy); else in one ordered pass.
+	// 2. The kept bytes with the pending blocks below keep patched in,
+	// and 3. the tail beyond keep.
 	all := pendingBlocks(pend)
 	p := journal.NewSumPatcher(prefix, keep)
 	b := buffer(&m.buf, chunkSize)
 	sb := make([]byte, m.bs) // a spilled block, read back
-	patch, err := m.patchAfterCopy(tf, src, keep, b)
-	if err != nil {
-		return 0, err
+	var tail uint64
+	var err error
+	if m.patchesCopy(keep) {
+		tail, err = m.copyPatchFold(tf, pend, src, keep, size, all, p, b, sb)
+	} else if err = m.copyPatched(tf, pend, src, keep, all, p, b, sb); err == nil {
+		tail, err = m.writeTail(tf, pend, keep, size, all, b, sb, nil)
 	}
-	if !patch {
-		if err := m.copyPatched(tf, pend, src, keep, all, p, b, sb); err != nil {
-			return 0, err
-		}
-	}
-	tail, err := m.writeRestFold(tf, pend, src, keep, size, all, patch, p, b, sb)
 	if err != nil {
 		return 0, err
 	}
 	return journal.SumConcat(p.Sum64(), tail, size-keep), nil
 }
 
-// errStopped ends one of writeRestFold's two passes when the other failed.
+// errStopped ends one of copyPatchFold's two passes when the other failed.
 var errStopped = errors.New("checkpoint: stopped: the pass beside this one failed")
 
-// writeRestFold is steps 3 and 4: the tail (writeTail), then, after a
-// kernel copy (patch), the rewritten blocks below keep over it
-// (writePatches): last, so that the file never grows after a write below
-// its end. With patch, the rewritten blocks' old bytes are read and folded into p on
-// a goroutine of their own (foldPatches), beside steps 3 and 4, which
-// only write: the two passes share nothing but the frozen pending level,
-// read by both. p is read only after the fold ends, and the fold always
-// ends before this returns (src is released after). The first pass to
-// fail stops the other at its next run; its error is the one returned
-// (both, joined, if both fail on their own).
-func (m *Main) writeRestFold(tf device.File, pend *level, src *baseRef, keep, size int64, all []int64, patch bool, p *journal.SumPatcher, b, sb []byte) (tail uint64, err error) {
-	if !patch {
-		return m.writeTail(tf, pend, keep, size, all, b, sb, nil)
-	}
+// copyPatchFold writes the copy as the base's first keep bytes copied
+// whole (copyBase), the tail beyond them (writeTail), then the rewritten
+// blocks below keep over the copy (writePatches): last, so that the file
+// never grows after a write below its end. Meanwhile, from the start, a
+// goroutine of its own reads the rewritten blocks' old bytes and folds
+// them into p (foldPatches): it needs nothing the writes make, so it runs
+// beside the kernel copy, the longest step, rather than after it. The
+// two passes share nothing but the base and the frozen pending level,
+// which both only read. p is read only after the fold ends, and the fold
+// always ends before this returns (src is released after). The first
+// pass to fail stops the other at its next step; its error is the one
+// returned (both, joined, if both fail on their own).
+func (m *Main) copyPatchFold(tf device.File, pend *level, src *baseRef, keep, size int64, all []int64, p *journal.SumPatcher, b, sb []byte) (tail uint64, err error) {
 	var stop atomic.Bool
 	folded := make(chan error, 1)
 	go func() {
@@ -123,7 +118,13 @@ func (m *Main) writeRestFold(tf device.File, pend *level, src *baseRef, keep, si
 			err = errors.Join(err, ferr)
 		}
 	}()
-	tail, err = m.writeTail(tf, pend, keep, size, all, b, sb, &stop)
+	err = m.copyBase(tf, src, keep, b)
+	if err == nil && stop.Load() {
+		err = errStopped
+	}
+	if err == nil {
+		tail, err = m.writeTail(tf, pend, keep, size, all, b, sb, &stop)
+	}
 	if err == nil {
 		err = m.writePatches(tf, pend, keep, all, b, sb, &stop)
 	}
@@ -187,38 +188,35 @@ func (m *Main) overlayChunk(c []byte, off int64, pend *level, idx *[]int64, sb [
 	return nil
 }
 
-// patchAfterCopy copies the base's first keep bytes into tf in the
-// kernel, in one copyRange, when the commit may then write the rewritten
-// blocks over them (writePatches): where Options.PatchAfterCopy says the
-// filesystem allows it (the store: kernel filesystems, never FUSE) and
-// its kernel copies between these files.
-// It reports whether it did. Cheaper than copyPatched when rewritten
+// patchesCopy reports whether this commit writes its copy as a copy of
+// the base with the rewritten blocks written over it (copyPatchFold):
+// where Options.PatchAfterCopy says the filesystem allows it (the store:
+// kernel filesystems, never FUSE) and its kernel copies between these
+// files, or has not refused yet. Cheaper than copyPatched when rewritten
 // blocks are dense: at 10% of 256 MiB every stretch between them is
 // shorter than copyMin, so the ordered pass moves the whole file through
 // user space twice, where this moves it once in the kernel and the
 // rewritten blocks twice in user space. Never through a FUSE driver,
 // which must see each byte written once, in order (fusefat).
-func (m *Main) patchAfterCopy(tf device.File, src *baseRef, keep int64, buf []byte) (bool, error) {
-	if !m.opts.PatchAfterCopy || m.noKernelCopy || keep == 0 {
-		return false, nil
-	}
+func (m *Main) patchesCopy(keep int64) bool {
+	return m.opts.PatchAfterCopy && !m.noKernelCopy && keep > 0
+}
+
+// copyBase copies the base's first keep bytes into tf: in the kernel, in
+// one copyRange; through buf if the kernel refuses (then later commits
+// take the ordered pass: patchesCopy) or stops short (a base that ended
+// early is reported there).
+func (m *Main) copyBase(tf device.File, src *baseRef, keep int64, buf []byte) error {
 	done, unsupported, err := copyKernel(tf, src.f, 0, keep)
 	if err != nil {
-		return false, err
+		return err
 	}
-	if unsupported {
-		m.noKernelCopy = true
-		if done == 0 {
-			return false, nil
-		}
-	}
-	// The kernel stopped short: the rest through buf (a base that ended
-	// early is reported there).
-	return true, copyRange(tf, src.f, done, keep-done, buf, &m.noKernelCopy)
+	m.noKernelCopy = m.noKernelCopy || unsupported
+	return copyRange(tf, src.f, done, keep-done, buf, &m.noKernelCopy)
 }
 
 // writePatches writes the pending blocks below keep over a copy of the
-// base (patchAfterCopy), one WriteAt per run of adjacent blocks, each run
+// base (copyBase), one WriteAt per run of adjacent blocks, each run
 // gathered in nb.
 func (m *Main) writePatches(tf device.File, pend *level, keep int64, all []int64, nb, sb []byte, stop *atomic.Bool) error {
 	return m.patchRuns(all, keep, len(nb), stop, func(pos, end int64, run []int64) error {

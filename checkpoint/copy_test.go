@@ -431,7 +431,7 @@ func readFile(t *testing.T, fsys device.FS, name string) []byte {
 // TestCommit_patchAfterCopy: where the filesystem allows it
 // (PatchAfterCopy), a commit with dense rewrites (every tenth block, a run of blocks, a block
 // straddling the base's end, and growth) copies the base in the kernel
-// and writes the rewritten blocks over it (patchAfterCopy): the database
+// and writes the rewritten blocks over it (copyPatchFold): the database
 // is the model, its checksum is folded and right, and on Linux the base
 // is read through user space only for the rewritten blocks, where the
 // ordered pass (copyPatched) would read nearly all of it. With spill,
@@ -496,9 +496,9 @@ func testPatchAfterCopy(t *testing.T, spill bool) {
 	}
 }
 
-// TestCommit_patchAfterCopyFoldFails: after a kernel copy the old bytes
-// of the rewritten blocks are read on a goroutine beside the writes of
-// their new ones (writeRestFold). A read of the base that fails there
+// TestCommit_patchAfterCopyFoldFails: the old bytes of the rewritten
+// blocks are read on a goroutine beside the kernel copy and the writes of
+// their new ones (copyPatchFold). A read of the base that fails there
 // fails the commit with the read's error (not the writes' errStopped),
 // leaves the database as it was, and the next commit, the base readable
 // again, writes the model.
