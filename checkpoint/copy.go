@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/ejectsafe/ejectsafe/device"
@@ -118,15 +119,9 @@ func (m *Main) copyPatchFold(tf device.File, pend *level, src *baseRef, keep, si
 			err = errors.Join(err, ferr)
 		}
 	}()
-	err = m.copyBase(tf, src, keep, b)
-	if err == nil && stop.Load() {
-		err = errStopped
-	}
+	err = m.copyAndPatch(tf, pend, src, keep, all, b, sb, &stop)
 	if err == nil {
 		tail, err = m.writeTail(tf, pend, keep, size, all, b, sb, &stop)
-	}
-	if err == nil {
-		err = m.writePatches(tf, pend, keep, all, b, sb, &stop)
 	}
 	if err != nil {
 		stop.Store(true)
@@ -202,17 +197,55 @@ func (m *Main) patchesCopy(keep int64) bool {
 	return m.opts.PatchAfterCopy && !m.noKernelCopy && keep > 0
 }
 
-// copyBase copies the base's first keep bytes into tf: in the kernel, in
-// one copyRange; through buf if the kernel refuses (then later commits
-// take the ordered pass: patchesCopy) or stops short (a base that ended
-// early is reported there).
-func (m *Main) copyBase(tf device.File, src *baseRef, keep int64, buf []byte) error {
-	done, unsupported, err := copyKernel(tf, src.f, 0, keep)
+// writebackChunk is how much of the copy copyAndPatch writes before it
+// asks the kernel to start writing it to the device: at 256 KiB the
+// extra system calls cost more than the earlier start gains; at 1 and 4
+// MiB a 16 MiB copy checkpoint took about the same time (BENCHMARKS.md,
+// issue 12's sixth pass). A variable for tests.
+var writebackChunk int64 = 4 << 20
+
+// copyAndPatch writes the base's first keep bytes into tf with the pending
+// blocks below keep written over them, a writebackChunk at a time: the
+// chunk copied (copyBase), its rewritten blocks written over it
+// (writePatches), and the kernel asked to start writing it to the device
+// (startWriteback), so that the device writes one chunk while the next is
+// copied, rather than all of them in the fsync after. Each chunk is
+// patched before its writeback starts: a rewritten block is written to the
+// device once. It gives up with errStopped once stop is set.
+func (m *Main) copyAndPatch(tf device.File, pend *level, src *baseRef, keep int64, all []int64, b, sb []byte, stop *atomic.Bool) error {
+	idx := all
+	for pos := int64(0); pos < keep; {
+		if stop.Load() {
+			return errStopped
+		}
+		end := min(pos+writebackChunk, keep)
+		if err := m.copyBase(tf, src, pos, end-pos, b); err != nil {
+			return err
+		}
+		j, _ := slices.BinarySearch(idx, (end+m.bs-1)/m.bs) // the blocks that start below end
+		if err := m.writePatches(tf, pend, keep, idx[:j], b, sb, stop); err != nil {
+			return err
+		}
+		idx = idx[j:]
+		if err := startWriteback(tf, pos, end-pos); err != nil {
+			return err
+		}
+		pos = end
+	}
+	return nil
+}
+
+// copyBase copies the base's n bytes at off into tf: in the kernel, in one
+// copyRange; through buf if the kernel refuses (then later commits take
+// the ordered pass: patchesCopy) or stops short (a base that ended early
+// is reported there).
+func (m *Main) copyBase(tf device.File, src *baseRef, off, n int64, buf []byte) error {
+	done, unsupported, err := copyKernel(tf, src.f, off, n)
 	if err != nil {
 		return err
 	}
 	m.noKernelCopy = m.noKernelCopy || unsupported
-	return copyRange(tf, src.f, done, keep-done, buf, &m.noKernelCopy)
+	return copyRange(tf, src.f, off+done, n-done, buf, &m.noKernelCopy)
 }
 
 // writePatches writes the pending blocks below keep over a copy of the

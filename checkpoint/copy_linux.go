@@ -47,3 +47,26 @@ func copyKernel(dst, src device.File, off, n int64) (done int64, unsupported boo
 	}
 	return done, false, nil
 }
+
+// startWriteback asks the kernel to start writing f's dirty pages in
+// [off, off+n) to the device now (sync_file_range with
+// SYNC_FILE_RANGE_WRITE), without waiting: the fsync that follows then
+// finds most of them written. It only starts writes: it does not wait for
+// them, makes nothing durable, and reports no error of the writes
+// themselves (the fsync does). A file without a descriptor, or a kernel
+// or filesystem that does not offer the call, is left to the fsync; any
+// other error (the device refusing new writes) is returned.
+func startWriteback(f device.File, off, n int64) error {
+	type fder interface{ Fd() uintptr }
+	ff, ok := f.(fder)
+	if !ok || n <= 0 {
+		return nil
+	}
+	err := unix.SyncFileRange(int(ff.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+	switch {
+	case err == nil, errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOPNOTSUPP),
+		errors.Is(err, unix.ESPIPE), errors.Is(err, unix.EPERM):
+		return nil
+	}
+	return &os.PathError{Op: "sync_file_range", Path: f.Name(), Err: err}
+}

@@ -435,10 +435,18 @@ func readFile(t *testing.T, fsys device.FS, name string) []byte {
 // is the model, its checksum is folded and right, and on Linux the base
 // is read through user space only for the rewritten blocks, where the
 // ordered pass (copyPatched) would read nearly all of it. With spill,
-// the rewritten blocks come from the spill file.
+// the rewritten blocks come from the spill file. With a small
+// writebackChunk the copy goes in many chunks, the run of blocks across
+// two of them.
 func TestCommit_patchAfterCopy(t *testing.T) {
-	for _, spill := range []bool{false, true} {
-		t.Run(fmt.Sprintf("spill=%v", spill), func(t *testing.T) { testPatchAfterCopy(t, spill) })
+	for _, chunk := range []int64{writebackChunk, 64 << 10} {
+		for _, spill := range []bool{false, true} {
+			t.Run(fmt.Sprintf("chunk=%d/spill=%v", chunk, spill), func(t *testing.T) {
+				defer func(old int64) { writebackChunk = old }(writebackChunk)
+				writebackChunk = chunk
+				testPatchAfterCopy(t, spill)
+			})
+		}
 	}
 }
 
