@@ -89,9 +89,10 @@ func (m *Main) writeCopyFold(tf device.File, pend *level, size int64, src *baseR
 var errStopped = errors.New("checkpoint: stopped: the pass beside this one failed")
 
 // copyPatchFold writes the copy as the base's first keep bytes copied
-// whole (copyBase), the tail beyond them (writeTail), then the rewritten
-// blocks below keep over the copy (writePatches): last, so that the file
-// never grows after a write below its end. Meanwhile, from the start, a
+// whole with the rewritten blocks below keep written over them, a chunk
+// at a time (copyAndPatch), then the tail beyond keep (writeTail). Writes
+// below the file's end before it grows are fine here: this path is never
+// taken through a FUSE driver (fusefat corrupts such files). Meanwhile, from the start, a
 // goroutine of its own reads the rewritten blocks' old bytes and folds
 // them into p (foldPatches): it needs nothing the writes make, so it runs
 // beside the kernel copy, the longest step, rather than after it. The
@@ -210,15 +211,18 @@ var writebackChunk int64 = 4 << 20
 // (writePatches), and the kernel asked to start writing it to the device
 // (startWriteback), so that the device writes one chunk while the next is
 // copied, rather than all of them in the fsync after. Each chunk is
-// patched before its writeback starts: a rewritten block is written to the
-// device once. It gives up with errStopped once stop is set.
+// patched before its writeback starts, so a rewritten block normally
+// reaches the device once (the kernel may write a chunk back on its own
+// before: time only), and ends on a block boundary. It gives up with errStopped once stop is set.
 func (m *Main) copyAndPatch(tf device.File, pend *level, src *baseRef, keep int64, all []int64, b, sb []byte, stop *atomic.Bool) error {
 	idx := all
 	for pos := int64(0); pos < keep; {
 		if stop.Load() {
 			return errStopped
 		}
-		end := min(pos+writebackChunk, keep)
+		// Chunks end on a block boundary (or at keep): a block across
+		// the end would be written over by the next chunk's copy.
+		end := min(max((pos+writebackChunk)/m.bs*m.bs, pos+m.bs), keep)
 		if err := m.copyBase(tf, src, pos, end-pos, b); err != nil {
 			return err
 		}
@@ -235,17 +239,12 @@ func (m *Main) copyAndPatch(tf device.File, pend *level, src *baseRef, keep int6
 	return nil
 }
 
-// copyBase copies the base's n bytes at off into tf: in the kernel, in one
-// copyRange; through buf if the kernel refuses (then later commits take
-// the ordered pass: patchesCopy) or stops short (a base that ended early
-// is reported there).
+// copyBase copies the base's n bytes at off into tf: in the kernel
+// (copyRange); through buf once the kernel refused, which it remembers
+// (later commits then take the ordered pass: patchesCopy), or where it
+// stops short (a base that ended early is reported there).
 func (m *Main) copyBase(tf device.File, src *baseRef, off, n int64, buf []byte) error {
-	done, unsupported, err := copyKernel(tf, src.f, off, n)
-	if err != nil {
-		return err
-	}
-	m.noKernelCopy = m.noKernelCopy || unsupported
-	return copyRange(tf, src.f, off+done, n-done, buf, &m.noKernelCopy)
+	return copyRange(tf, src.f, off, n, buf, &m.noKernelCopy)
 }
 
 // writePatches writes the pending blocks below keep over a copy of the

@@ -437,27 +437,30 @@ func readFile(t *testing.T, fsys device.FS, name string) []byte {
 // ordered pass (copyPatched) would read nearly all of it. With spill,
 // the rewritten blocks come from the spill file. With a small
 // writebackChunk the copy goes in many chunks, the run of blocks across
-// two of them.
+// two of them; a block size that does not divide the chunk (3000) puts
+// blocks across chunk boundaries.
 func TestCommit_patchAfterCopy(t *testing.T) {
-	for _, chunk := range []int64{writebackChunk, 64 << 10} {
-		for _, spill := range []bool{false, true} {
-			t.Run(fmt.Sprintf("chunk=%d/spill=%v", chunk, spill), func(t *testing.T) {
-				defer func(old int64) { writebackChunk = old }(writebackChunk)
-				writebackChunk = chunk
-				testPatchAfterCopy(t, spill)
-			})
+	for _, bs := range []int64{4096, 3000} {
+		for _, chunk := range []int64{writebackChunk, 64 << 10} {
+			for _, spill := range []bool{false, true} {
+				t.Run(fmt.Sprintf("bs=%d/chunk=%d/spill=%v", bs, chunk, spill), func(t *testing.T) {
+					defer func(old int64) { writebackChunk = old }(writebackChunk)
+					writebackChunk = chunk
+					testPatchAfterCopy(t, spill, int(bs))
+				})
+			}
 		}
 	}
 }
 
-func testPatchAfterCopy(t *testing.T, spill bool) {
-	const bs = 4096
+func testPatchAfterCopy(t *testing.T, spill bool, bsize int) {
+	bs := int64(bsize)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "app.db")
 	cfs := &countFS{FS: device.OS}
-	model := pattern(4<<20+bs/2, 'A') // ends inside a block
+	model := pattern(4<<20+bsize/2, 'A') // ends inside a block
 	writeFile(t, device.OS, db, model)
-	opts := Options{BlockSize: bs, ReadBack: ReadBackNever, PatchAfterCopy: true}
+	opts := Options{BlockSize: bsize, ReadBack: ReadBackNever, PatchAfterCopy: true}
 	if spill {
 		opts.SpillDir, opts.SpillAbove = t.TempDir(), 8*bs
 	}
@@ -472,11 +475,11 @@ func testPatchAfterCopy(t *testing.T, spill bool) {
 	mustCommit(t, m) // hashes the base; the next commits fold
 	for round := range 3 {
 		var dirty int64 // bytes rewritten
-		for off := int64(round * bs); off < int64(len(model))-bs; off += 10 * bs {
-			dirty += write(off+int64(rng.IntN(bs/2)), 1+rng.IntN(bs/2))
+		for off := int64(round) * bs; off < int64(len(model))-bs; off += 10 * bs {
+			dirty += write(off+int64(rng.IntN(bsize/2)), 1+rng.IntN(bsize/2))
 		}
-		dirty += write(1<<20, 20*bs)               // a run of blocks
-		dirty += write(int64(len(model))-bs/4, bs) // straddles the end: growth
+		dirty += write(1<<20, 20*bsize)               // a run of blocks
+		dirty += write(int64(len(model))-bs/4, bsize) // straddles the end: growth
 		if spill && m.Stats().Spilled == 0 {
 			t.Fatalf("round %d: nothing spilled", round)
 		}
